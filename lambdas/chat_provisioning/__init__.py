@@ -1,0 +1,1 @@
+"""Provision Matrix users from Cognito: the code the Lambda asset ships."""

@@ -1,0 +1,61 @@
+"""The audit trail in DynamoDB: one item per action, keyed so that a retried or redriven step
+writes the same keys again and a conditional put turns the repeat into a no-op."""
+
+from datetime import datetime, timezone
+
+import boto3
+from botocore.exceptions import ClientError
+
+from .models import Action
+
+
+def execution_name(execution_arn: str) -> str:
+    return execution_arn.rsplit(":", 1)[-1]
+
+
+class AuditStore:
+    def __init__(self, table_name: str, client=None):
+        self.table_name = table_name
+        self._client = client or boto3.client("dynamodb")
+
+    def record_actions(self, sub: str, user_id: str | None, execution: str,
+                       actions: tuple[Action, ...]) -> int:
+        """One item per action; returns how many were new."""
+        run = execution_name(execution)
+        return sum(self._put({
+            "sub": sub, "sk": f"{run}#{i:03d}", "user_id": user_id, "step": a.step,
+            "action": a.action, "room": a.room, "outcome": a.outcome, "execution": execution,
+        }) for i, a in enumerate(actions))
+
+    def record_failure(self, sub: str | None, execution: str, attempt: int, status: str,
+                       failed_state: str | None, error: str | None, cause: str | None) -> bool:
+        """The audit item for an execution that did not succeed. `attempt` (the redrive
+        count) keeps each failed attempt of one execution as its own item."""
+        return self._put({
+            # an execution whose input had no valid sub is still recorded, under its name
+            "sub": sub or f"unknown:{execution_name(execution)}",
+            "sk": f"{execution_name(execution)}#failed#{attempt}", "step": failed_state,
+            "action": "execution", "outcome": status.lower(), "error": error,
+            "cause": (cause or "")[:1000], "execution": execution,
+        })
+
+    def trail(self, sub: str) -> list[dict]:
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self.table_name, KeyConditionExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "sub"}, ExpressionAttributeValues={":s": {"S": sub}})
+        items = [{k: next(iter(v.values())) for k, v in item.items()}
+                 for page in pages for item in page["Items"]]
+        return sorted(items, key=lambda i: (i["time"], i["sk"]))
+
+    def _put(self, item: dict) -> bool:
+        item["time"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item={k: {"S": str(v)} for k, v in item.items() if v is not None},
+                ConditionExpression="attribute_not_exists(sk)")
+            return True
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise

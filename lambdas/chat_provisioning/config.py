@@ -1,0 +1,120 @@
+"""Deployment configuration: one model, read from cdk.json context by the stack (validated at
+synth), passed to every Lambda as one environment variable, and reused by the local run."""
+
+import json
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Room version 10 IDs: "!opaque:server". The server part is required: without it the ID is
+# ambiguous (and room version 12 IDs, which lack it, are not what production runs).
+ROOM_ID = re.compile(r"^![A-Za-z0-9._~=+/-]+:[A-Za-z0-9.-]+(:[0-9]+)?$")
+LOCALPART = re.compile(r"^[a-z0-9._=/+-]+$")
+CONFIG_ENV = "CHAT_CONFIG"
+CONTEXT_KEY = "chat-provisioning"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Room(Frozen):
+    name: str
+    room_id: str
+
+    @field_validator("room_id")
+    @classmethod
+    def full_room_id(cls, value: str) -> str:
+        if not ROOM_ID.match(value):
+            raise ValueError(f"{value!r} is not a full room ID like '!opaque:server.name'")
+        return value
+
+
+class RoleGrant(Frozen):
+    room: str
+    # None: membership only, at the room's default level.
+    power_level: int | None = Field(default=None, ge=0, le=100)
+
+
+class UserPool(Frozen):
+    user_pool_id: str = Field(pattern=r"^[a-z]{2}-[a-z]+-[0-9]_[A-Za-z0-9]+$")
+    client_id: str = Field(pattern=r"^[a-z0-9]{1,128}$")
+    # True: the stack creates its own pool with the trigger attached (dev, demo).
+    # False: the pool above is imported (prod); see README "Attaching the trigger".
+    create: bool = False
+
+
+class Network(Frozen):
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    availability_zones: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def complete(self) -> "Network":
+        if self.vpc_id and not (self.subnet_ids and self.security_group_ids):
+            raise ValueError("network.vpc_id needs subnet_ids and security_group_ids")
+        if self.vpc_id and len(self.availability_zones) != len(self.subnet_ids):
+            raise ValueError("network.availability_zones must name one zone per subnet")
+        return self
+
+
+class ChatConfig(Frozen):
+    server_name: str = Field(pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?$")
+    synapse_url: str = Field(pattern=r"^https?://[^/]+$")
+    admin_token_secret_name: str
+    bot_localpart: str
+    auth_provider: str = "cognito"
+    rooms: dict[str, Room]
+    default_rooms: tuple[str, ...]
+    roles: dict[str, tuple[RoleGrant, ...]]
+    # Cognito groups that exist in the pool but mean nothing to chat; any other group
+    # that is not in `roles` is an error, so a typo in a group name cannot pass silently.
+    ignored_groups: tuple[str, ...] = ()
+    user_pool: UserPool
+    network: Network = Network()
+    synapse_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Values chat-services.md does not state and this config assumes; synth warns on each.
+    unconfirmed: tuple[str, ...] = ()
+
+    @field_validator("bot_localpart")
+    @classmethod
+    def valid_localpart(cls, value: str) -> str:
+        if not LOCALPART.match(value):
+            raise ValueError(f"{value!r} is not a valid Matrix localpart")
+        return value
+
+    @model_validator(mode="after")
+    def consistent(self) -> "ChatConfig":
+        referenced = list(self.default_rooms) + [g.room for gs in self.roles.values() for g in gs]
+        unknown = sorted(set(referenced) - set(self.rooms))
+        if unknown:
+            raise ValueError(f"default_rooms/roles name rooms not in `rooms`: {unknown}")
+        foreign = [r.room_id for r in self.rooms.values()
+                   if r.room_id.split(":", 1)[1] != self.server_name]
+        if foreign:
+            raise ValueError(f"room IDs not on server {self.server_name!r}: {foreign}")
+        both = sorted(set(self.roles) & set(self.ignored_groups))
+        if both:
+            raise ValueError(f"groups both in roles and ignored_groups: {both}")
+        return self
+
+    @property
+    def bot_user_id(self) -> str:
+        return f"@{self.bot_localpart}:{self.server_name}"
+
+    def to_env(self) -> str:
+        """What the Lambdas need, compact: the env var space of a function is 4 KB."""
+        return self.model_dump_json(exclude={"network", "unconfirmed"})
+
+    @classmethod
+    def from_env(cls, environ: dict) -> "ChatConfig":
+        raw = environ.get(CONFIG_ENV)
+        if not raw:
+            raise RuntimeError(f"{CONFIG_ENV} is not set")
+        return cls.model_validate_json(raw)
+
+    @classmethod
+    def from_cdk_json(cls, path: str = "cdk.json") -> "ChatConfig":
+        with open(path) as f:
+            return cls.model_validate(json.load(f)["context"][CONTEXT_KEY])

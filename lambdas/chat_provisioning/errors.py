@@ -1,0 +1,55 @@
+"""Typed failures. The class name is the error name Step Functions sees, so the ASL's
+Retry/ErrorEquals lists these names: the retry policy reads from one place."""
+
+
+class ProvisioningError(Exception):
+    """Base of every failure this package raises on purpose."""
+
+
+class TransientError(ProvisioningError):
+    """Worth retrying: the same call can succeed later."""
+
+
+class PermanentError(ProvisioningError):
+    """Retrying cannot help: fix the input, the config or Synapse, then redrive."""
+
+
+class SynapseUnavailable(TransientError):
+    """Synapse did not answer (connection refused, timeout) or answered 5xx."""
+
+
+class SynapseRateLimited(TransientError):
+    """429 M_LIMIT_EXCEEDED, still limited after waiting its retry_after_ms in-process."""
+
+    def __init__(self, message: str, retry_after_ms: int | None = None):
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+
+
+class InvalidInput(PermanentError):
+    """The event or execution input breaks the contract: missing sub, unknown group..."""
+
+
+class UserDeactivated(PermanentError):
+    """The Matrix user is deactivated; Synapse would still join it to rooms, so we refuse."""
+
+
+class SynapseAuthFailed(PermanentError):
+    """The bot token is missing, unknown or revoked, even after re-reading the secret."""
+
+
+class SynapseForbidden(PermanentError):
+    """403: the bot lacks the admin flag, or the power to invite or change levels."""
+
+
+class RoomNotFound(PermanentError):
+    """A configured room ID that Synapse does not know, or one the bot is not in."""
+
+
+class PowerLevelForbidden(PermanentError):
+    """The wanted level is above the bot's, or the user is the bot's peer: Synapse
+    would refuse it, and a retry loop would not change that."""
+
+
+class SynapseRejected(PermanentError):
+    """Any other 4xx from Synapse, with its errcode."""

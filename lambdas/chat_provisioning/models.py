@@ -1,0 +1,69 @@
+"""What flows through the workflow. Execution input and output carry the Cognito sub, the
+groups and the display name only: extra fields (an email, a token) are rejected, not carried."""
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import InvalidInput
+from .policy import normalise_sub
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProvisionRequest(Frozen):
+    """The execution input: what the Cognito trigger, EventBridge or an operator sends."""
+    sub: str
+    groups: tuple[str, ...] = ()
+    display_name: str | None = Field(default=None, max_length=256)
+
+    @field_validator("sub")
+    @classmethod
+    def valid_sub(cls, value: str) -> str:
+        try:
+            return normalise_sub(value)
+        except InvalidInput as e:
+            raise ValueError(str(e)) from None
+
+    @field_validator("groups")
+    @classmethod
+    def sorted_groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Sorted and unique: the same sign-up always gives the same execution input, which
+        # is what makes StartExecution with the same name idempotent.
+        return tuple(sorted(set(value)))
+
+
+class Action(Frozen):
+    """One thing a step did (or found done): one audit item each."""
+    step: str
+    action: str  # create_user, update_user, join, set_power_level
+    room: str | None = None  # room ID
+    outcome: str  # created, updated, joined, already_joined, set:100, unchanged
+
+
+class WorkflowState(ProvisionRequest):
+    """The state between steps: the request plus what the steps found and did.
+    `execution` is stamped by the first step and kept, so a redriven run audits under
+    the execution that began it."""
+    execution: str | None = None
+    user_id: str | None = None
+    actions: tuple[Action, ...] = ()
+
+    def did(self, *actions: Action) -> "WorkflowState":
+        return self.model_copy(update={"actions": self.actions + actions})
+
+
+class StepEvent(Frozen):
+    """The Lambda payload each Task builds with Parameters: the state and the context."""
+    execution: str
+    workflow: dict
+
+
+def parse(model: type[BaseModel], data: object):
+    """Validate into `model`, turning pydantic's error into the typed InvalidInput."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'event'}: {err['msg']}"
+                             for err in e.errors(include_input=False, include_url=False))
+        raise InvalidInput(f"{model.__name__}: {problems}") from None

@@ -1,0 +1,81 @@
+"""The rules, as pure functions: who is which Matrix user, which rooms and levels a set of
+Cognito groups earns, and how a power-levels event changes. No AWS, no HTTP."""
+
+import re
+from dataclasses import dataclass
+
+from .config import ChatConfig
+from .errors import InvalidInput, PowerLevelForbidden
+
+# Cognito subs are UUIDs. Matrix rejects uppercase localparts (M_INVALID_USERNAME), and a
+# sub that is not a UUID means the event did not come from the pool we serve.
+SUB = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True)
+class Membership:
+    room: str  # key in config.rooms
+    room_id: str
+    power_level: int | None  # None: leave the level alone (the room's default)
+
+
+def normalise_sub(sub: object) -> str:
+    if not isinstance(sub, str) or not SUB.match(sub.strip().lower()):
+        raise InvalidInput(f"sub must be a Cognito UUID, got {sub!r:.60}")
+    return sub.strip().lower()
+
+
+def user_id_for(sub: str, config: ChatConfig) -> str:
+    return f"@{normalise_sub(sub)}:{config.server_name}"
+
+
+def check_groups(groups: tuple[str, ...] | list[str], config: ChatConfig) -> None:
+    unknown = sorted(set(groups) - set(config.roles) - set(config.ignored_groups))
+    if unknown:
+        raise InvalidInput(
+            f"unknown Cognito group(s) {unknown}: add them to roles or ignored_groups "
+            f"(known: {sorted(config.roles)})"
+        )
+
+
+def desired_memberships(groups: tuple[str, ...] | list[str], config: ChatConfig) -> list[Membership]:
+    """Default rooms for everyone, then each role's rooms; a room granted twice keeps the
+    highest level. Ordered by config.rooms so that runs are repeatable."""
+    check_groups(groups, config)
+    levels: dict[str, int | None] = {room: None for room in config.default_rooms}
+    for group in groups:
+        for grant in config.roles.get(group, ()):
+            old = levels.get(grant.room)
+            if grant.power_level is None:
+                levels.setdefault(grant.room, None)
+            else:
+                levels[grant.room] = max(grant.power_level, old or 0)
+    return [Membership(key, config.rooms[key].room_id, levels[key])
+            for key in config.rooms if key in levels]
+
+
+def with_power_level(content: dict, user_id: str, level: int, bot_user_id: str) -> dict | None:
+    """The power-levels content with `user_id` at `level`, or None when nothing changes.
+
+    Keeps every other entry (the bot's above all: a PUT without it demotes the bot for good),
+    and drops the user's entry when the level is the room default, because listing
+    default-level users grows the event towards Synapse's 65,536-byte cap."""
+    users = dict(content.get("users") or {})
+    default = int(content.get("users_default", 0))
+    bot_level = int(users.get(bot_user_id, default))
+    current = int(users.get(user_id, default))
+    if user_id == bot_user_id:
+        raise PowerLevelForbidden("refusing to change the provisioning bot's own level")
+    if level > bot_level:
+        raise PowerLevelForbidden(
+            f"level {level} is above the bot's {bot_level}: Synapse would refuse it")
+    if current >= bot_level and level != current:
+        raise PowerLevelForbidden(
+            f"user is at {current}, the bot's peer or above: the bot cannot change it")
+    if level == default:
+        users.pop(user_id, None)
+    else:
+        users[user_id] = level
+    if users == (content.get("users") or {}):
+        return None
+    return {**content, "users": users}

@@ -1,0 +1,54 @@
+"""What every handler shares, built once per Lambda instance (cold start): config, the
+Synapse adapter with the bot token cached, the audit store, and Powertools' logger,
+tracer and metrics. boto3 clients are created lazily so that endpoint settings made
+before the first call (moto in the local run) are honoured."""
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities import parameters
+
+from .audit import AuditStore
+from .config import ChatConfig
+from .synapse import SynapseAdmin
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+TOKEN_CACHE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: ChatConfig
+    synapse: SynapseAdmin
+    audit: AuditStore
+
+
+def bot_token(secret_name: str, refresh: bool = False) -> str:
+    """The bot's access token: the secret's plain string, or its `access_token` field when
+    the secret holds JSON. Cached by Powertools; never logged."""
+    value = parameters.get_secret(secret_name, max_age=TOKEN_CACHE_SECONDS, force_fetch=refresh)
+    if value.lstrip().startswith("{"):
+        return json.loads(value)["access_token"]
+    return value.strip()
+
+
+@functools.cache
+def runtime() -> Runtime:
+    config = ChatConfig.from_env(os.environ)
+    synapse = SynapseAdmin(
+        config.synapse_url,
+        functools.partial(bot_token, config.admin_token_secret_name),
+        config.bot_user_id, timeout=config.synapse_timeout_seconds)
+    return Runtime(config, synapse, AuditStore(os.environ["AUDIT_TABLE"]))
+
+
+@functools.cache
+def aws_client(service: str):
+    return boto3.client(service)

@@ -1,0 +1,144 @@
+"""The one Synapse adapter: every admin-API call the workflow makes, and the mapping of every
+failure to a typed error (errors.py) whose name the ASL's Retry/ErrorEquals lists."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import httpx
+
+from .errors import (
+    InvalidInput,
+    PowerLevelForbidden,
+    RoomNotFound,
+    SynapseAuthFailed,
+    SynapseForbidden,
+    SynapseRateLimited,
+    SynapseRejected,
+    SynapseUnavailable,
+    UserDeactivated,
+)
+from .policy import with_power_level
+
+# Waiting out a 429 in-process is cheaper than a Step Functions retry, up to a point: past
+# this the step fails with SynapseRateLimited and the ASL's backoff takes over.
+MAX_INLINE_WAIT_MS = 5_000
+INLINE_RATE_LIMIT_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: str
+    created: bool
+    deactivated: bool
+
+
+class SynapseAdmin:
+    """`token` returns the bot's access token; `token(refresh=True)` must re-read it from its
+    store (a rotated secret), which happens once when Synapse answers 401."""
+
+    def __init__(self, base_url: str, token: Callable[..., str], bot_user_id: str,
+                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None):
+        self._token = token
+        self.bot_user_id = bot_user_id
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+
+    def upsert_user(self, user_id: str, displayname: str | None, external_id: str,
+                    auth_provider: str) -> UserRecord:
+        """Create or update the user (201 and 200 are both success); ties it to Cognito."""
+        body: dict = {"external_ids": [{"auth_provider": auth_provider, "external_id": external_id}]}
+        if displayname:
+            body["displayname"] = displayname
+        r = self._call("PUT", f"/_synapse/admin/v2/users/{quote(user_id)}", json=body)
+        return UserRecord(user_id, created=r.status_code == 201,
+                          deactivated=bool(r.json().get("deactivated")))
+
+    def require_active(self, user_id: str) -> None:
+        r = self._call("GET", f"/_synapse/admin/v2/users/{quote(user_id)}")
+        if r.json().get("deactivated"):
+            raise UserDeactivated(f"{user_id} is deactivated in Synapse; reactivate it first")
+
+    def join(self, room_id: str, user_id: str) -> bool:
+        """Join `user_id` to `room_id`; False when it was already in the room. Synapse answers
+        that case 403 in invite-only rooms, which is success here."""
+        try:
+            self._call("POST", f"/_synapse/admin/v1/join/{quote(room_id)}", json={"user_id": user_id})
+        except SynapseForbidden as e:
+            if "already in the room" in str(e):
+                return False
+            raise
+        return True
+
+    def set_power_level(self, room_id: str, user_id: str, level: int) -> bool:
+        """Set one user's level with a read-modify-write of the room's power levels.
+        Returns False when it already was. Not safe against concurrent writers to the same
+        room: callers must serialise per room (see the README)."""
+        path = f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.power_levels"
+        current = self._call("GET", path).json()
+        wanted = with_power_level(current, user_id, level, self.bot_user_id)
+        if wanted is None:
+            return False
+        bot = self.bot_user_id
+        if (current.get("users") or {}).get(bot) != wanted["users"].get(bot):
+            # with_power_level keeps the bot's entry; this guards the invariant at the wire.
+            raise PowerLevelForbidden("refusing a power-levels PUT that changes the bot's entry")
+        self._call("PUT", path, json=wanted)
+        return True
+
+    def _call(self, method: str, path: str, json: dict | None = None) -> httpx.Response:
+        refreshed = False
+        rate_limited = 0
+        while True:
+            try:
+                r = self._http.request(method, path, json=json,
+                                       headers={"Authorization": f"Bearer {self._token(refresh=refreshed)}"})
+            except httpx.TransportError as e:  # refused, reset, timeout: all worth a retry
+                raise SynapseUnavailable(f"{method} {_safe(path)}: {type(e).__name__}") from None
+            if r.status_code < 400:
+                return r
+            errcode, error = _error_of(r)
+            where = f"{method} {_safe(path)}: {r.status_code} {errcode}"
+            if r.status_code == 401 and not refreshed:
+                refreshed = True  # the secret may have been rotated: read it again, once
+                continue
+            if r.status_code == 429:
+                wait = _retry_after_ms(r)
+                if rate_limited < INLINE_RATE_LIMIT_RETRIES and wait <= MAX_INLINE_WAIT_MS:
+                    rate_limited += 1
+                    time.sleep(wait / 1000)
+                    continue
+                raise SynapseRateLimited(f"{where} (retry_after_ms={wait})", retry_after_ms=wait)
+            if r.status_code >= 500:
+                raise SynapseUnavailable(f"{where} {error}")
+            if r.status_code == 401:
+                raise SynapseAuthFailed(f"{where}: the bot token in the secret is not accepted")
+            if r.status_code == 400 and errcode == "M_INVALID_USERNAME":
+                raise InvalidInput(f"{where} {error}")
+            if r.status_code == 403 and "not in room" in error:
+                raise RoomNotFound(f"{where}: the bot is not in this room ({error})")
+            if r.status_code == 403:
+                raise SynapseForbidden(f"{where} {error}")
+            if r.status_code == 404 and "/join/" in path and errcode != "M_NOT_FOUND":
+                raise RoomNotFound(f"{where} {error}")
+            raise SynapseRejected(f"{where} {error}")
+
+
+def _error_of(r: httpx.Response) -> tuple[str, str]:
+    try:
+        body = r.json()
+        return str(body.get("errcode", "")), str(body.get("error", ""))[:300]
+    except ValueError:
+        return "", r.text[:300]
+
+
+def _retry_after_ms(r: httpx.Response) -> int:
+    try:
+        return int(r.json().get("retry_after_ms", 1000))
+    except (ValueError, TypeError, AttributeError):
+        return 1000
+
+
+def _safe(path: str) -> str:
+    """Paths carry user and room IDs, never tokens; keep messages short."""
+    return path[:160]

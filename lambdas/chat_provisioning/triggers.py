@@ -1,0 +1,129 @@
+"""What starts the workflow and what audits its failures: the Cognito PostConfirmation
+trigger, the consumer of its retry queue, and the Step Functions status-change rule's target."""
+
+import json
+import os
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes import (
+    EventBridgeEvent,
+    PostConfirmationTriggerEvent,
+    SQSEvent,
+)
+from botocore.exceptions import ClientError
+
+from .errors import InvalidInput
+from .models import ProvisionRequest
+from .policy import normalise_sub
+from .runtime import aws_client, logger, metrics, runtime, tracer
+
+SIGN_UP = "PostConfirmation_ConfirmSignUp"
+DISPLAY_NAME_ATTRIBUTES = ("name", "preferred_username", "nickname")  # never the email
+
+
+def signup_execution_name(sub: str) -> str:
+    """Derived from the sub alone, so Cognito's retries of one sign-up start one execution."""
+    return f"signup-{sub}"
+
+
+def start_signup(user_pool_id: str, user_name: str, sub: str, display_name: str | None) -> str:
+    """Read the user's groups and start the workflow; returns the execution ARN. Safe to repeat."""
+    groups = [g["GroupName"]
+              for page in aws_client("cognito-idp").get_paginator("admin_list_groups_for_user")
+              .paginate(UserPoolId=user_pool_id, Username=user_name)
+              for g in page["Groups"]]
+    request = ProvisionRequest(sub=sub, groups=groups, display_name=display_name)
+    name = signup_execution_name(request.sub)
+    arn = os.environ["STATE_MACHINE_ARN"]
+    try:
+        return aws_client("stepfunctions").start_execution(
+            stateMachineArn=arn, name=name, input=request.model_dump_json())["executionArn"]
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ExecutionAlreadyExists":
+            raise
+        # Started before (a Cognito retry, or the retry queue after a slow first try).
+        return f"{arn.replace(':stateMachine:', ':execution:')}:{name}"
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def post_confirmation(event: dict, context) -> dict:
+    """Never fails the sign-up (Cognito cannot re-fire it): a failed start goes to the retry
+    queue, and if even that fails, to the log and a metric the sweep's alarm watches."""
+    trigger = PostConfirmationTriggerEvent(event)
+    if trigger.trigger_source != SIGN_UP:
+        logger.info("not a sign-up, nothing to start", extra={"trigger_source": trigger.trigger_source})
+        return event
+    attributes = trigger.request.user_attributes
+    try:
+        sub = normalise_sub(attributes.get("sub"))
+    except InvalidInput as e:
+        logger.error("sign-up event without a valid sub; nothing started", extra={"error": str(e)})
+        metrics.add_metric(name="InvalidSignUpEvents", unit=MetricUnit.Count, value=1)
+        return event
+    logger.append_keys(sub=sub)
+    display_name = next((attributes[a] for a in DISPLAY_NAME_ATTRIBUTES if attributes.get(a)), None)
+    job = {"user_pool_id": trigger.user_pool_id, "user_name": trigger.user_name, "sub": sub,
+           "display_name": display_name}
+    try:
+        arn = start_signup(**job)
+        logger.info("workflow started", extra={"execution": arn})
+        metrics.add_metric(name="SignUpsStarted", unit=MetricUnit.Count, value=1)
+    except Exception as e:  # noqa: BLE001 - whatever broke, the sign-up must go through
+        logger.warning("start failed; queued for retry", extra={"error": type(e).__name__})
+        metrics.add_metric(name="SignUpStartFailures", unit=MetricUnit.Count, value=1)
+        try:
+            aws_client("sqs").send_message(QueueUrl=os.environ["START_RETRY_QUEUE_URL"],
+                                           MessageBody=json.dumps(job))
+        except Exception as e2:  # noqa: BLE001
+            logger.error("retry queue unreachable: the sweep must repair this user",
+                         extra={"error": type(e2).__name__})
+            metrics.add_metric(name="SignUpsLost", unit=MetricUnit.Count, value=1)
+    return event
+
+
+_batch = BatchProcessor(event_type=EventType.SQS)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def retry_start(event: dict, context) -> dict:
+    """Consumes the retry queue: each message is a sign-up whose start failed. A message that
+    fails again returns to the queue, and after maxReceiveCount to its DLQ (alarmed)."""
+    def handle(record):
+        job = json.loads(record.body)
+        logger.info("retrying start", extra={"sub": job.get("sub"), "execution":
+                                              start_signup(**job)})
+    return process_partial_response(event=event, record_handler=handle, processor=_batch, context=context)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def record_failure(event: dict, context) -> dict:
+    """Target of the rule on 'Step Functions Execution Status Change' (FAILED, TIMED_OUT,
+    ABORTED): the audit item for a run that did not finish, with the state it stopped at."""
+    detail = EventBridgeEvent(event).detail
+    execution = detail["executionArn"]
+    logger.set_correlation_id(execution)
+    try:
+        sub = normalise_sub(json.loads(detail.get("input") or "{}").get("sub"))
+    except (InvalidInput, ValueError, AttributeError):
+        sub = None
+    failed_state = last_state_entered(execution)
+    new = runtime().audit.record_failure(
+        sub, execution, attempt=int(detail.get("redriveCount") or 0), status=detail["status"],
+        failed_state=failed_state, error=detail.get("error"), cause=detail.get("cause"))
+    metrics.add_metric(name="ExecutionsFailed", unit=MetricUnit.Count, value=1)
+    logger.info("failure audited", extra={"state": failed_state, "new": new})
+    return {"execution": execution, "failed_state": failed_state}
+
+
+def last_state_entered(execution: str) -> str | None:
+    history = aws_client("stepfunctions").get_execution_history(
+        executionArn=execution, reverseOrder=True, maxResults=50)
+    for e in history["events"]:
+        if "stateEnteredEventDetails" in e:
+            return e["stateEnteredEventDetails"]["name"]
+    return None

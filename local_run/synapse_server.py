@@ -1,0 +1,179 @@
+"""A real Synapse on loopback for the demo and the tests: SQLite, room version 10 like
+production, registration off, JWT login trusting a local key that stands in for Cognito's."""
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from chat_provisioning.config import ChatConfig, Room
+
+ROOT = Path(__file__).resolve().parent.parent
+SYNAPSE_PYTHON = ROOT / ".synapse-venv" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class LocalSynapse:
+    url: str
+    server_name: str
+    pid: int
+    admin_token: str
+    rooms: dict[str, Room]
+    jwt_private_key_file: str
+
+
+def homeserver_config(state_dir: Path, port: int, server_name: str, config: ChatConfig,
+                      jwt_public_pem: str) -> dict:
+    pool = config.user_pool
+    return {
+        "server_name": server_name,
+        "pid_file": str(state_dir / "synapse.pid"),
+        "listeners": [{"port": port, "bind_addresses": ["127.0.0.1"], "type": "http",
+                       "tls": False, "x_forwarded": False,
+                       "resources": [{"names": ["client"], "compress": False}]}],
+        "database": {"name": "sqlite3", "args": {"database": str(state_dir / "homeserver.db")}},
+        "log_config": str(state_dir / "log.config"),
+        "media_store_path": str(state_dir / "media"),
+        "signing_key_path": str(state_dir / "signing.key"),
+        "registration_shared_secret": secrets.token_hex(16),
+        "enable_registration": False,
+        "report_stats": False,
+        "trusted_key_servers": [],
+        "federation_domain_whitelist": [],
+        "enable_media_repo": False,
+        "url_preview_enabled": False,
+        "background_updates": {"sleep_enabled": False},
+        "default_room_version": "10",
+        "suppress_key_server_warning": True,
+        "rc_login": {"address": {"per_second": 100, "burst_count": 100},
+                     "account": {"per_second": 100, "burst_count": 100}},
+        # The mobile app's login: a Cognito ID token. Issuer and audience are the pool's.
+        "jwt_config": {
+            "enabled": True, "secret": jwt_public_pem, "algorithm": "RS256",
+            "subject_claim": "sub",
+            "issuer": f"https://cognito-idp.{pool.user_pool_id.split('_')[0]}.amazonaws.com/"
+                      f"{pool.user_pool_id}",
+            "audiences": [pool.client_id],
+        },
+    }
+
+
+def _log_config(state_dir: Path) -> str:
+    return json.dumps({
+        "version": 1,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "formatter": "plain",
+                              "filename": str(state_dir / "synapse.log")}},
+        "root": {"level": "WARNING", "handlers": ["file"]},
+        "disable_existing_loggers": False,
+    })
+
+
+def start(state_dir: Path, port: int, config: ChatConfig, server_name: str = "localhost") -> dict:
+    """Start Synapse in the background; return what `bootstrap` and `start_again` need."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = state_dir / "jwt-private.pem"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    hs = homeserver_config(state_dir, port, server_name, config, public_pem)
+    (state_dir / "log.config").write_text(_log_config(state_dir))
+    (state_dir / "homeserver.yaml").write_text(json.dumps(hs, indent=1))  # JSON is YAML
+    pid = start_again(state_dir, f"http://127.0.0.1:{port}")
+    return {"url": f"http://127.0.0.1:{port}", "server_name": server_name, "pid": pid,
+            "shared_secret": hs["registration_shared_secret"], "jwt_private_key_file": str(key_file)}
+
+
+def start_again(state_dir: Path, url: str, timeout: float = 60.0) -> int:
+    """(Re)start the server on an existing state dir and wait for /health."""
+    if not SYNAPSE_PYTHON.exists():
+        sys.exit(f"{SYNAPSE_PYTHON} is missing: run `make .synapse-venv` first")
+    with open(state_dir / "synapse.out", "ab") as out:
+        proc = subprocess.Popen(
+            [str(SYNAPSE_PYTHON), "-m", "synapse.app.homeserver",
+             "-c", str(state_dir / "homeserver.yaml")],
+            cwd=state_dir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"Synapse exited with {proc.returncode}; see {state_dir}/synapse.out")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc.pid
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"Synapse did not answer /health within {timeout}s")
+
+
+def stop(pid: int, timeout: float = 15.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+            # reap if it is our child, else just poll
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def register_admin(url: str, shared_secret: str, localpart: str) -> str:
+    """The shared-secret admin registration Synapse offers with registration disabled."""
+    password = hashlib.sha256(shared_secret.encode()).hexdigest()  # stable, local only
+    nonce = httpx.get(f"{url}/_synapse/admin/v1/register").json()["nonce"]
+    mac = hmac.new(shared_secret.encode(), digestmod=hashlib.sha1)
+    mac.update(b"\x00".join([nonce.encode(), localpart.encode(), password.encode(), b"admin"]))
+    r = httpx.post(f"{url}/_synapse/admin/v1/register", json={
+        "nonce": nonce, "username": localpart, "password": password, "admin": True,
+        "mac": mac.hexdigest()})
+    if r.status_code == 400 and r.json().get("errcode") == "M_USER_IN_USE":
+        r = httpx.post(f"{url}/_matrix/client/v3/login", json={
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": localpart},
+            "password": password})
+    r.raise_for_status()
+    return r.json()["access_token"]
+
+
+def bootstrap(url: str, shared_secret: str, server_name: str, config: ChatConfig) -> tuple[str, dict[str, Room]]:
+    """Register the bot, lift its rate limits, create the configured rooms (invite-only, the
+    bot at 100, Phenom's names). Returns the bot token and the rooms with their new IDs."""
+    token = register_admin(url, shared_secret, config.bot_localpart)
+    bot = f"@{config.bot_localpart}:{server_name}"
+    auth = {"Authorization": f"Bearer {token}"}
+    httpx.post(f"{url}/_synapse/admin/v1/users/{bot}/override_ratelimit",
+               json={"messages_per_second": 0, "burst_count": 0}, headers=auth).raise_for_status()
+    rooms = {}
+    for key, room in config.rooms.items():
+        r = httpx.post(f"{url}/_matrix/client/v3/createRoom", headers=auth, json={
+            "name": room.name, "preset": "private_chat", "room_version": "10",
+            "power_level_content_override": {"users": {bot: 100}}})
+        r.raise_for_status()
+        rooms[key] = Room(name=room.name, room_id=r.json()["room_id"])
+    return token, rooms
