@@ -6,6 +6,7 @@ before the first call (moto in the local run) are honoured."""
 import functools
 import json
 import os
+import warnings
 from dataclasses import dataclass
 
 import boto3
@@ -15,6 +16,9 @@ from aws_lambda_powertools.utilities import parameters
 from .audit import AuditStore
 from .config import ChatConfig
 from .synapse import SynapseAdmin
+
+# Steps that emit no metric of their own would warn on every invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
 tracer = Tracer()

@@ -75,7 +75,7 @@ class SynapseAdmin:
         Returns False when it already was. Not safe against concurrent writers to the same
         room: callers must serialise per room (see the README)."""
         path = f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.power_levels"
-        current = self._call("GET", path).json()
+        current = self.power_levels(room_id)
         wanted = with_power_level(current, user_id, level, self.bot_user_id)
         if wanted is None:
             return False
@@ -85,6 +85,12 @@ class SynapseAdmin:
             raise PowerLevelForbidden("refusing a power-levels PUT that changes the bot's entry")
         self._call("PUT", path, json=wanted)
         return True
+
+    def joined_rooms(self, user_id: str) -> list[str]:
+        return self._call("GET", f"/_synapse/admin/v1/users/{quote(user_id)}/joined_rooms").json()["joined_rooms"]
+
+    def power_levels(self, room_id: str) -> dict:
+        return self._call("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.power_levels").json()
 
     def _call(self, method: str, path: str, json: dict | None = None) -> httpx.Response:
         refreshed = False

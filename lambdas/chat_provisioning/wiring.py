@@ -20,6 +20,11 @@ TRIGGERS = {
 }
 ASL_FILE = Path(__file__).resolve().parents[2] / "statemachines" / "provision_user.asl.json"
 SERVICE = "chat-provisioning"
+# The documented custom event that provisions a user (README, "Starting the workflow"):
+# its detail is the execution input, {"sub": ..., "groups": [...], "display_name": ...}.
+PROVISION_EVENT_PATTERN = {"source": ["chat-provisioning"], "detail-type": ["Provision chat user"]}
+# Executions that did not succeed, for the failure audit.
+FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
 
 
 def placeholder(step: str) -> str:

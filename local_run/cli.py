@@ -1,0 +1,81 @@
+"""chat-provisioning: the command line of the local run. Every command prints one JSON object."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from chat_provisioning.config import ChatConfig
+from chat_provisioning.triggers import SIGN_UP
+
+from . import env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chat-provisioning")
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local",
+                        help="where the local run keeps its servers' data and state.json")
+    top = parser.add_subparsers(dest="area", required=True)
+    local = top.add_parser("local", help="the embedded default: a real Synapse and moto").add_subparsers(
+        dest="command", required=True)
+    up = local.add_parser("up", help="start Synapse and moto, create the workflow")
+    up.add_argument("--cdk-json", type=Path, default=ROOT / "cdk.json")
+    signup = local.add_parser("signup", help="a Cognito sign-up through the real trigger")
+    signup.add_argument("--sub", help="the Cognito sub (a UUID; default: a new one)")
+    signup.add_argument("--group", action="append", default=[], dest="groups")
+    signup.add_argument("--name", help="display name (the Cognito `name` attribute)")
+    signup.add_argument("--trigger-source", default=SIGN_UP,
+                        help="e.g. PostConfirmation_ConfirmForgotPassword, which starts nothing")
+    signup.add_argument("--no-wait", action="store_true")
+    event = local.add_parser("event", help="the documented EventBridge event 'Provision chat user'")
+    event.add_argument("--sub", required=True)
+    event.add_argument("--group", action="append", default=[], dest="groups")
+    event.add_argument("--name")
+    status = local.add_parser("status", help="the user as Synapse sees it, audit trail, executions")
+    status.add_argument("--sub", required=True)
+    login = local.add_parser("login", help="log in as the mobile app does (JWT) and list rooms")
+    login.add_argument("--sub", required=True)
+    redrive = local.add_parser("redrive", help="resume a failed execution at its failed state")
+    redrive.add_argument("arn")
+    local.add_parser("stop-synapse", help="stop Synapse (an outage)")
+    local.add_parser("start-synapse", help="start Synapse again on the same data")
+    local.add_parser("down", help="stop everything `up` started")
+    args = parser.parse_args(argv)
+
+    state_dir: Path = args.state_dir
+    if args.command == "up":
+        result = env.up(state_dir, ChatConfig.from_cdk_json(str(args.cdk_json)))
+        result = {k: v for k, v in result.items() if k not in ("config",)}
+    elif args.command == "down":
+        result = env.down(state_dir)
+    elif args.command == "stop-synapse":
+        env.stop_synapse(state_dir)
+        result = {"synapse": "stopped"}
+    elif args.command == "start-synapse":
+        env.start_synapse(state_dir)
+        result = {"synapse": "started"}
+    else:
+        local_env = env.LocalEnv.load(state_dir)
+        if args.command == "signup":
+            result = local_env.signup(args.sub, args.groups, args.name, args.trigger_source,
+                                      wait=not args.no_wait)
+        elif args.command == "event":
+            detail = {"sub": args.sub, "groups": args.groups}
+            if args.name:
+                detail["display_name"] = args.name
+            result = local_env.send_event(detail)
+        elif args.command == "status":
+            result = local_env.status(args.sub)
+        elif args.command == "login":
+            result = local_env.login(args.sub)
+        else:
+            result = local_env.redrive(args.arn)
+    json.dump(result, sys.stdout, indent=1, default=str)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

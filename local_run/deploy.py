@@ -1,0 +1,74 @@
+"""Create in moto what the CDK stack creates in AWS, from the same wiring table, ASL file and
+config: the secret, the audit table, the retry queue, a user pool, the functions (their code
+runs in the moto process, see aws_server.py) and the state machine."""
+
+import io
+import json
+import zipfile
+
+import boto3
+
+from chat_provisioning import wiring
+from chat_provisioning.config import ChatConfig
+
+PREFIX = "chat-provisioning"
+ROLE_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+    "Action": "sts:AssumeRole"}]})
+
+
+def clients(endpoint: str) -> dict:
+    kw = dict(endpoint_url=endpoint, region_name="us-east-1",
+              aws_access_key_id="local", aws_secret_access_key="local")
+    return {s: boto3.client(s, **kw) for s in
+            ("cognito-idp", "dynamodb", "events", "iam", "lambda", "secretsmanager", "sqs",
+             "stepfunctions")}
+
+
+def create_user_pool(aws: dict, config: ChatConfig) -> tuple[str, str]:
+    idp = aws["cognito-idp"]
+    pool = idp.create_user_pool(PoolName=f"{PREFIX}-local")["UserPool"]["Id"]
+    client = idp.create_user_pool_client(UserPoolId=pool, ClientName="mobile")["UserPoolClient"]["ClientId"]
+    for group in list(config.roles) + list(config.ignored_groups):
+        idp.create_group(UserPoolId=pool, GroupName=group)
+    return pool, client
+
+
+def deploy(aws: dict, config: ChatConfig, admin_token: str) -> dict:
+    aws["secretsmanager"].create_secret(Name=config.admin_token_secret_name, SecretString=admin_token)
+    table = f"{PREFIX}-audit"
+    aws["dynamodb"].create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "sub", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "sub", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}])
+    queue_url = aws["sqs"].create_queue(QueueName=f"{PREFIX}-start-retry")["QueueUrl"]
+    role = aws["iam"].create_role(RoleName=PREFIX, AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
+
+    def function(name: str, handler: str, env: dict) -> str:
+        return aws["lambda"].create_function(
+            FunctionName=f"{PREFIX}-{name}", Runtime="python3.12", Role=role, Handler=handler,
+            Code={"ZipFile": _placeholder_zip()}, Timeout=60, MemorySize=256,
+            Environment={"Variables": env})["FunctionArn"]
+
+    step_env = wiring.lambda_environment(config, table)
+    arns = {wiring.placeholder(step): function(step, handler, step_env)
+            for step, handler in wiring.STEPS.items()}
+    definition = wiring.substitute(wiring.ASL_FILE.read_text(), arns)
+    state_machine = aws["stepfunctions"].create_state_machine(
+        name=f"{PREFIX}-provision-user", definition=definition, roleArn=role,
+        type="STANDARD")["stateMachineArn"]
+    trigger_env = wiring.lambda_environment(config, table, state_machine, queue_url)
+    functions = {name: function(name, handler, trigger_env) for name, handler in wiring.TRIGGERS.items()}
+    return {"state_machine_arn": state_machine, "audit_table": table, "retry_queue_url": queue_url,
+            "functions": {name: f"{PREFIX}-{name}" for name in list(wiring.STEPS) + list(functions)},
+            "role_arn": role}
+
+
+def _placeholder_zip() -> bytes:
+    """moto wants a code package; the handler is imported from this checkout instead."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("README.txt", "code runs in-process from the chat_provisioning package")
+    return buf.getvalue()

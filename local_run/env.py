@@ -1,0 +1,313 @@
+"""The local environment: start it, use it as Cognito, EventBridge and an operator would,
+stop it. Its state (PIDs, ports, ARNs) lives in <state_dir>/state.json between commands."""
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jwt
+
+from chat_provisioning import wiring
+from chat_provisioning.audit import AuditStore
+from chat_provisioning.config import ChatConfig, UserPool
+from chat_provisioning.synapse import SynapseAdmin
+from chat_provisioning.triggers import SIGN_UP, signup_execution_name
+
+from . import deploy, synapse_server
+
+ROOT = Path(__file__).resolve().parent.parent
+DONE = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def up(state_dir: Path, config: ChatConfig) -> dict:
+    """Start Synapse and moto, create the resources, write state.json; servers keep running."""
+    if (state_dir / "state.json").exists():
+        raise SystemExit(f"{state_dir}/state.json exists: run `local down` first")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    aws_port, synapse_port = free_port(), free_port()
+    with open(state_dir / "aws.log", "ab") as log:
+        aws_proc = subprocess.Popen([sys.executable, "-m", "local_run.aws_server", str(aws_port)],
+                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+    endpoint = f"http://127.0.0.1:{aws_port}"
+    _wait_for_port(aws_port, aws_proc)
+    aws = deploy.clients(endpoint)
+    pool_id, client_id = deploy.create_user_pool(aws, config)
+    # The local config: the same model, with what only exists locally (server, pool, rooms).
+    config = config.model_copy(update={"user_pool": UserPool(user_pool_id=pool_id, client_id=client_id, create=True)})
+    synapse = synapse_server.start(state_dir / "synapse", synapse_port, config)
+    token, rooms = synapse_server.bootstrap(synapse["url"], synapse["shared_secret"],
+                                            synapse["server_name"], config)
+    config = ChatConfig.model_validate({**config.model_dump(), "server_name": synapse["server_name"],
+                                        "synapse_url": synapse["url"], "rooms": rooms,
+                                        "synapse_timeout_seconds": 3.0})
+    token_file = state_dir / "admin-token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    resources = deploy.deploy(aws, config, token)
+    state = {
+        "synapse_url": synapse["url"], "server_name": synapse["server_name"],
+        "aws_endpoint_url": endpoint, "state_machine_arn": resources["state_machine_arn"],
+        "rooms": {k: r.model_dump() for k, r in config.rooms.items()},
+        "admin_token_file": str(token_file), "user_pool_id": pool_id, "client_id": client_id,
+        "audit_table": resources["audit_table"], "functions": resources["functions"],
+        "role_arn": resources["role_arn"], "jwt_private_key_file": synapse["jwt_private_key_file"],
+        "pids": {"synapse": synapse["pid"], "aws": aws_proc.pid},
+        "state_dir": str(state_dir), "config": json.loads(config.model_dump_json()),
+    }
+    (state_dir / "state.json").write_text(json.dumps(state, indent=1))
+    return state
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the moto server exited; see aws.log")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
+
+
+@dataclass
+class LocalEnv:
+    state: dict
+
+    @classmethod
+    def load(cls, state_dir: Path) -> "LocalEnv":
+        path = state_dir / "state.json"
+        if not path.exists():
+            raise SystemExit(f"no {path}: run `chat-provisioning local up` first")
+        return cls(json.loads(path.read_text()))
+
+    def __post_init__(self):
+        self.aws = deploy.clients(self.state["aws_endpoint_url"])
+        self.config = ChatConfig.model_validate(self.state["config"])
+        token = Path(self.state["admin_token_file"]).read_text()
+        self.synapse = SynapseAdmin(self.state["synapse_url"], lambda refresh=False: token,
+                                    self.config.bot_user_id)
+        self.audit = AuditStore(self.state["audit_table"], self.aws["dynamodb"])
+
+    # --- as Cognito and EventBridge would -------------------------------------------------
+    def signup(self, sub: str | None, groups: list[str], name: str | None,
+               trigger_source: str = SIGN_UP, wait: bool = True) -> dict:
+        """Create the user in the local pool with its groups, then invoke the real
+        PostConfirmation handler with the event Cognito sends."""
+        sub = sub or str(uuid.uuid4())
+        idp, pool = self.aws["cognito-idp"], self.state["user_pool_id"]
+        try:
+            idp.admin_create_user(UserPoolId=pool, Username=sub, MessageAction="SUPPRESS")
+        except idp.exceptions.UsernameExistsException:
+            pass
+        for g in groups:
+            idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName=g)
+        attributes = {"sub": sub, "email": f"{sub[:8]}@example.invalid", "email_verified": "true",
+                      "cognito:user_status": "CONFIRMED"}
+        if name:
+            attributes["name"] = name
+        event = {"version": "1", "region": "us-east-1", "userPoolId": pool, "userName": sub,
+                 "triggerSource": trigger_source,
+                 "callerContext": {"awsSdkVersion": "local", "clientId": self.state["client_id"]},
+                 "request": {"userAttributes": attributes}, "response": {}}
+        self._invoke("PostConfirmation", event)
+        if trigger_source != SIGN_UP:
+            return {"sub": sub, "trigger_source": trigger_source, "started": False,
+                    "executions": self.executions(sub)}
+        arn = self.execution_arn(signup_execution_name(sub.lower()))
+        return {"sub": sub, **(self.wait(arn) if wait else {"execution_arn": arn})}
+
+    def send_event(self, detail: dict, wait: bool = True) -> dict:
+        """EventBridge delivery as the deployed rule does it: the event must match the
+        rule's pattern (moto's matcher), and its detail becomes the execution input."""
+        event = {"id": str(uuid.uuid4()), "source": wiring.PROVISION_EVENT_PATTERN["source"][0],
+                 "detail-type": wiring.PROVISION_EVENT_PATTERN["detail-type"][0],
+                 "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
+                 "resources": [], "detail": detail}
+        matched = self.aws["events"].test_event_pattern(
+            EventPattern=json.dumps(wiring.PROVISION_EVENT_PATTERN), Event=json.dumps(event))["Result"]
+        if not matched:
+            return {"matched": False}
+        arn = self.aws["stepfunctions"].start_execution(
+            stateMachineArn=self.state["state_machine_arn"], name=f"event-{event['id']}",
+            input=json.dumps(detail))["executionArn"]
+        return {"matched": True, **(self.wait(arn) if wait else {"execution_arn": arn})}
+
+    # --- as an operator would ---------------------------------------------------------------
+    def wait(self, arn: str, timeout: float = 300) -> dict:
+        """Wait for the execution; deliver its status change to the failure audit, as the
+        deployed EventBridge rule would (moto routes no EventBridge events)."""
+        sfn = self.aws["stepfunctions"]
+        deadline = time.monotonic() + timeout
+        while (d := sfn.describe_execution(executionArn=arn))["status"] not in DONE:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{arn} still {d['status']} after {timeout}s")
+            time.sleep(0.2)
+        result = {"execution_arn": arn, "status": d["status"]}
+        if d["status"] != "SUCCEEDED":
+            result.update(self._invoke("RecordFailure", {
+                "version": "0", "id": str(uuid.uuid4()), "source": "aws.states",
+                "detail-type": "Step Functions Execution Status Change", "account": "123456789012",
+                "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [arn],
+                "detail": {"executionArn": arn, "stateMachineArn": d["stateMachineArn"],
+                           "name": d["name"], "status": d["status"], "input": d.get("input"),
+                           "error": d.get("error"), "cause": d.get("cause"),
+                           "redriveCount": d.get("redriveCount", self._redrive_count(arn))}}))
+            result["error"] = d.get("error")
+        return result
+
+    def redrive(self, arn: str) -> dict:
+        """Step Functions' redrive, emulated (moto and LocalStack lack it): the same definition
+        started at the failed state with that state's recorded input. The run is a new
+        execution named <name>-redrive-<n> of a copy of the state machine; it carries the
+        original execution in its state, so audit items land under the original."""
+        sfn = self.aws["stepfunctions"]
+        d = sfn.describe_execution(executionArn=arn)
+        if d["status"] not in DONE - {"SUCCEEDED"}:
+            raise SystemExit(f"{arn} is {d['status']}: only FAILED, TIMED_OUT or ABORTED executions redrive")
+        failed_state, state_input = self.failed_state(arn)
+        workflow = json.loads(state_input)
+        workflow.setdefault("execution", arn)
+        definition = json.loads(sfn.describe_state_machine_for_execution(executionArn=arn)["definition"])
+        definition["StartAt"] = failed_state
+        name = f"{d['stateMachineArn'].rsplit(':', 1)[-1]}-from-{failed_state}"
+        try:
+            copy = sfn.create_state_machine(name=name, definition=json.dumps(definition),
+                                            roleArn=self.state["role_arn"], type="STANDARD")["stateMachineArn"]
+        except sfn.exceptions.StateMachineAlreadyExists:
+            copy = d["stateMachineArn"].replace(d["stateMachineArn"].rsplit(":", 1)[-1], name)
+            sfn.update_state_machine(stateMachineArn=copy, definition=json.dumps(definition))
+        attempt = self._redrive_count(arn) + 1
+        run = sfn.start_execution(stateMachineArn=copy, name=f"{d['name']}-redrive-{attempt}",
+                                  input=json.dumps(workflow))["executionArn"]
+        return {"redriven": arn, "from_state": failed_state, **self.wait(run)}
+
+    def failed_state(self, arn: str) -> tuple[str, str]:
+        """The last state entered and its recorded input."""
+        for e in self.history(arn, reverse=True):
+            if "stateEnteredEventDetails" in e:
+                return e["stateEnteredEventDetails"]["name"], e["stateEnteredEventDetails"]["input"]
+        raise RuntimeError(f"{arn} entered no state")
+
+    def history(self, arn: str, reverse: bool = False) -> list[dict]:
+        pages = self.aws["stepfunctions"].get_paginator("get_execution_history").paginate(
+            executionArn=arn, reverseOrder=reverse)
+        return [e for page in pages for e in page["events"]]
+
+    def executions(self, sub: str) -> list[dict]:
+        sfn, out = self.aws["stepfunctions"], []
+        for machine in sfn.list_state_machines()["stateMachines"]:
+            for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]:
+                d = sfn.describe_execution(executionArn=e["executionArn"])
+                if sub.lower() in e["name"] or f'"{sub.lower()}"' in (d.get("input") or ""):
+                    out.append({"name": e["name"], "status": e["status"],
+                                "start": e["startDate"].isoformat(timespec="seconds")})
+        return sorted(out, key=lambda e: e["start"])
+
+    def execution_arn(self, name: str) -> str:
+        return f"{self.state['state_machine_arn'].replace(':stateMachine:', ':execution:')}:{name}"
+
+    def status(self, sub: str) -> dict:
+        """The user as Synapse sees it, its audit trail and its executions."""
+        user_id = f"@{sub.lower()}:{self.state['server_name']}"
+        names = {r["room_id"]: r["name"] for r in self.state["rooms"].values()}
+        try:
+            joined = self.synapse.joined_rooms(user_id)
+        except Exception as e:  # noqa: BLE001 - status reports, it does not fix
+            joined, error = [], f"{type(e).__name__}: {e}"
+        else:
+            error = None
+        rooms = []
+        for room_id in joined:
+            levels = self.synapse.power_levels(room_id) if room_id in names else {}
+            rooms.append({"room": names.get(room_id, room_id),
+                          "power_level": (levels.get("users") or {}).get(user_id, levels.get("users_default", 0))})
+        return {"user_id": user_id, "rooms": rooms, "synapse_error": error,
+                "audit": self.audit.trail(sub.lower()), "executions": self.executions(sub)}
+
+    def login(self, sub: str) -> dict:
+        """Sign in as the mobile app does: a Cognito-shaped ID token, org.matrix.login.jwt,
+        through matrix-nio; then list the joined rooms as the client sees them."""
+        from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomGetStateEventResponse
+
+        pool, client_id = self.state["user_pool_id"], self.state["client_id"]
+        now = int(time.time())
+        token = jwt.encode({
+            "sub": sub.lower(), "aud": client_id, "token_use": "id", "iat": now, "auth_time": now,
+            "exp": now + 300, "iss": f"https://cognito-idp.us-east-1.amazonaws.com/{pool}",
+            "cognito:username": sub.lower()},
+            Path(self.state["jwt_private_key_file"]).read_text(), algorithm="RS256")
+
+        async def run() -> dict:
+            client = AsyncClient(self.state["synapse_url"])
+            try:
+                login = await client.login_raw({"type": "org.matrix.login.jwt", "token": token})
+                if not isinstance(login, LoginResponse):
+                    return {"logged_in": False, "error": str(login)}
+                rooms = await client.joined_rooms()
+                out = []
+                for room_id in rooms.rooms if isinstance(rooms, JoinedRoomsResponse) else []:
+                    name = await client.room_get_state_event(room_id, "m.room.name")
+                    out.append({"room_id": room_id, "name": name.content.get("name")
+                                if isinstance(name, RoomGetStateEventResponse) else None})
+                await client.logout()
+                return {"logged_in": True, "user_id": login.user_id, "rooms": out}
+            finally:
+                await client.close()
+
+        return asyncio.run(run())
+
+    def _invoke(self, function: str, event: dict) -> dict:
+        r = self.aws["lambda"].invoke(FunctionName=self.state["functions"][function],
+                                      Payload=json.dumps(event).encode())
+        payload = json.loads(r["Payload"].read() or "null")
+        if r.get("FunctionError"):
+            raise RuntimeError(f"{function} failed: {payload}")
+        return payload if isinstance(payload, dict) else {}
+
+    def _redrive_count(self, arn: str) -> int:
+        name = arn.rsplit(":", 1)[-1].split("-redrive-")[0]
+        return sum(1 for m in self.aws["stepfunctions"].list_state_machines()["stateMachines"]
+                   for e in self.aws["stepfunctions"].list_executions(stateMachineArn=m["stateMachineArn"])["executions"]
+                   if e["name"].startswith(f"{name}-redrive-"))
+
+
+def down(state_dir: Path) -> dict:
+    path = state_dir / "state.json"
+    if not path.exists():
+        return {"stopped": []}
+    state = json.loads(path.read_text())
+    for pid in state["pids"].values():
+        synapse_server.stop(pid)
+    path.unlink()
+    return {"stopped": sorted(state["pids"])}
+
+
+def stop_synapse(state_dir: Path) -> None:
+    """An outage, for the demo and the tests."""
+    state = json.loads((state_dir / "state.json").read_text())
+    synapse_server.stop(state["pids"]["synapse"])
+
+
+def start_synapse(state_dir: Path) -> None:
+    path = state_dir / "state.json"
+    state = json.loads(path.read_text())
+    state["pids"]["synapse"] = synapse_server.start_again(Path(state["state_dir"]) / "synapse",
+                                                          state["synapse_url"])
+    path.write_text(json.dumps(state, indent=1))
