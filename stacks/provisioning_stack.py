@@ -1,0 +1,233 @@
+"""The chat-provisioning stack: the Lambda functions, the Step Functions workflow (ASL inlined
+from statemachines/), what starts it (Cognito trigger, EventBridge rule, retry queue), the
+audit table, the failure audit and the alarms. Every resource follows config from cdk.json."""
+
+from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from chat_provisioning import wiring
+from chat_provisioning.config import ChatConfig
+
+from .bundling import ARCHITECTURE, RUNTIME, lambda_code
+
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+
+
+class ChatProvisioningStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, config: ChatConfig, **kwargs):
+        super().__init__(scope, construct_id, **kwargs)
+        for note in config.unconfirmed:
+            Annotations.of(self).add_warning_v2("chat-provisioning:unconfirmed", note)
+        code = lambda_code()
+        network = self._network(config)
+
+        audit = dynamodb.Table(
+            self, "AuditTable",
+            partition_key=dynamodb.Attribute(name="sub", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=RemovalPolicy.RETAIN)
+        token = secretsmanager.Secret.from_secret_name_v2(self, "AdminToken", config.admin_token_secret_name)
+
+        def function(name: str, handler: str, env: dict, in_vpc: bool,
+                     timeout: Duration = Duration.seconds(30), **kw) -> lambda_.Function:
+            return lambda_.Function(
+                self, f"{name}Function", runtime=RUNTIME, architecture=ARCHITECTURE,
+                handler=handler, code=code, environment=env, memory_size=256,
+                timeout=timeout, tracing=lambda_.Tracing.ACTIVE,
+                log_group=logs.LogGroup(self, f"{name}Logs", retention=LOG_RETENTION,
+                                        removal_policy=RemovalPolicy.DESTROY),
+                **(network if in_vpc else {}), **kw)
+
+        # The steps reach Synapse inside the VPC; they read the token and write the audit.
+        step_env = wiring.lambda_environment(config, audit.table_name)
+        steps = {name: function(name, handler, step_env, in_vpc=True)
+                 for name, handler in wiring.STEPS.items()}
+        for name, fn in steps.items():
+            token.grant_read(fn)
+        audit.grant_write_data(steps["RecordAudit"])
+
+        machine_logs = logs.LogGroup(self, "WorkflowLogs", retention=LOG_RETENTION,
+                                     removal_policy=RemovalPolicy.DESTROY)
+        self.state_machine = sfn.StateMachine(
+            self, "ProvisionUser",
+            definition_body=sfn.DefinitionBody.from_string(wiring.ASL_FILE.read_text()),
+            definition_substitutions={wiring.placeholder(n): fn.function_arn for n, fn in steps.items()},
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            tracing_enabled=True,
+            # Execution data holds the sub and display name: keep it out of the logs.
+            logs=sfn.LogOptions(destination=machine_logs, level=sfn.LogLevel.ALL,
+                                include_execution_data=False))
+        for fn in steps.values():
+            fn.grant_invoke(self.state_machine)
+
+        # The sign-up trigger never fails a sign-up: a start that fails goes to this queue.
+        retry_dlq = sqs.Queue(self, "StartRetryDLQ", enforce_ssl=True,
+                              encryption=sqs.QueueEncryption.SQS_MANAGED,
+                              retention_period=Duration.days(14))
+        retry_queue = sqs.Queue(
+            self, "StartRetryQueue", enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED,
+            visibility_timeout=Duration.seconds(180), retention_period=Duration.days(14),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=retry_dlq, max_receive_count=10))
+        trigger_env = wiring.lambda_environment(config, audit.table_name,
+                                                self.state_machine.state_machine_arn,
+                                                retry_queue.queue_url)
+        # Undeliverable EventBridge events, and failure audits whose async invocation failed.
+        events_dlq = sqs.Queue(self, "EventsDLQ", enforce_ssl=True,
+                               encryption=sqs.QueueEncryption.SQS_MANAGED,
+                               retention_period=Duration.days(14))
+        post_confirmation = function("PostConfirmation", wiring.TRIGGERS["PostConfirmation"],
+                                     trigger_env, in_vpc=False, timeout=Duration.seconds(4))
+        retry_start = function("RetryStart", wiring.TRIGGERS["RetryStart"], trigger_env, in_vpc=False)
+        record_failure = function("RecordFailure", wiring.TRIGGERS["RecordFailure"], trigger_env,
+                                  in_vpc=False, dead_letter_queue=events_dlq)
+        for fn in (post_confirmation, retry_start):
+            self.state_machine.grant_start_execution(fn)
+        retry_queue.grant_send_messages(post_confirmation)
+        retry_start.add_event_source(sources.SqsEventSource(
+            retry_queue, batch_size=10, report_batch_item_failures=True))
+        audit.grant_write_data(record_failure)
+        self.state_machine.grant_read(record_failure)  # the history names the failed state
+
+        pool = self._user_pool(config, post_confirmation)
+        for fn in (post_confirmation, retry_start):
+            fn.add_to_role_policy(iam.PolicyStatement(
+                actions=["cognito-idp:AdminListGroupsForUser"], resources=[pool]))
+
+        # EventBridge: the documented event starts the workflow; its detail is the input.
+        events.Rule(self, "ProvisionEventRule",
+                    description="'Provision chat user' events start the provisioning workflow",
+                    event_pattern=events.EventPattern(
+                        source=wiring.PROVISION_EVENT_PATTERN["source"],
+                        detail_type=wiring.PROVISION_EVENT_PATTERN["detail-type"]),
+                    targets=[targets.SfnStateMachine(
+                        self.state_machine, input=events.RuleTargetInput.from_event_path("$.detail"),
+                        dead_letter_queue=events_dlq, retry_attempts=8,
+                        max_event_age=Duration.hours(24))])
+        # Failed, timed-out and aborted executions are audited from their status change.
+        events.Rule(self, "FailureAuditRule",
+                    description="Audit provisioning executions that did not succeed",
+                    event_pattern=events.EventPattern(
+                        source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
+                        detail={"status": wiring.FAILED_STATUSES,
+                                "stateMachineArn": [self.state_machine.state_machine_arn]}),
+                    targets=[targets.LambdaFunction(record_failure, dead_letter_queue=events_dlq,
+                                                    retry_attempts=8, max_event_age=Duration.hours(24))])
+
+        self._alarms([retry_dlq, events_dlq])
+        self._acknowledge(invoked=list(steps.values()),
+                          without_async_dlq=list(steps.values()) + [post_confirmation, retry_start],
+                          dlqs=[retry_dlq, events_dlq], sqs_consumer=retry_start)
+
+    def _network(self, config: ChatConfig) -> dict:
+        net = config.network
+        if not net.vpc_id:
+            Annotations.of(self).add_warning_v2(
+                "chat-provisioning:no-vpc",
+                "network.vpc_id is not set: the step functions run outside any VPC and cannot "
+                "reach synapse.phenom-prod.local. Set network.* in cdk.json for production.")
+            return {}
+        vpc = ec2.Vpc.from_vpc_attributes(self, "Vpc", vpc_id=net.vpc_id,
+                                          availability_zones=list(net.availability_zones),
+                                          private_subnet_ids=list(net.subnet_ids))
+        return {"vpc": vpc, "vpc_subnets": ec2.SubnetSelection(subnets=vpc.private_subnets),
+                "security_groups": [ec2.SecurityGroup.from_security_group_id(self, f"Sg{i}", sg)
+                                    for i, sg in enumerate(net.security_group_ids)]}
+
+    def _user_pool(self, config: ChatConfig, post_confirmation: lambda_.Function) -> str:
+        """A new pool with the trigger (dev, demo), or the imported prod pool, which CDK cannot
+        attach a trigger to: grant Cognito the invoke, and attach it as the README says."""
+        if config.user_pool.create:
+            pool = cognito.UserPool(
+                self, "UserPool", self_sign_up_enabled=True,
+                sign_in_aliases=cognito.SignInAliases(email=True),
+                password_policy=cognito.PasswordPolicy(min_length=12, require_symbols=True),
+                mfa=cognito.Mfa.OPTIONAL, mfa_second_factor=cognito.MfaSecondFactor(sms=False, otp=True),
+                lambda_triggers=cognito.UserPoolTriggers(post_confirmation=post_confirmation),
+                removal_policy=RemovalPolicy.DESTROY)
+            pool.add_client("MobileClient", auth_flows=cognito.AuthFlow(user_srp=True))
+            for group in config.roles:
+                cognito.CfnUserPoolGroup(self, f"Group-{group}", user_pool_id=pool.user_pool_id,
+                                         group_name=group)
+            Validations.of(pool).acknowledge(Acknowledgment(
+                id="AwsSolutions-COG2", reason="Dev/demo pool: MFA is offered (TOTP), not forced."))
+            Validations.of(pool).acknowledge(Acknowledgment(
+                id="AwsSolutions-COG3", reason="Dev/demo pool: threat protection costs per user; prod's pool is imported."))
+            return pool.user_pool_arn
+        arn = self.format_arn(service="cognito-idp", resource="userpool",
+                              resource_name=config.user_pool.user_pool_id)
+        post_confirmation.add_permission("CognitoInvoke", principal=iam.ServicePrincipal("cognito-idp.amazonaws.com"),
+                                         source_arn=arn)
+        return arn
+
+    def _alarms(self, dlqs: list[sqs.Queue]) -> None:
+        topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True,
+                          master_key=None, display_name="chat-provisioning alarms")
+        machine = self.state_machine
+        watched = {
+            "ExecutionsFailed": machine.metric_failed(period=Duration.minutes(5)),
+            "ExecutionsThrottled": machine.metric_throttled(period=Duration.minutes(5)),
+            "ExecutionsAborted": machine.metric_aborted(period=Duration.minutes(5)),
+            "ExecutionsTimedOut": machine.metric_timed_out(period=Duration.minutes(5)),
+            "SignUpsLost": cloudwatch.Metric(namespace="ChatProvisioning", metric_name="SignUpsLost",
+                                             dimensions_map={"service": wiring.SERVICE},
+                                             statistic="Sum", period=Duration.minutes(5)),
+        }
+        for i, dlq in enumerate(dlqs):
+            watched[f"DeadLetters{i}"] = dlq.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum")
+        for name, metric in watched.items():
+            alarm = cloudwatch.Alarm(
+                self, f"{name}Alarm", metric=metric, threshold=1, evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
+            alarm.add_alarm_action(cw_actions.SnsAction(topic))
+
+    def _acknowledge(self, invoked: list[lambda_.Function], without_async_dlq: list[lambda_.Function],
+                     dlqs: list[sqs.Queue], sqs_consumer: lambda_.Function) -> None:
+        """Every cdk-nag finding we accept, with its reason, in one place."""
+        def ack(scope: Construct, rule: str, reason: str) -> None:
+            Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+        basic = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
+        ack(self, basic, "AWSLambdaBasicExecutionRole only lets a function write its own logs.")
+        ack(self, "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments/PutTelemetryRecords and Step Functions' log delivery "
+            "actions accept no resource but *.")
+        for fn in invoked:
+            logical = self.get_logical_id(fn.node.default_child)
+            ack(self, f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical}.Arn>:*]",
+                "The state machine may invoke the step's versions and aliases (grantInvoke).")
+        for fn in without_async_dlq:
+            ack(fn, "Serverless::Serverless-LambdaDLQ",
+                "Invoked synchronously (Step Functions, Cognito) or by an SQS event source "
+                "whose queue has its own DLQ; an async DLQ would never receive anything.")
+        ack(self, "AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:states:" + self.region +
+            ":<AWS::AccountId>:execution:{\"Fn::Select\":[6,{\"Fn::Split\":[\":\",{\"Ref\":\"" +
+            self.get_logical_id(self.state_machine.node.default_child) + "\"}]}]}:*]",
+            "The failure audit reads the history of this state machine's executions, any of them.")
+        for dlq in dlqs:
+            ack(dlq, "Serverless::Serverless-SQSRedrivePolicy", "This queue is itself a DLQ.")
+        ack(dlqs[1], "AwsSolutions::AwsSolutions-SQS3",
+            "This queue is the DLQ of the EventBridge targets and of the failure-audit function.")
+        ack(sqs_consumer, "Serverless::Serverless-LambdaEventSourceMappingDestination",
+            "SQS event sources take no on-failure destination; the queue's redrive policy "
+            "moves a message to its DLQ after 10 receives.")
