@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import jwt
+from moto.events.models import EventPattern
 
 from chat_provisioning import wiring
 from chat_provisioning.audit import AuditStore
@@ -135,14 +136,13 @@ class LocalEnv:
 
     def send_event(self, detail: dict, wait: bool = True) -> dict:
         """EventBridge delivery as the deployed rule does it: the event must match the
-        rule's pattern (moto's matcher), and its detail becomes the execution input."""
+        rule's pattern (moto's rule matcher; its test_event_pattern API is a stub), and its
+        detail becomes the execution input."""
         event = {"id": str(uuid.uuid4()), "source": wiring.PROVISION_EVENT_PATTERN["source"][0],
                  "detail-type": wiring.PROVISION_EVENT_PATTERN["detail-type"][0],
                  "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
                  "resources": [], "detail": detail}
-        matched = self.aws["events"].test_event_pattern(
-            EventPattern=json.dumps(wiring.PROVISION_EVENT_PATTERN), Event=json.dumps(event))["Result"]
-        if not matched:
+        if not EventPattern.load(json.dumps(wiring.PROVISION_EVENT_PATTERN)).matches_event(event):
             return {"matched": False}
         arn = self.aws["stepfunctions"].start_execution(
             stateMachineArn=self.state["state_machine_arn"], name=f"event-{event['id']}",
@@ -200,15 +200,15 @@ class LocalEnv:
 
     def failed_state(self, arn: str) -> tuple[str, str]:
         """The last state entered and its recorded input."""
-        for e in self.history(arn, reverse=True):
-            if "stateEnteredEventDetails" in e:
-                return e["stateEnteredEventDetails"]["name"], e["stateEnteredEventDetails"]["input"]
-        raise RuntimeError(f"{arn} entered no state")
+        entered = [e for e in self.history(arn) if "stateEnteredEventDetails" in e]
+        if not entered:
+            raise RuntimeError(f"{arn} entered no state")
+        details = max(entered, key=lambda e: e["id"])["stateEnteredEventDetails"]
+        return details["name"], details["input"]
 
-    def history(self, arn: str, reverse: bool = False) -> list[dict]:
-        pages = self.aws["stepfunctions"].get_paginator("get_execution_history").paginate(
-            executionArn=arn, reverseOrder=reverse)
-        return [e for page in pages for e in page["events"]]
+    def history(self, arn: str) -> list[dict]:
+        pages = self.aws["stepfunctions"].get_paginator("get_execution_history").paginate(executionArn=arn)
+        return sorted((e for page in pages for e in page["events"]), key=lambda e: e["id"])
 
     def executions(self, sub: str) -> list[dict]:
         sfn, out = self.aws["stepfunctions"], []

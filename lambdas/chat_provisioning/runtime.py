@@ -22,7 +22,7 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+metrics = Metrics(namespace="ChatProvisioning")
 
 TOKEN_CACHE_SECONDS = 300
 

@@ -120,9 +120,9 @@ def record_failure(event: dict, context) -> dict:
 
 
 def last_state_entered(execution: str) -> str | None:
-    history = aws_client("stepfunctions").get_execution_history(
-        executionArn=execution, reverseOrder=True, maxResults=50)
-    for e in history["events"]:
-        if "stateEnteredEventDetails" in e:
-            return e["stateEnteredEventDetails"]["name"]
-    return None
+    """The newest state entered. Asks for the newest events first, then still picks by
+    event id: moto ignores reverseOrder, and the id order is what Step Functions defines."""
+    events = aws_client("stepfunctions").get_execution_history(
+        executionArn=execution, reverseOrder=True, maxResults=100)["events"]
+    entered = [e for e in events if "stateEnteredEventDetails" in e]
+    return max(entered, key=lambda e: e["id"])["stateEnteredEventDetails"]["name"] if entered else None

@@ -45,7 +45,6 @@ def lambda_environment(config: ChatConfig, audit_table: str, state_machine_arn: 
         CONFIG_ENV: config.to_env(),
         "AUDIT_TABLE": audit_table,
         "POWERTOOLS_SERVICE_NAME": SERVICE,
-        "POWERTOOLS_METRICS_NAMESPACE": "ChatProvisioning",
     }
     if state_machine_arn:
         env["STATE_MACHINE_ARN"] = state_machine_arn

@@ -1,0 +1,57 @@
+# Everything installs itself: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SYNAPSE_VERSION := 1.163.2
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := true
+
+.PHONY: install test demo synth diagram down clean
+
+install:
+	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp .synapse-venv/.stamp node_modules/.stamp .wheels/.stamp
+
+# The project's environment.
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Synapse lives in its own environment: its pins are not the project's.
+.synapse-venv/.stamp:
+	$(PYTHON) -m venv .synapse-venv
+	.synapse-venv/bin/pip install -q --upgrade pip
+	.synapse-venv/bin/pip install -q 'matrix-synapse[jwt]==$(SYNAPSE_VERSION)'
+	touch $@
+
+# The CDK CLI and asl-validator.
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+# The Lambda asset's wheels for its platform, so that `cdk synth` needs no network.
+.wheels/.stamp: lambdas/requirements.txt $(VENV)/.stamp
+	rm -rf .wheels
+	$(PY) -m pip download -q -d .wheels -r lambdas/requirements.txt \
+		--platform manylinux2014_aarch64 --python-version 3.14 --implementation cp --only-binary=:all:
+	touch $@
+
+test: install
+	$(PY) -m pytest
+
+demo: install
+	$(PY) -m local_run.demo
+
+synth: install
+	node_modules/.bin/cdk synth --quiet
+
+# Regenerates the workflow picture in README.md from the ASL file.
+diagram: install
+	$(PY) -m local_run.diagram
+
+down:
+	$(VENV)/bin/chat-provisioning local down
+
+clean:
+	rm -rf $(VENV) .synapse-venv node_modules .wheels cdk.out .local

@@ -1,0 +1,56 @@
+"""Shared fixtures. The local environment (a real Synapse, moto executing the ASL with the
+real handlers) is started once per session; each test signs up its own users."""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from chat_provisioning.config import ChatConfig
+from local_run import env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def config() -> ChatConfig:
+    return ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))
+
+
+@pytest.fixture(scope="session")
+def local(tmp_path_factory, config) -> env.LocalEnv:
+    state_dir = tmp_path_factory.mktemp("local")
+    env.up(state_dir, config)
+    try:
+        yield env.LocalEnv.load(state_dir)
+    finally:
+        env.down(state_dir)
+
+
+@pytest.fixture
+def sub() -> str:
+    return str(uuid.uuid4())
+
+
+class FakeContext:
+    """The attributes Powertools reads from a Lambda context."""
+    function_name = "test"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    memory_limit_in_mb = 128
+    aws_request_id = "test-request"
+    log_group_name = "/aws/lambda/test"
+    log_stream_name = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 5000
+
+
+@pytest.fixture
+def context() -> FakeContext:
+    return FakeContext()
+
+
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

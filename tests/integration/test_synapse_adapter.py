@@ -1,0 +1,102 @@
+"""The Synapse adapter against a real Synapse (started by the session's local environment)."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chat_provisioning import errors
+from chat_provisioning.synapse import SynapseAdmin
+from local_run.env import free_port
+
+
+@pytest.fixture(scope="module")
+def synapse(local) -> SynapseAdmin:
+    return local.synapse
+
+
+@pytest.fixture(scope="module")
+def room(local) -> str:
+    return local.state["rooms"]["analysts"]["room_id"]  # invite-only, like every configured room
+
+
+def uid(local, sub):
+    return f"@{sub}:{local.state['server_name']}"
+
+
+def test_create_twice_is_created_then_updated(local, synapse, sub):
+    first = synapse.upsert_user(uid(local, sub), "Ann", external_id=sub, auth_provider="cognito")
+    second = synapse.upsert_user(uid(local, sub), "Ann", external_id=sub, auth_provider="cognito")
+    assert (first.created, second.created) == (True, False)
+    assert not first.deactivated and not second.deactivated
+
+
+def test_external_id_ties_the_user_to_cognito(local, synapse, sub):
+    synapse.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
+    token = Path(local.state["admin_token_file"]).read_text()
+    user = httpx.get(f"{local.state['synapse_url']}/_synapse/admin/v2/users/{uid(local, sub)}",
+                     headers={"Authorization": f"Bearer {token}"}).json()
+    assert user["external_ids"] == [{"auth_provider": "cognito", "external_id": sub}]
+
+
+def test_join_twice_in_invite_only_room(local, synapse, room, sub):
+    synapse.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
+    assert synapse.join(room, uid(local, sub)) is True
+    assert synapse.join(room, uid(local, sub)) is False  # Synapse said 403 "already in the room"
+    assert room in synapse.joined_rooms(uid(local, sub))
+
+
+def test_deactivated_user_is_refused(local, synapse, sub):
+    synapse.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
+    token = Path(local.state["admin_token_file"]).read_text()
+    httpx.post(f"{local.state['synapse_url']}/_synapse/admin/v1/deactivate/{uid(local, sub)}",
+               headers={"Authorization": f"Bearer {token}"}, json={}).raise_for_status()
+    again = synapse.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
+    assert again.deactivated
+    with pytest.raises(errors.UserDeactivated):
+        synapse.require_active(uid(local, sub))
+
+
+def test_unknown_room_is_room_not_found(local, synapse, sub):
+    synapse.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
+    with pytest.raises(errors.RoomNotFound):
+        synapse.join(f"!nosuchroom:{local.state['server_name']}", uid(local, sub))
+    with pytest.raises(errors.RoomNotFound):
+        synapse.set_power_level(f"!nosuchroom:{local.state['server_name']}", uid(local, sub), 50)
+
+
+def test_power_level_round_trip_keeps_the_bot(local, synapse, sub):
+    staff = local.state["rooms"]["staff"]["room_id"]
+    user = uid(local, sub)
+    synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito")
+    synapse.join(staff, user)
+    assert synapse.set_power_level(staff, user, 50) is True
+    assert synapse.set_power_level(staff, user, 50) is False
+    levels = synapse.power_levels(staff)
+    assert levels["users"][user] == 50 and levels["users"][synapse.bot_user_id] == 100
+    assert synapse.set_power_level(staff, user, 0) is True  # back to default: not listed
+    assert user not in synapse.power_levels(staff)["users"]
+
+
+def test_bad_token_is_auth_failed(local, sub):
+    bad = SynapseAdmin(local.state["synapse_url"], lambda refresh=False: "not-a-token",
+                       local.synapse.bot_user_id)
+    with pytest.raises(errors.SynapseAuthFailed):
+        bad.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
+
+
+def test_non_admin_token_is_forbidden(local, sub):
+    user = uid(local, sub)
+    local.synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito")
+    token = Path(local.state["admin_token_file"]).read_text()
+    login = httpx.post(f"{local.state['synapse_url']}/_synapse/admin/v1/users/{user}/login",
+                       headers={"Authorization": f"Bearer {token}"}, json={}).json()["access_token"]
+    plain = SynapseAdmin(local.state["synapse_url"], lambda refresh=False: login, user)
+    with pytest.raises(errors.SynapseForbidden):
+        plain.upsert_user(user, None, external_id=sub, auth_provider="cognito")
+
+
+def test_server_down_is_unavailable(sub):
+    down = SynapseAdmin(f"http://127.0.0.1:{free_port()}", lambda refresh=False: "t", "@bot:x", timeout=2)
+    with pytest.raises(errors.SynapseUnavailable):
+        down.upsert_user(f"@{sub}:x", None, external_id=sub, auth_provider="cognito")

@@ -1,0 +1,150 @@
+"""Event parsing in the handlers, and the adapter's mapping of Synapse failures to typed errors
+(an error-injecting transport stands in for Synapse here; integration tests use the real one)."""
+
+import httpx
+import pytest
+
+from chat_provisioning import errors, steps, triggers
+from chat_provisioning.models import ProvisionRequest, WorkflowState, parse
+from chat_provisioning.synapse import SynapseAdmin
+
+SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
+
+
+def signup_event(source="PostConfirmation_ConfirmSignUp", sub=SUB):
+    return {"version": "1", "region": "us-east-1", "userPoolId": "us-east-1_abc", "userName": "u",
+            "triggerSource": source, "callerContext": {"awsSdkVersion": "x", "clientId": "c"},
+            "request": {"userAttributes": {"sub": sub, "email": "a@b.c"}}, "response": {}}
+
+
+def test_password_reset_confirmation_starts_nothing(context, monkeypatch):
+    monkeypatch.setattr(triggers, "start_signup", lambda **_: pytest.fail("started"))
+    event = signup_event("PostConfirmation_ConfirmForgotPassword")
+    assert triggers.post_confirmation(event, context) == event
+
+
+@pytest.mark.parametrize("sub", [None, "", "nope", "0F9E8D7C-1234-4ABC-8DEF-0123456789AB-x"])
+def test_signup_without_valid_sub_starts_nothing_and_does_not_fail(context, monkeypatch, sub):
+    monkeypatch.setattr(triggers, "start_signup", lambda **_: pytest.fail("started"))
+    event = signup_event(sub=sub)
+    assert triggers.post_confirmation(event, context) == event
+
+
+def test_failed_start_is_queued_and_signup_still_succeeds(context, monkeypatch):
+    sent = []
+
+    def boom(**_):
+        raise RuntimeError("Step Functions unreachable")
+
+    class Sqs:
+        def send_message(self, QueueUrl, MessageBody):
+            sent.append(MessageBody)
+
+    monkeypatch.setattr(triggers, "start_signup", boom)
+    monkeypatch.setattr(triggers, "aws_client", lambda service: Sqs())
+    monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs/queue")
+    event = signup_event()
+    assert triggers.post_confirmation(event, context) == event
+    assert len(sent) == 1 and SUB in sent[0] and "a@b.c" not in sent[0]
+
+
+@pytest.mark.parametrize("workflow, problem", [
+    ({}, "sub"),
+    ({"sub": "x"}, "Cognito UUID"),
+    ({"sub": SUB, "groups": "staff"}, "groups"),
+    ({"sub": SUB, "email": "a@b.c"}, "email"),  # personal data is refused, not carried
+])
+def test_step_rejects_bad_input_before_any_call(context, workflow, problem):
+    with pytest.raises(errors.InvalidInput, match=problem):
+        steps.provision_user({"execution": "arn:x", "workflow": workflow}, context)
+
+
+def test_step_event_needs_execution(context):
+    with pytest.raises(errors.InvalidInput, match="execution"):
+        steps.join_rooms({"workflow": {"sub": SUB}}, context)
+
+
+def test_request_is_normalised_so_retries_have_identical_input():
+    a = parse(ProvisionRequest, {"sub": SUB.upper(), "groups": ["staff", "analysts", "staff"]})
+    b = parse(ProvisionRequest, {"sub": SUB, "groups": ["analysts", "staff"]})
+    assert a.model_dump_json() == b.model_dump_json()
+
+
+def test_workflow_state_keeps_actions_in_order():
+    state = parse(WorkflowState, {"sub": SUB})
+    assert state.did().actions == ()
+
+
+def adapter(handler, token=lambda refresh=False: "t") -> SynapseAdmin:
+    return SynapseAdmin("http://synapse", token, "@bot:x", transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize("status, body, error", [
+    (500, {}, errors.SynapseUnavailable),
+    (502, "bad gateway", errors.SynapseUnavailable),
+    (403, {"errcode": "M_FORBIDDEN", "error": "You are not a server admin"}, errors.SynapseForbidden),
+    (400, {"errcode": "M_INVALID_USERNAME", "error": "bad"}, errors.InvalidInput),
+    (400, {"errcode": "M_BAD_JSON", "error": "bad"}, errors.SynapseRejected),
+    (401, {"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid access token"}, errors.SynapseAuthFailed),
+])
+def test_status_codes_map_to_typed_errors(status, body, error):
+    a = adapter(lambda r: httpx.Response(status, **({"json": body} if isinstance(body, dict) else {"text": body})))
+    with pytest.raises(error):
+        a.upsert_user("@u:x", None, "u", "cognito")
+
+
+def test_transport_errors_are_unavailable():
+    def refuse(request):
+        raise httpx.ConnectError("refused")
+    with pytest.raises(errors.SynapseUnavailable):
+        adapter(refuse).join("!r:x", "@u:x")
+
+
+def test_401_rereads_the_token_once():
+    reads = []
+
+    def token(refresh=False):
+        reads.append(refresh)
+        return "new" if refresh else "old"
+
+    def handler(request):
+        ok = request.headers["Authorization"] == "Bearer new"
+        return httpx.Response(200 if ok else 401, json={"deactivated": False} if ok else {"errcode": "M_UNKNOWN_TOKEN"})
+    assert adapter(handler, token).upsert_user("@u:x", None, "u", "cognito").deactivated is False
+    assert reads == [False, True]
+
+
+def test_429_waits_retry_after_then_succeeds():
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(429, json={"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 10})
+        return httpx.Response(200, json={})
+    assert adapter(handler).join("!r:x", "@u:x") is True
+    assert len(calls) == 2
+
+
+def test_429_with_long_wait_goes_back_to_step_functions():
+    def handler(request):
+        return httpx.Response(429, json={"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 60_000})
+    with pytest.raises(errors.SynapseRateLimited) as e:
+        adapter(handler).join("!r:x", "@u:x")
+    assert e.value.retry_after_ms == 60_000
+
+
+def test_power_level_put_never_drops_the_bot():
+    puts = []
+
+    def handler(request):
+        if request.method == "PUT":
+            puts.append(request.content)
+            return httpx.Response(200, json={})
+        return httpx.Response(200, json={"users": {"@bot:x": 100}, "users_default": 0})
+    a = adapter(handler)
+    assert a.set_power_level("!r:x", "@u:x", 100) is True
+    assert b'"@bot:x":100' in puts[0].replace(b" ", b"")
+    with pytest.raises(errors.PowerLevelForbidden):
+        a.set_power_level("!r:x", "@bot:x", 0)
+    assert len(puts) == 1

@@ -1,0 +1,99 @@
+import pytest
+from pydantic import ValidationError
+
+from chat_provisioning.config import ChatConfig
+from chat_provisioning.errors import InvalidInput, PowerLevelForbidden
+from chat_provisioning.policy import desired_memberships, user_id_for, with_power_level
+
+SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
+BOT = "@phenom-provisioner-bot:chat.thephenom.app"
+
+
+def rooms_of(memberships):
+    return [(m.room, m.power_level) for m in memberships]
+
+
+def test_everyone_gets_the_red_room_only(config):
+    assert rooms_of(desired_memberships([], config)) == [("red_room", None)]
+
+
+def test_staff_get_the_staff_room_at_100(config):
+    assert rooms_of(desired_memberships(["staff"], config)) == [("red_room", None), ("staff", 100)]
+
+
+def test_groups_combine_in_config_order(config):
+    got = rooms_of(desired_memberships(["experiencers", "analysts", "staff"], config))
+    assert got == [("red_room", None), ("staff", 100), ("analysts", None), ("experiencers", None)]
+
+
+def test_unknown_group_is_a_typed_error_naming_it(config):
+    with pytest.raises(InvalidInput, match="admins"):
+        desired_memberships(["admins"], config)
+
+
+def test_ignored_groups_pass(config):
+    cfg = config.model_copy(update={"ignored_groups": ("hasura-admins",)})
+    assert rooms_of(desired_memberships(["hasura-admins"], cfg)) == [("red_room", None)]
+
+
+def test_user_id_is_lowercased_sub_on_the_server(config):
+    assert user_id_for(SUB.upper(), config) == f"@{SUB}:chat.thephenom.app"
+
+
+@pytest.mark.parametrize("bad", [None, "", "not-a-uuid", 42, SUB + "x", "../" + SUB])
+def test_bad_sub_is_a_typed_error(config, bad):
+    with pytest.raises(InvalidInput):
+        user_id_for(bad, config)
+
+
+def test_config_refuses_room_without_server_part(config):
+    data = config.model_dump()
+    data["rooms"]["red_room"]["room_id"] = "!jFXGFANpXTXXgNkdNi"
+    with pytest.raises(ValidationError, match="full room ID"):
+        ChatConfig.model_validate(data)
+
+
+def test_config_refuses_role_naming_unknown_room(config):
+    data = config.model_dump()
+    data["roles"]["staff"] = [{"room": "lobby", "power_level": 100}]
+    with pytest.raises(ValidationError, match="lobby"):
+        ChatConfig.model_validate(data)
+
+
+def test_config_travels_through_the_lambda_env(config):
+    assert ChatConfig.from_env({"CHAT_CONFIG": config.to_env()}).rooms == config.rooms
+    assert len(config.to_env()) < 2048  # a function's whole environment is capped at 4 KB
+
+
+LEVELS = {"users": {BOT: 100, "@other:chat.thephenom.app": 50}, "users_default": 0,
+          "events": {"m.room.name": 50}}
+
+
+def test_power_level_keeps_bot_and_others():
+    new = with_power_level(LEVELS, "@u:chat.thephenom.app", 100, BOT)
+    assert new["users"] == {**LEVELS["users"], "@u:chat.thephenom.app": 100}
+    assert new["events"] == LEVELS["events"]
+
+
+def test_power_level_unchanged_is_none():
+    assert with_power_level(LEVELS, "@other:chat.thephenom.app", 50, BOT) is None
+
+
+def test_default_level_is_not_listed():
+    new = with_power_level(LEVELS, "@other:chat.thephenom.app", 0, BOT)
+    assert "@other:chat.thephenom.app" not in new["users"] and new["users"][BOT] == 100
+
+
+def test_above_the_bot_is_refused():
+    with pytest.raises(PowerLevelForbidden, match="above the bot"):
+        with_power_level({"users": {BOT: 50}}, "@u:x", 100, BOT)
+
+
+def test_bot_peer_cannot_be_changed():
+    with pytest.raises(PowerLevelForbidden, match="peer"):
+        with_power_level({"users": {BOT: 100, "@u:x": 100}}, "@u:x", 0, BOT)
+
+
+def test_bot_itself_is_never_changed():
+    with pytest.raises(PowerLevelForbidden):
+        with_power_level(LEVELS, BOT, 50, BOT)

@@ -1,0 +1,164 @@
+"""The ASL executed by moto, the real handlers, a real Synapse: the workflow end to end."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from local_run import synapse_server
+
+
+def audit_actions(local, sub):
+    return [(a["step"], a["action"], a["outcome"]) for a in local.audit.trail(sub)]
+
+
+def rooms_seen(local, sub):
+    return {(r["room"], r["power_level"]) for r in local.status(sub)["rooms"]}
+
+
+def admin(local, method, path, **kw):
+    token = Path(local.state["admin_token_file"]).read_text()
+    r = httpx.request(method, local.state["synapse_url"] + path,
+                      headers={"Authorization": f"Bearer {token}"}, **kw)
+    return r
+
+
+def start(local, workflow_input: dict, name: str) -> str:
+    return local.aws["stepfunctions"].start_execution(
+        stateMachineArn=local.state["state_machine_arn"], name=name,
+        input=json.dumps(workflow_input))["executionArn"]
+
+
+def test_staff_signup_gets_rooms_levels_and_audit(local, sub):
+    result = local.signup(sub, ["staff"], "Aaron")
+    assert result["status"] == "SUCCEEDED"
+    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Staff", 100)}
+    assert audit_actions(local, sub) == [
+        ("ProvisionUser", "create_user", "created"), ("JoinRooms", "join", "joined"),
+        ("JoinRooms", "join", "joined"), ("AssignRoles", "set_power_level", "set:100")]
+    d = local.aws["stepfunctions"].describe_execution(executionArn=result["execution_arn"])
+    assert json.loads(d["input"]) == {"sub": sub, "groups": ["staff"], "display_name": "Aaron"}
+    assert "example.invalid" not in d["input"] + d["output"]  # the email stays in Cognito
+
+
+def test_cognito_retry_starts_one_execution(local, sub):
+    first = local.signup(sub, ["analysts"], None)
+    again = local.signup(sub, ["analysts"], None)
+    assert first["execution_arn"] == again["execution_arn"] and again["status"] == "SUCCEEDED"
+    assert len(local.executions(sub)) == 1
+    assert len(local.audit.trail(sub)) == 3  # create, join red room, join analysts
+
+
+def test_transient_outage_is_retried_then_succeeds(local, sub):
+    pid = local.state["pids"]["synapse"]
+    os.kill(pid, signal.SIGSTOP)  # Synapse hangs: requests time out
+    try:
+        arn = local.signup(sub, ["experiencers"], None, wait=False)["execution_arn"]
+        deadline = time.monotonic() + 30
+        while not any(e["type"].endswith("Failed") for e in local.history(arn)):
+            assert time.monotonic() < deadline, "no failed attempt seen"
+            time.sleep(0.2)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert local.wait(arn)["status"] == "SUCCEEDED"
+    failures = [e for e in local.history(arn) if e["type"].endswith("Failed")]
+    assert failures and all("SynapseUnavailable" in json.dumps(e, default=str) for e in failures)
+    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Experiencers", 0)}
+
+
+def test_permanent_fault_fails_at_its_step_and_redrive_completes(local, sub):
+    user = f"@{sub}:{local.state['server_name']}"
+    local.synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito")
+    admin(local, "POST", f"/_synapse/admin/v1/deactivate/{user}", json={}).raise_for_status()
+
+    failed = local.signup(sub, ["analysts"], None)
+    assert (failed["status"], failed["failed_state"], failed["error"]) == ("FAILED", "ProvisionUser", "UserDeactivated")
+    attempts = [e for e in local.history(failed["execution_arn"]) if e["type"] == "LambdaFunctionScheduled"]
+    assert len(attempts) == 1  # permanent: never retried
+    assert local.status(sub)["rooms"] == []
+
+    admin(local, "PUT", f"/_synapse/admin/v2/users/{user}", json={"deactivated": False}).raise_for_status()
+    redriven = local.redrive(failed["execution_arn"])
+    assert redriven["status"] == "SUCCEEDED" and redriven["from_state"] == "ProvisionUser"
+    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Analysts", 0)}
+    trail = local.audit.trail(sub)
+    assert [(a["step"], a["outcome"]) for a in trail] == [
+        ("ProvisionUser", "failed"), ("ProvisionUser", "updated"),
+        ("JoinRooms", "joined"), ("JoinRooms", "joined")]
+    assert {a["execution"] for a in trail} == {failed["execution_arn"]}  # one execution's trail
+
+
+def test_fault_at_a_later_step_redrives_from_there(local, sub):
+    """Someone demotes the bot in Staff: AssignRoles fails (PowerLevelForbidden, not retried);
+    a second room admin restores the bot; the redrive resumes at AssignRoles."""
+    synapse_dir = Path(local.state["state_dir"]) / "synapse"
+    secret = json.loads((synapse_dir / "homeserver.yaml").read_text())["registration_shared_secret"]
+    helper_token = synapse_server.register_admin(local.state["synapse_url"], secret, "helper-admin")
+    helper = f"@helper-admin:{local.state['server_name']}"
+    staff = local.state["rooms"]["staff"]["room_id"]
+    local.synapse.join(staff, helper)
+    local.synapse.set_power_level(staff, helper, 100)
+    bot = local.synapse.bot_user_id
+    path = f"/_matrix/client/v3/rooms/{staff}/state/m.room.power_levels"
+    levels = local.synapse.power_levels(staff)
+    admin(local, "PUT", path, json={**levels, "users": {**levels["users"], bot: 50}}).raise_for_status()
+    try:
+        failed = local.signup(sub, ["staff"], None)
+    finally:
+        levels = local.synapse.power_levels(staff)
+        httpx.put(local.state["synapse_url"] + path, headers={"Authorization": f"Bearer {helper_token}"},
+                  json={**levels, "users": {**levels["users"], bot: 100}}).raise_for_status()
+    assert (failed["failed_state"], failed["error"]) == ("AssignRoles", "PowerLevelForbidden")
+    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Staff", 0)}  # joined, not promoted
+
+    redriven = local.redrive(failed["execution_arn"])
+    assert redriven["status"] == "SUCCEEDED" and redriven["from_state"] == "AssignRoles"
+    entered = [e["stateEnteredEventDetails"]["name"] for e in local.history(redriven["execution_arn"])
+               if "stateEnteredEventDetails" in e]
+    assert entered == ["AssignRoles", "RecordAudit"]  # provisioning and joins were not rerun
+    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Staff", 100)}
+    assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:100"]
+
+
+def test_bad_input_fails_typed_with_audit_and_no_write(local, sub):
+    d = local.wait(start(local, {"sub": sub, "groups": ["admins"]}, f"console-{sub}"))
+    assert (d["status"], d["failed_state"], d["error"]) == ("FAILED", "ProvisionUser", "InvalidInput")
+    assert admin(local, "GET", f"/_synapse/admin/v2/users/@{sub}:{local.state['server_name']}").status_code == 404
+    assert [(a["step"], a["outcome"], a["error"]) for a in local.audit.trail(sub)] == [
+        ("ProvisionUser", "failed", "InvalidInput")]
+
+    nameless = local.wait(start(local, {"sub": "not-a-sub"}, f"console-bad-{sub}"))
+    assert nameless["error"] == "InvalidInput"
+    assert local.audit.trail(f"unknown:console-bad-{sub}")[0]["step"] == "ProvisionUser"
+
+
+def test_eventbridge_event_provisions(local, sub):
+    result = local.send_event({"sub": sub, "groups": ["experiencers"], "display_name": "Eve"})
+    assert result["matched"] and result["status"] == "SUCCEEDED"
+    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Experiencers", 0)}
+
+
+def test_password_reset_starts_nothing(local, sub):
+    result = local.signup(sub, [], None, trigger_source="PostConfirmation_ConfirmForgotPassword")
+    assert result["started"] is False and local.executions(sub) == []
+
+
+def test_client_login_sees_provisioned_rooms(local, sub):
+    local.signup(sub, ["staff"], None)
+    seen = local.login(sub)
+    assert seen["user_id"] == f"@{sub}:{local.state['server_name']}"
+    assert {r["name"] for r in seen["rooms"]} == {"The Red Room", "Staff"}
+
+
+def test_login_first_then_provision_is_the_same_account(local, sub):
+    before = local.login(sub)  # the JWT login creates the account
+    assert before["logged_in"] and before["rooms"] == []
+    local.signup(sub, ["analysts"], None)
+    assert local.audit.trail(sub)[0]["outcome"] == "updated"  # not a second account
+    after = local.login(sub)
+    assert after["user_id"] == before["user_id"]
+    assert {r["name"] for r in after["rooms"]} == {"The Red Room", "Analysts"}
