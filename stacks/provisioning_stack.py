@@ -2,7 +2,7 @@
 from statemachines/), what starts it (Cognito trigger, EventBridge rule, retry queue), the
 audit table, the failure audit and the alarms. Every resource follows config from cdk.json."""
 
-from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Annotations, ArnFormat, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_cognito as cognito
@@ -26,6 +26,11 @@ from chat_provisioning.config import ChatConfig
 from .bundling import ARCHITECTURE, RUNTIME, lambda_code
 
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+
+
+def ack(scope: Construct, rule: str, reason: str) -> None:
+    """Accept a cdk-nag finding on `scope` and below, saying why."""
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
 
 
 class ChatProvisioningStack(Stack):
@@ -67,8 +72,9 @@ class ChatProvisioningStack(Stack):
 
         machine_logs = logs.LogGroup(self, "WorkflowLogs", retention=LOG_RETENTION,
                                      removal_policy=RemovalPolicy.DESTROY)
+        machine_name = f"{self.stack_name}-ProvisionUser"
         self.state_machine = sfn.StateMachine(
-            self, "ProvisionUser",
+            self, "ProvisionUser", state_machine_name=machine_name,
             definition_body=sfn.DefinitionBody.from_string(wiring.ASL_FILE.read_text()),
             definition_substitutions={wiring.placeholder(n): fn.function_arn for n, fn in steps.items()},
             state_machine_type=sfn.StateMachineType.STANDARD,
@@ -105,12 +111,19 @@ class ChatProvisioningStack(Stack):
         retry_start.add_event_source(sources.SqsEventSource(
             retry_queue, batch_size=10, report_batch_item_failures=True))
         audit.grant_write_data(record_failure)
-        self.state_machine.grant_read(record_failure)  # the history names the failed state
+        # The failure audit reads the history of this machine's executions (the failed state).
+        executions = self.format_arn(service="states", resource="execution",
+                                     resource_name=f"{machine_name}:*",
+                                     arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        record_failure.add_to_role_policy(iam.PolicyStatement(
+            actions=["states:GetExecutionHistory"], resources=[executions]))
 
         pool = self._user_pool(config, post_confirmation)
-        for fn in (post_confirmation, retry_start):
-            fn.add_to_role_policy(iam.PolicyStatement(
-                actions=["cognito-idp:AdminListGroupsForUser"], resources=[pool]))
+        # A policy of its own, not the roles' default policy: the pool depends on the trigger
+        # function, which depends on its default policy, which must not depend on the pool.
+        iam.Policy(self, "ReadUserGroups", roles=[post_confirmation.role, retry_start.role],
+                   statements=[iam.PolicyStatement(actions=["cognito-idp:AdminListGroupsForUser"],
+                                                   resources=[pool])])
 
         # EventBridge: the documented event starts the workflow; its detail is the input.
         events.Rule(self, "ProvisionEventRule",
@@ -159,7 +172,9 @@ class ChatProvisioningStack(Stack):
             pool = cognito.UserPool(
                 self, "UserPool", self_sign_up_enabled=True,
                 sign_in_aliases=cognito.SignInAliases(email=True),
-                password_policy=cognito.PasswordPolicy(min_length=12, require_symbols=True),
+                password_policy=cognito.PasswordPolicy(
+                    min_length=12, require_symbols=True, require_digits=True,
+                    require_lowercase=True, require_uppercase=True),
                 mfa=cognito.Mfa.OPTIONAL, mfa_second_factor=cognito.MfaSecondFactor(sms=False, otp=True),
                 lambda_triggers=cognito.UserPoolTriggers(post_confirmation=post_confirmation),
                 removal_policy=RemovalPolicy.DESTROY)
@@ -167,10 +182,10 @@ class ChatProvisioningStack(Stack):
             for group in config.roles:
                 cognito.CfnUserPoolGroup(self, f"Group-{group}", user_pool_id=pool.user_pool_id,
                                          group_name=group)
-            Validations.of(pool).acknowledge(Acknowledgment(
-                id="AwsSolutions-COG2", reason="Dev/demo pool: MFA is offered (TOTP), not forced."))
-            Validations.of(pool).acknowledge(Acknowledgment(
-                id="AwsSolutions-COG3", reason="Dev/demo pool: threat protection costs per user; prod's pool is imported."))
+            ack(pool, "AwsSolutions::AwsSolutions-COG2", "Dev/demo pool: MFA is offered (TOTP), not forced.")
+            for rule in ("AwsSolutions::AwsSolutions-COG3", "AwsSolutions::AwsSolutions-COG8"):
+                ack(pool, rule, "Dev/demo pool: threat protection (Plus tier) is billed per user; "
+                                "production imports its own pool.")
             return pool.user_pool_arn
         arn = self.format_arn(service="cognito-idp", resource="userpool",
                               resource_name=config.user_pool.user_pool_id)
@@ -203,12 +218,11 @@ class ChatProvisioningStack(Stack):
 
     def _acknowledge(self, invoked: list[lambda_.Function], without_async_dlq: list[lambda_.Function],
                      dlqs: list[sqs.Queue], sqs_consumer: lambda_.Function) -> None:
-        """Every cdk-nag finding we accept, with its reason, in one place."""
-        def ack(scope: Construct, rule: str, reason: str) -> None:
-            Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
-
+        """The cdk-nag findings we accept for the whole stack, with their reasons."""
         basic = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
         ack(self, basic, "AWSLambdaBasicExecutionRole only lets a function write its own logs.")
+        ack(self, basic.replace("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole"),
+            "AWSLambdaVPCAccessExecutionRole only manages the function's own network interfaces.")
         ack(self, "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
             "X-Ray's PutTraceSegments/PutTelemetryRecords and Step Functions' log delivery "
             "actions accept no resource but *.")
@@ -220,9 +234,8 @@ class ChatProvisioningStack(Stack):
             ack(fn, "Serverless::Serverless-LambdaDLQ",
                 "Invoked synchronously (Step Functions, Cognito) or by an SQS event source "
                 "whose queue has its own DLQ; an async DLQ would never receive anything.")
-        ack(self, "AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:states:" + self.region +
-            ":<AWS::AccountId>:execution:{\"Fn::Select\":[6,{\"Fn::Split\":[\":\",{\"Ref\":\"" +
-            self.get_logical_id(self.state_machine.node.default_child) + "\"}]}]}:*]",
+        ack(self, f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:{self.partition}:states:{self.region}"
+                  f":<AWS::AccountId>:execution:{self.stack_name}-ProvisionUser:*]",
             "The failure audit reads the history of this state machine's executions, any of them.")
         for dlq in dlqs:
             ack(dlq, "Serverless::Serverless-SQSRedrivePolicy", "This queue is itself a DLQ.")

@@ -3,6 +3,7 @@ synth), passed to every Lambda as one environment variable, and reused by the lo
 
 import json
 import re
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -45,9 +46,9 @@ class UserPool(Frozen):
 
 
 class Network(Frozen):
-    vpc_id: str | None = None
-    subnet_ids: tuple[str, ...] = ()
-    security_group_ids: tuple[str, ...] = ()
+    vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
+    subnet_ids: tuple[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")], ...] = ()
+    security_group_ids: tuple[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")], ...] = ()
     availability_zones: tuple[str, ...] = ()
 
     @model_validator(mode="after")

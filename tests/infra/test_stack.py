@@ -1,0 +1,162 @@
+"""The synthesized stack: `cdk synth` run once, offline and without credentials, through the
+CDK CLI as infra runs it; then the template, the cdk-nag report, cfn-lint and asl-validator."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from aws_cdk import App
+
+import app as cdk_app
+from chat_provisioning import errors, wiring
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL = json.loads(wiring.ASL_FILE.read_text())
+TASKS = {name: s for name, s in ASL["States"].items() if s["Type"] == "Task"}
+
+
+@pytest.fixture(scope="session")
+def cdk_out(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cdk.out")
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    clean_env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
+                     AWS_SHARED_CREDENTIALS_FILE="/dev/null", CDK_DISABLE_VERSION_CHECK="true")
+    run = subprocess.run([str(ROOT / "node_modules/.bin/cdk"), "synth", "--quiet", "--output", str(out)],
+                         cwd=ROOT, env=clean_env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def template(cdk_out) -> dict:
+    return json.loads((cdk_out / "ChatProvisioning.template.json").read_text())
+
+
+def resources(template, kind):
+    return {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_every_task_retries_transient_errors_only():
+    transient = {c.__name__ for c in errors.TransientError.__subclasses__()}
+    permanent = {c.__name__ for c in errors.PermanentError.__subclasses__()}
+    assert set(TASKS) == set(wiring.STEPS)
+    for name, task in TASKS.items():
+        retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
+        assert transient <= retried, name
+        assert {"Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= retried, name
+        assert not retried & (permanent | {"States.ALL", "States.TaskFailed"}), name
+        assert all(r["BackoffRate"] > 1 and r["MaxAttempts"] >= 3 for r in task["Retry"]), name
+        assert "Catch" not in task, f"{name}: a Catch would end the execution elsewhere than the failing step"
+
+
+def test_state_machine_is_standard_with_a_timeout(template):
+    (machine,) = resources(template, "AWS::StepFunctions::StateMachine").values()
+    assert machine["StateMachineType"] == "STANDARD"
+    assert ASL["TimeoutSeconds"] > 0
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
+
+
+def test_inlined_definition_is_the_file_and_each_step_its_handler(template):
+    (machine,) = resources(template, "AWS::StepFunctions::StateMachine").values()
+    assert machine["DefinitionString"] == wiring.ASL_FILE.read_text()
+    functions = resources(template, "AWS::Lambda::Function")
+    for step, handler in wiring.STEPS.items():
+        logical = machine["DefinitionSubstitutions"][wiring.placeholder(step)]["Fn::GetAtt"][0]
+        assert functions[logical]["Handler"] == handler
+
+
+def test_cdk_nag_has_no_unacknowledged_findings(cdk_out):
+    report = json.loads((cdk_out / "validation-report.json").read_text())
+    plugins = {p["pluginName"]: p for p in report["pluginReports"]}
+    assert {"AwsSolutions", "Serverless"} <= set(plugins)
+    for name in ("AwsSolutions", "Serverless"):
+        plugin = plugins[name]
+        assert plugin["violations"] == [], name
+        assert plugin["conclusion"] == "success", name
+
+
+def test_cfn_lint_is_clean(cdk_out):
+    run = subprocess.run([str(ROOT / ".venv/bin/cfn-lint"), "--ignore-checks", "W3005", "--",
+                          str(cdk_out / "ChatProvisioning.template.json")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_asl_validator_passes():
+    run = subprocess.run([str(ROOT / "node_modules/.bin/asl-validator"), "--json-path",
+                          str(wiring.ASL_FILE)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_no_wildcard_resource_outside_xray_and_log_delivery(template):
+    for name, policy in resources(template, "AWS::IAM::Policy").items():
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if statement["Resource"] == "*":
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert all(a.startswith(("xray:", "logs:")) for a in actions), (name, actions)
+
+
+def test_audit_table_has_pitr_and_logs_expire(template):
+    (table,) = resources(template, "AWS::DynamoDB::Table").values()
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert all("RetentionInDays" in g for g in resources(template, "AWS::Logs::LogGroup").values())
+
+
+def test_alarms_cover_failed_throttled_aborted(template):
+    names = {a.get("MetricName") for a in resources(template, "AWS::CloudWatch::Alarm").values()}
+    assert {"ExecutionsFailed", "ExecutionThrottled", "ExecutionsAborted", "ExecutionsTimedOut"} <= names
+
+
+def test_rules_start_the_workflow_and_audit_failures(template):
+    rules = [r["EventPattern"] for r in resources(template, "AWS::Events::Rule").values()]
+    assert {"source": ["chat-provisioning"], "detail-type": ["Provision chat user"]} in rules
+    failure = next(p for p in rules if p["source"] == ["aws.states"])
+    assert failure["detail"]["status"] == wiring.FAILED_STATUSES
+    for rule in resources(template, "AWS::Events::Rule").values():
+        for target in rule["Targets"]:
+            assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+
+def test_prod_pool_is_imported_with_invoke_permission(template):
+    assert resources(template, "AWS::Cognito::UserPool") == {}
+    (permission,) = [p for p in resources(template, "AWS::Lambda::Permission").values()
+                     if p["Principal"] == "cognito-idp.amazonaws.com"]
+    assert "us-east-1_knEL7cqS3" in json.dumps(permission["SourceArn"])
+
+
+def synth_in_process(context_update: dict) -> dict:
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    settings = {**context["chat-provisioning"], **context_update}
+    # bundling-stacks=[]: skip the asset bundling, this synth looks at resources only
+    app = App(context={**context, "chat-provisioning": settings, "aws:cdk:bundling-stacks": []})
+    stack = cdk_app.build(app)
+    return app.synth().get_stack_by_name(stack.stack_name).template
+
+
+def test_dev_pool_gets_the_trigger_attached():
+    template = synth_in_process({"user_pool": {"user_pool_id": "us-east-1_dev", "client_id": "abc", "create": True}})
+    (pool,) = resources(template, "AWS::Cognito::UserPool").values()
+    assert "PostConfirmation" in pool["LambdaConfig"]
+    groups = {g["GroupName"] for g in resources(template, "AWS::Cognito::UserPoolGroup").values()}
+    assert groups == {"staff", "analysts", "experiencers"}
+
+
+def test_vpc_placement_from_context_ids():
+    subnets, sg = ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"], "sg-0a1b2c3d4e5f60710"
+    template = synth_in_process({"network": {"vpc_id": "vpc-0a1b2c3d4e5f60711", "subnet_ids": subnets,
+                                             "security_group_ids": [sg],
+                                             "availability_zones": ["us-east-1a", "us-east-1b"]}})
+    functions = resources(template, "AWS::Lambda::Function")
+    in_vpc = {f["Handler"] for f in functions.values() if "VpcConfig" in f}
+    assert in_vpc == set(wiring.STEPS.values())
+    for f in functions.values():
+        if "VpcConfig" in f:
+            assert f["VpcConfig"] == {"SubnetIds": subnets, "SecurityGroupIds": [sg]}
+
+
+def test_invalid_config_stops_synth_with_a_clear_message():
+    with pytest.raises(SystemExit, match="room_id"):
+        synth_in_process({"rooms": {"red_room": {"name": "The Red Room", "room_id": "#the-red-room"}},
+                          "default_rooms": ["red_room"], "roles": {}})
