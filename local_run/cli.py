@@ -8,6 +8,8 @@ from pathlib import Path
 from chat_provisioning.config import ChatConfig
 from chat_provisioning.triggers import SIGN_UP
 
+from stacks import attach_trigger
+
 from . import env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local",
                         help="where the local run keeps its servers' data and state.json")
     top = parser.add_subparsers(dest="area", required=True)
+    attach = top.add_parser("attach-trigger", help="attach the PostConfirmation trigger to an existing "
+                            "pool, keeping every other setting (dry run unless --apply)")
+    attach.add_argument("--user-pool-id", required=True)
+    attach.add_argument("--function-arn", required=True, help="the stack's PostConfirmationFunctionArn output")
+    attach.add_argument("--apply", action="store_true")
     local = top.add_parser("local", help="the embedded default: a real Synapse and moto").add_subparsers(
         dest="command", required=True)
     up = local.add_parser("up", help="start Synapse and moto, create the workflow")
@@ -45,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     state_dir: Path = args.state_dir
-    if args.command == "up":
+    if args.area == "attach-trigger":
+        result = attach_trigger.attach(args.user_pool_id, args.function_arn, args.apply)
+    elif args.command == "up":
         result = env.up(state_dir, ChatConfig.from_cdk_json(str(args.cdk_json)))
         result = {k: v for k, v in result.items() if k not in ("config",)}
     elif args.command == "down":

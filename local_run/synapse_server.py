@@ -74,7 +74,11 @@ def _log_config(state_dir: Path) -> str:
         "version": 1,
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
         "handlers": {"file": {"class": "logging.FileHandler", "formatter": "plain",
-                              "filename": str(state_dir / "synapse.log")}},
+                              "filename": str(state_dir / "synapse.log")},
+                     "access": {"class": "logging.FileHandler", "formatter": "plain",
+                                "filename": str(state_dir / "access.log")}},
+        # One line per HTTP request Synapse served: the demo counts requests per sign-up here.
+        "loggers": {"synapse.access": {"level": "INFO", "handlers": ["access"], "propagate": False}},
         "root": {"level": "WARNING", "handlers": ["file"]},
         "disable_existing_loggers": False,
     })

@@ -2,7 +2,8 @@
 from statemachines/), what starts it (Cognito trigger, EventBridge rule, retry queue), the
 audit table, the failure audit and the alarms. Every resource follows config from cdk.json."""
 
-from aws_cdk import Acknowledgment, Annotations, ArnFormat, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import (Acknowledgment, Annotations, ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack,
+                     Validations)
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_cognito as cognito
@@ -145,6 +146,10 @@ class ChatProvisioningStack(Stack):
                     targets=[targets.LambdaFunction(record_failure, dead_letter_queue=events_dlq,
                                                     retry_attempts=8, max_event_age=Duration.hours(24))])
 
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        CfnOutput(self, "PostConfirmationFunctionArn", value=post_confirmation.function_arn,
+                  description="For `chat-provisioning attach-trigger` on an imported pool")
+        CfnOutput(self, "AuditTableName", value=audit.table_name)
         self._alarms([retry_dlq, events_dlq])
         self._acknowledge(invoked=list(steps.values()),
                           without_async_dlq=list(steps.values()) + [post_confirmation, retry_start],
@@ -209,6 +214,7 @@ class ChatProvisioningStack(Stack):
         for i, dlq in enumerate(dlqs):
             watched[f"DeadLetters{i}"] = dlq.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum")
+        CfnOutput(self, "AlarmTopicArn", value=topic.topic_arn, description="Subscribe the on-call here")
         for name, metric in watched.items():
             alarm = cloudwatch.Alarm(
                 self, f"{name}Alarm", metric=metric, threshold=1, evaluation_periods=1,

@@ -1,0 +1,117 @@
+"""`make demo`: the main job on the embedded default. A real Synapse and the real workflow;
+sign-ups across the groups, a duplicated Cognito retry, a password-reset confirmation, an
+EventBridge event, an outage that fails an execution and its redrive; then what Synapse
+holds, read back from Synapse. Uses the `chat-provisioning local` commands; leaves nothing
+running."""
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = ROOT / ".local" / "demo"
+CLI = [str(ROOT / ".venv" / "bin" / "chat-provisioning"), "--state-dir", str(STATE_DIR)]
+ACCESS_LOG = STATE_DIR / "synapse" / "access.log"
+
+# name, groups: Phenom's people (chat-services.md) and some new mobile users.
+PEOPLE = [("Aaron", ["staff"]), ("Irena", ["staff"]), ("Mark", ["analysts"]),
+          ("Eve", ["experiencers"]), ("Sam", ["analysts", "experiencers"]), ("Mobile user", [])]
+
+
+def sub_of(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"chat-provisioning-demo/{name}"))
+
+
+def cli(*args: str) -> dict:
+    run = subprocess.run(CLI + ["local", *args], capture_output=True, text=True)
+    if run.returncode:
+        sys.exit(f"chat-provisioning local {' '.join(args)} failed:\n{run.stderr}")
+    return json.loads(run.stdout)
+
+
+def requests_served() -> int:
+    return len(ACCESS_LOG.read_text().splitlines()) if ACCESS_LOG.exists() else 0
+
+
+def signup(name: str, groups: list[str], *extra: str) -> tuple[dict, int]:
+    before = requests_served()
+    args = ["signup", "--sub", sub_of(name), "--name", name, *extra]
+    for g in groups:
+        args += ["--group", g]
+    result = cli(*args)
+    return result, requests_served() - before
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main() -> None:
+    cli("down")  # a previous run that was interrupted
+    try:
+        env = cli("up")
+        say(f"Synapse {env['synapse_url']} (room version 10, registration off), moto {env['aws_endpoint_url']}")
+        say(f"state machine {env['state_machine_arn']}\n")
+        outcomes, cost = {}, {}
+        for name, groups in PEOPLE:
+            result, requests = signup(name, groups)
+            outcomes[name], cost[name] = result["status"], requests
+            say(f"sign-up {name:<12} {','.join(groups) or '-':<22} {result['status']:<10} "
+                f"{requests} Synapse requests")
+
+        again, requests = signup("Mark", ["analysts"])
+        say(f"Cognito retries Mark's trigger: {again['status']}, same execution "
+            f"({again['execution_arn'].rsplit(':', 1)[-1]}), {requests} Synapse requests")
+        reset = cli("signup", "--sub", sub_of("Eve"), "--trigger-source",
+                    "PostConfirmation_ConfirmForgotPassword")
+        say(f"Eve confirms a password reset: started={reset['started']}")
+
+        event = cli("event", "--sub", sub_of("Dana"), "--group", "analysts", "--name", "Dana")
+        outcomes["Dana"] = event["status"]
+        say(f"EventBridge 'Provision chat user' for Dana: {event['status']}")
+
+        say("\nOutage: Synapse stops; Olive (staff) signs up")
+        cli("stop-synapse")
+        failed, _ = signup("Olive", ["staff"])
+        say(f"  {failed['status']} at {failed.get('failed_state')} with {failed.get('error')} "
+            f"after Step Functions' retries")
+        cli("start-synapse")
+        redriven = cli("redrive", failed["execution_arn"])
+        outcomes["Olive"] = redriven["status"]
+        say(f"  Synapse is back; local redrive resumes at {redriven['from_state']}: {redriven['status']}\n")
+
+        say("What Synapse holds (read back from Synapse's admin API, not from our records):")
+        say(f"{'user':<12} {'rooms (power level)':<50} {'audit items':>11} {'requests / raw minimum':>23}")
+        extra = []
+        for name in [n for n, _ in PEOPLE] + ["Dana", "Olive"]:
+            status = cli("status", "--sub", sub_of(name))
+            rooms = ", ".join(f"{r['room']} ({r['power_level']})" for r in status["rooms"]) or "-"
+            # The raw minimum: create the user, one join per room, one PUT per level set.
+            minimum = 1 + len(status["rooms"]) + sum(1 for r in status["rooms"] if r["power_level"])
+            measured = f"{cost[name]} / {minimum}" if name in cost else "-"
+            if name in cost:
+                extra.append(cost[name] - minimum)
+            say(f"{name:<12} {rooms:<50} {len(status['audit']):>11} {measured:>23}")
+        say(f"\nSynapse requests per sign-up above the raw minimum: {min(extra)} to {max(extra)} "
+            f"(a user read to refuse deactivated users; a power-levels read per level set)")
+
+        say("\nOlive's audit trail (the failed attempt, then the redrive's actions, one execution):")
+        for item in cli("status", "--sub", sub_of("Olive"))["audit"]:
+            say(f"  {item['time']}  {item.get('step', ''):<14} {item['action']:<16} "
+                f"{item['outcome']:<15} {item.get('error', '')}")
+
+        login = cli("login", "--sub", sub_of("Aaron"))
+        say(f"\nAaron logs in as the mobile app does (Cognito-shaped JWT, org.matrix.login.jwt):")
+        say(f"  {login['user_id']} sees: {', '.join(r['name'] for r in login['rooms'])}")
+        bad = [n for n, s in outcomes.items() if s != "SUCCEEDED"]
+        if bad:
+            sys.exit(f"demo: not every sign-up ended SUCCEEDED: {bad}")
+    finally:
+        stopped = cli("down")
+        say(f"\nstopped: {', '.join(stopped['stopped']) or 'nothing'}")
+
+
+if __name__ == "__main__":
+    main()
