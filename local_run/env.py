@@ -3,7 +3,7 @@ stop it. Its state (PIDs, ports, ARNs) lives in <state_dir>/state.json between c
 
 import asyncio
 import json
-import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,8 +39,9 @@ def up(state_dir: Path, config: ChatConfig) -> dict:
     if (state_dir / "state.json").exists():
         raise SystemExit(f"{state_dir}/state.json exists: run `local down` first")
     state_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(state_dir / "synapse", ignore_errors=True)  # each `up` starts from nothing
     aws_port, synapse_port = free_port(), free_port()
-    with open(state_dir / "aws.log", "ab") as log:
+    with open(state_dir / "aws.log", "wb") as log:
         aws_proc = subprocess.Popen([sys.executable, "-m", "local_run.aws_server", str(aws_port)],
                                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)

@@ -1,14 +1,11 @@
 """What flows through the workflow. Execution input and output carry the Cognito sub, the
 groups and the display name only: extra fields (an email, a token) are rejected, not carried."""
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from .config import Frozen
 from .errors import InvalidInput
 from .policy import normalise_sub
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class ProvisionRequest(Frozen):

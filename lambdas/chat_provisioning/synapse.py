@@ -50,7 +50,15 @@ class SynapseAdmin:
         body: dict = {"external_ids": [{"auth_provider": auth_provider, "external_id": external_id}]}
         if displayname:
             body["displayname"] = displayname
-        r = self._call("PUT", f"/_synapse/admin/v2/users/{quote(user_id)}", json=body)
+        path = f"/_synapse/admin/v2/users/{quote(user_id)}"
+        try:
+            r = self._call("PUT", path, json=body)
+        except SynapseRejected as e:
+            if "M_USER_IN_USE" not in str(e):
+                raise
+            # Two creates raced (a timed-out attempt Synapse still served, or the user's first
+            # JWT login): the loser gets 400 M_USER_IN_USE. The user exists now: update it.
+            r = self._call("PUT", path, json=body)
         return UserRecord(user_id, created=r.status_code == 201,
                           deactivated=bool(r.json().get("deactivated")))
 

@@ -52,6 +52,9 @@ def post_confirmation(event: dict, context) -> dict:
     """Never fails the sign-up (Cognito cannot re-fire it): a failed start goes to the retry
     queue, and if even that fails, to the log and a metric the sweep's alarm watches."""
     trigger = PostConfirmationTriggerEvent(event)
+    if not str(trigger.get("triggerSource")).startswith("PostConfirmation_"):
+        # Attached to the wrong trigger: fail loudly, this is configuration, not a sign-up.
+        raise InvalidInput(f"not a PostConfirmation event: triggerSource={trigger.get('triggerSource')!r:.80}")
     if trigger.trigger_source != SIGN_UP:
         logger.info("not a sign-up, nothing to start", extra={"trigger_source": trigger.trigger_source})
         return event

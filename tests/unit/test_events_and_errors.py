@@ -23,6 +23,12 @@ def test_password_reset_confirmation_starts_nothing(context, monkeypatch):
     assert triggers.post_confirmation(event, context) == event
 
 
+@pytest.mark.parametrize("source", ["PreSignUp_SignUp", None, 42])
+def test_a_trigger_that_is_not_post_confirmation_is_a_typed_error(context, source):
+    with pytest.raises(errors.InvalidInput, match="not a PostConfirmation event"):
+        triggers.post_confirmation(signup_event(source), context)
+
+
 @pytest.mark.parametrize("sub", [None, "", "nope", "0F9E8D7C-1234-4ABC-8DEF-0123456789AB-x"])
 def test_signup_without_valid_sub_starts_nothing_and_does_not_fail(context, monkeypatch, sub):
     monkeypatch.setattr(triggers, "start_signup", lambda **_: pytest.fail("started"))

@@ -64,7 +64,8 @@ def test_transient_outage_is_retried_then_succeeds(local, sub):
             time.sleep(0.2)
     finally:
         os.kill(pid, signal.SIGCONT)
-    assert local.wait(arn)["status"] == "SUCCEEDED"
+    result = local.wait(arn)
+    assert result["status"] == "SUCCEEDED", result
     failures = [e for e in local.history(arn) if e["type"].endswith("Failed")]
     assert failures and all("SynapseUnavailable" in json.dumps(e, default=str) for e in failures)
     assert rooms_seen(local, sub) == {("The Red Room", 0), ("Experiencers", 0)}
@@ -162,3 +163,20 @@ def test_login_first_then_provision_is_the_same_account(local, sub):
     after = local.login(sub)
     assert after["user_id"] == before["user_id"]
     assert {r["name"] for r in after["rooms"]} == {"The Red Room", "Analysts"}
+
+
+def test_retry_queue_consumer_starts_the_workflow(local, sub):
+    """What RetryStart receives when the trigger could not start the execution itself."""
+    idp = local.aws["cognito-idp"]
+    idp.admin_create_user(UserPoolId=local.state["user_pool_id"], Username=sub, MessageAction="SUPPRESS")
+    idp.admin_add_user_to_group(UserPoolId=local.state["user_pool_id"], Username=sub, GroupName="analysts")
+    job = {"user_pool_id": local.state["user_pool_id"], "user_name": sub, "sub": sub, "display_name": None}
+    record = {"messageId": "m1", "receiptHandle": "r", "body": json.dumps(job), "attributes": {},
+              "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+              "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
+    r = local.aws["lambda"].invoke(FunctionName=local.state["functions"]["RetryStart"],
+                                   Payload=json.dumps({"Records": [record]}).encode())
+    assert json.loads(r["Payload"].read()) == {"batchItemFailures": []}
+    arn = local.execution_arn(f"signup-{sub}")
+    assert local.wait(arn)["status"] == "SUCCEEDED"
+    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Analysts", 0)}
