@@ -56,6 +56,7 @@ def up(state_dir: Path, config: ChatConfig) -> dict:
                                             synapse["server_name"], config)
     config = ChatConfig.model_validate({**config.model_dump(), "server_name": synapse["server_name"],
                                         "synapse_url": synapse["url"], "rooms": rooms,
+                                        # short, so that a hung Synapse shows within seconds
                                         "synapse_timeout_seconds": 3.0})
     token_file = state_dir / "admin-token"
     token_file.write_text(token)

@@ -97,3 +97,14 @@ def test_bot_peer_cannot_be_changed():
 def test_bot_itself_is_never_changed():
     with pytest.raises(PowerLevelForbidden):
         with_power_level(LEVELS, BOT, 50, BOT)
+
+
+@pytest.mark.parametrize("network, problem", [
+    ({"vpc_id": "vpc-123"}, "vpc_id"),
+    ({"vpc_id": "vpc-0a1b2c3d4e5f60711"}, "needs subnet_ids"),
+    ({"vpc_id": "vpc-0a1b2c3d4e5f60711", "subnet_ids": ["subnet-0a1b2c3d4e5f60718"],
+      "security_group_ids": ["sg-0a1b2c3d4e5f60710"]}, "one zone per subnet"),
+])
+def test_config_refuses_incomplete_network(config, network, problem):
+    with pytest.raises(ValidationError, match=problem):
+        ChatConfig.model_validate({**config.model_dump(), "network": network})
