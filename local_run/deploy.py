@@ -43,6 +43,11 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str) -> dict:
                    {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": "sub", "AttributeType": "S"},
                               {"AttributeName": "sk", "AttributeType": "S"}])
+    locks = f"{PREFIX}-locks"
+    aws["dynamodb"].create_table(
+        TableName=locks, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "lock", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "lock", "AttributeType": "S"}])
     queue_url = aws["sqs"].create_queue(QueueName=f"{PREFIX}-start-retry")["QueueUrl"]
     role = aws["iam"].create_role(RoleName=PREFIX, AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
 
@@ -52,16 +57,17 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str) -> dict:
             Code={"ZipFile": _placeholder_zip()}, Timeout=60, MemorySize=256,
             Environment={"Variables": env})["FunctionArn"]
 
-    step_env = wiring.lambda_environment(config, table)
+    step_env = wiring.lambda_environment(config, table, locks)
     arns = {wiring.placeholder(step): function(step, handler, step_env)
             for step, handler in wiring.STEPS.items()}
     definition = wiring.substitute(wiring.ASL_FILE.read_text(), arns)
     state_machine = aws["stepfunctions"].create_state_machine(
         name=f"{PREFIX}-provision-user", definition=definition, roleArn=role,
         type="STANDARD")["stateMachineArn"]
-    trigger_env = wiring.lambda_environment(config, table, state_machine, queue_url)
+    trigger_env = wiring.lambda_environment(config, table, locks, state_machine, queue_url)
     functions = {name: function(name, handler, trigger_env) for name, handler in wiring.TRIGGERS.items()}
-    return {"state_machine_arn": state_machine, "audit_table": table, "retry_queue_url": queue_url,
+    return {"state_machine_arn": state_machine, "audit_table": table, "locks_table": locks,
+            "retry_queue_url": queue_url,
             "functions": {name: f"{PREFIX}-{name}" for name in list(wiring.STEPS) + list(functions)},
             "role_arn": role}
 

@@ -51,6 +51,15 @@ class ChatProvisioningStack(Stack):
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=RemovalPolicy.RETAIN)
+        # One item per room: the lease that serialises power-level writes (locks.py).
+        locks = dynamodb.Table(
+            self, "LocksTable",
+            partition_key=dynamodb.Attribute(name="lock", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=RemovalPolicy.DESTROY)
         token = secretsmanager.Secret.from_secret_name_v2(self, "AdminToken", config.admin_token_secret_name)
 
         def function(name: str, handler: str, env: dict, in_vpc: bool,
@@ -64,12 +73,13 @@ class ChatProvisioningStack(Stack):
                 **(network if in_vpc else {}), **kw)
 
         # The steps reach Synapse inside the VPC; they read the token and write the audit.
-        step_env = wiring.lambda_environment(config, audit.table_name)
+        step_env = wiring.lambda_environment(config, audit.table_name, locks.table_name)
         steps = {name: function(name, handler, step_env, in_vpc=True)
                  for name, handler in wiring.STEPS.items()}
         for name, fn in steps.items():
             token.grant_read(fn)
         audit.grant_write_data(steps["RecordAudit"])
+        locks.grant_read_write_data(steps["AssignRoles"])
 
         machine_logs = logs.LogGroup(self, "WorkflowLogs", retention=LOG_RETENTION,
                                      removal_policy=RemovalPolicy.DESTROY)
@@ -94,7 +104,7 @@ class ChatProvisioningStack(Stack):
             self, "StartRetryQueue", enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED,
             visibility_timeout=Duration.seconds(180), retention_period=Duration.days(14),
             dead_letter_queue=sqs.DeadLetterQueue(queue=retry_dlq, max_receive_count=10))
-        trigger_env = wiring.lambda_environment(config, audit.table_name,
+        trigger_env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
                                                 self.state_machine.state_machine_arn,
                                                 retry_queue.queue_url)
         # Undeliverable EventBridge events, and failure audits whose async invocation failed.

@@ -53,3 +53,16 @@ class PowerLevelForbidden(PermanentError):
 
 class SynapseRejected(PermanentError):
     """Any other 4xx from Synapse, with its errcode."""
+
+
+class RoomBusy(TransientError):
+    """Another execution holds the room's power-levels lease; try again after it."""
+
+
+class LeaseLost(TransientError):
+    """Our room lease expired or was taken over before the write: nothing was written."""
+
+
+class PowerLevelWriteLost(TransientError):
+    """Our power-levels write was overwritten before it could be read back, repeatedly:
+    a writer outside the lease (a person in a client) raced us."""

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities import parameters
 
 from .audit import AuditStore
 from .config import ChatConfig
+from .locks import RoomLocks
 from .synapse import SynapseAdmin
 
 # Steps that emit no metric of their own would warn on every invocation.
@@ -32,6 +33,7 @@ class Runtime:
     config: ChatConfig
     synapse: SynapseAdmin
     audit: AuditStore
+    locks: RoomLocks
 
 
 def bot_token(secret_name: str, refresh: bool = False) -> str:
@@ -50,7 +52,8 @@ def runtime() -> Runtime:
         config.synapse_url,
         functools.partial(bot_token, config.admin_token_secret_name),
         config.bot_user_id, timeout=config.synapse_timeout_seconds)
-    return Runtime(config, synapse, AuditStore(os.environ["AUDIT_TABLE"]))
+    return Runtime(config, synapse, AuditStore(os.environ["AUDIT_TABLE"]),
+                   RoomLocks(os.environ["LOCKS_TABLE"]))
 
 
 @functools.cache

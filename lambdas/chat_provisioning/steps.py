@@ -30,6 +30,7 @@ def step(fn: Callable[[WorkflowState, Runtime], WorkflowState]):
         return result.model_dump(mode="json", exclude_none=True)
 
     handler.__name__ = fn.__name__
+    handler.step = fn  # the step without its Lambda shell, for tests that share one Runtime
     return handler
 
 
@@ -59,12 +60,17 @@ def join_rooms(state: WorkflowState, rt: Runtime) -> WorkflowState:
 
 @step
 def assign_roles(state: WorkflowState, rt: Runtime) -> WorkflowState:
+    """One power-levels write per room, under the room's lease (see locks.py)."""
     user_id = user_id_for(state.sub, rt.config)
-    return state.did(*(
-        Action(step="AssignRoles", action="set_power_level", room=m.room_id,
-               outcome=f"set:{m.power_level}"
-               if rt.synapse.set_power_level(m.room_id, user_id, m.power_level) else "unchanged")
-        for m in desired_memberships(state.groups, rt.config) if m.power_level is not None))
+    actions = []
+    for m in desired_memberships(state.groups, rt.config):
+        if m.power_level is None:
+            continue
+        with rt.locks.hold(m.room_id) as lease:
+            changed = rt.synapse.set_power_levels(m.room_id, {user_id: m.power_level}, lease)
+        actions.append(Action(step="AssignRoles", action="set_power_level", room=m.room_id,
+                              outcome=f"set:{m.power_level}" if changed else "unchanged"))
+    return state.did(*actions)
 
 
 @step

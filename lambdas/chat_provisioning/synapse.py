@@ -11,6 +11,7 @@ import httpx
 from .errors import (
     InvalidInput,
     PowerLevelForbidden,
+    PowerLevelWriteLost,
     RoomNotFound,
     SynapseAuthFailed,
     SynapseForbidden,
@@ -78,21 +79,36 @@ class SynapseAdmin:
             raise
         return True
 
-    def set_power_level(self, room_id: str, user_id: str, level: int) -> bool:
-        """Set one user's level with a read-modify-write of the room's power levels.
-        Returns False when it already was. Not safe against concurrent writers to the same
-        room: callers must serialise per room (see the README)."""
+    def set_power_levels(self, room_id: str, levels: dict[str, int], lease=None) -> dict[str, int]:
+        """Put each user in `levels` at its level with one write to the room's power levels;
+        returns the users whose level changed.
+
+        With a `lease` (locks.Lease): the lease is checked right before the PUT, and the write
+        is read back; a write that did not stick (a writer outside the lease, e.g. a person in
+        a client) is redone, up to twice, then PowerLevelWriteLost. Without one this is a plain
+        read-modify-write, which loses updates when two run at once."""
         path = f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.power_levels"
-        current = self.power_levels(room_id)
-        wanted = with_power_level(current, user_id, level, self.bot_user_id)
-        if wanted is None:
-            return False
-        bot = self.bot_user_id
-        if (current.get("users") or {}).get(bot) != wanted["users"].get(bot):
-            # with_power_level keeps the bot's entry; this guards the invariant at the wire.
-            raise PowerLevelForbidden("refusing a power-levels PUT that changes the bot's entry")
-        self._call("PUT", path, json=wanted)
-        return True
+        for _ in range(3 if lease else 1):
+            current = self.power_levels(room_id)
+            wanted, changed = current, {}
+            for user_id, level in levels.items():
+                new = with_power_level(wanted, user_id, level, self.bot_user_id)
+                if new is not None:
+                    wanted, changed[user_id] = new, level
+            if not changed:
+                return {}
+            bot = self.bot_user_id
+            if (current.get("users") or {}).get(bot) != wanted["users"].get(bot):
+                # with_power_level keeps the bot's entry; this guards the invariant at the wire.
+                raise PowerLevelForbidden("refusing a power-levels PUT that changes the bot's entry")
+            if lease is None:
+                self._call("PUT", path, json=wanted)
+                return changed
+            lease.check()
+            self._call("PUT", path, json=wanted)
+            if not _missing(self.power_levels(room_id), levels):
+                return changed
+        raise PowerLevelWriteLost(f"power levels of {room_id} were overwritten three times in a row")
 
     def joined_rooms(self, user_id: str) -> list[str]:
         return self._call("GET", f"/_synapse/admin/v1/users/{quote(user_id)}/joined_rooms").json()["joined_rooms"]
@@ -136,6 +152,12 @@ class SynapseAdmin:
             if r.status_code == 404 and "/join/" in path and errcode != "M_NOT_FOUND":
                 raise RoomNotFound(f"{where} {error}")
             raise SynapseRejected(f"{where} {error}")
+
+
+def _missing(content: dict, levels: dict[str, int]) -> dict[str, int]:
+    """The users of `levels` that `content` does not show at their level."""
+    users, default = content.get("users") or {}, int(content.get("users_default", 0))
+    return {u: lvl for u, lvl in levels.items() if int(users.get(u, default)) != lvl}
 
 
 def _error_of(r: httpx.Response) -> tuple[str, str]:

@@ -39,11 +39,12 @@ def substitute(asl: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], asl)
 
 
-def lambda_environment(config: ChatConfig, audit_table: str, state_machine_arn: str = "",
-                       retry_queue_url: str = "") -> dict[str, str]:
+def lambda_environment(config: ChatConfig, audit_table: str, locks_table: str,
+                       state_machine_arn: str = "", retry_queue_url: str = "") -> dict[str, str]:
     env = {
         CONFIG_ENV: config.to_env(),
         "AUDIT_TABLE": audit_table,
+        "LOCKS_TABLE": locks_table,
         "POWERTOOLS_SERVICE_NAME": SERVICE,
     }
     if state_machine_arn:

@@ -98,9 +98,10 @@ def test_no_wildcard_resource_outside_xray_and_log_delivery(template):
                 assert all(a.startswith(("xray:", "logs:")) for a in actions), (name, actions)
 
 
-def test_audit_table_has_pitr_and_logs_expire(template):
-    (table,) = resources(template, "AWS::DynamoDB::Table").values()
-    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+def test_tables_have_pitr_and_logs_expire(template):
+    tables = resources(template, "AWS::DynamoDB::Table").values()
+    assert len(tables) == 2  # the audit trail, the power-levels leases
+    assert all(t["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for t in tables)
     assert all("RetentionInDays" in g for g in resources(template, "AWS::Logs::LogGroup").values())
 
 

@@ -75,7 +75,7 @@ def test_unknown_room_is_room_not_found(local, synapse, sub):
     with pytest.raises(errors.RoomNotFound):
         synapse.join(f"!nosuchroom:{local.state['server_name']}", uid(local, sub))
     with pytest.raises(errors.RoomNotFound):
-        synapse.set_power_level(f"!nosuchroom:{local.state['server_name']}", uid(local, sub), 50)
+        synapse.set_power_levels(f"!nosuchroom:{local.state['server_name']}", {uid(local, sub): 50})
 
 
 def test_power_level_round_trip_keeps_the_bot(local, synapse, sub):
@@ -83,11 +83,11 @@ def test_power_level_round_trip_keeps_the_bot(local, synapse, sub):
     user = uid(local, sub)
     synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito")
     synapse.join(staff, user)
-    assert synapse.set_power_level(staff, user, 50) is True
-    assert synapse.set_power_level(staff, user, 50) is False
+    assert synapse.set_power_levels(staff, {user: 50}) == {user: 50}
+    assert synapse.set_power_levels(staff, {user: 50}) == {}
     levels = synapse.power_levels(staff)
     assert levels["users"][user] == 50 and levels["users"][synapse.bot_user_id] == 100
-    assert synapse.set_power_level(staff, user, 0) is True  # back to default: not listed
+    assert synapse.set_power_levels(staff, {user: 0}) == {user: 0}  # back to default: not listed
     assert user not in synapse.power_levels(staff)["users"]
 
 

@@ -1,6 +1,8 @@
 """Event parsing in the handlers, and the adapter's mapping of Synapse failures to typed errors
 (an error-injecting transport stands in for Synapse here; integration tests use the real one)."""
 
+import json
+
 import httpx
 import pytest
 
@@ -149,8 +151,42 @@ def test_power_level_put_never_drops_the_bot():
             return httpx.Response(200, json={})
         return httpx.Response(200, json={"users": {"@bot:x": 100}, "users_default": 0})
     a = adapter(handler)
-    assert a.set_power_level("!r:x", "@u:x", 100) is True
+    assert a.set_power_levels("!r:x", {"@u:x": 100}) == {"@u:x": 100}
     assert b'"@bot:x":100' in puts[0].replace(b" ", b"")
     with pytest.raises(errors.PowerLevelForbidden):
-        a.set_power_level("!r:x", "@bot:x", 0)
-    assert len(puts) == 1
+        a.set_power_levels("!r:x", {"@bot:x": 0})
+    with pytest.raises(errors.PowerLevelForbidden, match="above the bot"):
+        a.set_power_levels("!r:x", {"@u:x": 101})
+    assert len(puts) == 1  # neither refused change reached Synapse
+
+
+class Lease:
+    def __init__(self):
+        self.checks = 0
+
+    def check(self):
+        self.checks += 1
+
+
+def test_guarded_write_is_read_back_and_redone_when_lost():
+    """A writer outside the lease overwrites our first PUT: the read-back sees it, we redo."""
+    state = {"users": {"@bot:x": 100}, "users_default": 0}
+    puts = []
+
+    def handler(request):
+        nonlocal state
+        if request.method == "PUT":
+            puts.append(1)
+            if len(puts) > 1:  # the first PUT is lost to a concurrent writer
+                state = json.loads(request.content)
+        return httpx.Response(200, json=state)
+    lease = Lease()
+    assert adapter(handler).set_power_levels("!r:x", {"@u:x": 50}, lease) == {"@u:x": 50}
+    assert len(puts) == 2 and lease.checks == 2 and state["users"]["@u:x"] == 50
+
+
+def test_guarded_write_lost_every_time_is_a_typed_error():
+    def handler(request):
+        return httpx.Response(200, json={"users": {"@bot:x": 100}})
+    with pytest.raises(errors.PowerLevelWriteLost):
+        adapter(handler).set_power_levels("!r:x", {"@u:x": 50}, Lease())

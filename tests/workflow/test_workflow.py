@@ -102,7 +102,7 @@ def test_fault_at_a_later_step_redrives_from_there(local, sub):
     helper = f"@helper-admin:{local.state['server_name']}"
     staff = local.state["rooms"]["staff"]["room_id"]
     local.synapse.join(staff, helper)
-    local.synapse.set_power_level(staff, helper, 100)
+    local.synapse.set_power_levels(staff, {helper: 100})
     bot = local.synapse.bot_user_id
     path = f"/_matrix/client/v3/rooms/{staff}/state/m.room.power_levels"
     levels = local.synapse.power_levels(staff)

@@ -1,0 +1,55 @@
+"""Room leases on moto's DynamoDB, with a clock the test moves."""
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chat_provisioning.errors import LeaseLost, RoomBusy
+from chat_provisioning.locks import RoomLocks
+
+
+class Clock:
+    now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def locks():
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(TableName="locks", BillingMode="PAY_PER_REQUEST",
+                            KeySchema=[{"AttributeName": "lock", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "lock", "AttributeType": "S"}])
+        yield RoomLocks("locks", client, lease_seconds=10, wait_seconds=0.3, clock=Clock())
+
+
+def test_a_held_room_is_busy_for_others(locks):
+    with locks.hold("!r:x"):
+        with pytest.raises(RoomBusy):
+            with locks.hold("!r:x"):
+                pass
+        with locks.hold("!other:x"):  # per room
+            pass
+    with locks.hold("!r:x"):  # released
+        pass
+
+
+def test_a_crashed_holder_blocks_the_room_for_its_lease_only(locks):
+    crashed = locks._acquire("!r:x")  # never released
+    with pytest.raises(RoomBusy):
+        locks._acquire("!r:x")
+    locks.clock.now += 10.5
+    with locks.hold("!r:x") as lease:
+        assert lease.fence == crashed.fence + 1
+        lease.check()
+        with pytest.raises(LeaseLost):
+            crashed.check()  # it wakes up late: it must not write
+
+
+def test_a_holder_past_its_lease_must_not_write(locks):
+    with locks.hold("!r:x") as lease:
+        locks.clock.now += 11
+        with pytest.raises(LeaseLost):
+            lease.check()

@@ -1,0 +1,68 @@
+"""Power levels without lost updates: 50 role changes in one room at once, through the real
+AssignRoles step (its code, its Runtime, a real Synapse, the lease table in moto), against the
+same 50 changes as plain read-modify-writes, which must show the loss (so this test can fail)."""
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from chat_provisioning import runtime as runtime_module
+from chat_provisioning import steps
+from chat_provisioning.models import WorkflowState
+
+N = 50
+
+
+@pytest.fixture(scope="module")
+def step_runtime(local):
+    """The AssignRoles function's environment, as the local stack deployed it, in this process."""
+    config = local.aws["lambda"].get_function_configuration(
+        FunctionName=local.state["functions"]["AssignRoles"])
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in config["Environment"]["Variables"].items():
+            mp.setenv(key, value)
+        mp.setenv("AWS_ENDPOINT_URL", local.state["aws_endpoint_url"])
+        mp.setenv("AWS_ACCESS_KEY_ID", "local")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "local")
+        runtime_module.runtime.cache_clear()
+        yield runtime_module.runtime()
+        runtime_module.runtime.cache_clear()
+
+
+def members_of_staff(local, n: int) -> tuple[str, list[str]]:
+    staff = local.state["rooms"]["staff"]["room_id"]
+    subs = [str(uuid.uuid4()) for _ in range(n)]
+
+    def member(sub):
+        user = f"@{sub}:{local.state['server_name']}"
+        local.synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito")
+        local.synapse.join(staff, user)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(member, subs))
+    return staff, subs
+
+
+def lost(local, staff, subs) -> list[str]:
+    users = local.synapse.power_levels(staff)["users"]
+    return [s for s in subs if users.get(f"@{s}:{local.state['server_name']}") != 100]
+
+
+def test_concurrent_promotions_lose_nothing_under_the_lease(local, step_runtime):
+    staff, subs = members_of_staff(local, N)
+    states = [WorkflowState(sub=s, groups=("staff",), execution="arn:test") for s in subs]
+    with ThreadPoolExecutor(N) as pool:
+        results = list(pool.map(lambda st: steps.assign_roles.step(st, step_runtime), states))
+    assert all(r.actions[-1].outcome == "set:100" for r in results)
+    assert lost(local, staff, subs) == []
+    assert local.synapse.power_levels(staff)["users"][local.synapse.bot_user_id] == 100
+
+
+def test_the_same_promotions_unguarded_lose_updates(local):
+    staff, subs = members_of_staff(local, N)
+    with ThreadPoolExecutor(N) as pool:
+        list(pool.map(lambda s: local.synapse.set_power_levels(
+            staff, {f"@{s}:{local.state['server_name']}": 100}), subs))
+    missing = lost(local, staff, subs)
+    print(f"unguarded: {len(missing)} of {N} promotions lost")
+    assert missing, "no update was lost without the lease: this test could not tell the guard works"
