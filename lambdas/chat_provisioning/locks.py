@@ -67,6 +67,7 @@ class RoomLocks:
     def _acquire(self, room_id: str) -> Lease:
         owner = str(uuid.uuid4())
         deadline = time.monotonic() + self.wait_seconds
+        pause = 0.05
         while True:
             now = self.clock()
             try:
@@ -85,7 +86,9 @@ class RoomLocks:
                     raise
             if time.monotonic() > deadline:
                 raise RoomBusy(f"power levels of {room_id} stayed locked for {self.wait_seconds}s")
-            time.sleep(random.uniform(0.02, 0.15))  # jitter: waiters do not wake in lockstep
+            # Backoff with jitter: many waiters neither wake in lockstep nor hammer the table.
+            time.sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 1.5, 1.0)
 
     def _release(self, lease: Lease) -> None:
         """Expire it now; the item (and its fence) stays, one per room."""
