@@ -40,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     event.add_argument("--sub", required=True)
     event.add_argument("--group", action="append", default=[], dest="groups")
     event.add_argument("--name")
+    group = local.add_parser("group", help="add or remove a Cognito group, as CloudTrail reports it")
+    group.add_argument("change", choices=["add", "remove"])
+    group.add_argument("--sub", required=True)
+    group.add_argument("--group", required=True)
+    for verb in ("disable", "enable", "delete"):
+        local.add_parser(verb, help=f"{verb} the Cognito user, as CloudTrail reports it").add_argument(
+            "--sub", required=True)
+    sync = local.add_parser("sync", help="the documented 'Sync chat user' event")
+    sync.add_argument("--sub", required=True)
+    sync.add_argument("--cause", default="custom", help="'enable' allows reactivation")
     status = local.add_parser("status", help="the user as Synapse sees it, audit trail, executions")
     status.add_argument("--sub", required=True)
     login = local.add_parser("login", help="log in as the mobile app does (JWT) and list rooms")
@@ -75,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.name:
                 detail["display_name"] = args.name
             result = local_env.send_event(detail)
+        elif args.command == "group":
+            event_name = "AdminAddUserToGroup" if args.change == "add" else "AdminRemoveUserFromGroup"
+            result = local_env.cognito_change(args.sub, event_name, args.group)
+        elif args.command in ("disable", "enable", "delete"):
+            result = local_env.cognito_change(args.sub, f"Admin{args.command.title()}User")
+        elif args.command == "sync":
+            result = local_env.send_sync_event({"sub": args.sub, "cause": args.cause})
         elif args.command == "status":
             result = local_env.status(args.sub)
         elif args.command == "login":

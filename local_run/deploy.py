@@ -60,13 +60,15 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str) -> dict:
     step_env = wiring.lambda_environment(config, table, locks)
     arns = {wiring.placeholder(step): function(step, handler, step_env)
             for step, handler in wiring.STEPS.items()}
-    definition = wiring.substitute(wiring.ASL_FILE.read_text(), arns)
-    state_machine = aws["stepfunctions"].create_state_machine(
-        name=f"{PREFIX}-provision-user", definition=definition, roleArn=role,
-        type="STANDARD")["stateMachineArn"]
-    trigger_env = wiring.lambda_environment(config, table, locks, state_machine, queue_url)
+    machines = {name: aws["stepfunctions"].create_state_machine(
+        name=f"{PREFIX}-{name}", definition=wiring.substitute(path.read_text(), arns),
+        roleArn=role, type="STANDARD")["stateMachineArn"] for name, path in wiring.MACHINES.items()}
+    state_machine = machines["ProvisionUser"]
+    trigger_env = wiring.lambda_environment(config, table, locks, state_machine, queue_url,
+                                            machines["SyncUser"])
     functions = {name: function(name, handler, trigger_env) for name, handler in wiring.TRIGGERS.items()}
-    return {"state_machine_arn": state_machine, "audit_table": table, "locks_table": locks,
+    return {"state_machine_arn": state_machine, "sync_state_machine_arn": machines["SyncUser"],
+            "audit_table": table, "locks_table": locks,
             "retry_queue_url": queue_url,
             "functions": {name: f"{PREFIX}-{name}" for name in list(wiring.STEPS) + list(functions)},
             "role_arn": role}

@@ -1,5 +1,5 @@
-"""`make diagram`: draw statemachines/provision_user.asl.json as a Mermaid flowchart and put it in
-README.md between the diagram markers, so the picture cannot drift from the ASL."""
+"""`make diagram`: draw each statemachines/*.asl.json as a Mermaid flowchart and put it in
+README.md between its markers, so the pictures cannot drift from the ASL."""
 
 import json
 import re
@@ -8,7 +8,10 @@ from pathlib import Path
 from chat_provisioning import wiring
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-BEGIN, END = "<!-- diagram:begin (make diagram) -->", "<!-- diagram:end -->"
+
+
+def markers(machine: str) -> tuple[str, str]:
+    return f"<!-- diagram {machine}: begin (make diagram) -->", f"<!-- diagram {machine}: end -->"
 
 
 def _errors(names: list[str]) -> str:
@@ -16,23 +19,37 @@ def _errors(names: list[str]) -> str:
     return "/".join([n for n in names if n not in lambda_errors] + (["Lambda.*"] if lambda_errors else []))
 
 
+def _condition(choice: dict) -> str:
+    if "Or" in choice:
+        return " or ".join(_condition(c) for c in choice["Or"])
+    return f"{choice['Variable'].removeprefix('$.')} = {choice['StringEquals']}"
+
+
 def mermaid(asl: dict) -> str:
     lines = ["flowchart TD", f"    start((start)) --> {asl['StartAt']}"]
     for name, state in asl["States"].items():
+        if state["Type"] == "Choice":
+            lines.append(f"    {name}{{{name}}}")
+            lines += [f"    {name} -- {_condition(c)} --> {c['Next']}" for c in state["Choices"]]
+            lines.append(f"    {name} -- otherwise --> {state['Default']}")
+            continue
         retried = ", ".join(f"{_errors(r['ErrorEquals'])} ×{r['MaxAttempts']}" for r in state.get("Retry", []))
-        label = f"{name}<br/><small>retries {retried}</small>" if retried else name
-        lines.append(f'    {name}["{label}"]')
+        lines.append(f'    {name}["{name}<br/><small>retries {retried}</small>"]')
         lines.append(f"    {name} --> {state['Next']}" if "Next" in state else f"    {name} --> done((SUCCEEDED))")
-        if state["Type"] == "Task":
-            lines.append(f"    {name} -. any other error .-> failed{name}[[FAILED at {name}: redrive resumes here]]")
+        lines.append(f"    {name} -. any other error .-> failed{name}[[FAILED at {name}: redrive resumes here]]")
     return "\n".join(lines)
 
 
 def main() -> None:
-    block = f"{BEGIN}\n```mermaid\n{mermaid(json.loads(wiring.ASL_FILE.read_text()))}\n```\n{END}"
     text = README.read_text()
-    README.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
-    print(f"diagram written to {README}")
+    for machine, path in wiring.MACHINES.items():
+        begin, end = markers(machine)
+        block = f"{begin}\n```mermaid\n{mermaid(json.loads(path.read_text()))}\n```\n{end}"
+        text, found = re.subn(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+        if not found:
+            raise SystemExit(f"README.md has no markers for {machine}: add\n{begin}\n{end}")
+    README.write_text(text)
+    print(f"diagrams written to {README}")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ def up(state_dir: Path, config: ChatConfig) -> dict:
     state = {
         "synapse_url": synapse["url"], "server_name": synapse["server_name"],
         "aws_endpoint_url": endpoint, "state_machine_arn": resources["state_machine_arn"],
+        "sync_state_machine_arn": resources["sync_state_machine_arn"],
         "rooms": {k: r.model_dump() for k, r in config.rooms.items()},
         "admin_token_file": str(token_file), "user_pool_id": pool_id, "client_id": client_id,
         "audit_table": resources["audit_table"], "locks_table": resources["locks_table"],
@@ -118,6 +119,11 @@ class LocalEnv:
         idp, pool = self.aws["cognito-idp"], self.state["user_pool_id"]
         try:
             idp.admin_create_user(UserPoolId=pool, Username=sub, MessageAction="SUPPRESS")
+            # moto picks its own sub and, unlike Cognito, lets us set it: the local pool then
+            # holds the sub this sign-up names (a pool whose usernames are subs, like one
+            # that signs in by email).
+            idp.admin_update_user_attributes(UserPoolId=pool, Username=sub, UserAttributes=[
+                {"Name": "sub", "Value": sub}] + ([{"Name": "name", "Value": name}] if name else []))
         except idp.exceptions.UsernameExistsException:
             pass
         for g in groups:
@@ -151,6 +157,45 @@ class LocalEnv:
             stateMachineArn=self.state["state_machine_arn"], name=f"event-{event['id']}",
             input=json.dumps(detail))["executionArn"]
         return {"matched": True, **(self.wait(arn) if wait else {"execution_arn": arn})}
+
+    def cognito_change(self, sub: str, event_name: str, group: str | None = None,
+                       wait: bool = True) -> dict:
+        """Make the change in the local pool, then deliver CloudTrail's record of it as
+        EventBridge would: matched against the deployed rule's pattern, to its target."""
+        idp, pool = self.aws["cognito-idp"], self.state["user_pool_id"]
+        params = {"userPoolId": pool, "username": sub}
+        if group:
+            params["groupName"] = group
+        call = {"AdminAddUserToGroup": idp.admin_add_user_to_group,
+                "AdminRemoveUserFromGroup": idp.admin_remove_user_from_group,
+                "AdminDisableUser": idp.admin_disable_user, "AdminEnableUser": idp.admin_enable_user,
+                "AdminDeleteUser": idp.admin_delete_user}[event_name]
+        call(**{"UserPoolId": pool, "Username": sub, **({"GroupName": group} if group else {})})
+        return self.deliver_cloudtrail(event_name, params, wait)
+
+    def deliver_cloudtrail(self, event_name: str, params: dict, wait: bool = True) -> dict:
+        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "AWS API Call via CloudTrail",
+                 "source": "aws.cognito-idp", "account": "123456789012", "time": "2026-01-01T00:00:00Z",
+                 "region": "us-east-1", "resources": [],
+                 "detail": {"eventVersion": "1.08", "eventSource": "cognito-idp.amazonaws.com",
+                            "eventName": event_name, "awsRegion": "us-east-1",
+                            "requestParameters": params, "eventID": str(uuid.uuid4())}}
+        pattern = wiring.cognito_event_pattern(self.state["user_pool_id"])
+        return self._deliver(pattern, event, wait)
+
+    def send_sync_event(self, detail: dict, wait: bool = True) -> dict:
+        event = {"version": "0", "id": str(uuid.uuid4()), "source": "chat-provisioning",
+                 "detail-type": "Sync chat user", "account": "123456789012",
+                 "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [], "detail": detail}
+        return self._deliver(wiring.SYNC_EVENT_PATTERN, event, wait)
+
+    def _deliver(self, pattern: dict, event: dict, wait: bool) -> dict:
+        if not EventPattern.load(json.dumps(pattern)).matches_event(event):
+            return {"matched": False}
+        started = self._invoke("OnCognitoChange", event)
+        if not started.get("started"):
+            return {"matched": True, **started}
+        return {"matched": True, **(self.wait(started["execution"]) if wait else started)}
 
     # --- as an operator would ---------------------------------------------------------------
     def wait(self, arn: str, timeout: float = 300) -> dict:

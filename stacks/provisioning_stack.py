@@ -72,29 +72,36 @@ class ChatProvisioningStack(Stack):
                                         removal_policy=RemovalPolicy.DESTROY),
                 **(network if in_vpc else {}), **kw)
 
-        # The steps reach Synapse inside the VPC; they read the token and write the audit.
+        # The steps that reach Synapse run inside the VPC; they read the token.
         step_env = wiring.lambda_environment(config, audit.table_name, locks.table_name)
-        steps = {name: function(name, handler, step_env, in_vpc=True)
+        steps = {name: function(name, handler, step_env, in_vpc=name not in wiring.OUTSIDE_VPC)
                  for name, handler in wiring.STEPS.items()}
         for name, fn in steps.items():
-            token.grant_read(fn)
+            if name not in wiring.OUTSIDE_VPC:
+                token.grant_read(fn)
         audit.grant_write_data(steps["RecordAudit"])
         locks.grant_read_write_data(steps["AssignRoles"])
 
         machine_logs = logs.LogGroup(self, "WorkflowLogs", retention=LOG_RETENTION,
                                      removal_policy=RemovalPolicy.DESTROY)
-        machine_name = f"{self.stack_name}-ProvisionUser"
-        self.state_machine = sfn.StateMachine(
-            self, "ProvisionUser", state_machine_name=machine_name,
-            definition_body=sfn.DefinitionBody.from_string(wiring.ASL_FILE.read_text()),
-            definition_substitutions={wiring.placeholder(n): fn.function_arn for n, fn in steps.items()},
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            tracing_enabled=True,
-            # Execution data holds the sub and display name: keep it out of the logs.
-            logs=sfn.LogOptions(destination=machine_logs, level=sfn.LogLevel.ALL,
-                                include_execution_data=False))
-        for fn in steps.values():
-            fn.grant_invoke(self.state_machine)
+        arns = {wiring.placeholder(n): fn.function_arn for n, fn in steps.items()}
+        self.machines = {}
+        for name, asl in wiring.MACHINES.items():
+            text = asl.read_text()
+            self.machines[name] = sfn.StateMachine(
+                self, name, state_machine_name=f"{self.stack_name}-{name}",
+                definition_body=sfn.DefinitionBody.from_string(text),
+                definition_substitutions={k: v for k, v in arns.items() if f"${{{k}}}" in text},
+                state_machine_type=sfn.StateMachineType.STANDARD,
+                tracing_enabled=True,
+                # Execution data holds the sub and display name: keep it out of the logs.
+                logs=sfn.LogOptions(destination=machine_logs, level=sfn.LogLevel.ALL,
+                                    include_execution_data=False))
+            for step, fn in steps.items():
+                if f"${{{wiring.placeholder(step)}}}" in text:
+                    fn.grant_invoke(self.machines[name])
+        self.state_machine = provision = self.machines["ProvisionUser"]
+        sync = self.machines["SyncUser"]
 
         # The sign-up trigger never fails a sign-up: a start that fails goes to this queue.
         retry_dlq = sqs.Queue(self, "StartRetryDLQ", enforce_ssl=True,
@@ -105,8 +112,8 @@ class ChatProvisioningStack(Stack):
             visibility_timeout=Duration.seconds(180), retention_period=Duration.days(14),
             dead_letter_queue=sqs.DeadLetterQueue(queue=retry_dlq, max_receive_count=10))
         trigger_env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
-                                                self.state_machine.state_machine_arn,
-                                                retry_queue.queue_url)
+                                                provision.state_machine_arn, retry_queue.queue_url,
+                                                sync.state_machine_arn)
         # Undeliverable EventBridge events, and failure audits whose async invocation failed.
         events_dlq = sqs.Queue(self, "EventsDLQ", enforce_ssl=True,
                                encryption=sqs.QueueEncryption.SQS_MANAGED,
@@ -116,47 +123,61 @@ class ChatProvisioningStack(Stack):
         retry_start = function("RetryStart", wiring.TRIGGERS["RetryStart"], trigger_env, in_vpc=False)
         record_failure = function("RecordFailure", wiring.TRIGGERS["RecordFailure"], trigger_env,
                                   in_vpc=False, dead_letter_queue=events_dlq)
+        on_cognito_change = function("OnCognitoChange", wiring.TRIGGERS["OnCognitoChange"], trigger_env,
+                                     in_vpc=False, dead_letter_queue=events_dlq)
         for fn in (post_confirmation, retry_start):
-            self.state_machine.grant_start_execution(fn)
+            provision.grant_start_execution(fn)
+        sync.grant_start_execution(on_cognito_change)
         retry_queue.grant_send_messages(post_confirmation)
         retry_start.add_event_source(sources.SqsEventSource(
             retry_queue, batch_size=10, report_batch_item_failures=True))
         audit.grant_write_data(record_failure)
-        # The failure audit reads the history of this machine's executions (the failed state).
-        executions = self.format_arn(service="states", resource="execution",
-                                     resource_name=f"{machine_name}:*",
-                                     arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        # The failure audit reads the history of these machines' executions (the failed state).
         record_failure.add_to_role_policy(iam.PolicyStatement(
-            actions=["states:GetExecutionHistory"], resources=[executions]))
+            actions=["states:GetExecutionHistory"],
+            resources=[self.format_arn(service="states", resource="execution",
+                                       resource_name=f"{self.stack_name}-{name}:*",
+                                       arn_format=ArnFormat.COLON_RESOURCE_NAME)
+                       for name in self.machines]))
 
         pool = self._user_pool(config, post_confirmation)
-        # A policy of its own, not the roles' default policy: the pool depends on the trigger
-        # function, which depends on its default policy, which must not depend on the pool.
+        # Policies of their own, not the roles' default policies: the pool depends on the
+        # trigger function, which depends on its default policy, which must not depend on it.
         iam.Policy(self, "ReadUserGroups", roles=[post_confirmation.role, retry_start.role],
                    statements=[iam.PolicyStatement(actions=["cognito-idp:AdminListGroupsForUser"],
                                                    resources=[pool])])
+        iam.Policy(self, "ReadUsers", roles=[steps["ReadCognitoUser"].role, on_cognito_change.role],
+                   statements=[iam.PolicyStatement(
+                       actions=["cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser",
+                                "cognito-idp:AdminGetUser"], resources=[pool])])
 
-        # EventBridge: the documented event starts the workflow; its detail is the input.
-        events.Rule(self, "ProvisionEventRule",
-                    description="'Provision chat user' events start the provisioning workflow",
-                    event_pattern=events.EventPattern(
-                        source=wiring.PROVISION_EVENT_PATTERN["source"],
-                        detail_type=wiring.PROVISION_EVENT_PATTERN["detail-type"]),
-                    targets=[targets.SfnStateMachine(
-                        self.state_machine, input=events.RuleTargetInput.from_event_path("$.detail"),
-                        dead_letter_queue=events_dlq, retry_attempts=8,
-                        max_event_age=Duration.hours(24))])
+        def rule(rule_id: str, description: str, pattern: dict, target) -> events.Rule:
+            return events.Rule(self, rule_id, description=description, targets=[target],
+                               event_pattern=events.EventPattern(
+                                   source=pattern["source"], detail_type=pattern["detail-type"],
+                                   detail=pattern.get("detail")))
+
+        delivery = dict(dead_letter_queue=events_dlq, retry_attempts=8, max_event_age=Duration.hours(24))
+        # The documented event starts the provisioning workflow; its detail is the input.
+        rule("ProvisionEventRule", "'Provision chat user' events start the provisioning workflow",
+             wiring.PROVISION_EVENT_PATTERN,
+             targets.SfnStateMachine(provision, input=events.RuleTargetInput.from_event_path("$.detail"),
+                                     **delivery))
+        # Group changes and status changes (CloudTrail), and the custom event, start a role sync.
+        rule("CognitoChangeRule", "Cognito group and status changes start a role sync",
+             wiring.cognito_event_pattern(config.user_pool.user_pool_id),
+             targets.LambdaFunction(on_cognito_change, **delivery))
+        rule("SyncEventRule", "'Sync chat user' events start a role sync", wiring.SYNC_EVENT_PATTERN,
+             targets.LambdaFunction(on_cognito_change, **delivery))
         # Failed, timed-out and aborted executions are audited from their status change.
-        events.Rule(self, "FailureAuditRule",
-                    description="Audit provisioning executions that did not succeed",
-                    event_pattern=events.EventPattern(
-                        source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
-                        detail={"status": wiring.FAILED_STATUSES,
-                                "stateMachineArn": [self.state_machine.state_machine_arn]}),
-                    targets=[targets.LambdaFunction(record_failure, dead_letter_queue=events_dlq,
-                                                    retry_attempts=8, max_event_age=Duration.hours(24))])
+        rule("FailureAuditRule", "Audit executions that did not succeed",
+             {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
+              "detail": {"status": wiring.FAILED_STATUSES,
+                         "stateMachineArn": [m.state_machine_arn for m in self.machines.values()]}},
+             targets.LambdaFunction(record_failure, **delivery))
 
-        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        for name, machine in self.machines.items():
+            CfnOutput(self, f"{name}StateMachineArn", value=machine.state_machine_arn)
         CfnOutput(self, "PostConfirmationFunctionArn", value=post_confirmation.function_arn,
                   description="For `chat-provisioning attach-trigger` on an imported pool")
         CfnOutput(self, "AuditTableName", value=audit.table_name)
@@ -211,16 +232,20 @@ class ChatProvisioningStack(Stack):
     def _alarms(self, dlqs: list[sqs.Queue]) -> None:
         topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True,
                           master_key=None, display_name="chat-provisioning alarms")
-        machine = self.state_machine
-        watched = {
-            "ExecutionsFailed": machine.metric_failed(period=Duration.minutes(5)),
-            "ExecutionsThrottled": machine.metric_throttled(period=Duration.minutes(5)),
-            "ExecutionsAborted": machine.metric_aborted(period=Duration.minutes(5)),
-            "ExecutionsTimedOut": machine.metric_timed_out(period=Duration.minutes(5)),
-            "SignUpsLost": cloudwatch.Metric(namespace="ChatProvisioning", metric_name="SignUpsLost",
-                                             dimensions_map={"service": wiring.SERVICE},
-                                             statistic="Sum", period=Duration.minutes(5)),
-        }
+        watched = {}
+        for name, machine in self.machines.items():
+            watched.update({
+                f"{name}Failed": machine.metric_failed(period=Duration.minutes(5)),
+                f"{name}Throttled": machine.metric_throttled(period=Duration.minutes(5)),
+                f"{name}Aborted": machine.metric_aborted(period=Duration.minutes(5)),
+                f"{name}TimedOut": machine.metric_timed_out(period=Duration.minutes(5)),
+            })
+        # Sign-ups that neither started nor reached the retry queue; Cognito events that name
+        # no user we can resolve (a deletion in a pool whose usernames are not subs).
+        for metric_name in ("SignUpsLost", "UnresolvedCognitoEvents"):
+            watched[metric_name] = cloudwatch.Metric(
+                namespace="ChatProvisioning", metric_name=metric_name,
+                dimensions_map={"service": wiring.SERVICE}, statistic="Sum", period=Duration.minutes(5))
         for i, dlq in enumerate(dlqs):
             watched[f"DeadLetters{i}"] = dlq.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum")
@@ -250,9 +275,10 @@ class ChatProvisioningStack(Stack):
             ack(fn, "Serverless::Serverless-LambdaDLQ",
                 "Invoked synchronously (Step Functions, Cognito) or by an SQS event source "
                 "whose queue has its own DLQ; an async DLQ would never receive anything.")
-        ack(self, f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:{self.partition}:states:{self.region}"
-                  f":<AWS::AccountId>:execution:{self.stack_name}-ProvisionUser:*]",
-            "The failure audit reads the history of this state machine's executions, any of them.")
+        for name in self.machines:
+            ack(self, f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:{self.partition}:states:{self.region}"
+                      f":<AWS::AccountId>:execution:{self.stack_name}-{name}:*]",
+                "The failure audit reads the history of these state machines' executions.")
         for dlq in dlqs:
             ack(dlq, "Serverless::Serverless-SQSRedrivePolicy", "This queue is itself a DLQ.")
         ack(dlqs[1], "AwsSolutions::AwsSolutions-SQS3",

@@ -19,16 +19,19 @@ class AuditStore:
         self._client = client or boto3.client("dynamodb")
 
     def record_actions(self, sub: str, user_id: str | None, execution: str,
-                       actions: tuple[Action, ...]) -> int:
-        """One item per action; returns how many were new."""
+                       actions: tuple[Action, ...], cause: str | None = None) -> int:
+        """One item per action, with the event that caused the run (`event`: a Cognito API
+        name for a role sync); returns how many were new."""
         run = execution_name(execution)
         return sum(self._put({
             "sub": sub, "sk": f"{run}#{i:03d}", "user_id": user_id, "step": a.step,
             "action": a.action, "room": a.room, "outcome": a.outcome, "execution": execution,
+            "event": cause,
         }) for i, a in enumerate(actions))
 
     def record_failure(self, sub: str | None, execution: str, attempt: int, status: str,
-                       failed_state: str | None, error: str | None, cause: str | None) -> bool:
+                       failed_state: str | None, error: str | None, cause: str | None,
+                       event: str | None = None) -> bool:
         """The audit item for an execution that did not succeed. `attempt` (the redrive
         count) keeps each failed attempt of one execution as its own item."""
         return self._put({
@@ -36,7 +39,7 @@ class AuditStore:
             "sub": sub or f"unknown:{execution_name(execution)}",
             "sk": f"{execution_name(execution)}#failed#{attempt}", "step": failed_state,
             "action": "execution", "outcome": status.lower(), "error": error,
-            "cause": (cause or "")[:1000], "execution": execution,
+            "cause": (cause or "")[:1000], "execution": execution, "event": event,
         })
 
     def trail(self, sub: str) -> list[dict]:

@@ -72,6 +72,13 @@ class ChatConfig(Frozen):
     # Cognito groups that exist in the pool but mean nothing to chat; any other group
     # that is not in `roles` is an error, so a typo in a group name cannot pass silently.
     ignored_groups: tuple[str, ...] = ()
+    # Cognito subs whose Matrix users this never changes (an allow-list: accounts managed by hand).
+    unmanaged_subs: tuple[str, ...] = ()
+    # When a group is removed: demote in its rooms (always), and also leave them (this flag).
+    leave_rooms_on_role_removal: bool = False
+    # When the Cognito user is deleted: deactivate the Matrix user (always), and also erase
+    # its messages and profile for new joiners (this flag; Synapse's "erase").
+    erase_deleted_users: bool = False
     user_pool: UserPool
     network: Network = Network()
     synapse_timeout_seconds: float = Field(default=10.0, gt=0, le=60)

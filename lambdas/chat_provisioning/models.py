@@ -1,6 +1,8 @@
 """What flows through the workflow. Execution input and output carry the Cognito sub, the
 groups and the display name only: extra fields (an email, a token) are rejected, not carried."""
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from .config import Frozen
@@ -45,6 +47,12 @@ class WorkflowState(ProvisionRequest):
     execution: str | None = None
     user_id: str | None = None
     actions: tuple[Action, ...] = ()
+    # Role sync (statemachines/sync_user.asl.json): the Cognito event that started it, whether
+    # it may reactivate a deactivated Matrix user (only an enable does), and what Cognito says
+    # of the user now (events arrive late, twice, out of order: the current state decides).
+    cause: str | None = Field(default=None, max_length=64)
+    reactivate: bool = False
+    cognito: Literal["enabled", "disabled", "absent", "unmanaged"] | None = None
 
     def did(self, *actions: Action) -> "WorkflowState":
         return self.model_copy(update={"actions": self.actions + actions})

@@ -29,6 +29,13 @@ def user_id_for(sub: str, config: ChatConfig) -> str:
     return f"@{normalise_sub(sub)}:{config.server_name}"
 
 
+DISPLAY_NAME_ATTRIBUTES = ("name", "preferred_username", "nickname")  # never the email
+
+
+def display_name_of(attributes: dict) -> str | None:
+    return next((attributes[a] for a in DISPLAY_NAME_ATTRIBUTES if attributes.get(a)), None)
+
+
 def check_groups(groups: tuple[str, ...] | list[str], config: ChatConfig) -> None:
     unknown = sorted(set(groups) - set(config.roles) - set(config.ignored_groups))
     if unknown:
@@ -54,8 +61,17 @@ def desired_memberships(groups: tuple[str, ...] | list[str], config: ChatConfig)
             for key in config.rooms if key in levels]
 
 
-def with_power_level(content: dict, user_id: str, level: int, bot_user_id: str) -> dict | None:
-    """The power-levels content with `user_id` at `level`, or None when nothing changes.
+def desired_levels(groups: tuple[str, ...] | list[str], config: ChatConfig) -> dict[str, int | None]:
+    """For every room where some role grants a level: the level these groups earn there, or
+    None (the room's default). Rooms no role levels are not in it: their levels are not ours."""
+    managed = {g.room for gs in config.roles.values() for g in gs if g.power_level is not None}
+    earned = {m.room: m.power_level for m in desired_memberships(groups, config)}
+    return {room: earned.get(room) for room in config.rooms if room in managed}
+
+
+def with_power_level(content: dict, user_id: str, level: int | None, bot_user_id: str) -> dict | None:
+    """The power-levels content with `user_id` at `level` (None: the room's default), or None
+    when nothing changes.
 
     Keeps every other entry (the bot's above all: a PUT without it demotes the bot for good),
     and drops the user's entry when the level is the room default, because listing
@@ -64,6 +80,7 @@ def with_power_level(content: dict, user_id: str, level: int, bot_user_id: str) 
     default = int(content.get("users_default", 0))
     bot_level = int(users.get(bot_user_id, default))
     current = int(users.get(user_id, default))
+    level = default if level is None else level
     if user_id == bot_user_id:
         raise PowerLevelForbidden("refusing to change the provisioning bot's own level")
     if level > bot_level:

@@ -1,14 +1,16 @@
-"""The four Tasks of statemachines/provision_user.asl.json, one handler each. Every step is
-idempotent: run twice, the second run changes nothing in Synapse or the audit table."""
+"""The Tasks of statemachines/provision_user.asl.json and sync_user.asl.json, one handler
+each. Every step is idempotent: run twice, the second run changes nothing in Synapse or the
+audit table."""
 
 from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .models import Action, StepEvent, WorkflowState, parse
-from .policy import check_groups, desired_memberships, user_id_for
-from .runtime import Runtime, logger, metrics, runtime, tracer
 from .errors import UserDeactivated
+from .models import Action, StepEvent, WorkflowState, parse
+from .policy import check_groups, desired_levels, desired_memberships, display_name_of, user_id_for
+from .runtime import Runtime, aws_client, logger, metrics, runtime, tracer
+
 
 
 def step(fn: Callable[[WorkflowState, Runtime], WorkflowState]):
@@ -40,11 +42,14 @@ def provision_user(state: WorkflowState, rt: Runtime) -> WorkflowState:
     check_groups(state.groups, rt.config)  # bad input fails here, before any write
     user = rt.synapse.upsert_user(user_id, state.display_name, external_id=state.sub,
                                   auth_provider=rt.config.auth_provider)
+    done = Action(step="ProvisionUser", action="create_user" if user.created else "update_user",
+                  outcome="created" if user.created else "updated")
     if user.deactivated:
-        raise UserDeactivated(f"{user_id} is deactivated in Synapse; not provisioning it")
-    return state.model_copy(update={"user_id": user_id}).did(Action(
-        step="ProvisionUser", action="create_user" if user.created else "update_user",
-        outcome="created" if user.created else "updated"))
+        if not state.reactivate:  # only a Cognito enable brings a deactivated user back
+            raise UserDeactivated(f"{user_id} is deactivated in Synapse; not provisioning it")
+        rt.synapse.reactivate(user_id)
+        done = Action(step="ProvisionUser", action="reactivate_user", outcome="reactivated")
+    return state.model_copy(update={"user_id": user_id}).did(done)
 
 
 @step
@@ -60,22 +65,65 @@ def join_rooms(state: WorkflowState, rt: Runtime) -> WorkflowState:
 
 @step
 def assign_roles(state: WorkflowState, rt: Runtime) -> WorkflowState:
-    """One power-levels write per room, under the room's lease (see locks.py)."""
+    """Every level a role grants, and (for a user that existed before this run) the demotion
+    to the room default where no role grants one any more; one write per room, under the
+    room's lease (locks.py). Optionally leaves rooms no group earns now."""
     user_id = user_id_for(state.sub, rt.config)
+    created_now = any(a.outcome == "created" for a in state.actions)
+    joined = set() if created_now else set(rt.synapse.joined_rooms(user_id))
     actions = []
-    for m in desired_memberships(state.groups, rt.config):
-        if m.power_level is None:
-            continue
-        with rt.locks.hold(m.room_id) as lease:
-            changed = rt.synapse.set_power_levels(m.room_id, {user_id: m.power_level}, lease)
-        actions.append(Action(step="AssignRoles", action="set_power_level", room=m.room_id,
-                              outcome=f"set:{m.power_level}" if changed else "unchanged"))
+    for room, level in desired_levels(state.groups, rt.config).items():
+        room_id = rt.config.rooms[room].room_id
+        if level is None and room_id not in joined:
+            continue  # nothing to demote where the user is not
+        with rt.locks.hold(room_id) as lease:
+            changed = rt.synapse.set_power_levels(room_id, {user_id: level}, lease)
+        actions.append(Action(step="AssignRoles", action="set_power_level", room=room_id,
+                              outcome=f"set:{'default' if level is None else level}"
+                              if changed else "unchanged"))
+    if rt.config.leave_rooms_on_role_removal and not created_now:
+        earned = {m.room_id for m in desired_memberships(state.groups, rt.config)}
+        for room in rt.config.rooms.values():
+            if room.room_id in joined and room.room_id not in earned:
+                rt.synapse.kick(room.room_id, user_id, reason="no Cognito group grants this room")
+                actions.append(Action(step="AssignRoles", action="leave", room=room.room_id, outcome="left"))
     return state.did(*actions)
 
 
 @step
+def read_cognito_user(state: WorkflowState, rt: Runtime) -> WorkflowState:
+    """What Cognito says of the user now: its groups, and whether it is enabled, disabled or
+    gone. Events can be late, doubled or out of order; only this read decides."""
+    if state.sub in rt.config.unmanaged_subs:
+        return state.model_copy(update={"cognito": "unmanaged"}).did(Action(
+            step="ReadCognitoUser", action="sync", outcome="skipped:unmanaged"))
+    idp, pool = aws_client("cognito-idp"), rt.config.user_pool.user_pool_id
+    users = idp.list_users(UserPoolId=pool, Filter=f'sub = "{state.sub}"', Limit=2)["Users"]
+    if not users:
+        return state.model_copy(update={"cognito": "absent", "groups": ()})
+    user = users[0]
+    groups = tuple(sorted(g["GroupName"] for page in idp.get_paginator("admin_list_groups_for_user")
+                          .paginate(UserPoolId=pool, Username=user["Username"]) for g in page["Groups"]))
+    check_groups(groups, rt.config)  # an unknown group fails here, before any write
+    return state.model_copy(update={
+        "cognito": "enabled" if user.get("Enabled", True) else "disabled", "groups": groups,
+        "display_name": display_name_of({a["Name"]: a["Value"] for a in user.get("Attributes", [])})})
+
+
+@step
+def deactivate_user(state: WorkflowState, rt: Runtime) -> WorkflowState:
+    """Cognito disabled or deleted the user: deactivate it in Matrix (erase, if configured,
+    for a deleted one). Synapse removes it from its rooms."""
+    user_id = user_id_for(state.sub, rt.config)
+    erase = state.cognito == "absent" and rt.config.erase_deleted_users
+    rt.synapse.deactivate(user_id, erase=erase)
+    return state.model_copy(update={"user_id": user_id}).did(Action(
+        step="DeactivateUser", action="deactivate_user", outcome="erased" if erase else "deactivated"))
+
+
+@step
 def record_audit(state: WorkflowState, rt: Runtime) -> WorkflowState:
-    new = rt.audit.record_actions(state.sub, state.user_id, state.execution, state.actions)
+    new = rt.audit.record_actions(state.sub, state.user_id, state.execution, state.actions, state.cause)
     metrics.add_metric(name="UsersProvisioned", unit=MetricUnit.Count, value=1)
     logger.info("audit recorded", extra={"new_items": new, "items": len(state.actions)})
     return state

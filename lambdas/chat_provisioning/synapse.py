@@ -79,7 +79,7 @@ class SynapseAdmin:
             raise
         return True
 
-    def set_power_levels(self, room_id: str, levels: dict[str, int], lease=None) -> dict[str, int]:
+    def set_power_levels(self, room_id: str, levels: dict[str, int | None], lease=None) -> dict[str, int | None]:
         """Put each user in `levels` at its level with one write to the room's power levels;
         returns the users whose level changed.
 
@@ -109,6 +109,17 @@ class SynapseAdmin:
             if not _missing(self.power_levels(room_id), levels):
                 return changed
         raise PowerLevelWriteLost(f"power levels of {room_id} were overwritten three times in a row")
+
+    def reactivate(self, user_id: str) -> None:
+        self._call("PUT", f"/_synapse/admin/v2/users/{quote(user_id)}", json={"deactivated": False})
+
+    def deactivate(self, user_id: str, erase: bool) -> None:
+        """Logs the user out everywhere and removes it from its rooms; repeating it is a 200."""
+        self._call("POST", f"/_synapse/admin/v1/deactivate/{quote(user_id)}", json={"erase": erase})
+
+    def kick(self, room_id: str, user_id: str, reason: str) -> None:
+        self._call("POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/kick",
+                   json={"user_id": user_id, "reason": reason})
 
     def joined_rooms(self, user_id: str) -> list[str]:
         return self._call("GET", f"/_synapse/admin/v1/users/{quote(user_id)}/joined_rooms").json()["joined_rooms"]
@@ -154,10 +165,11 @@ class SynapseAdmin:
             raise SynapseRejected(f"{where} {error}")
 
 
-def _missing(content: dict, levels: dict[str, int]) -> dict[str, int]:
-    """The users of `levels` that `content` does not show at their level."""
+def _missing(content: dict, levels: dict[str, int | None]) -> dict[str, int | None]:
+    """The users of `levels` that `content` does not show at their level (None: default)."""
     users, default = content.get("users") or {}, int(content.get("users_default", 0))
-    return {u: lvl for u, lvl in levels.items() if int(users.get(u, default)) != lvl}
+    return {u: lvl for u, lvl in levels.items()
+            if int(users.get(u, default)) != (default if lvl is None else lvl)}
 
 
 def _error_of(r: httpx.Response) -> tuple[str, str]:

@@ -14,11 +14,11 @@ from botocore.exceptions import ClientError
 
 from .errors import InvalidInput
 from .models import ProvisionRequest
-from .policy import normalise_sub
+from .policy import SUB, display_name_of, normalise_sub
+from . import wiring
 from .runtime import aws_client, logger, metrics, runtime, tracer
 
 SIGN_UP = "PostConfirmation_ConfirmSignUp"
-DISPLAY_NAME_ATTRIBUTES = ("name", "preferred_username", "nickname")  # never the email
 
 
 def signup_execution_name(sub: str) -> str:
@@ -66,7 +66,7 @@ def post_confirmation(event: dict, context) -> dict:
         metrics.add_metric(name="InvalidSignUpEvents", unit=MetricUnit.Count, value=1)
         return event
     logger.append_keys(sub=sub)
-    display_name = next((attributes[a] for a in DISPLAY_NAME_ATTRIBUTES if attributes.get(a)), None)
+    display_name = display_name_of(attributes)
     job = {"user_pool_id": trigger.user_pool_id, "user_name": trigger.user_name, "sub": sub,
            "display_name": display_name}
     try:
@@ -110,13 +110,15 @@ def record_failure(event: dict, context) -> dict:
     execution = detail["executionArn"]
     logger.set_correlation_id(execution)
     try:
-        sub = normalise_sub(json.loads(detail.get("input") or "{}").get("sub"))
+        request = json.loads(detail.get("input") or "{}")
+        sub = normalise_sub(request.get("sub"))
     except (InvalidInput, ValueError, AttributeError):
-        sub = None
+        request, sub = {}, None
     failed_state = last_state_entered(execution)
     new = runtime().audit.record_failure(
         sub, execution, attempt=int(detail.get("redriveCount") or 0), status=detail["status"],
-        failed_state=failed_state, error=detail.get("error"), cause=detail.get("cause"))
+        failed_state=failed_state, error=detail.get("error"), cause=detail.get("cause"),
+        event=str(request["cause"])[:64] if request.get("cause") else None)
     metrics.add_metric(name="ExecutionsFailed", unit=MetricUnit.Count, value=1)
     logger.info("failure audited", extra={"state": failed_state, "new": new})
     return {"execution": execution, "failed_state": failed_state}
@@ -129,3 +131,58 @@ def last_state_entered(execution: str) -> str | None:
         executionArn=execution, reverseOrder=True, maxResults=100)["events"]
     entered = [e for e in events if "stateEnteredEventDetails" in e]
     return max(entered, key=lambda e: e["id"])["stateEnteredEventDetails"]["name"] if entered else None
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def on_cognito_change(event: dict, context) -> dict:
+    """Target of the CloudTrail rule (AdminAddUserToGroup, AdminRemoveUserFromGroup,
+    AdminDisableUser, AdminEnableUser, AdminDeleteUser) and of the custom 'Sync chat user'
+    event: start the role sync for that user. The execution is named after the event, so a
+    doubled delivery starts one run; the run reads Cognito's current state itself."""
+    bridge = EventBridgeEvent(event)
+    detail = bridge.detail or {}
+    if bridge.detail_type == wiring.SYNC_EVENT_PATTERN["detail-type"][0]:
+        sub, cause = detail.get("sub"), str(detail.get("cause") or "custom")
+    else:
+        cause = detail.get("eventName")
+        if cause not in wiring.COGNITO_EVENT_NAMES:
+            raise InvalidInput(f"not a Cognito event this handles: {cause!r:.60}")
+        params = detail.get("requestParameters") or {}
+        sub = sub_of_username(params.get("userPoolId"), params.get("username"))
+    try:
+        sub = normalise_sub(sub)
+    except InvalidInput:
+        # Deleted users cannot be looked up; only pools whose usernames are subs name them.
+        logger.warning("event names no user we can resolve; the sweep will catch up",
+                       extra={"cause": cause})
+        metrics.add_metric(name="UnresolvedCognitoEvents", unit=MetricUnit.Count, value=1)
+        return {"started": False, "cause": cause}
+    logger.append_keys(sub=sub)
+    request = {"sub": sub, "cause": cause,
+               "reactivate": cause in ("AdminEnableUser", "enable")}
+    name = f"sync-{bridge.get_id}"[:80]
+    arn = os.environ["SYNC_STATE_MACHINE_ARN"]
+    try:
+        execution = aws_client("stepfunctions").start_execution(
+            stateMachineArn=arn, name=name, input=json.dumps(request))["executionArn"]
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ExecutionAlreadyExists":
+            raise  # EventBridge retries the delivery, then the rule's DLQ keeps the event
+        execution = f"{arn.replace(':stateMachine:', ':execution:')}:{name}"
+    logger.info("role sync started", extra={"execution": execution, "cause": cause})
+    return {"started": True, "execution": execution}
+
+
+def sub_of_username(user_pool_id: str | None, username: str | None) -> str | None:
+    if not (user_pool_id and username):
+        return None
+    try:
+        user = aws_client("cognito-idp").admin_get_user(UserPoolId=user_pool_id, Username=username)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "UserNotFoundException":
+            raise
+        # Gone (AdminDeleteUser). In pools that sign in by email or phone the username is
+        # the sub itself; in others the deleted user cannot be named any more.
+        return username if SUB.match(username) else None
+    return {a["Name"]: a["Value"] for a in user["UserAttributes"]}.get("sub")

@@ -1,6 +1,7 @@
 """Which handler serves which function, read by the CDK stack and by the local run alike, so
 the wiring exists once. Steps are named as the ASL names them: `${<Step>FunctionArn}` in
-statemachines/provision_user.asl.json is the ARN of the function that serves <Step>."""
+statemachines/*.asl.json is the ARN of the function that serves <Step>; one function serves a
+step in every state machine that has it."""
 
 import re
 from pathlib import Path
@@ -12,17 +13,40 @@ STEPS = {
     "JoinRooms": "chat_provisioning.steps.join_rooms",
     "AssignRoles": "chat_provisioning.steps.assign_roles",
     "RecordAudit": "chat_provisioning.steps.record_audit",
+    "ReadCognitoUser": "chat_provisioning.steps.read_cognito_user",
+    "DeactivateUser": "chat_provisioning.steps.deactivate_user",
 }
+# Reads Cognito's public API: runs outside the VPC, where the Synapse steps run.
+OUTSIDE_VPC = {"ReadCognitoUser"}
 TRIGGERS = {
     "PostConfirmation": "chat_provisioning.triggers.post_confirmation",
     "RetryStart": "chat_provisioning.triggers.retry_start",
     "RecordFailure": "chat_provisioning.triggers.record_failure",
+    "OnCognitoChange": "chat_provisioning.triggers.on_cognito_change",
 }
-ASL_FILE = Path(__file__).resolve().parents[2] / "statemachines" / "provision_user.asl.json"
+# The state machines (the stack, the local run and the tests walk this) and their ASL files.
+STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
+MACHINES = {"ProvisionUser": STATEMACHINES / "provision_user.asl.json",
+            "SyncUser": STATEMACHINES / "sync_user.asl.json"}
+ASL_FILE = MACHINES["ProvisionUser"]
 SERVICE = "chat-provisioning"
 # The documented custom event that provisions a user (README, "Starting the workflow"):
 # its detail is the execution input, {"sub": ..., "groups": [...], "display_name": ...}.
 PROVISION_EVENT_PATTERN = {"source": ["chat-provisioning"], "detail-type": ["Provision chat user"]}
+# The documented custom event that syncs a user with Cognito now: detail {"sub": ...,
+# "cause": "enable" to allow reactivating a deactivated Matrix user}.
+SYNC_EVENT_PATTERN = {"source": ["chat-provisioning"], "detail-type": ["Sync chat user"]}
+COGNITO_EVENT_NAMES = ["AdminAddUserToGroup", "AdminRemoveUserFromGroup", "AdminDisableUser",
+                       "AdminEnableUser", "AdminDeleteUser"]
+
+
+def cognito_event_pattern(user_pool_id: str) -> dict:
+    """CloudTrail's record of the admin calls that change a user's roles or status."""
+    return {"source": ["aws.cognito-idp"], "detail-type": ["AWS API Call via CloudTrail"],
+            "detail": {"eventSource": ["cognito-idp.amazonaws.com"], "eventName": COGNITO_EVENT_NAMES,
+                       "requestParameters": {"userPoolId": [user_pool_id]}}}
+
+
 # Executions that did not succeed, for the failure audit.
 FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
 
@@ -40,7 +64,8 @@ def substitute(asl: str, values: dict[str, str]) -> str:
 
 
 def lambda_environment(config: ChatConfig, audit_table: str, locks_table: str,
-                       state_machine_arn: str = "", retry_queue_url: str = "") -> dict[str, str]:
+                       state_machine_arn: str = "", retry_queue_url: str = "",
+                       sync_state_machine_arn: str = "") -> dict[str, str]:
     env = {
         CONFIG_ENV: config.to_env(),
         "AUDIT_TABLE": audit_table,
@@ -51,4 +76,6 @@ def lambda_environment(config: ChatConfig, audit_table: str, locks_table: str,
         env["STATE_MACHINE_ARN"] = state_machine_arn
     if retry_queue_url:
         env["START_RETRY_QUEUE_URL"] = retry_queue_url
+    if sync_state_machine_arn:
+        env["SYNC_STATE_MACHINE_ARN"] = sync_state_machine_arn
     return env

@@ -13,8 +13,9 @@ import app as cdk_app
 from chat_provisioning import errors, wiring
 
 ROOT = Path(__file__).resolve().parents[2]
-ASL = json.loads(wiring.ASL_FILE.read_text())
-TASKS = {name: s for name, s in ASL["States"].items() if s["Type"] == "Task"}
+ASLS = {name: json.loads(path.read_text()) for name, path in wiring.MACHINES.items()}
+TASKS = [(machine, name, s) for machine, asl in ASLS.items()
+         for name, s in asl["States"].items() if s["Type"] == "Task"]
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +42,8 @@ def resources(template, kind):
 def test_every_task_retries_transient_errors_only():
     transient = {c.__name__ for c in errors.TransientError.__subclasses__()}
     permanent = {c.__name__ for c in errors.PermanentError.__subclasses__()}
-    assert set(TASKS) == set(wiring.STEPS)
-    for name, task in TASKS.items():
+    assert {name for _, name, _ in TASKS} == set(wiring.STEPS)
+    for _, name, task in TASKS:
         retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
         assert transient <= retried, name
         assert {"Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= retried, name
@@ -51,21 +52,27 @@ def test_every_task_retries_transient_errors_only():
         assert "Catch" not in task, f"{name}: a Catch would end the execution elsewhere than the failing step"
 
 
-def test_state_machine_is_standard_with_a_timeout(template):
-    (machine,) = resources(template, "AWS::StepFunctions::StateMachine").values()
-    assert machine["StateMachineType"] == "STANDARD"
-    assert ASL["TimeoutSeconds"] > 0
-    assert machine["TracingConfiguration"] == {"Enabled": True}
-    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
+def machines(template) -> dict:
+    return {m["StateMachineName"].split("-", 1)[1]: m
+            for m in resources(template, "AWS::StepFunctions::StateMachine").values()}
 
 
-def test_inlined_definition_is_the_file_and_each_step_its_handler(template):
-    (machine,) = resources(template, "AWS::StepFunctions::StateMachine").values()
-    assert machine["DefinitionString"] == wiring.ASL_FILE.read_text()
+def test_state_machines_are_standard_with_a_timeout(template):
+    assert set(machines(template)) == set(wiring.MACHINES)
+    for name, machine in machines(template).items():
+        assert machine["StateMachineType"] == "STANDARD"
+        assert ASLS[name]["TimeoutSeconds"] > 0
+        assert machine["TracingConfiguration"] == {"Enabled": True}
+        assert machine["LoggingConfiguration"]["IncludeExecutionData"] is False
+
+
+def test_inlined_definitions_are_the_files_and_each_step_its_handler(template):
     functions = resources(template, "AWS::Lambda::Function")
-    for step, handler in wiring.STEPS.items():
-        logical = machine["DefinitionSubstitutions"][wiring.placeholder(step)]["Fn::GetAtt"][0]
-        assert functions[logical]["Handler"] == handler
+    for name, machine in machines(template).items():
+        assert machine["DefinitionString"] == wiring.MACHINES[name].read_text()
+        for placeholder, arn in machine["DefinitionSubstitutions"].items():
+            step = placeholder.removesuffix("FunctionArn")
+            assert functions[arn["Fn::GetAtt"][0]]["Handler"] == wiring.STEPS[step]
 
 
 def test_cdk_nag_has_no_unacknowledged_findings(cdk_out):
@@ -84,9 +91,10 @@ def test_cfn_lint_is_clean(cdk_out):
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_asl_validator_passes():
+@pytest.mark.parametrize("machine", list(wiring.MACHINES))
+def test_asl_validator_passes(machine):
     run = subprocess.run([str(ROOT / "node_modules/.bin/asl-validator"), "--json-path",
-                          str(wiring.ASL_FILE)], capture_output=True, text=True)
+                          str(wiring.MACHINES[machine])], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -105,14 +113,17 @@ def test_tables_have_pitr_and_logs_expire(template):
     assert all("RetentionInDays" in g for g in resources(template, "AWS::Logs::LogGroup").values())
 
 
-def test_alarms_cover_failed_throttled_aborted(template):
-    names = {a.get("MetricName") for a in resources(template, "AWS::CloudWatch::Alarm").values()}
-    assert {"ExecutionsFailed", "ExecutionThrottled", "ExecutionsAborted", "ExecutionsTimedOut"} <= names
+def test_alarms_cover_failed_throttled_aborted_for_each_machine(template):
+    alarms = resources(template, "AWS::CloudWatch::Alarm").values()
+    for name in wiring.MACHINES:
+        names = {a["MetricName"] for a in alarms if name in json.dumps(a.get("Dimensions"))}
+        assert {"ExecutionsFailed", "ExecutionThrottled", "ExecutionsAborted", "ExecutionsTimedOut"} <= names
 
 
 def test_rules_start_the_workflow_and_audit_failures(template):
     rules = [r["EventPattern"] for r in resources(template, "AWS::Events::Rule").values()]
-    assert {"source": ["chat-provisioning"], "detail-type": ["Provision chat user"]} in rules
+    assert wiring.PROVISION_EVENT_PATTERN in rules and wiring.SYNC_EVENT_PATTERN in rules
+    assert wiring.cognito_event_pattern("us-east-1_knEL7cqS3") in rules
     failure = next(p for p in rules if p["source"] == ["aws.states"])
     assert failure["detail"]["status"] == wiring.FAILED_STATUSES
     for rule in resources(template, "AWS::Events::Rule").values():
@@ -151,7 +162,7 @@ def test_vpc_placement_from_context_ids():
                                              "availability_zones": ["us-east-1a", "us-east-1b"]}})
     functions = resources(template, "AWS::Lambda::Function")
     in_vpc = {f["Handler"] for f in functions.values() if "VpcConfig" in f}
-    assert in_vpc == set(wiring.STEPS.values())
+    assert in_vpc == {h for s, h in wiring.STEPS.items() if s not in wiring.OUTSIDE_VPC}
     for f in functions.values():
         if "VpcConfig" in f:
             assert f["VpcConfig"] == {"SubnetIds": subnets, "SecurityGroupIds": [sg]}

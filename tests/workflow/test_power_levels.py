@@ -45,9 +45,9 @@ def members_of(local, room: str, n: int) -> list[str]:
     return subs
 
 
-def lost(local, room, subs) -> list[str]:
+def lost(local, room, subs, level) -> list[str]:
     users = local.synapse.power_levels(room)["users"]
-    return [s for s in subs if users.get(f"@{s}:{local.state['server_name']}") != 100]
+    return [s for s in subs if users.get(f"@{s}:{local.state['server_name']}") != level]
 
 
 def test_concurrent_promotions_lose_nothing_under_the_lease(local, step_runtime):
@@ -67,7 +67,7 @@ def test_concurrent_promotions_lose_nothing_under_the_lease(local, step_runtime)
         results = list(pool.map(assign, states))
     print(f"guarded: {len(retries)} step retries ({sorted(set(retries))})")
     assert all(r.actions[-1].outcome == "set:100" for r in results)
-    assert lost(local, staff, subs) == []
+    assert lost(local, staff, subs, 100) == []
     assert local.synapse.power_levels(staff)["users"][local.synapse.bot_user_id] == 100
 
 
@@ -79,9 +79,11 @@ def test_the_same_promotions_unguarded_lose_updates(local):
                       headers={"Authorization": f"Bearer {token}"},
                       json={"preset": "private_chat", "room_version": "10"}).json()["room_id"]
     subs = members_of(local, room, N)
+    # Level 50, below the bot's: at 100 (the bot's own) a stale write that drops a peer is
+    # refused by Synapse (403), at 50 it is accepted and the loss is silent, as in production.
     with ThreadPoolExecutor(N) as pool:
         list(pool.map(lambda s: local.synapse.set_power_levels(
-            room, {f"@{s}:{local.state['server_name']}": 100}), subs))
-    missing = lost(local, room, subs)
+            room, {f"@{s}:{local.state['server_name']}": 50}), subs))
+    missing = lost(local, room, subs, 50)
     print(f"unguarded: {len(missing)} of {N} promotions lost")
     assert missing, "no update was lost without the lease: this test could not tell the guard works"
