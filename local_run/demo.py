@@ -1,7 +1,7 @@
 """`make demo`: the main job on the embedded default. A real Synapse and the real workflow;
 sign-ups across the groups, a duplicated Cognito retry, a password-reset confirmation, an
-EventBridge event, an outage that fails an execution and its redrive; then what Synapse
-holds, read back from Synapse. Uses the `chat-provisioning local` commands; leaves nothing
+EventBridge event, an outage that fails an execution and its redrive, a promotion and a
+deactivation from Cognito; then what Synapse holds, read back from Synapse. Uses the `chat-provisioning local` commands; leaves nothing
 running."""
 
 import json
@@ -9,6 +9,9 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+
+from chat_provisioning.config import ChatConfig
+from chat_provisioning.policy import desired_memberships
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".local" / "demo"
@@ -35,6 +38,12 @@ def requests_served() -> int:
     return len(ACCESS_LOG.read_text().splitlines()) if ACCESS_LOG.exists() else 0
 
 
+def raw_minimum(groups: list[str]) -> int:
+    """Create the user, one join per room, one PUT per level set: what no design can go below."""
+    memberships = desired_memberships(groups, ChatConfig.from_cdk_json(str(ROOT / "cdk.json")))
+    return 1 + len(memberships) + sum(1 for m in memberships if m.power_level)
+
+
 def signup(name: str, groups: list[str], *extra: str) -> tuple[dict, int]:
     before = requests_served()
     args = ["signup", "--sub", sub_of(name), "--name", name, *extra]
@@ -57,7 +66,7 @@ def main() -> None:
         outcomes, cost = {}, {}
         for name, groups in PEOPLE:
             result, requests = signup(name, groups)
-            outcomes[name], cost[name] = result["status"], requests
+            outcomes[name], cost[name] = result["status"], (requests, raw_minimum(groups))
             say(f"sign-up {name:<12} {','.join(groups) or '-':<22} {result['status']:<10} "
                 f"{requests} Synapse requests")
 
@@ -82,20 +91,28 @@ def main() -> None:
         outcomes["Olive"] = redriven["status"]
         say(f"  Synapse is back; local redrive resumes at {redriven['from_state']}: {redriven['status']}\n")
 
-        say("What Synapse holds (read back from Synapse's admin API, not from our records):")
-        say(f"{'user':<12} {'rooms (power level)':<50} {'audit items':>11} {'requests / raw minimum':>23}")
+        say("Role changes in Cognito, delivered as CloudTrail records through the deployed rule:")
+        before = requests_served()
+        promoted = cli("group", "add", "--sub", sub_of("Mark"), "--group", "staff")
+        say(f"  Mark added to staff: {promoted['status']}, {requests_served() - before} Synapse requests")
+        before = requests_served()
+        disabled = cli("disable", "--sub", sub_of("Eve"))
+        say(f"  Eve disabled: {disabled['status']}, {requests_served() - before} Synapse requests")
+        outcomes.update({"Mark (promotion)": promoted["status"], "Eve (deactivation)": disabled["status"]})
+
+        say("\nWhat Synapse holds (read back from Synapse's admin API, not from our records):")
+        say(f"{'user':<12} {'rooms (power level)':<50} {'audit items':>11} {'sign-up requests / raw minimum':>31}")
         extra = []
         for name in [n for n, _ in PEOPLE] + ["Dana", "Olive"]:
             status = cli("status", "--sub", sub_of(name))
-            rooms = ", ".join(f"{r['room']} ({r['power_level']})" for r in status["rooms"]) or "-"
-            # The raw minimum: create the user, one join per room, one PUT per level set.
-            minimum = 1 + len(status["rooms"]) + sum(1 for r in status["rooms"] if r["power_level"])
-            measured = f"{cost[name]} / {minimum}" if name in cost else "-"
+            rooms = ", ".join(f"{r['room']} ({r['power_level']})" for r in status["rooms"]) or "- (deactivated)"
+            measured = "{} / {}".format(*cost[name]) if name in cost else "-"
             if name in cost:
-                extra.append(cost[name] - minimum)
-            say(f"{name:<12} {rooms:<50} {len(status['audit']):>11} {measured:>23}")
+                extra.append(cost[name][0] - cost[name][1])
+            say(f"{name:<12} {rooms:<50} {len(status['audit']):>11} {measured:>31}")
         say(f"\nSynapse requests per sign-up above the raw minimum: {min(extra)} to {max(extra)} "
-            f"(a user read to refuse deactivated users; a power-levels read per level set)")
+            f"(a user read to refuse deactivated users; per level set, a power-levels read "
+            f"and the read-back that proves the write stuck)")
 
         say("\nOlive's audit trail (the failed attempt, then the redrive's actions, one execution):")
         for item in cli("status", "--sub", sub_of("Olive"))["audit"]:

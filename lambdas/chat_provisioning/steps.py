@@ -116,9 +116,10 @@ def deactivate_user(state: WorkflowState, rt: Runtime) -> WorkflowState:
     for a deleted one). Synapse removes it from its rooms."""
     user_id = user_id_for(state.sub, rt.config)
     erase = state.cognito == "absent" and rt.config.erase_deleted_users
-    rt.synapse.deactivate(user_id, erase=erase)
+    done = rt.synapse.deactivate(user_id, erase=erase)
     return state.model_copy(update={"user_id": user_id}).did(Action(
-        step="DeactivateUser", action="deactivate_user", outcome="erased" if erase else "deactivated"))
+        step="DeactivateUser", action="deactivate_user",
+        outcome=("erased" if erase else "deactivated") if done else "skipped:no_matrix_user"))
 
 
 @step

@@ -113,9 +113,16 @@ class SynapseAdmin:
     def reactivate(self, user_id: str) -> None:
         self._call("PUT", f"/_synapse/admin/v2/users/{quote(user_id)}", json={"deactivated": False})
 
-    def deactivate(self, user_id: str, erase: bool) -> None:
-        """Logs the user out everywhere and removes it from its rooms; repeating it is a 200."""
-        self._call("POST", f"/_synapse/admin/v1/deactivate/{quote(user_id)}", json={"erase": erase})
+    def deactivate(self, user_id: str, erase: bool) -> bool:
+        """Logs the user out everywhere and removes it from its rooms; repeating it is a 200.
+        False when Synapse has no such user (nothing to deactivate)."""
+        try:
+            self._call("POST", f"/_synapse/admin/v1/deactivate/{quote(user_id)}", json={"erase": erase})
+        except SynapseRejected as e:
+            if "404 M_NOT_FOUND" not in str(e):
+                raise
+            return False
+        return True
 
     def kick(self, room_id: str, user_id: str, reason: str) -> None:
         self._call("POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/kick",
