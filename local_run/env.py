@@ -136,7 +136,7 @@ class LocalEnv:
                  "triggerSource": trigger_source,
                  "callerContext": {"awsSdkVersion": "local", "clientId": self.state["client_id"]},
                  "request": {"userAttributes": attributes}, "response": {}}
-        self._invoke("PostConfirmation", event)
+        self.invoke("PostConfirmation", event)
         if trigger_source != SIGN_UP:
             return {"sub": sub, "trigger_source": trigger_source, "started": False,
                     "executions": self.executions(sub)}
@@ -192,7 +192,7 @@ class LocalEnv:
     def _deliver(self, pattern: dict, event: dict, wait: bool) -> dict:
         if not EventPattern.load(json.dumps(pattern)).matches_event(event):
             return {"matched": False}
-        started = self._invoke("OnCognitoChange", event)
+        started = self.invoke("OnCognitoChange", event)
         if not started.get("started"):
             return {"matched": True, **started}
         return {"matched": True, **(self.wait(started["execution"]) if wait else started)}
@@ -209,7 +209,7 @@ class LocalEnv:
             time.sleep(0.2)
         result = {"execution_arn": arn, "status": d["status"]}
         if d["status"] != "SUCCEEDED":
-            result.update(self._invoke("RecordFailure", {
+            result.update(self.invoke("RecordFailure", {
                 "version": "0", "id": str(uuid.uuid4()), "source": "aws.states",
                 "detail-type": "Step Functions Execution Status Change", "account": "123456789012",
                 "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [arn],
@@ -321,7 +321,8 @@ class LocalEnv:
 
         return asyncio.run(run())
 
-    def _invoke(self, function: str, event: dict) -> dict:
+    def invoke(self, function: str, event: dict) -> dict:
+        """Invoke a deployed function (its handler runs in the moto process)."""
         r = self.aws["lambda"].invoke(FunctionName=self.state["functions"][function],
                                       Payload=json.dumps(event).encode())
         payload = json.loads(r["Payload"].read() or "null")

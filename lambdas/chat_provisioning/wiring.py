@@ -28,7 +28,6 @@ TRIGGERS = {
 STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
 MACHINES = {"ProvisionUser": STATEMACHINES / "provision_user.asl.json",
             "SyncUser": STATEMACHINES / "sync_user.asl.json"}
-ASL_FILE = MACHINES["ProvisionUser"]
 SERVICE = "chat-provisioning"
 # The documented custom event that provisions a user (README, "Starting the workflow"):
 # its detail is the execution input, {"sub": ..., "groups": [...], "display_name": ...}.

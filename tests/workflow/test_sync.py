@@ -95,8 +95,8 @@ def test_out_of_order_and_doubled_events_converge(local, sub):
     event = {"version": "0", "id": f"doubled-{sub}", "detail-type": "Sync chat user",
              "source": "chat-provisioning", "account": "123456789012", "time": "2026-01-01T00:00:00Z",
              "region": "us-east-1", "resources": [], "detail": {"sub": sub}}
-    first = local._invoke("OnCognitoChange", event)
-    again = local._invoke("OnCognitoChange", event)
+    first = local.invoke("OnCognitoChange", event)
+    again = local.invoke("OnCognitoChange", event)
     assert first["execution"] == again["execution"]  # one event, one execution
 
 
