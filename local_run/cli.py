@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     sync = local.add_parser("sync", help="the documented 'Sync chat user' event")
     sync.add_argument("--sub", required=True)
     sync.add_argument("--cause", default="custom", help="'enable' allows reactivation")
+    sweep = local.add_parser("sweep", help="reconcile Cognito and Synapse: plan, then apply")
+    sweep.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
     status = local.add_parser("status", help="the user as Synapse sees it, audit trail, executions")
     status.add_argument("--sub", required=True)
     login = local.add_parser("login", help="log in as the mobile app does (JWT) and list rooms")
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             result = local_env.cognito_change(args.sub, f"Admin{args.command.title()}User")
         elif args.command == "sync":
             result = local_env.send_sync_event({"sub": args.sub, "cause": args.cause})
+        elif args.command == "sweep":
+            result = local_env.sweep(args.dry_run)
         elif args.command == "status":
             result = local_env.status(args.sub)
         elif args.command == "login":

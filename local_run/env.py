@@ -16,7 +16,7 @@ import httpx
 import jwt
 from moto.events.models import EventPattern
 
-from chat_provisioning import wiring
+from chat_provisioning import sweeper, wiring
 from chat_provisioning.audit import AuditStore
 from chat_provisioning.config import ChatConfig, UserPool
 from chat_provisioning.synapse import SynapseAdmin
@@ -196,6 +196,23 @@ class LocalEnv:
         if not started.get("started"):
             return {"matched": True, **started}
         return {"matched": True, **(self.wait(started["execution"]) if wait else started)}
+
+    def sweep(self, dry_run: bool) -> dict:
+        """The reconciliation sweep against the local stack: plan, and unless dry_run, apply."""
+        the_plan = sweeper.sweep(self.aws["cognito-idp"], self.synapse, self.config)
+        result = {"summary": the_plan.summary(),
+                  "fixes": [vars(f) for f in the_plan.fixes],
+                  "findings": [vars(f) for f in the_plan.findings]}
+        if dry_run or not the_plan.requests:
+            return {**result, "applied": False}
+        machines = {"ProvisionUser": self.state["state_machine_arn"],
+                    "SyncUser": self.state["sync_state_machine_arn"]}
+        status = sweeper.apply(self.aws["stepfunctions"], the_plan, machines,
+                               sweep_id=time.strftime("%Y%m%dT%H%M%S"))
+        for run in status.values():
+            if run["status"] != "SUCCEEDED":  # the failure audit, as the deployed rule delivers it
+                run.update(self.wait(run["execution"]))
+        return {**result, "applied": True, "executions": status}
 
     # --- as an operator would ---------------------------------------------------------------
     def wait(self, arn: str, timeout: float = 300) -> dict:

@@ -128,18 +128,44 @@ class SynapseAdmin:
         self._call("POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/kick",
                    json={"user_id": user_id, "reason": reason})
 
+    def list_users(self, page_size: int = 1000) -> dict[str, bool]:
+        """Every local user (deactivated ones too) -> deactivated, in pages of `page_size`."""
+        users, token = {}, "0"
+        while token is not None:
+            page = self._call("GET", "/_synapse/admin/v2/users", params={
+                "from": token, "limit": page_size, "deactivated": "true", "guests": "false"}).json()
+            users.update({u["name"]: bool(u["deactivated"]) for u in page["users"]})
+            token = page.get("next_token")
+        return users
+
+    def room_members(self, room_id: str) -> frozenset[str] | None:
+        """The room's joined members; None when Synapse does not know the room."""
+        try:
+            body = self._call("GET", f"/_synapse/admin/v1/rooms/{quote(room_id)}/members").json()
+        except SynapseRejected as e:
+            if "404 M_NOT_FOUND" in str(e):
+                return None
+            raise
+        return frozenset(body["members"])
+
+    def external_ids(self, user_id: str, auth_provider: str) -> tuple[str, ...]:
+        user = self._call("GET", f"/_synapse/admin/v2/users/{quote(user_id)}").json()
+        return tuple(e["external_id"] for e in user.get("external_ids") or []
+                     if e.get("auth_provider") == auth_provider)
+
     def joined_rooms(self, user_id: str) -> list[str]:
         return self._call("GET", f"/_synapse/admin/v1/users/{quote(user_id)}/joined_rooms").json()["joined_rooms"]
 
     def power_levels(self, room_id: str) -> dict:
         return self._call("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.power_levels").json()
 
-    def _call(self, method: str, path: str, json: dict | None = None) -> httpx.Response:
+    def _call(self, method: str, path: str, json: dict | None = None,
+              params: dict | None = None) -> httpx.Response:
         refreshed = False
         rate_limited = 0
         while True:
             try:
-                r = self._http.request(method, path, json=json,
+                r = self._http.request(method, path, json=json, params=params,
                                        headers={"Authorization": f"Bearer {self._token(refresh=refreshed)}"})
             except httpx.TransportError as e:  # refused, reset, timeout: all worth a retry
                 raise SynapseUnavailable(f"{method} {_safe(path)}: {type(e).__name__}") from None

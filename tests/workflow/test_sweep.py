@@ -1,0 +1,117 @@
+"""The reconciliation sweep: drift of every kind seeded behind the events' back, the plan
+lists exactly it, apply fixes it through the per-user workflows, a second sweep plans nothing."""
+
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from local_run import env
+
+UNMANAGED = str(uuid.uuid4())
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory, config):
+    state_dir = tmp_path_factory.mktemp("sweep")
+    env.up(state_dir, config.model_copy(update={"unmanaged_subs": (UNMANAGED,)}))
+    try:
+        yield env.LocalEnv.load(state_dir)
+    finally:
+        env.down(state_dir)
+
+
+def admin(local, method, path, **kw):
+    token = Path(local.state["admin_token_file"]).read_text()
+    r = httpx.request(method, local.state["synapse_url"] + path,
+                      headers={"Authorization": f"Bearer {token}"}, **kw)
+    r.raise_for_status()
+    return r.json()
+
+
+def in_cognito(local, sub, groups=(), enabled=True, sub_attribute=None):
+    """A Cognito user made by an admin: no PostConfirmation, no event."""
+    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    idp.admin_create_user(UserPoolId=pool, Username=sub, MessageAction="SUPPRESS")
+    idp.admin_update_user_attributes(UserPoolId=pool, Username=sub, UserAttributes=[
+        {"Name": "sub", "Value": sub_attribute or sub}])
+    for g in groups:
+        idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName=g)
+    if not enabled:
+        idp.admin_disable_user(UserPoolId=pool, Username=sub)
+
+
+def new():
+    return str(uuid.uuid4())
+
+
+def test_seeded_drift_is_planned_exactly_then_fixed(local):
+    rooms = {k: r["room_id"] for k, r in local.state["rooms"].items()}
+    server = local.state["server_name"]
+    uid = lambda s: f"@{s}:{server}"  # noqa: E731
+    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    s = {k: new() for k in ("ok", "missing_user", "missing_membership", "lost_group_event",
+                            "wrong_level", "disabled", "reactivate", "deleted", "no_external_id")}
+
+    local.signup(s["ok"], ["analysts"], None)  # in step: never in the plan
+    in_cognito(local, s["missing_user"], ["analysts"])  # admin-created: no trigger fired
+    local.signup(s["missing_membership"], ["analysts"], None)
+    local.synapse.kick(rooms["analysts"], uid(s["missing_membership"]), "seeded drift")
+    local.signup(s["lost_group_event"], [], None)
+    idp.admin_add_user_to_group(UserPoolId=pool, Username=s["lost_group_event"], GroupName="staff")
+    local.signup(s["wrong_level"], [], None)
+    local.synapse.join(rooms["staff"], uid(s["wrong_level"]))  # in Staff by hand, at 50
+    local.synapse.set_power_levels(rooms["staff"], {uid(s["wrong_level"]): 50})
+    local.signup(s["disabled"], [], None)
+    idp.admin_disable_user(UserPoolId=pool, Username=s["disabled"])  # the event was lost
+    local.signup(s["reactivate"], [], None)
+    local.synapse.deactivate(uid(s["reactivate"]), erase=False)  # Cognito still says enabled
+    local.signup(s["deleted"], [], None)
+    idp.admin_delete_user(UserPoolId=pool, Username=s["deleted"])  # the event was lost
+    local.synapse.upsert_user(uid(s["no_external_id"]), None, external_id="someone-else", auth_provider="other")
+    # out of scope: an allow-listed user with drift, a hand-made account, a room not configured
+    in_cognito(local, UNMANAGED, ["staff"])
+    local.synapse.upsert_user(f"@logan:{server}", "Logan", external_id="x", auth_provider="other")
+    # bad input: a Cognito sub that cannot be a Matrix localpart; a room missing from Synapse
+    in_cognito(local, new(), [], sub_attribute="Not-A-Sub")
+    admin(local, "DELETE", f"/_synapse/admin/v2/rooms/{rooms['experiencers']}", json={"purge": True})
+
+    planned = local.sweep(dry_run=True)
+    fixes = {(f["sub"], f["kind"], f["room"]) for f in planned["fixes"]}
+    assert fixes == {
+        (s["missing_user"], "create", None),
+        (s["missing_membership"], "join", rooms["analysts"]),
+        (s["lost_group_event"], "join", rooms["staff"]),
+        (s["lost_group_event"], "promote", rooms["staff"]),
+        (s["wrong_level"], "demote", rooms["staff"]),
+        (s["disabled"], "deactivate", None),
+        (s["reactivate"], "reactivate", None),
+        (s["deleted"], "deactivate", None),
+    }
+    assert {(f["kind"], f["subject"]) for f in planned["findings"]} == {
+        ("invalid_sub", "Not-A-Sub"), ("room_missing", rooms["experiencers"]),
+        ("no_external_id", uid(s["no_external_id"]))}
+    assert planned["applied"] is False
+    assert local.status(s["missing_user"])["rooms"] == []  # the dry run wrote nothing
+
+    applied = local.sweep(dry_run=False)
+    assert {r["status"] for r in applied["executions"].values()} == {"SUCCEEDED"}
+    assert local.sweep(dry_run=True)["fixes"] == []  # converged
+    levels = local.synapse.power_levels(rooms["staff"])["users"]
+    assert levels[uid(s["lost_group_event"])] == 100 and uid(s["wrong_level"]) not in levels
+    assert UNMANAGED not in str(applied["executions"])
+    assert admin(local, "GET", f"/_synapse/admin/v2/users/@logan:{server}")["deactivated"] is False
+
+
+def test_a_sweep_without_drift_starts_nothing(local):
+    local.signup(new(), ["analysts"], None)
+    sfn = local.aws["stepfunctions"]
+    machines = [local.state["state_machine_arn"], local.state["sync_state_machine_arn"]]
+
+    def executions():
+        return sum(len(sfn.list_executions(stateMachineArn=m)["executions"]) for m in machines)
+    before = executions()
+    result = local.sweep(dry_run=False)
+    assert result["summary"]["users_to_fix"] == 0 and result["applied"] is False
+    assert executions() == before
