@@ -21,7 +21,7 @@ def clients(endpoint: str) -> dict:
     kw = dict(endpoint_url=endpoint, region_name="us-east-1",
               aws_access_key_id="local", aws_secret_access_key="local")
     return {s: boto3.client(s, **kw) for s in
-            ("cognito-idp", "dynamodb", "events", "iam", "lambda", "secretsmanager", "sqs",
+            ("cognito-idp", "dynamodb", "events", "iam", "lambda", "s3", "secretsmanager", "sqs",
              "stepfunctions")}
 
 
@@ -57,17 +57,23 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str) -> dict:
             Code={"ZipFile": _placeholder_zip()}, Timeout=60, MemorySize=256,
             Environment={"Variables": env})["FunctionArn"]
 
-    step_env = wiring.lambda_environment(config, table, locks)
+    bucket = f"{PREFIX}-plans"
+    aws["s3"].create_bucket(Bucket=bucket)
+    step_env = wiring.lambda_environment(config, table, locks, plans_bucket=bucket)
     arns = {wiring.placeholder(step): function(step, handler, step_env)
             for step, handler in wiring.STEPS.items()}
-    machines = {name: aws["stepfunctions"].create_state_machine(
-        name=f"{PREFIX}-{name}", definition=wiring.substitute(path.read_text(), arns),
-        roleArn=role, type="STANDARD")["stateMachineArn"] for name, path in wiring.MACHINES.items()}
+    machines = {}
+    for name, path in wiring.MACHINES.items():  # in order: the sweep names the two before it
+        machines[name] = aws["stepfunctions"].create_state_machine(
+            name=f"{PREFIX}-{name}", roleArn=role, type="STANDARD",
+            definition=wiring.substitute(path.read_text(), arns | {
+                wiring.machine_placeholder(m): arn for m, arn in machines.items()}))["stateMachineArn"]
     state_machine = machines["ProvisionUser"]
     trigger_env = wiring.lambda_environment(config, table, locks, state_machine, queue_url,
                                             machines["SyncUser"])
     functions = {name: function(name, handler, trigger_env) for name, handler in wiring.TRIGGERS.items()}
     return {"state_machine_arn": state_machine, "sync_state_machine_arn": machines["SyncUser"],
+            "sweep_state_machine_arn": machines["SweepUsers"], "plans_bucket": bucket,
             "audit_table": table, "locks_table": locks,
             "retry_queue_url": queue_url,
             "functions": {name: f"{PREFIX}-{name}" for name in list(wiring.STEPS) + list(functions)},

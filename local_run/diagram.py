@@ -22,12 +22,24 @@ def _errors(names: list[str]) -> str:
 def _condition(choice: dict) -> str:
     if "Or" in choice:
         return " or ".join(_condition(c) for c in choice["Or"])
-    return f"{choice['Variable'].removeprefix('$.')} = {choice['StringEquals']}"
+    ((_, value),) = ((k, v) for k, v in choice.items() if k not in ("Variable", "Next"))
+    return f"{choice['Variable'].removeprefix('$.')} = {json.dumps(value).strip(chr(34))}"
 
 
 def mermaid(asl: dict) -> str:
     lines = ["flowchart TD", f"    start((start)) --> {asl['StartAt']}"]
     for name, state in asl["States"].items():
+        if state["Type"] == "Succeed":
+            lines.append(f"    {name}((SUCCEEDED))")
+            continue
+        if state["Type"] == "Map":
+            runs = [n for n, s in state["ItemProcessor"]["States"].items() if s["Type"] == "Task"]
+            lines.append(f'    {name}[["{name}<br/><small>Distributed Map, one item per user: '
+                         f'{" or ".join(runs)}</small>"]]')
+            lines.append(f"    {name} --> done((SUCCEEDED))")
+            lines.append(f"    {name} -. a failed item .-> failed{name}[[FAILED at {name}: "
+                         f"redrive reruns the failed items]]")
+            continue
         if state["Type"] == "Choice":
             lines.append(f"    {name}{{{name}}}")
             lines += [f"    {name} -- {_condition(c)} --> {c['Next']}" for c in state["Choices"]]

@@ -66,6 +66,8 @@ def up(state_dir: Path, config: ChatConfig) -> dict:
         "synapse_url": synapse["url"], "server_name": synapse["server_name"],
         "aws_endpoint_url": endpoint, "state_machine_arn": resources["state_machine_arn"],
         "sync_state_machine_arn": resources["sync_state_machine_arn"],
+        "sweep_state_machine_arn": resources["sweep_state_machine_arn"],
+        "plans_bucket": resources["plans_bucket"],
         "rooms": {k: r.model_dump() for k, r in config.rooms.items()},
         "admin_token_file": str(token_file), "user_pool_id": pool_id, "client_id": client_id,
         "audit_table": resources["audit_table"], "locks_table": resources["locks_table"],

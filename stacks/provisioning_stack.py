@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -60,6 +61,13 @@ class ChatProvisioningStack(Stack):
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=RemovalPolicy.DESTROY)
+        # The sweep's plans: what it found and the requests its Distributed Map reads.
+        plans = s3.Bucket(self, "SweepPlans", enforce_ssl=True, encryption=s3.BucketEncryption.S3_MANAGED,
+                          block_public_access=s3.BlockPublicAccess.BLOCK_ALL, versioned=False,
+                          lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
+                          removal_policy=RemovalPolicy.RETAIN)
+        ack(plans, "AwsSolutions::AwsSolutions-S1", "Sweep plans are written and read by this stack "
+            "only; every write is in the plan Lambda's logs and the state machine's history.")
         token = secretsmanager.Secret.from_secret_name_v2(self, "AdminToken", config.admin_token_secret_name)
 
         def function(name: str, handler: str, env: dict, in_vpc: bool,
@@ -73,7 +81,8 @@ class ChatProvisioningStack(Stack):
                 **(network if in_vpc else {}), **kw)
 
         # The steps that reach Synapse run inside the VPC; they read the token.
-        step_env = wiring.lambda_environment(config, audit.table_name, locks.table_name)
+        step_env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
+                                             plans_bucket=plans.bucket_name)
         steps = {name: function(name, handler, step_env, in_vpc=name not in wiring.OUTSIDE_VPC)
                  for name, handler in wiring.STEPS.items()}
         for name, fn in steps.items():
@@ -81,17 +90,20 @@ class ChatProvisioningStack(Stack):
                 token.grant_read(fn)
         audit.grant_write_data(steps["RecordAudit"])
         locks.grant_read_write_data(steps["AssignRoles"])
+        steps["PlanSweep"].add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[plans.arn_for_objects("sweeps/*")]))
 
         machine_logs = logs.LogGroup(self, "WorkflowLogs", retention=LOG_RETENTION,
                                      removal_policy=RemovalPolicy.DESTROY)
         arns = {wiring.placeholder(n): fn.function_arn for n, fn in steps.items()}
         self.machines = {}
-        for name, asl in wiring.MACHINES.items():
+        for name, asl in wiring.MACHINES.items():  # in order: the sweep runs the two before it
             text = asl.read_text()
+            values = arns | {wiring.machine_placeholder(m): sm.state_machine_arn for m, sm in self.machines.items()}
             self.machines[name] = sfn.StateMachine(
                 self, name, state_machine_name=f"{self.stack_name}-{name}",
                 definition_body=sfn.DefinitionBody.from_string(text),
-                definition_substitutions={k: v for k, v in arns.items() if f"${{{k}}}" in text},
+                definition_substitutions={k: v for k, v in values.items() if f"${{{k}}}" in text},
                 state_machine_type=sfn.StateMachineType.STANDARD,
                 tracing_enabled=True,
                 # Execution data holds the sub and display name: keep it out of the logs.
@@ -101,7 +113,8 @@ class ChatProvisioningStack(Stack):
                 if f"${{{wiring.placeholder(step)}}}" in text:
                     fn.grant_invoke(self.machines[name])
         self.state_machine = provision = self.machines["ProvisionUser"]
-        sync = self.machines["SyncUser"]
+        sync, sweep = self.machines["SyncUser"], self.machines["SweepUsers"]
+        self._allow_sweep_to_run(sweep, [provision, sync], plans)
 
         # The sign-up trigger never fails a sign-up: a start that fails goes to this queue.
         retry_dlq = sqs.Queue(self, "StartRetryDLQ", enforce_ssl=True,
@@ -150,6 +163,9 @@ class ChatProvisioningStack(Stack):
                    statements=[iam.PolicyStatement(
                        actions=["cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser",
                                 "cognito-idp:AdminGetUser"], resources=[pool])])
+        iam.Policy(self, "ListPool", roles=[steps["PlanSweep"].role], statements=[iam.PolicyStatement(
+            actions=["cognito-idp:ListUsers", "cognito-idp:ListGroups", "cognito-idp:ListUsersInGroup"],
+            resources=[pool])])
 
         def rule(rule_id: str, description: str, pattern: dict, target) -> events.Rule:
             return events.Rule(self, rule_id, description=description, targets=[target],
@@ -169,6 +185,10 @@ class ChatProvisioningStack(Stack):
              targets.LambdaFunction(on_cognito_change, **delivery))
         rule("SyncEventRule", "'Sync chat user' events start a role sync", wiring.SYNC_EVENT_PATTERN,
              targets.LambdaFunction(on_cognito_change, **delivery))
+        events.Rule(self, "SweepSchedule", description="The reconciliation sweep",
+                    schedule=events.Schedule.expression(config.sweep_schedule),
+                    targets=[targets.SfnStateMachine(sweep, input=events.RuleTargetInput.from_object(
+                        {"dry_run": False}), **delivery)])
         # Failed, timed-out and aborted executions are audited from their status change.
         rule("FailureAuditRule", "Audit executions that did not succeed",
              {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
@@ -185,6 +205,33 @@ class ChatProvisioningStack(Stack):
         self._acknowledge(invoked=list(steps.values()),
                           without_async_dlq=list(steps.values()) + [post_confirmation, retry_start],
                           dlqs=[retry_dlq, events_dlq], sqs_consumer=retry_start)
+
+    def _allow_sweep_to_run(self, sweep: sfn.StateMachine, children: list[sfn.StateMachine],
+                            plans: s3.Bucket) -> None:
+        """What a Distributed Map of startExecution.sync:2 needs; CDK grants nothing for an
+        inlined definition."""
+        sweep.add_to_role_policy(iam.PolicyStatement(  # ItemReader, ResultWriter
+            actions=["s3:GetObject", "s3:PutObject", "s3:ListMultipartUploadParts",
+                     "s3:AbortMultipartUpload"], resources=[plans.arn_for_objects("sweeps/*")]))
+        sweep.add_to_role_policy(iam.PolicyStatement(
+            actions=["states:StartExecution"],
+            resources=[c.state_machine_arn for c in children] + [self._machine_arn("SweepUsers")]))
+        sweep.add_to_role_policy(iam.PolicyStatement(
+            actions=["states:DescribeExecution", "states:StopExecution"],
+            resources=[self._execution_arn(name) for name in ("ProvisionUser", "SyncUser", "SweepUsers")]
+            + [self._execution_arn("SweepUsers/*")]))
+        sweep.add_to_role_policy(iam.PolicyStatement(
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[self.format_arn(service="events", resource="rule",
+                                       resource_name="StepFunctionsGetEventsForStepFunctionsExecutionRule")]))
+
+    def _machine_arn(self, name: str) -> str:
+        return self.format_arn(service="states", resource="stateMachine",
+                               resource_name=f"{self.stack_name}-{name}", arn_format=ArnFormat.COLON_RESOURCE_NAME)
+
+    def _execution_arn(self, name: str) -> str:
+        return self.format_arn(service="states", resource="execution",
+                               resource_name=f"{self.stack_name}-{name}:*", arn_format=ArnFormat.COLON_RESOURCE_NAME)
 
     def _network(self, config: ChatConfig) -> dict:
         net = config.network
@@ -275,10 +322,14 @@ class ChatProvisioningStack(Stack):
             ack(fn, "Serverless::Serverless-LambdaDLQ",
                 "Invoked synchronously (Step Functions, Cognito) or by an SQS event source "
                 "whose queue has its own DLQ; an async DLQ would never receive anything.")
-        for name in self.machines:
+        for name in list(self.machines) + ["SweepUsers/*"]:
             ack(self, f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:{self.partition}:states:{self.region}"
                       f":<AWS::AccountId>:execution:{self.stack_name}-{name}:*]",
-                "The failure audit reads the history of these state machines' executions.")
+                "Executions of this stack's own state machines (failure audit, the sweep's map "
+                "runs and child workflows): their names are not known in advance.")
+        plans = self.node.find_child("SweepPlans")
+        ack(self, f"AwsSolutions::AwsSolutions-IAM5[Resource::<{self.get_logical_id(plans.node.default_child)}.Arn>/sweeps/*]",
+            "Each sweep writes and reads its own objects under sweeps/<id>/.")
         for dlq in dlqs:
             ack(dlq, "Serverless::Serverless-SQSRedrivePolicy", "This queue is itself a DLQ.")
         ack(dlqs[1], "AwsSolutions::AwsSolutions-SQS3",

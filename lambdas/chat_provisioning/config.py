@@ -79,6 +79,10 @@ class ChatConfig(Frozen):
     # When the Cognito user is deleted: deactivate the Matrix user (always), and also erase
     # its messages and profile for new joiners (this flag; Synapse's "erase").
     erase_deleted_users: bool = False
+    # The reconciliation sweep: when (an EventBridge schedule expression), and how many
+    # per-user workflows it runs at once (Synapse is single-threaded).
+    sweep_schedule: str = Field(default="rate(1 day)", pattern=r"^(rate|cron)\(.+\)$")
+    sweep_max_concurrency: int = Field(default=8, ge=1, le=100)
     user_pool: UserPool
     network: Network = Network()
     synapse_timeout_seconds: float = Field(default=10.0, gt=0, le=60)

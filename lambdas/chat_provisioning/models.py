@@ -64,6 +64,12 @@ class StepEvent(Frozen):
     workflow: dict
 
 
+class SweepEvent(Frozen):
+    """The PlanSweep Task's payload: the execution (the sweep's id) and whether to apply."""
+    execution: str
+    dry_run: bool = False
+
+
 def parse(model: type[BaseModel], data: object):
     """Validate into `model`, turning pydantic's error into the typed InvalidInput."""
     try:

@@ -2,12 +2,15 @@
 each. Every step is idempotent: run twice, the second run changes nothing in Synapse or the
 audit table."""
 
+import json
+import os
 from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from .errors import UserDeactivated
-from .models import Action, StepEvent, WorkflowState, parse
+from . import sweeper
+from .models import Action, StepEvent, SweepEvent, WorkflowState, parse
 from .policy import check_groups, desired_levels, desired_memberships, display_name_of, user_id_for
 from .runtime import Runtime, aws_client, logger, metrics, runtime, tracer
 
@@ -128,3 +131,30 @@ def record_audit(state: WorkflowState, rt: Runtime) -> WorkflowState:
     metrics.add_metric(name="UsersProvisioned", unit=MetricUnit.Count, value=1)
     logger.info("audit recorded", extra={"new_items": new, "items": len(state.actions)})
     return state
+
+
+@logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def plan_sweep(event: dict, context) -> dict:
+    """The sweep's first step (statemachines/sweep_users.asl.json): plan, store the plan in S3
+    (the plan, and one request per drifted user for the Distributed Map), return the summary."""
+    request = parse(SweepEvent, event)
+    rt = runtime()
+    the_plan = sweeper.sweep(aws_client("cognito-idp"), rt.synapse, rt.config)
+    sweep_id = request.execution.rsplit(":", 1)[-1]
+    bucket, prefix = os.environ["PLANS_BUCKET"], f"sweeps/{sweep_id}"
+    s3 = aws_client("s3")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/plan.json", ContentType="application/json",
+                  Body=json.dumps({"summary": the_plan.summary(), "fixes": [vars(f) for f in the_plan.fixes],
+                                   "findings": [vars(f) for f in the_plan.findings]}).encode())
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/requests.json", ContentType="application/json",
+                  Body=json.dumps(list(the_plan.requests.values())).encode())
+    summary = the_plan.summary()
+    metrics.add_metric(name="SweepUsersToFix", unit=MetricUnit.Count, value=summary["users_to_fix"])
+    metrics.add_metric(name="SweepFindings", unit=MetricUnit.Count, value=len(the_plan.findings))
+    logger.info("sweep planned", extra={"summary": summary, "dry_run": request.dry_run})
+    return {"sweep_id": sweep_id, "dry_run": request.dry_run, "summary": summary,
+            "users_to_fix": summary["users_to_fix"], "bucket": bucket,
+            "plan_key": f"{prefix}/plan.json", "requests_key": f"{prefix}/requests.json",
+            "results_prefix": f"{prefix}/results", "max_concurrency": rt.config.sweep_max_concurrency}

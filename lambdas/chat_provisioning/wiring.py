@@ -15,6 +15,7 @@ STEPS = {
     "RecordAudit": "chat_provisioning.steps.record_audit",
     "ReadCognitoUser": "chat_provisioning.steps.read_cognito_user",
     "DeactivateUser": "chat_provisioning.steps.deactivate_user",
+    "PlanSweep": "chat_provisioning.steps.plan_sweep",
 }
 # Reads Cognito's public API: runs outside the VPC, where the Synapse steps run.
 OUTSIDE_VPC = {"ReadCognitoUser"}
@@ -27,7 +28,8 @@ TRIGGERS = {
 # The state machines (the stack, the local run and the tests walk this) and their ASL files.
 STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
 MACHINES = {"ProvisionUser": STATEMACHINES / "provision_user.asl.json",
-            "SyncUser": STATEMACHINES / "sync_user.asl.json"}
+            "SyncUser": STATEMACHINES / "sync_user.asl.json",
+            "SweepUsers": STATEMACHINES / "sweep_users.asl.json"}  # runs the two above
 SERVICE = "chat-provisioning"
 # The documented custom event that provisions a user (README, "Starting the workflow"):
 # its detail is the execution input, {"sub": ..., "groups": [...], "display_name": ...}.
@@ -54,6 +56,10 @@ def placeholder(step: str) -> str:
     return f"{step}FunctionArn"
 
 
+def machine_placeholder(machine: str) -> str:
+    return f"{machine}StateMachineArn"
+
+
 def substitute(asl: str, values: dict[str, str]) -> str:
     """What CDK's definition_substitutions does at deploy: replace every ${Key}."""
     missing = set(re.findall(r"\$\{(\w+)\}", asl)) - set(values)
@@ -64,7 +70,7 @@ def substitute(asl: str, values: dict[str, str]) -> str:
 
 def lambda_environment(config: ChatConfig, audit_table: str, locks_table: str,
                        state_machine_arn: str = "", retry_queue_url: str = "",
-                       sync_state_machine_arn: str = "") -> dict[str, str]:
+                       sync_state_machine_arn: str = "", plans_bucket: str = "") -> dict[str, str]:
     env = {
         CONFIG_ENV: config.to_env(),
         "AUDIT_TABLE": audit_table,
@@ -77,4 +83,6 @@ def lambda_environment(config: ChatConfig, audit_table: str, locks_table: str,
         env["START_RETRY_QUEUE_URL"] = retry_queue_url
     if sync_state_machine_arn:
         env["SYNC_STATE_MACHINE_ARN"] = sync_state_machine_arn
+    if plans_bucket:
+        env["PLANS_BUCKET"] = plans_bucket
     return env

@@ -1,6 +1,7 @@
 """The reconciliation sweep: drift of every kind seeded behind the events' back, the plan
 lists exactly it, apply fixes it through the per-user workflows, a second sweep plans nothing."""
 
+import json
 import uuid
 from pathlib import Path
 
@@ -115,3 +116,24 @@ def test_a_sweep_without_drift_starts_nothing(local):
     result = local.sweep(dry_run=False)
     assert result["summary"]["users_to_fix"] == 0 and result["applied"] is False
     assert executions() == before
+
+
+def test_the_sweep_state_machine_plans_and_stores_the_plan(local):
+    """SweepUsers as deployed, run by moto up to its Choice: PlanSweep reads both sides and
+    stores the plan in S3. (moto cannot run its ApplyPlan: a Distributed Map of
+    startExecution.sync:2; the local `sweep` applies the same plan with sweeper.apply.)"""
+    sub = new()
+    in_cognito(local, sub, ["analysts"])  # drift: an admin-created user
+    sfn = local.aws["stepfunctions"]
+    arn = sfn.start_execution(stateMachineArn=local.state["sweep_state_machine_arn"],
+                              name=f"dry-{sub}", input='{"dry_run": true}')["executionArn"]
+    assert local.wait(arn)["status"] == "SUCCEEDED"
+    output = json.loads(sfn.describe_execution(executionArn=arn)["output"])
+    assert output["dry_run"] is True and output["summary"]["fixes"] == {"create": 1}
+    s3 = local.aws["s3"]
+    stored = json.loads(s3.get_object(Bucket=output["bucket"], Key=output["plan_key"])["Body"].read())
+    assert stored["fixes"] == [{"sub": sub, "kind": "create", "room": None}]
+    requests = json.loads(s3.get_object(Bucket=output["bucket"], Key=output["requests_key"])["Body"].read())
+    assert requests == [{"workflow": "ProvisionUser", "input": {"sub": sub, "groups": ["analysts"]}}]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in local.history(arn) if "stateEnteredEventDetails" in e]
+    assert entered == ["PlanSweep", "AnythingToFix", "NothingToApply"]

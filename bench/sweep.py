@@ -1,0 +1,85 @@
+"""Benchmark the reconciliation sweep on the local stack (not a test: it prints numbers).
+
+Seeds N users in step (Cognito in moto, Matrix in the real Synapse, each in The Red Room),
+then measures a no-drift sweep (Synapse requests, wall time) and a 1% drift sweep (users
+kicked from The Red Room behind the events' back): Synapse requests per fixed user against
+the raw minimum (one join each). Requests are counted in Synapse's own access log.
+
+    .venv/bin/python bench/sweep.py --users 10000     # about 30-40 min of seeding here
+"""
+
+import argparse
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from local_run import env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--drift", type=float, default=0.01)
+    args = parser.parse_args()
+    from chat_provisioning.config import ChatConfig
+
+    state_dir = ROOT / ".local" / "bench"
+    env.down(state_dir)
+    env.up(state_dir, ChatConfig.from_cdk_json(str(ROOT / "cdk.json")))
+    try:
+        local = env.LocalEnv.load(state_dir)
+        access_log = state_dir / "synapse" / "access.log"
+
+        def requests() -> int:
+            return len(access_log.read_text().splitlines())
+
+        red = local.state["rooms"]["red_room"]["room_id"]
+        server, pool = local.state["server_name"], local.state["user_pool_id"]
+        idp = local.aws["cognito-idp"]
+        subs = [str(uuid.uuid4()) for _ in range(args.users)]
+
+        def seed(sub: str) -> None:
+            idp.admin_create_user(UserPoolId=pool, Username=sub, MessageAction="SUPPRESS")
+            idp.admin_update_user_attributes(UserPoolId=pool, Username=sub,
+                                             UserAttributes=[{"Name": "sub", "Value": sub}])
+            local.synapse.upsert_user(f"@{sub}:{server}", None, external_id=sub, auth_provider="cognito")
+            local.synapse.join(red, f"@{sub}:{server}")
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(8) as pool_:
+            list(pool_.map(seed, subs))
+        print(f"seeded {args.users} users in {time.monotonic() - started:.0f} s")
+
+        before, started = requests(), time.monotonic()
+        clean = local.sweep(dry_run=False)
+        no_drift = {"synapse_requests": requests() - before, "seconds": round(time.monotonic() - started, 2),
+                    "users_to_fix": clean["summary"]["users_to_fix"]}
+
+        drifted = subs[: max(1, int(args.users * args.drift))]
+        for sub in drifted:
+            local.synapse.kick(red, f"@{sub}:{server}", "benchmark drift")
+        before, started = requests(), time.monotonic()
+        fixed = local.sweep(dry_run=False)
+        spent = requests() - before
+        plan_cost = no_drift["synapse_requests"]
+        results = {
+            "users": args.users,
+            "no_drift_sweep": no_drift,
+            "drift_sweep": {
+                "drifted_users": len(drifted), "fixed": sum(r["status"] == "SUCCEEDED"
+                                                           for r in fixed.get("executions", {}).values()),
+                "synapse_requests": spent, "seconds": round(time.monotonic() - started, 2),
+                "requests_per_fixed_user": round((spent - plan_cost) / len(drifted), 2),
+                "raw_minimum_per_fixed_user": 1},
+        }
+        print(json.dumps(results, indent=1))
+    finally:
+        env.down(state_dir)
+
+
+if __name__ == "__main__":
+    main()
