@@ -3,7 +3,7 @@ groups and the display name only: extra fields (an email, a token) are rejected,
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .config import Frozen
 from .errors import InvalidInput
@@ -68,6 +68,48 @@ class SweepEvent(Frozen):
     """The PlanSweep Task's payload: the execution (the sweep's id) and whether to apply."""
     execution: str
     dry_run: bool = False
+
+
+class Loose(BaseModel):
+    """AWS event shapes: the fields we read are checked, the rest is AWS's business."""
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class SignUpRequest(Loose):
+    userAttributes: dict[str, str]
+
+
+class PostConfirmationEvent(Loose):
+    """The parts of Cognito's PostConfirmation event the trigger reads."""
+    triggerSource: str
+    userPoolId: str
+    userName: str
+    request: SignUpRequest
+
+
+class BusEvent(Loose):
+    """An EventBridge event: its id, detail-type and detail."""
+    id: str
+    detail_type: str = Field(alias="detail-type")
+    detail: dict
+
+
+class ExecutionStatus(Loose):
+    """The detail of 'Step Functions Execution Status Change'."""
+    executionArn: str
+    status: str
+    input: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    redriveCount: int = 0
+
+
+class RetryJob(Loose):
+    """A sign-up whose start failed, as the trigger queued it."""
+    user_pool_id: str
+    user_name: str
+    sub: str
+    display_name: str | None = None
 
 
 def parse(model: type[BaseModel], data: object):

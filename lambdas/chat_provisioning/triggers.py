@@ -6,14 +6,10 @@ import os
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
-from aws_lambda_powertools.utilities.data_classes.cognito_user_pool_event import (
-    PostConfirmationTriggerEvent,
-)
 from botocore.exceptions import ClientError
 
 from .errors import InvalidInput
-from .models import ProvisionRequest
+from .models import BusEvent, ExecutionStatus, PostConfirmationEvent, ProvisionRequest, RetryJob, parse
 from .policy import SUB, display_name_of, normalise_sub
 from . import wiring
 from .runtime import aws_client, logger, metrics, runtime, tracer
@@ -51,23 +47,24 @@ def start_signup(user_pool_id: str, user_name: str, sub: str, display_name: str 
 def post_confirmation(event: dict, context) -> dict:
     """Never fails the sign-up (Cognito cannot re-fire it): a failed start goes to the retry
     queue, and if even that fails, to the log and a metric the sweep's alarm watches."""
-    trigger = PostConfirmationTriggerEvent(event)
-    if not str(trigger.get("triggerSource")).startswith("PostConfirmation_"):
+    source = event.get("triggerSource") if isinstance(event, dict) else None
+    if not isinstance(source, str) or not source.startswith("PostConfirmation_"):
         # Attached to the wrong trigger: fail loudly, this is configuration, not a sign-up.
-        raise InvalidInput(f"not a PostConfirmation event: triggerSource={trigger.get('triggerSource')!r:.80}")
-    if trigger.trigger_source != SIGN_UP:
-        logger.info("not a sign-up, nothing to start", extra={"trigger_source": trigger.trigger_source})
+        raise InvalidInput(f"not a PostConfirmation event: triggerSource={source!r:.80}")
+    if source != SIGN_UP:
+        logger.info("not a sign-up, nothing to start", extra={"trigger_source": source})
         return event
-    attributes = trigger.request.user_attributes
     try:
+        trigger = parse(PostConfirmationEvent, event)
+        attributes = trigger.request.userAttributes
         sub = normalise_sub(attributes.get("sub"))
     except InvalidInput as e:
-        logger.error("sign-up event without a valid sub; nothing started", extra={"error": str(e)})
+        logger.error("malformed sign-up event; nothing started", extra={"error": str(e)[:300]})
         metrics.add_metric(name="InvalidSignUpEvents", unit=MetricUnit.Count, value=1)
         return event
     logger.append_keys(sub=sub)
     display_name = display_name_of(attributes)
-    job = {"user_pool_id": trigger.user_pool_id, "user_name": trigger.user_name, "sub": sub,
+    job = {"user_pool_id": trigger.userPoolId, "user_name": trigger.userName, "sub": sub,
            "display_name": display_name}
     try:
         arn = start_signup(**job)
@@ -94,10 +91,18 @@ _batch = BatchProcessor(event_type=EventType.SQS)
 def retry_start(event: dict, context) -> dict:
     """Consumes the retry queue: each message is a sign-up whose start failed. A message that
     fails again returns to the queue, and after maxReceiveCount to its DLQ (alarmed)."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not records or not all(
+            isinstance(r, dict) and isinstance(r.get("messageId"), str) and isinstance(r.get("body"), str)
+            for r in records):
+        raise InvalidInput("not an SQS batch of messages with messageId and body")
+
     def handle(record):
-        job = json.loads(record.body)
-        logger.info("retrying start", extra={"sub": job.get("sub"), "execution":
-                                              start_signup(**job)})
+        try:
+            job = parse(RetryJob, json.loads(record.body))
+        except ValueError as e:  # not JSON, or not a job (InvalidInput is a ValueError too)
+            raise InvalidInput(f"retry message is not a sign-up job: {str(e)[:200]}") from None
+        logger.info("retrying start", extra={"sub": job.sub, "execution": start_signup(**job.model_dump())})
     return process_partial_response(event=event, record_handler=handle, processor=_batch, context=context)
 
 
@@ -106,18 +111,18 @@ def retry_start(event: dict, context) -> dict:
 def record_failure(event: dict, context) -> dict:
     """Target of the rule on 'Step Functions Execution Status Change' (FAILED, TIMED_OUT,
     ABORTED): the audit item for a run that did not finish, with the state it stopped at."""
-    detail = EventBridgeEvent(event).detail
-    execution = detail["executionArn"]
+    detail = parse(ExecutionStatus, parse(BusEvent, event).detail)
+    execution = detail.executionArn
     logger.set_correlation_id(execution)
     try:
-        request = json.loads(detail.get("input") or "{}")
+        request = json.loads(detail.input or "{}")
         sub = normalise_sub(request.get("sub"))
     except (InvalidInput, ValueError, AttributeError):
         request, sub = {}, None
     failed_state = last_state_entered(execution)
     new = runtime().audit.record_failure(
-        sub, execution, attempt=int(detail.get("redriveCount") or 0), status=detail["status"],
-        failed_state=failed_state, error=detail.get("error"), cause=detail.get("cause"),
+        sub, execution, attempt=detail.redriveCount, status=detail.status,
+        failed_state=failed_state, error=detail.error, cause=detail.cause,
         event=str(request["cause"])[:64] if request.get("cause") else None)
     metrics.add_metric(name="ExecutionsFailed", unit=MetricUnit.Count, value=1)
     logger.info("failure audited", extra={"state": failed_state, "new": new})
@@ -140,15 +145,16 @@ def on_cognito_change(event: dict, context) -> dict:
     AdminDisableUser, AdminEnableUser, AdminDeleteUser) and of the custom 'Sync chat user'
     event: start the role sync for that user. The execution is named after the event, so a
     doubled delivery starts one run; the run reads Cognito's current state itself."""
-    bridge = EventBridgeEvent(event)
-    detail = bridge.detail or {}
+    bridge = parse(BusEvent, event)
+    detail = bridge.detail
     if bridge.detail_type == wiring.SYNC_EVENT_PATTERN["detail-type"][0]:
         sub, cause = detail.get("sub"), str(detail.get("cause") or "custom")
     else:
         cause = detail.get("eventName")
         if cause not in wiring.COGNITO_EVENT_NAMES:
             raise InvalidInput(f"not a Cognito event this handles: {cause!r:.60}")
-        params = detail.get("requestParameters") or {}
+        params = detail.get("requestParameters")
+        params = params if isinstance(params, dict) else {}
         sub = sub_of_username(params.get("userPoolId"), params.get("username"))
     try:
         sub = normalise_sub(sub)
@@ -161,7 +167,7 @@ def on_cognito_change(event: dict, context) -> dict:
     logger.append_keys(sub=sub)
     request = {"sub": sub, "cause": cause,
                "reactivate": cause in ("AdminEnableUser", "enable")}
-    name = f"sync-{bridge.get_id}"[:80]
+    name = f"sync-{bridge.id}"[:80]
     arn = os.environ["SYNC_STATE_MACHINE_ARN"]
     try:
         execution = aws_client("stepfunctions").start_execution(

@@ -1,0 +1,116 @@
+"""Property-based fuzzing of every handler's event parsing (hypothesis, 500 cases each): the
+answer is a typed error or a valid result, never an unhandled exception, and nothing is
+written: the domain below the parsing is replaced by a recorder that raises on first use."""
+
+import string
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chat_provisioning import steps, triggers
+from chat_provisioning.errors import ProvisioningError
+
+SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
+FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=12), inner, max_size=5), max_leaves=20)
+subs = st.sampled_from([SUB, SUB.upper(), "", "x", None, 7]) | st.text(alphabet=string.hexdigits + "-", max_size=40)
+
+
+def events_like(template: dict):
+    """The template with any field replaced, dropped, or kept; plus arbitrary JSON."""
+    fields = {k: st.one_of(st.just(v), json_values) for k, v in template.items()}
+    return st.fixed_dictionaries({}, optional=fields) | json_values
+
+
+class Reached(Exception):
+    """The event was valid: the handler got past its parsing to the domain."""
+
+
+@pytest.fixture
+def no_domain(monkeypatch):
+    def reached(*args, **kwargs):
+        raise Reached()
+    monkeypatch.setattr(steps, "runtime", reached)
+    monkeypatch.setattr(triggers, "runtime", reached)
+    monkeypatch.setattr(triggers, "aws_client", reached)
+    monkeypatch.setattr(triggers, "start_signup", reached)
+    monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs.invalid/q")
+    monkeypatch.setenv("SYNC_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:1:stateMachine:s")
+
+
+def outcome(handler, event, context):
+    try:
+        return handler(event, context)
+    except (ProvisioningError, Reached) as e:
+        return e
+
+
+STEP_EVENT = {"execution": "arn:aws:states:us-east-1:1:execution:m:e",
+              "workflow": {"sub": SUB, "groups": ["staff"], "display_name": "A"}}
+
+
+@pytest.mark.parametrize("handler", [steps.provision_user, steps.join_rooms, steps.assign_roles,
+                                     steps.record_audit, steps.read_cognito_user, steps.deactivate_user,
+                                     steps.plan_sweep])
+@FUZZ
+@given(event=events_like(STEP_EVENT) | st.fixed_dictionaries(
+    {"execution": st.text(max_size=30), "workflow": events_like(STEP_EVENT["workflow"]),
+     "dry_run": json_values}))
+def test_steps(no_domain, context, handler, event):
+    outcome(handler, event, context)
+
+
+SIGN_UP = {"version": "1", "region": "us-east-1", "userPoolId": "us-east-1_abc", "userName": "u",
+           "triggerSource": "PostConfirmation_ConfirmSignUp", "callerContext": {"clientId": "c"},
+           "request": {"userAttributes": {"sub": SUB, "name": "A"}}, "response": {}}
+
+
+@FUZZ
+@given(event=events_like(SIGN_UP) | st.fixed_dictionaries(
+    {**{k: st.just(v) for k, v in SIGN_UP.items() if k != "request"},
+     "request": st.fixed_dictionaries({"userAttributes": st.dictionaries(
+         st.sampled_from(["sub", "name", "email", "nickname"]), subs | json_values)})}))
+def test_post_confirmation_never_fails_a_valid_sign_up(no_domain, context, event):
+    result = outcome(triggers.post_confirmation, event, context)
+    if isinstance(event, dict) and event.get("triggerSource") == SIGN_UP["triggerSource"]:
+        assert result == event  # a sign-up always goes through, whatever else is wrong
+
+
+CLOUDTRAIL = {"id": "e1", "source": "aws.cognito-idp", "detail-type": "AWS API Call via CloudTrail",
+              "detail": {"eventName": "AdminDisableUser",
+                         "requestParameters": {"userPoolId": "us-east-1_abc", "username": SUB}}}
+
+
+@FUZZ
+@given(event=events_like(CLOUDTRAIL) | st.fixed_dictionaries(
+    {"id": st.text(max_size=10), "detail-type": st.sampled_from(["Sync chat user", "AWS API Call via CloudTrail"]),
+     "detail": events_like({"sub": SUB, "cause": "enable", "eventName": "AdminEnableUser"})}))
+def test_on_cognito_change(no_domain, context, event):
+    outcome(triggers.on_cognito_change, event, context)
+
+
+STATUS = {"id": "e2", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+          "detail": {"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "status": "FAILED",
+                     "input": '{"sub": "%s"}' % SUB, "error": "X", "cause": "Y", "redriveCount": 0}}
+
+
+@FUZZ
+@given(event=events_like(STATUS) | st.fixed_dictionaries({"detail": events_like(STATUS["detail"])}))
+def test_record_failure(no_domain, context, event):
+    outcome(triggers.record_failure, event, context)
+
+
+@FUZZ
+@given(event=events_like({"Records": [{"messageId": "m", "body": '{"sub": "%s"}' % SUB}]})
+       | st.fixed_dictionaries({"Records": st.lists(st.fixed_dictionaries(
+           {"messageId": st.text(max_size=5), "body": st.text(max_size=60) | st.just('{"sub": 1}')}), max_size=3)}))
+def test_retry_start(no_domain, context, event):
+    try:
+        outcome(triggers.retry_start, event, context)
+    except BatchProcessingError:
+        pass  # every record failed: Powertools fails the batch so SQS retries it, then its DLQ
