@@ -6,7 +6,7 @@ SYNAPSE_VERSION := 1.163.2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 
-.PHONY: install test demo synth diagram down clean
+.PHONY: install test demo bench synth diagram down clean
 
 install:
 	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp .synapse-venv/.stamp node_modules/.stamp .wheels/.stamp
@@ -42,6 +42,11 @@ test: install
 
 demo: install
 	$(PY) -m local_run.demo
+
+# What a sign-up costs, as counts and ratios measured in one run: a table and bench/results.json.
+# The sweep at scale is separate (it seeds 10,000 users for ~18 min): bench/sweep.py --users 10000
+bench: install
+	$(PY) bench/signup.py
 
 synth: install
 	node_modules/.bin/cdk synth --quiet

@@ -1,0 +1,149 @@
+"""`make bench`: what a sign-up costs, measured on the local stack in one run, as exact counts
+and as ratios against baselines measured in the same run. Prints a table and writes
+bench/results.json. Not a test: it asserts nothing.
+
+Baselines: the raw minimum of Synapse requests; Synapse's own processing time (from its
+access log) for the overhead; the same users created and joined by raw admin calls at the
+same concurrency for the throughput; `import boto3` for the handlers' cold import.
+Prices: us-east-1 list prices, stated below; check them before relying on the cost."""
+
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from chat_provisioning.config import ChatConfig
+from local_run import env
+
+ROOT = Path(__file__).resolve().parent.parent
+STEP_FUNCTIONS_PER_TRANSITION = 0.025 / 1000  # Standard workflows
+LAMBDA_PER_REQUEST = 0.20 / 1_000_000
+LAMBDA_PER_GB_SECOND_ARM = 0.0000133334
+LAMBDA_MEMORY_GB = 0.25
+DYNAMODB_PER_WRITE = 0.625 / 1_000_000  # on-demand write request unit
+PROCESSED = re.compile(r"Processed request: ([0-9.]+)sec")
+
+
+class Access:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def lines(self) -> list[str]:
+        return self.path.read_text().splitlines()
+
+    def window(self, start: int) -> tuple[int, float]:
+        """Requests since line `start`, and Synapse's processing seconds for them."""
+        new = self.lines()[start:]
+        return len(new), sum(float(m.group(1)) for line in new if (m := PROCESSED.search(line)))
+
+
+def seconds(d) -> float:
+    return (d["stopDate"] - d["startDate"]).total_seconds()
+
+
+def cold_import(module: str, runs: int = 5) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    return statistics.median(float(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                                  text=True, check=True).stdout) for _ in range(runs))
+
+
+def heaviest_imports(module: str, top: int = 3) -> list[str]:
+    err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                         capture_output=True, text=True).stderr
+    rows = [line.split("|") for line in err.splitlines() if line.startswith("import time:") and "|" in line]
+    timed = [(int(r[1]), r[2].strip()) for r in rows if r[1].strip().isdigit()]
+    return [f"{name} {us / 1000:.0f} ms" for us, name in sorted(timed, reverse=True)
+            if "." not in name][:top]
+
+
+def main() -> None:
+    state_dir = ROOT / ".local" / "bench-signup"
+    env.down(state_dir)
+    env.up(state_dir, ChatConfig.from_cdk_json(str(ROOT / "cdk.json")))
+    try:
+        local = env.LocalEnv.load(state_dir)
+        access = Access(state_dir / "synapse" / "access.log")
+        sfn = local.aws["stepfunctions"]
+
+        # Sequential sign-ups of plain mobile users: requests, time split, transitions.
+        plain, splits, transitions, invocations, lambda_seconds, writes = [], [], [], [], [], []
+        for _ in range(10):
+            start = len(access.lines())
+            signed_up = local.signup(None, [], None)
+            arn = signed_up["execution_arn"]
+            writes.append(len(local.audit.trail(signed_up["sub"])))  # DynamoDB writes: its audit items
+            requests, synapse_seconds = access.window(start)
+            d = sfn.describe_execution(executionArn=arn)
+            history = local.history(arn)
+            plain.append(requests)
+            splits.append((seconds(d) - synapse_seconds, synapse_seconds))
+            transitions.append(sum(1 for e in history if "stateEnteredEventDetails" in e))
+            invocations.append(1 + sum(1 for e in history if e["type"] == "LambdaFunctionScheduled"))
+            scheduled = {e["id"]: e["timestamp"] for e in history if e["type"] == "LambdaFunctionScheduled"}
+            lambda_seconds.append(sum((e["timestamp"] - scheduled[e["previousEventId"] - 1]).total_seconds()
+                                      for e in history if e["type"] == "LambdaFunctionSucceeded"
+                                      and e["previousEventId"] - 1 in scheduled))
+
+        # Role changes: analysts promoted to staff (join Staff, level 100).
+        promoted = []
+        for _ in range(5):
+            sub = str(uuid.uuid4())
+            local.signup(sub, ["analysts"], None)
+            start = len(access.lines())
+            assert local.cognito_change(sub, "AdminAddUserToGroup", "staff")["status"] == "SUCCEEDED"
+            promoted.append(access.window(start)[0])
+
+        # Throughput: N sign-ups started at once, against raw admin calls at the same concurrency.
+        n = 20
+        started = time.monotonic()
+        arns = [local.signup(None, [], None, wait=False)["execution_arn"] for _ in range(n)]
+        assert all(local.wait(a)["status"] == "SUCCEEDED" for a in arns)
+        workflow_rate = n / (time.monotonic() - started)
+        red = local.state["rooms"]["red_room"]["room_id"]
+
+        def raw(_):
+            user = f"@{uuid.uuid4()}:{local.state['server_name']}"
+            local.synapse.upsert_user(user, None, external_id=user, auth_provider="cognito")
+            local.synapse.join(red, user)
+        started = time.monotonic()
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(raw, range(n)))
+        raw_rate = n / (time.monotonic() - started)
+    finally:
+        env.down(state_dir)
+
+    boto3_import = cold_import("boto3")
+    handler_import = max(cold_import("chat_provisioning.steps"), cold_import("chat_provisioning.triggers"))
+    overhead, synapse_time = (statistics.mean(x) for x in zip(*splits))
+    per_signup_lambda_s = statistics.mean(lambda_seconds)
+    cost = 1000 * (statistics.mean(transitions) * STEP_FUNCTIONS_PER_TRANSITION
+                   + statistics.mean(invocations) * LAMBDA_PER_REQUEST
+                   + per_signup_lambda_s * LAMBDA_MEMORY_GB * LAMBDA_PER_GB_SECOND_ARM
+                   + statistics.mean(writes) * DYNAMODB_PER_WRITE)
+    results = {
+        "requests_per_signup": statistics.mean(plain), "raw_minimum_per_signup": 2,
+        "requests_per_role_change": statistics.mean(promoted), "raw_minimum_per_role_change": 2,
+        "overhead_ratio": round(overhead / synapse_time, 2),
+        "signup_seconds": round(overhead + synapse_time, 3), "synapse_seconds": round(synapse_time, 3),
+        "throughput_ratio": round(workflow_rate / raw_rate, 3),
+        "workflow_signups_per_second": round(workflow_rate, 2), "raw_signups_per_second": round(raw_rate, 2),
+        "transitions_per_signup": statistics.mean(transitions),
+        "lambda_invocations_per_signup": statistics.mean(invocations),
+        "aws_cost_per_1000_signups_usd": round(cost, 4),
+        "cold_import_ratio": round(handler_import / boto3_import, 2),
+        "cold_import_seconds": round(handler_import, 3), "boto3_import_seconds": round(boto3_import, 3),
+        "cold_import_heaviest": heaviest_imports("chat_provisioning.steps"),
+    }
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    width = max(map(len, results))
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
