@@ -6,7 +6,7 @@ SYNAPSE_VERSION := 1.163.2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 
-.PHONY: install test demo bench synth diagram down clean
+.PHONY: install test proof demo bench synth diagram down clean
 
 install:
 	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp .synapse-venv/.stamp node_modules/.stamp .wheels/.stamp
@@ -38,7 +38,11 @@ node_modules/.stamp: package.json package-lock.json
 	touch $@
 
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/proof
+
+# The reliability suite: every fault kind at every step, through a fault proxy (~90 s).
+proof: install
+	$(PY) -m pytest tests/proof
 
 demo: install
 	$(PY) -m local_run.demo

@@ -34,8 +34,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def up(state_dir: Path, config: ChatConfig) -> dict:
-    """Start Synapse and moto, create the resources, write state.json; servers keep running."""
+def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = None) -> dict:
+    """Start Synapse and moto, create the resources, write state.json; servers keep running.
+    `handlers_synapse_url`: where the deployed handlers reach Synapse, when not directly (the
+    reliability suite puts its fault proxy there)."""
     if (state_dir / "state.json").exists():
         raise SystemExit(f"{state_dir}/state.json exists: run `local down` first")
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +63,8 @@ def up(state_dir: Path, config: ChatConfig) -> dict:
     token_file = state_dir / "admin-token"
     token_file.write_text(token)
     token_file.chmod(0o600)
-    resources = deploy.deploy(aws, config, token)
+    handlers_config = config.model_copy(update={"synapse_url": handlers_synapse_url or config.synapse_url})
+    resources = deploy.deploy(aws, handlers_config, token)
     state = {
         "synapse_url": synapse["url"], "server_name": synapse["server_name"],
         "aws_endpoint_url": endpoint, "state_machine_arn": resources["state_machine_arn"],

@@ -1,0 +1,89 @@
+"""The reliability suite (`make proof`): a fault of each kind at each step that talks to
+Synapse, injected by a proxy between the handlers and the real Synapse. Transient faults are
+retried and succeed; exhausted or permanent ones end FAILED at that step, and after the fault
+is gone `local redrive` completes the run; then Synapse and the audit table hold exactly one
+user, one membership per room, the right levels, and an audit trail with both attempts."""
+
+import uuid
+
+import pytest
+
+from local_run import env
+from local_run.fault_proxy import FaultProxy
+
+# The first Synapse call of each step that writes (ProvisionUser's PUT, JoinRooms' joins,
+# AssignRoles' power-levels PUT): a staff sign-up goes through all three.
+AT_STEP = {"ProvisionUser": ("PUT", r"^/_synapse/admin/v2/users/"),
+           "JoinRooms": ("POST", r"^/_synapse/admin/v1/join/"),
+           "AssignRoles": ("PUT", r"/state/m\.room\.power_levels$")}
+RECOVERABLE = {"stopped": "SynapseUnavailable", "5xx": "SynapseUnavailable",
+               "timeout": "SynapseUnavailable", "429": None}  # 429: waited out in-process
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    p = FaultProxy()
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory, config, proxy):
+    state_dir = tmp_path_factory.mktemp("faults")
+    state = env.up(state_dir, config, handlers_synapse_url=proxy.url)
+    proxy.upstream = state["synapse_url"]
+    try:
+        yield env.LocalEnv.load(state_dir)
+    finally:
+        env.down(state_dir)
+
+
+@pytest.fixture(autouse=True)
+def no_faults_left(proxy):
+    yield
+    proxy.clear()
+
+
+def assert_provisioned_once(local, sub):
+    user = f"@{sub}:{local.state['server_name']}"
+    joined = local.synapse.joined_rooms(user)
+    rooms = {k: r["room_id"] for k, r in local.state["rooms"].items()}
+    assert sorted(joined) == sorted({rooms["red_room"], rooms["staff"]})  # one membership each
+    assert local.synapse.power_levels(rooms["staff"])["users"][user] == 100
+
+
+def failed_attempts(local, arn):
+    return [e for e in local.history(arn) if e["type"] == "LambdaFunctionFailed"]
+
+
+@pytest.mark.parametrize("step", list(AT_STEP))
+@pytest.mark.parametrize("fault", list(RECOVERABLE))
+def test_a_transient_fault_is_retried(local, proxy, step, fault):
+    sub = str(uuid.uuid4())
+    rule = proxy.fail(*AT_STEP[step], fault, times=1)
+    result = local.signup(sub, ["staff"], None)
+    assert result["status"] == "SUCCEEDED" and rule.seen == 1
+    errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])]
+    assert errors == ([RECOVERABLE[fault]] if RECOVERABLE[fault] else [])
+    assert_provisioned_once(local, sub)
+    assert [a["outcome"] for a in local.audit.trail(sub)] == ["created", "joined", "joined", "set:100"]
+
+
+@pytest.mark.parametrize("step", list(AT_STEP))
+@pytest.mark.parametrize("fault, error, attempts", [("stopped", "SynapseUnavailable", 1 + 4),  # ASL MaxAttempts
+                                                    ("revoked_token", "SynapseAuthFailed", 1)])
+def test_an_exhausted_or_permanent_fault_fails_at_its_step_and_redrives(local, proxy, step, fault, error, attempts):
+    sub = str(uuid.uuid4())
+    proxy.fail(*AT_STEP[step], fault, times=float("inf"))
+    failed = local.signup(sub, ["staff"], None)
+    assert (failed["status"], failed["failed_state"], failed["error"]) == ("FAILED", step, error)
+    assert len(failed_attempts(local, failed["execution_arn"])) == attempts
+
+    proxy.clear()  # the outage is over, the token rotated back
+    redriven = local.redrive(failed["execution_arn"])
+    assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", step)
+    assert_provisioned_once(local, sub)
+    trail = local.audit.trail(sub)
+    assert [(a["step"], a["outcome"]) for a in trail][0] == (step, "failed")
+    assert sorted(a["outcome"] for a in trail[1:]) == ["created", "joined", "joined", "set:100"]
+    assert {a["execution"] for a in trail} == {failed["execution_arn"]}
