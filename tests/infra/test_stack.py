@@ -178,3 +178,20 @@ def test_invalid_config_stops_synth_with_a_clear_message():
     with pytest.raises(SystemExit, match="room_id"):
         synth_in_process({"rooms": {"red_room": {"name": "The Red Room", "room_id": "#the-red-room"}},
                           "default_rooms": ["red_room"], "roles": {}})
+
+
+def test_encryption_at_rest_and_in_transit(template):
+    assert all(t["SSESpecification"]["SSEEnabled"] for t in resources(template, "AWS::DynamoDB::Table").values())
+    assert all(q.get("SqsManagedSseEnabled") for q in resources(template, "AWS::SQS::Queue").values())
+    for bucket in resources(template, "AWS::S3::Bucket").values():
+        assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert bucket["PublicAccessBlockConfiguration"]["BlockPublicAcls"] is True
+    denied = [s for p in resources(template, "AWS::SQS::QueuePolicy").values()
+              for s in p["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert denied and all(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denied)
+
+
+def test_every_queue_that_receives_failures_is_watched(template):
+    alarms = json.dumps(resources(template, "AWS::CloudWatch::Alarm"))
+    dlqs = [k for k in resources(template, "AWS::SQS::Queue") if "DLQ" in k]
+    assert dlqs and all(k in alarms for k in dlqs)

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -180,3 +181,22 @@ def test_retry_queue_consumer_starts_the_workflow(local, sub):
     arn = local.execution_arn(f"signup-{sub}")
     assert local.wait(arn)["status"] == "SUCCEEDED"
     assert rooms_seen(local, sub) == {("The Red Room", 0), ("Analysts", 0)}
+
+
+def test_duplicates_have_one_effect(local, sub):
+    """Three PostConfirmations, one execution; the same EventBridge detail twice, one user with
+    one membership per room; a RecordAudit retried after its writes, no duplicate item."""
+    runs = {local.signup(sub, ["analysts"], None)["execution_arn"] for _ in range(3)}
+    assert len(runs) == 1 and len(local.executions(sub)) == 1
+    other = str(uuid.uuid4())
+    for _ in range(2):
+        assert local.send_event({"sub": other, "groups": ["analysts"]})["status"] == "SUCCEEDED"
+    assert rooms_seen(local, other) == {("The Red Room", 0), ("Analysts", 0)}
+    assert sorted(local.synapse.joined_rooms(f"@{other}:{local.state['server_name']}")) == sorted(
+        {local.state["rooms"]["red_room"]["room_id"], local.state["rooms"]["analysts"]["room_id"]})
+
+    (arn,) = runs
+    output = json.loads(local.aws["stepfunctions"].describe_execution(executionArn=arn)["output"])
+    before = len(local.audit.trail(sub))
+    again = local.invoke("RecordAudit", {"execution": arn, "workflow": output})
+    assert again["actions"] == output["actions"] and len(local.audit.trail(sub)) == before
