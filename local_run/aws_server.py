@@ -7,6 +7,10 @@ function's environment, and returns what the Lambda service would: the result, o
 shape {"errorType", "errorMessage", "stackTrace"} whose errorType Step Functions matches
 against Retry/ErrorEquals. moto is pinned exactly in pyproject.toml for this reason.
 
+For the reliability suite it can also fail an invocation as the Lambda service or a dependency
+would: the JSON file named by LAMBDA_FAULTS_FILE maps a function name to
+{"error": <errorType>, "times": n}; the next n invocations return that error unrun.
+
 Run: python -m local_run.aws_server PORT   (stops on SIGTERM)
 """
 
@@ -43,11 +47,28 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def injected_fault(function_name: str) -> str | None:
+    path = os.environ.get("LAMBDA_FAULTS_FILE")
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        faults = json.load(f)
+    fault = faults.get(function_name)
+    if not fault or fault["times"] <= 0:
+        return None
+    fault["times"] -= 1
+    with open(path, "w") as f:
+        json.dump(faults, f)
+    return fault["error"]
+
+
 def invoke_in_process(self: LambdaFunction, event=None) -> tuple[str, bool, str]:
     if isinstance(event, (str, bytes)):
         event = json.loads(event or "{}")
     module_name, attr = self.handler.rsplit(".", 1)
     with _invoke_lock:
+        if error := injected_fault(self.function_name):
+            return json.dumps({"errorType": error, "errorMessage": "injected", "stackTrace": []}), True, ""
         saved = dict(os.environ)
         os.environ.update({k: str(v) for k, v in self.environment_vars.items()})
         os.environ["AWS_LAMBDA_FUNCTION_NAME"] = self.function_name

@@ -3,6 +3,7 @@ stop it. Its state (PIDs, ports, ARNs) lives in <state_dir>/state.json between c
 
 import asyncio
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -45,8 +46,8 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
     aws_port, synapse_port = free_port(), free_port()
     with open(state_dir / "aws.log", "wb") as log:
         aws_proc = subprocess.Popen([sys.executable, "-m", "local_run.aws_server", str(aws_port)],
-                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={**os.environ, "LAMBDA_FAULTS_FILE": str(state_dir / "lambda-faults.json")})
     endpoint = f"http://127.0.0.1:{aws_port}"
     _wait_for_port(aws_port, aws_proc)
     aws = deploy.clients(endpoint)
@@ -342,6 +343,13 @@ class LocalEnv:
                 await client.close()
 
         return asyncio.run(run())
+
+    def fail_lambda(self, function: str, error: str, times: int = 1) -> None:
+        """The next `times` invocations of `function` fail with `error`, unrun (aws_server.py)."""
+        path = Path(self.state["state_dir"]) / "lambda-faults.json"
+        faults = json.loads(path.read_text()) if path.exists() else {}
+        faults[self.state["functions"][function]] = {"error": error, "times": times}
+        path.write_text(json.dumps(faults))
 
     def invoke(self, function: str, event: dict) -> dict:
         """Invoke a deployed function (its handler runs in the moto process)."""

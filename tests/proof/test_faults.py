@@ -87,3 +87,34 @@ def test_an_exhausted_or_permanent_fault_fails_at_its_step_and_redrives(local, p
     assert [(a["step"], a["outcome"]) for a in trail][0] == (step, "failed")
     assert sorted(a["outcome"] for a in trail[1:]) == ["created", "joined", "joined", "set:100"]
     assert {a["execution"] for a in trail} == {failed["execution_arn"]}
+
+
+@pytest.mark.parametrize("step", ["ProvisionUser", "JoinRooms", "AssignRoles", "RecordAudit"])
+@pytest.mark.parametrize("error", ["Lambda.ServiceException", "Lambda.TooManyRequestsException",
+                                   "ProvisionedThroughputExceededException"])
+def test_lambda_and_dynamodb_faults_at_every_step_are_retried(local, step, error):
+    """Faults the Synapse proxy cannot make: the Lambda service failing an invocation, DynamoDB
+    throttling (RecordAudit's only dependency), injected where the Lambda runtime would report
+    them (the error comes back as the invocation's errorType)."""
+    sub = str(uuid.uuid4())
+    local.fail_lambda(step, error, times=1)
+    result = local.signup(sub, ["staff"], None)
+    assert result["status"] == "SUCCEEDED"
+    errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])]
+    assert errors == [error]
+    assert_provisioned_once(local, sub)
+    assert [a["outcome"] for a in local.audit.trail(sub)] == ["created", "joined", "joined", "set:100"]
+
+
+def test_a_permanent_audit_store_fault_fails_at_record_audit_and_redrives(local):
+    """The audit table missing (a broken deployment): not retried; fixed, then redriven."""
+    sub = str(uuid.uuid4())
+    local.fail_lambda("RecordAudit", "ResourceNotFoundException", times=100)
+    failed = local.signup(sub, ["staff"], None)
+    assert (failed["failed_state"], failed["error"]) == ("RecordAudit", "ResourceNotFoundException")
+    assert len(failed_attempts(local, failed["execution_arn"])) == 1
+    local.fail_lambda("RecordAudit", "ResourceNotFoundException", times=0)
+    redriven = local.redrive(failed["execution_arn"])
+    assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "RecordAudit")
+    assert_provisioned_once(local, sub)
+    assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:100"]
