@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     redrive.add_argument("arn")
     local.add_parser("stop-synapse", help="stop Synapse (an outage)")
     local.add_parser("start-synapse", help="start Synapse again on the same data")
+    local.add_parser("scan", help="count the bot token and emails in all the stack wrote")
     local.add_parser("down", help="stop everything `up` started")
     args = parser.parse_args(argv)
 
@@ -96,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             result = local_env.send_sync_event({"sub": args.sub, "cause": args.cause})
         elif args.command == "sweep":
             result = local_env.sweep(args.dry_run)
+        elif args.command == "scan":
+            written = local_env.everything_written()
+            token = Path(local_env.state["admin_token_file"]).read_text().strip()
+            result = {"bytes_scanned": len(written), "bot_token": written.count(token),
+                      "emails": len(re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", written))}
         elif args.command == "status":
             result = local_env.status(args.sub)
         elif args.command == "login":

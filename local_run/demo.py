@@ -122,6 +122,9 @@ def main() -> None:
         login = cli("login", "--sub", sub_of("Aaron"))
         say(f"\nAaron logs in as the mobile app does (Cognito-shaped JWT, org.matrix.login.jwt):")
         say(f"  {login['user_id']} sees: {', '.join(r['name'] for r in login['rooms'])}")
+        scan = cli("scan")
+        say(f"\nScanned all the stack wrote ({scan['bytes_scanned']:,} bytes of logs, executions, "
+            f"histories, audit items, plans): bot token {scan['bot_token']} times, emails {scan['emails']}")
         bad = [n for n, s in outcomes.items() if s != "SUCCEEDED"]
         if bad:
             sys.exit(f"demo: not every sign-up ended SUCCEEDED: {bad}")

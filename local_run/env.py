@@ -344,6 +344,21 @@ class LocalEnv:
 
         return asyncio.run(run())
 
+    def everything_written(self) -> str:
+        """All this stack wrote: Lambda logs, executions and their histories, the tables, the
+        sweep's plans; what a scan for secrets and personal data must read."""
+        sfn, parts = self.aws["stepfunctions"], [(Path(self.state["state_dir"]) / "aws.log").read_text()]
+        for machine in sfn.list_state_machines()["stateMachines"]:
+            for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]:
+                parts.append(json.dumps(sfn.describe_execution(executionArn=e["executionArn"]), default=str))
+                parts.append(json.dumps(self.history(e["executionArn"]), default=str))
+        for table in (self.state["audit_table"], self.state["locks_table"]):
+            parts.append(json.dumps(self.aws["dynamodb"].scan(TableName=table)["Items"]))
+        s3, bucket = self.aws["s3"], self.state["plans_bucket"]
+        for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            parts.append(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode())
+        return "\n".join(parts)
+
     def fail_lambda(self, function: str, error: str, times: int = 1) -> None:
         """The next `times` invocations of `function` fail with `error`, unrun (aws_server.py)."""
         path = Path(self.state["state_dir"]) / "lambda-faults.json"

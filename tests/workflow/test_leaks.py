@@ -3,7 +3,6 @@ execution inputs, outputs and histories, the audit table, the sweep's plans. Run
 paths (sign-up, Cognito's retry, a failure and its redrive, role sync, deactivation, sweep) in an environment of
 its own, then scans everything for the bot's token and for the users' email addresses."""
 
-import json
 import uuid
 from pathlib import Path
 
@@ -37,31 +36,17 @@ def exercised(tmp_path_factory, config):
         env.down(state_dir)
 
 
-def everything_written(local) -> str:
-    sfn, parts = local.aws["stepfunctions"], [(Path(local.state["state_dir"]) / "aws.log").read_text()]
-    for machine in sfn.list_state_machines()["stateMachines"]:
-        for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]:
-            parts.append(json.dumps(sfn.describe_execution(executionArn=e["executionArn"]), default=str))
-            parts.append(json.dumps(local.history(e["executionArn"]), default=str))
-    for table in (local.state["audit_table"], local.state["locks_table"]):
-        parts.append(json.dumps(local.aws["dynamodb"].scan(TableName=table)["Items"]))
-    s3, bucket = local.aws["s3"], local.state["plans_bucket"]
-    for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-        parts.append(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode())
-    return "\n".join(parts)
-
-
 def test_the_bot_token_is_written_nowhere(exercised):
     local, _ = exercised
     token = Path(local.state["admin_token_file"]).read_text().strip()
-    written = everything_written(local)
+    written = local.everything_written()
     assert len(written) > 10_000  # the scan saw the runs, not an empty log
     assert written.count(token) == 0
 
 
 def test_no_email_or_other_attribute_beyond_the_design(exercised):
     local, subs = exercised
-    written = everything_written(local)
+    written = local.everything_written()
     assert "example.invalid" not in written  # every sign-up event carried an email
     assert "email" not in written.lower()
     assert all(sub in written for sub in subs)  # what the design allows is there
