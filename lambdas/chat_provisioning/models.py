@@ -53,6 +53,8 @@ class WorkflowState(ProvisionRequest):
     cause: str | None = Field(default=None, max_length=64)
     reactivate: bool = False
     cognito: Literal["enabled", "disabled", "absent", "unmanaged"] | None = None
+    # The configured rooms the user is in, as JoinRooms left it (spares AssignRoles a read).
+    joined: tuple[str, ...] | None = None
 
     def did(self, *actions: Action) -> "WorkflowState":
         return self.model_copy(update={"actions": self.actions + actions})

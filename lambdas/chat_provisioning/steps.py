@@ -57,13 +57,23 @@ def provision_user(state: WorkflowState, rt: Runtime) -> WorkflowState:
 
 @step
 def join_rooms(state: WorkflowState, rt: Runtime) -> WorkflowState:
+    """Joins the rooms the groups earn. A user created in this run is in no room; for any
+    other, one read of its rooms spares a join (a 403 "already in the room") per room."""
     user_id = user_id_for(state.sub, rt.config)
-    memberships = desired_memberships(state.groups, rt.config)
     rt.synapse.require_active(user_id)  # Synapse joins deactivated users; we do not
-    return state.did(*(
-        Action(step="JoinRooms", action="join", room=m.room_id,
-               outcome="joined" if rt.synapse.join(m.room_id, user_id) else "already_joined")
-        for m in memberships))
+    joined = set() if created_in_this_run(state) else set(rt.synapse.joined_rooms(user_id))
+    actions = []
+    for m in desired_memberships(state.groups, rt.config):
+        done = m.room_id not in joined and rt.synapse.join(m.room_id, user_id)
+        joined.add(m.room_id)
+        actions.append(Action(step="JoinRooms", action="join", room=m.room_id,
+                              outcome="joined" if done else "already_joined"))
+    configured = {r.room_id for r in rt.config.rooms.values()}
+    return state.model_copy(update={"joined": tuple(sorted(joined & configured))}).did(*actions)
+
+
+def created_in_this_run(state: WorkflowState) -> bool:
+    return any(a.step == "ProvisionUser" and a.outcome == "created" for a in state.actions)
 
 
 @step
@@ -72,8 +82,8 @@ def assign_roles(state: WorkflowState, rt: Runtime) -> WorkflowState:
     to the room default where no role grants one any more; one write per room, under the
     room's lease (locks.py). Optionally leaves rooms no group earns now."""
     user_id = user_id_for(state.sub, rt.config)
-    created_now = any(a.outcome == "created" for a in state.actions)
-    joined = set() if created_now else set(rt.synapse.joined_rooms(user_id))
+    created_now = created_in_this_run(state)
+    joined = set(state.joined) if state.joined is not None else set(rt.synapse.joined_rooms(user_id))
     actions = []
     for room, level in desired_levels(state.groups, rt.config).items():
         room_id = rt.config.rooms[room].room_id
