@@ -48,38 +48,45 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         aws_proc = subprocess.Popen([sys.executable, "-m", "local_run.aws_server", str(aws_port)],
                                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                     env={**os.environ, "LAMBDA_FAULTS_FILE": str(state_dir / "lambda-faults.json")})
-    endpoint = f"http://127.0.0.1:{aws_port}"
-    _wait_for_port(aws_port, aws_proc)
-    aws = deploy.clients(endpoint)
-    pool_id, client_id = deploy.create_user_pool(aws, config)
-    # The local config: the same model, with what only exists locally (server, pool, rooms).
-    config = config.model_copy(update={"user_pool": UserPool(user_pool_id=pool_id, client_id=client_id, create=True)})
-    synapse = synapse_server.start(state_dir / "synapse", synapse_port, config)
-    token, rooms = synapse_server.bootstrap(synapse["url"], synapse["shared_secret"],
-                                            synapse["server_name"], config)
-    config = ChatConfig.model_validate({**config.model_dump(), "server_name": synapse["server_name"],
-                                        "synapse_url": synapse["url"], "rooms": rooms,
-                                        # short, so that a hung Synapse shows within seconds
-                                        "synapse_timeout_seconds": 3.0})
-    token_file = state_dir / "admin-token"
-    token_file.write_text(token)
-    token_file.chmod(0o600)
-    handlers_config = config.model_copy(update={"synapse_url": handlers_synapse_url or config.synapse_url})
-    resources = deploy.deploy(aws, handlers_config, token)
-    state = {
-        "synapse_url": synapse["url"], "server_name": synapse["server_name"],
-        "aws_endpoint_url": endpoint, "state_machine_arn": resources["state_machine_arn"],
-        "sync_state_machine_arn": resources["sync_state_machine_arn"],
-        "sweep_state_machine_arn": resources["sweep_state_machine_arn"],
-        "plans_bucket": resources["plans_bucket"],
-        "rooms": {k: r.model_dump() for k, r in config.rooms.items()},
-        "admin_token_file": str(token_file), "user_pool_id": pool_id, "client_id": client_id,
-        "audit_table": resources["audit_table"], "locks_table": resources["locks_table"],
-        "functions": resources["functions"],
-        "role_arn": resources["role_arn"], "jwt_private_key_file": synapse["jwt_private_key_file"],
-        "pids": {"synapse": synapse["pid"], "aws": aws_proc.pid},
-        "state_dir": str(state_dir), "config": json.loads(config.model_dump_json()),
-    }
+    started = {"aws": aws_proc.pid}
+    try:
+        endpoint = f"http://127.0.0.1:{aws_port}"
+        _wait_for_port(aws_port, aws_proc)
+        aws = deploy.clients(endpoint)
+        pool_id, client_id = deploy.create_user_pool(aws, config)
+        # The local config: the same model, with what only exists locally (server, pool, rooms).
+        config = config.model_copy(update={"user_pool": UserPool(user_pool_id=pool_id, client_id=client_id, create=True)})
+        synapse = synapse_server.start(state_dir / "synapse", synapse_port, config)
+        started["synapse"] = synapse["pid"]
+        token, rooms = synapse_server.bootstrap(synapse["url"], synapse["shared_secret"],
+                                                synapse["server_name"], config)
+        config = ChatConfig.model_validate({**config.model_dump(), "server_name": synapse["server_name"],
+                                            "synapse_url": synapse["url"], "rooms": rooms,
+                                            # short, so that a hung Synapse shows within seconds
+                                            "synapse_timeout_seconds": 3.0})
+        token_file = state_dir / "admin-token"
+        token_file.write_text(token)
+        token_file.chmod(0o600)
+        handlers_config = config.model_copy(update={"synapse_url": handlers_synapse_url or config.synapse_url})
+        resources = deploy.deploy(aws, handlers_config, token)
+        state = {
+            "synapse_url": synapse["url"], "server_name": synapse["server_name"],
+            "aws_endpoint_url": endpoint, "state_machine_arn": resources["state_machine_arn"],
+            "sync_state_machine_arn": resources["sync_state_machine_arn"],
+            "sweep_state_machine_arn": resources["sweep_state_machine_arn"],
+            "plans_bucket": resources["plans_bucket"],
+            "rooms": {k: r.model_dump() for k, r in config.rooms.items()},
+            "admin_token_file": str(token_file), "user_pool_id": pool_id, "client_id": client_id,
+            "audit_table": resources["audit_table"], "locks_table": resources["locks_table"],
+            "functions": resources["functions"],
+            "role_arn": resources["role_arn"], "jwt_private_key_file": synapse["jwt_private_key_file"],
+            "pids": started,
+            "state_dir": str(state_dir), "config": json.loads(config.model_dump_json()),
+        }
+    except BaseException:
+        for pid in started.values():  # a half-started environment leaves nothing running
+            synapse_server.stop(pid)
+        raise
     (state_dir / "state.json").write_text(json.dumps(state, indent=1))
     return state
 
