@@ -120,7 +120,7 @@ def main() -> None:
                 f"{item['outcome']:<15} {item.get('error', '')}")
 
         login = cli("login", "--sub", sub_of("Aaron"))
-        say(f"\nAaron logs in as the mobile app does (Cognito-shaped JWT, org.matrix.login.jwt):")
+        say("\nAaron logs in as the mobile app does (Cognito-shaped JWT, org.matrix.login.jwt):")
         say(f"  {login['user_id']} sees: {', '.join(r['name'] for r in login['rooms'])}")
         scan = cli("scan")
         say(f"\nScanned all the stack wrote ({scan['bytes_scanned']:,} bytes of logs, executions, "

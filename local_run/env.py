@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import jwt
 from moto.events.models import EventPattern
 

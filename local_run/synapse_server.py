@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,16 +20,6 @@ from chat_provisioning.config import ChatConfig, Room
 
 ROOT = Path(__file__).resolve().parent.parent
 SYNAPSE_PYTHON = ROOT / ".synapse-venv" / "bin" / "python"
-
-
-@dataclass(frozen=True)
-class LocalSynapse:
-    url: str
-    server_name: str
-    pid: int
-    admin_token: str
-    rooms: dict[str, Room]
-    jwt_private_key_file: str
 
 
 def homeserver_config(state_dir: Path, port: int, server_name: str, config: ChatConfig,

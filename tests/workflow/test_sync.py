@@ -1,7 +1,6 @@
 """Role sync after Cognito changes, end to end: moto's Cognito changed, CloudTrail's record
 delivered through the deployed rule's pattern, the SyncUser workflow, a real Synapse."""
 
-import json
 from pathlib import Path
 
 import httpx
