@@ -38,7 +38,16 @@ class SynapseAuthFailed(PermanentError):
     """The bot token is missing, unknown or revoked, even after re-reading the secret."""
 
 
-class SynapseForbidden(PermanentError):
+class SynapseAnswer(Exception):
+    """What Synapse answered, kept for the callers that take one answer as success
+    ("already in the room", "no such user")."""
+
+    def __init__(self, message: str, status: int, errcode: str, error: str):
+        super().__init__(message)
+        self.status, self.errcode, self.error = status, errcode, error
+
+
+class SynapseForbidden(SynapseAnswer, PermanentError):
     """403: the bot lacks the admin flag, or the power to invite or change levels."""
 
 
@@ -51,7 +60,7 @@ class PowerLevelForbidden(PermanentError):
     would refuse it, and a retry loop would not change that."""
 
 
-class SynapseRejected(PermanentError):
+class SynapseRejected(SynapseAnswer, PermanentError):
     """Any other 4xx from Synapse, with its errcode."""
 
 

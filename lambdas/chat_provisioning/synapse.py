@@ -55,7 +55,7 @@ class SynapseAdmin:
         try:
             r = self._call("PUT", path, json=body)
         except SynapseRejected as e:
-            if "M_USER_IN_USE" not in str(e):
+            if e.errcode != "M_USER_IN_USE":
                 raise
             # Two creates raced (a timed-out attempt Synapse still served, or the user's first
             # JWT login): the loser gets 400 M_USER_IN_USE. The user exists now: update it.
@@ -74,7 +74,7 @@ class SynapseAdmin:
         try:
             self._call("POST", f"/_synapse/admin/v1/join/{quote(room_id)}", json={"user_id": user_id})
         except SynapseForbidden as e:
-            if "already in the room" in str(e):
+            if "already in the room" in e.error:
                 return False
             raise
         return True
@@ -119,7 +119,7 @@ class SynapseAdmin:
         try:
             self._call("POST", f"/_synapse/admin/v1/deactivate/{quote(user_id)}", json={"erase": erase})
         except SynapseRejected as e:
-            if "404 M_NOT_FOUND" not in str(e):
+            if (e.status, e.errcode) != (404, "M_NOT_FOUND"):
                 raise
             return False
         return True
@@ -143,7 +143,7 @@ class SynapseAdmin:
         try:
             body = self._call("GET", f"/_synapse/admin/v1/rooms/{quote(room_id)}/members").json()
         except SynapseRejected as e:
-            if "404 M_NOT_FOUND" in str(e):
+            if (e.status, e.errcode) == (404, "M_NOT_FOUND"):
                 return None
             raise
         return frozenset(body["members"])
@@ -192,10 +192,10 @@ class SynapseAdmin:
             if r.status_code == 403 and "not in room" in error:
                 raise RoomNotFound(f"{where}: the bot is not in this room ({error})")
             if r.status_code == 403:
-                raise SynapseForbidden(f"{where} {error}")
+                raise SynapseForbidden(f"{where} {error}", r.status_code, errcode, error)
             if r.status_code == 404 and "/join/" in path and errcode != "M_NOT_FOUND":
                 raise RoomNotFound(f"{where} {error}")
-            raise SynapseRejected(f"{where} {error}")
+            raise SynapseRejected(f"{where} {error}", r.status_code, errcode, error)
 
 
 def _missing(content: dict, levels: dict[str, int | None]) -> dict[str, int | None]:
