@@ -20,12 +20,12 @@ from chat_provisioning import sweeper, wiring
 from chat_provisioning.audit import AuditStore
 from chat_provisioning.config import ChatConfig, UserPool
 from chat_provisioning.synapse import SynapseAdmin
-from chat_provisioning.triggers import SIGN_UP, signup_execution_name
+from chat_provisioning.sweeper import DONE
+from chat_provisioning.triggers import SIGN_UP, newest_state_entered, signup_execution_name
 
 from . import deploy, synapse_server
 
 ROOT = Path(__file__).resolve().parent.parent
-DONE = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
 def free_port() -> int:
@@ -277,10 +277,9 @@ class LocalEnv:
 
     def failed_state(self, arn: str) -> tuple[str, str]:
         """The last state entered and its recorded input."""
-        entered = [e for e in self.history(arn) if "stateEnteredEventDetails" in e]
-        if not entered:
+        details = newest_state_entered(self.history(arn))
+        if not details:
             raise RuntimeError(f"{arn} entered no state")
-        details = max(entered, key=lambda e: e["id"])["stateEnteredEventDetails"]
         return details["name"], details["input"]
 
     def history(self, arn: str) -> list[dict]:

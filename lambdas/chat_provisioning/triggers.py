@@ -130,12 +130,18 @@ def record_failure(event: dict, context) -> dict:
 
 
 def last_state_entered(execution: str) -> str | None:
-    """The newest state entered. Asks for the newest events first, then still picks by
-    event id: moto ignores reverseOrder, and the id order is what Step Functions defines."""
+    """Asks for the newest events first: the failed state is among them."""
     events = aws_client("stepfunctions").get_execution_history(
         executionArn=execution, reverseOrder=True, maxResults=100)["events"]
+    entered = newest_state_entered(events)
+    return entered["name"] if entered else None
+
+
+def newest_state_entered(events: list[dict]) -> dict | None:
+    """The details (name, input) of the newest state entered, picked by event id: that order
+    is what Step Functions defines, and moto ignores reverseOrder."""
     entered = [e for e in events if "stateEnteredEventDetails" in e]
-    return max(entered, key=lambda e: e["id"])["stateEnteredEventDetails"]["name"] if entered else None
+    return max(entered, key=lambda e: e["id"])["stateEnteredEventDetails"] if entered else None
 
 
 @logger.inject_lambda_context(clear_state=True)
