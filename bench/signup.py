@@ -63,10 +63,7 @@ def heaviest_imports(module: str, top: int = 3) -> list[str]:
 
 def main() -> None:
     state_dir = ROOT / ".local" / "bench-signup"
-    env.down(state_dir)
-    env.up(state_dir, ChatConfig.from_cdk_json(str(ROOT / "cdk.json")))
-    try:
-        local = env.LocalEnv.load(state_dir)
+    with env.running(state_dir, ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))) as local:
         access = Access(state_dir / "synapse" / "access.log")
         sfn = local.aws["stepfunctions"]
 
@@ -114,8 +111,6 @@ def main() -> None:
         with ThreadPoolExecutor(n) as pool:
             list(pool.map(raw, range(n)))
         raw_rate = n / (time.monotonic() - started)
-    finally:
-        env.down(state_dir)
 
     boto3_import = cold_import("boto3")
     handler_import = max(cold_import("chat_provisioning.steps"), cold_import("chat_provisioning.triggers"))

@@ -28,10 +28,7 @@ def main() -> None:
     from chat_provisioning.config import ChatConfig
 
     state_dir = ROOT / ".local" / "bench"
-    env.down(state_dir)
-    env.up(state_dir, ChatConfig.from_cdk_json(str(ROOT / "cdk.json")))
-    try:
-        local = env.LocalEnv.load(state_dir)
+    with env.running(state_dir, ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))) as local:
         access_log = state_dir / "synapse" / "access.log"
 
         def requests() -> int:
@@ -77,8 +74,6 @@ def main() -> None:
                 "raw_minimum_per_fixed_user": 1},
         }
         print(json.dumps(results, indent=1))
-    finally:
-        env.down(state_dir)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ def requests_served() -> int:
     return len(ACCESS_LOG.read_text().splitlines()) if ACCESS_LOG.exists() else 0
 
 
-def raw_minimum(groups: list[str]) -> int:
+def raw_minimum(groups: list[str], config: ChatConfig) -> int:
     """Create the user, one join per room, one PUT per level set: what no design can go below."""
-    memberships = desired_memberships(groups, ChatConfig.from_cdk_json(str(ROOT / "cdk.json")))
+    memberships = desired_memberships(groups, config)
     return 1 + len(memberships) + sum(1 for m in memberships if m.power_level)
 
 
@@ -63,10 +63,11 @@ def main() -> None:
         env = cli("up")
         say(f"Synapse {env['synapse_url']} (room version 10, registration off), moto {env['aws_endpoint_url']}")
         say(f"state machine {env['state_machine_arn']}\n")
+        config = ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))
         outcomes, cost = {}, {}
         for name, groups in PEOPLE:
             result, requests = signup(name, groups)
-            outcomes[name], cost[name] = result["status"], (requests, raw_minimum(groups))
+            outcomes[name], cost[name] = result["status"], (requests, raw_minimum(groups, config))
             say(f"sign-up {name:<12} {','.join(groups) or '-':<22} {result['status']:<10} "
                 f"{requests} Synapse requests")
 

@@ -4,6 +4,8 @@ stop it. Its state (PIDs, ports, ARNs) lives in <state_dir>/state.json between c
 import asyncio
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import shutil
 import socket
 import subprocess
@@ -88,6 +90,17 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         raise
     (state_dir / "state.json").write_text(json.dumps(state, indent=1))
     return state
+
+
+@contextmanager
+def running(state_dir: Path, config: ChatConfig, **up_options) -> Iterator["LocalEnv"]:
+    """`up`, the environment, and `down` whatever happens: for tests and benchmarks."""
+    down(state_dir)  # what an interrupted run left
+    up(state_dir, config, **up_options)
+    try:
+        yield LocalEnv.load(state_dir)
+    finally:
+        down(state_dir)
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -316,6 +329,10 @@ class LocalEnv:
                           "power_level": (levels.get("users") or {}).get(user_id, levels.get("users_default", 0))})
         return {"user_id": user_id, "rooms": rooms, "synapse_error": error,
                 "audit": self.audit.trail(sub.lower()), "executions": self.executions(sub)}
+
+    def rooms(self, sub: str) -> set[tuple[str, int]]:
+        """(room name, power level) for each room Synapse has the user in."""
+        return {(r["room"], r["power_level"]) for r in self.status(sub)["rooms"]}
 
     def login(self, sub: str) -> dict:
         """Sign in as the mobile app does: a Cognito-shaped ID token, org.matrix.login.jwt,

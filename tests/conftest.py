@@ -20,12 +20,8 @@ def config() -> ChatConfig:
 
 @pytest.fixture(scope="session")
 def local(tmp_path_factory, config) -> env.LocalEnv:
-    state_dir = tmp_path_factory.mktemp("local")
-    env.up(state_dir, config)
-    try:
-        yield env.LocalEnv.load(state_dir)
-    finally:
-        env.down(state_dir)
+    with env.running(tmp_path_factory.mktemp("local"), config) as local:
+        yield local
 
 
 @pytest.fixture

@@ -29,13 +29,9 @@ def proxy():
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory, config, proxy):
-    state_dir = tmp_path_factory.mktemp("faults")
-    state = env.up(state_dir, config, handlers_synapse_url=proxy.url)
-    proxy.upstream = state["synapse_url"]
-    try:
-        yield env.LocalEnv.load(state_dir)
-    finally:
-        env.down(state_dir)
+    with env.running(tmp_path_factory.mktemp("faults"), config, handlers_synapse_url=proxy.url) as local:
+        proxy.upstream = local.state["synapse_url"]
+        yield local
 
 
 @pytest.fixture(autouse=True)

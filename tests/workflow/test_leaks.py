@@ -13,10 +13,7 @@ from local_run import env
 
 @pytest.fixture(scope="module")
 def exercised(tmp_path_factory, config):
-    state_dir = tmp_path_factory.mktemp("leaks")
-    env.up(state_dir, config)
-    local = env.LocalEnv.load(state_dir)
-    try:
+    with env.running(tmp_path_factory.mktemp("leaks"), config) as local:
         subs = [str(uuid.uuid4()) for _ in range(3)]
         local.signup(subs[0], ["staff"], "Ann")
         local.signup(subs[0], ["staff"], "Ann")  # Cognito's retry
@@ -32,8 +29,6 @@ def exercised(tmp_path_factory, config):
         local.send_event({"sub": subs[2], "groups": []})
         local.sweep(dry_run=False)
         yield local, subs
-    finally:
-        env.down(state_dir)
 
 
 def test_the_bot_token_is_written_nowhere(exercised):

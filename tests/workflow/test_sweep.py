@@ -15,12 +15,9 @@ UNMANAGED = str(uuid.uuid4())
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory, config):
-    state_dir = tmp_path_factory.mktemp("sweep")
-    env.up(state_dir, config.model_copy(update={"unmanaged_subs": (UNMANAGED,)}))
-    try:
-        yield env.LocalEnv.load(state_dir)
-    finally:
-        env.down(state_dir)
+    with env.running(tmp_path_factory.mktemp("sweep"),
+                     config.model_copy(update={"unmanaged_subs": (UNMANAGED,)})) as local:
+        yield local
 
 
 def admin(local, method, path, **kw):

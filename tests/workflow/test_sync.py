@@ -6,9 +6,6 @@ from pathlib import Path
 import httpx
 
 
-def rooms_seen(local, sub):
-    return {(r["room"], r["power_level"]) for r in local.status(sub)["rooms"]}
-
 
 def synapse_user(local, sub) -> dict:
     token = Path(local.state["admin_token_file"]).read_text()
@@ -25,7 +22,7 @@ def test_group_added_promotes_with_the_event_audited(local, sub):
     before = len(local.audit.trail(sub))
     result = local.cognito_change(sub, "AdminAddUserToGroup", "staff")
     assert result["matched"] and result["status"] == "SUCCEEDED"
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Analysts", 0), ("Staff", 100)}
+    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0), ("Staff", 100)}
     assert ("AssignRoles", "set:100", "AdminAddUserToGroup") in trail(local, sub, before)
 
 
@@ -38,13 +35,13 @@ def test_staff_removed_cannot_be_demoted_by_a_peer_bot_and_says_so(local, sub):
     failure = local.audit.trail(sub)[-1]
     assert failure["outcome"] == "failed" and "peer" in failure["cause"]
     assert failure["event"] == "AdminRemoveUserFromGroup"
-    assert ("Staff", 100) in rooms_seen(local, sub)
+    assert ("Staff", 100) in local.rooms(sub)
 
 
 def test_removed_role_room_is_kept_by_default(local, sub):
     local.signup(sub, ["analysts", "experiencers"], None)
     assert local.cognito_change(sub, "AdminRemoveUserFromGroup", "analysts")["status"] == "SUCCEEDED"
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Analysts", 0), ("Experiencers", 0)}
+    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0), ("Experiencers", 0)}
 
 
 def test_disable_enable_delete(local, sub):
@@ -53,7 +50,7 @@ def test_disable_enable_delete(local, sub):
     assert synapse_user(local, sub)["deactivated"] is True
     assert local.cognito_change(sub, "AdminEnableUser")["status"] == "SUCCEEDED"
     assert synapse_user(local, sub)["deactivated"] is False
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Experiencers", 0)}  # rejoined
+    assert local.rooms(sub) == {("The Red Room", 0), ("Experiencers", 0)}  # rejoined
     assert local.cognito_change(sub, "AdminDeleteUser")["status"] == "SUCCEEDED"
     assert synapse_user(local, sub)["deactivated"] is True
     assert [t[1] for t in trail(local, sub) if t[0] in ("DeactivateUser", "ProvisionUser")][-3:] == [
@@ -77,7 +74,7 @@ def test_a_late_event_converges_to_cognito_now(local, sub):
     idp.admin_remove_user_from_group(UserPoolId=pool, Username=sub, GroupName="staff")
     late = local.deliver_cloudtrail("AdminAddUserToGroup", {"userPoolId": pool, "username": sub, "groupName": "staff"})
     assert late["status"] == "SUCCEEDED"
-    assert rooms_seen(local, sub) == {("The Red Room", 0)}
+    assert local.rooms(sub) == {("The Red Room", 0)}
 
 
 def test_out_of_order_and_doubled_events_converge(local, sub):
@@ -108,7 +105,7 @@ def test_unknown_group_fails_before_any_write(local, sub):
         pass
     result = local.cognito_change(sub, "AdminAddUserToGroup", "hasura-admins")
     assert (result["failed_state"], result["error"]) == ("ReadCognitoUser", "InvalidInput")
-    assert rooms_seen(local, sub) == {("The Red Room", 0)}
+    assert local.rooms(sub) == {("The Red Room", 0)}
     assert "hasura-admins" in local.audit.trail(sub)[-1]["cause"]
 
 

@@ -16,32 +16,25 @@ def moderated(tmp_path_factory, config):
     roles = {**config.roles, "analysts": (RoleGrant(room="analysts", power_level=50),)}
     custom = config.model_copy(update={"roles": roles, "leave_rooms_on_role_removal": True,
                                        "unmanaged_subs": (UNMANAGED,)})
-    state_dir = tmp_path_factory.mktemp("moderated")
-    env.up(state_dir, custom)
-    try:
-        yield env.LocalEnv.load(state_dir)
-    finally:
-        env.down(state_dir)
+    with env.running(tmp_path_factory.mktemp("moderated"), custom) as local:
+        yield local
 
-
-def rooms_seen(local, sub):
-    return {(r["room"], r["power_level"]) for r in local.status(sub)["rooms"]}
 
 
 def test_demotion_removal_and_re_add(moderated, sub):
     local = moderated
     local.signup(sub, ["analysts", "experiencers"], None)
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Analysts", 50), ("Experiencers", 0)}
+    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 50), ("Experiencers", 0)}
 
     removed = local.cognito_change(sub, "AdminRemoveUserFromGroup", "analysts")
     assert removed["status"] == "SUCCEEDED"
     # demoted to the room default (its entry dropped), then out of the room (leave configured)
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Experiencers", 0)}
+    assert local.rooms(sub) == {("The Red Room", 0), ("Experiencers", 0)}
     levels = local.synapse.power_levels(local.state["rooms"]["analysts"]["room_id"])["users"]
     assert f"@{sub}:{local.state['server_name']}" not in levels
 
     assert local.cognito_change(sub, "AdminAddUserToGroup", "analysts")["status"] == "SUCCEEDED"
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Analysts", 50), ("Experiencers", 0)}
+    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 50), ("Experiencers", 0)}
     outcomes = [(a["step"], a["action"], a["outcome"], a.get("event")) for a in local.audit.trail(sub)]
     assert ("AssignRoles", "set_power_level", "set:default", "AdminRemoveUserFromGroup") in outcomes
     assert ("AssignRoles", "leave", "left", "AdminRemoveUserFromGroup") in outcomes
@@ -51,10 +44,10 @@ def test_demotion_removal_and_re_add(moderated, sub):
 def test_allow_listed_user_is_never_touched(moderated):
     local = moderated
     local.signup(UNMANAGED, [], None)  # provisioned once, say by hand before the allow-list
-    before = rooms_seen(local, UNMANAGED)
+    before = local.rooms(UNMANAGED)
     result = local.cognito_change(UNMANAGED, "AdminDisableUser")
     assert result["status"] == "SUCCEEDED"
-    assert rooms_seen(local, UNMANAGED) == before  # not deactivated
+    assert local.rooms(UNMANAGED) == before  # not deactivated
     assert local.audit.trail(UNMANAGED)[-1]["outcome"] == "skipped:unmanaged"
 
 

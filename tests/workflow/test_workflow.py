@@ -16,9 +16,6 @@ def audit_actions(local, sub):
     return [(a["step"], a["action"], a["outcome"]) for a in local.audit.trail(sub)]
 
 
-def rooms_seen(local, sub):
-    return {(r["room"], r["power_level"]) for r in local.status(sub)["rooms"]}
-
 
 def admin(local, method, path, **kw):
     token = Path(local.state["admin_token_file"]).read_text()
@@ -36,7 +33,7 @@ def start(local, workflow_input: dict, name: str) -> str:
 def test_staff_signup_gets_rooms_levels_and_audit(local, sub):
     result = local.signup(sub, ["staff"], "Aaron")
     assert result["status"] == "SUCCEEDED"
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Staff", 100)}
+    assert local.rooms(sub) == {("The Red Room", 0), ("Staff", 100)}
     assert audit_actions(local, sub) == [
         ("ProvisionUser", "create_user", "created"), ("JoinRooms", "join", "joined"),
         ("JoinRooms", "join", "joined"), ("AssignRoles", "set_power_level", "set:100")]
@@ -68,7 +65,7 @@ def test_transient_outage_is_retried_then_succeeds(local, sub):
     assert result["status"] == "SUCCEEDED", result
     failures = [e for e in local.history(arn) if e["type"].endswith("Failed")]
     assert failures and all("SynapseUnavailable" in json.dumps(e, default=str) for e in failures)
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Experiencers", 0)}
+    assert local.rooms(sub) == {("The Red Room", 0), ("Experiencers", 0)}
 
 
 def test_permanent_fault_fails_at_its_step_and_redrive_completes(local, sub):
@@ -85,7 +82,7 @@ def test_permanent_fault_fails_at_its_step_and_redrive_completes(local, sub):
     admin(local, "PUT", f"/_synapse/admin/v2/users/{user}", json={"deactivated": False}).raise_for_status()
     redriven = local.redrive(failed["execution_arn"])
     assert redriven["status"] == "SUCCEEDED" and redriven["from_state"] == "ProvisionUser"
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Analysts", 0)}
+    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0)}
     trail = local.audit.trail(sub)
     assert [(a["step"], a["outcome"]) for a in trail] == [
         ("ProvisionUser", "failed"), ("ProvisionUser", "updated"),
@@ -114,14 +111,14 @@ def test_fault_at_a_later_step_redrives_from_there(local, sub):
         httpx.put(local.state["synapse_url"] + path, headers={"Authorization": f"Bearer {helper_token}"},
                   json={**levels, "users": {**levels["users"], bot: 100}}).raise_for_status()
     assert (failed["failed_state"], failed["error"]) == ("AssignRoles", "PowerLevelForbidden")
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Staff", 0)}  # joined, not promoted
+    assert local.rooms(sub) == {("The Red Room", 0), ("Staff", 0)}  # joined, not promoted
 
     redriven = local.redrive(failed["execution_arn"])
     assert redriven["status"] == "SUCCEEDED" and redriven["from_state"] == "AssignRoles"
     entered = [e["stateEnteredEventDetails"]["name"] for e in local.history(redriven["execution_arn"])
                if "stateEnteredEventDetails" in e]
     assert entered == ["AssignRoles", "RecordAudit"]  # provisioning and joins were not rerun
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Staff", 100)}
+    assert local.rooms(sub) == {("The Red Room", 0), ("Staff", 100)}
     assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:100"]
 
 
@@ -140,7 +137,7 @@ def test_bad_input_fails_typed_with_audit_and_no_write(local, sub):
 def test_eventbridge_event_provisions(local, sub):
     result = local.send_event({"sub": sub, "groups": ["experiencers"], "display_name": "Eve"})
     assert result["matched"] and result["status"] == "SUCCEEDED"
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Experiencers", 0)}
+    assert local.rooms(sub) == {("The Red Room", 0), ("Experiencers", 0)}
 
 
 def test_password_reset_starts_nothing(local, sub):
@@ -179,7 +176,7 @@ def test_retry_queue_consumer_starts_the_workflow(local, sub):
     assert json.loads(r["Payload"].read()) == {"batchItemFailures": []}
     arn = local.execution_arn(f"signup-{sub}")
     assert local.wait(arn)["status"] == "SUCCEEDED"
-    assert rooms_seen(local, sub) == {("The Red Room", 0), ("Analysts", 0)}
+    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0)}
 
 
 def test_duplicates_have_one_effect(local, sub):
@@ -190,7 +187,7 @@ def test_duplicates_have_one_effect(local, sub):
     other = str(uuid.uuid4())
     for _ in range(2):
         assert local.send_event({"sub": other, "groups": ["analysts"]})["status"] == "SUCCEEDED"
-    assert rooms_seen(local, other) == {("The Red Room", 0), ("Analysts", 0)}
+    assert local.rooms(other) == {("The Red Room", 0), ("Analysts", 0)}
     assert sorted(local.synapse.joined_rooms(f"@{other}:{local.state['server_name']}")) == sorted(
         {local.state["rooms"]["red_room"]["room_id"], local.state["rooms"]["analysts"]["room_id"]})
 
