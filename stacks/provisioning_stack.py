@@ -43,24 +43,9 @@ class ChatProvisioningStack(Stack):
         code = lambda_code()
         network = self._network(config)
 
-        audit = dynamodb.Table(
-            self, "AuditTable",
-            partition_key=dynamodb.Attribute(name="sub", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=RemovalPolicy.RETAIN)
+        audit = self._table("AuditTable", "sub", "sk", RemovalPolicy.RETAIN)
         # One item per room: the lease that serialises power-level writes (locks.py).
-        locks = dynamodb.Table(
-            self, "LocksTable",
-            partition_key=dynamodb.Attribute(name="lock", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=RemovalPolicy.DESTROY)
+        locks = self._table("LocksTable", "lock", None, RemovalPolicy.DESTROY)
         # The sweep's plans: what it found and the requests its Distributed Map reads.
         plans = s3.Bucket(self, "SweepPlans", enforce_ssl=True, encryption=s3.BucketEncryption.S3_MANAGED,
                           block_public_access=s3.BlockPublicAccess.BLOCK_ALL, versioned=False,
@@ -204,7 +189,18 @@ class ChatProvisioningStack(Stack):
         self._alarms([retry_dlq, events_dlq])
         self._acknowledge(invoked=list(steps.values()),
                           without_async_dlq=list(steps.values()) + [post_confirmation, retry_start],
-                          dlqs=[retry_dlq, events_dlq], sqs_consumer=retry_start)
+                          dlqs=[retry_dlq, events_dlq], sqs_consumer=retry_start, plans=plans)
+
+    def _table(self, construct_id: str, partition: str, sort: str | None,
+               removal: RemovalPolicy) -> dynamodb.Table:
+        def key(name: str) -> dynamodb.Attribute:
+            return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+        return dynamodb.Table(
+            self, construct_id, partition_key=key(partition), sort_key=key(sort) if sort else None,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED, removal_policy=removal)
 
     def _allow_sweep_to_run(self, sweep: sfn.StateMachine, children: list[sfn.StateMachine],
                             plans: s3.Bucket) -> None:
@@ -305,7 +301,7 @@ class ChatProvisioningStack(Stack):
             alarm.add_alarm_action(cw_actions.SnsAction(topic))
 
     def _acknowledge(self, invoked: list[lambda_.Function], without_async_dlq: list[lambda_.Function],
-                     dlqs: list[sqs.Queue], sqs_consumer: lambda_.Function) -> None:
+                     dlqs: list[sqs.Queue], sqs_consumer: lambda_.Function, plans: s3.Bucket) -> None:
         """The cdk-nag findings we accept for the whole stack, with their reasons."""
         basic = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
         ack(self, basic, "AWSLambdaBasicExecutionRole only lets a function write its own logs.")
@@ -327,7 +323,6 @@ class ChatProvisioningStack(Stack):
                       f":<AWS::AccountId>:execution:{self.stack_name}-{name}:*]",
                 "Executions of this stack's own state machines (failure audit, the sweep's map "
                 "runs and child workflows): their names are not known in advance.")
-        plans = self.node.find_child("SweepPlans")
         ack(self, f"AwsSolutions::AwsSolutions-IAM5[Resource::<{self.get_logical_id(plans.node.default_child)}.Arn>/sweeps/*]",
             "Each sweep writes and reads its own objects under sweeps/<id>/.")
         for dlq in dlqs:
