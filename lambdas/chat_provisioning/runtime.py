@@ -52,8 +52,9 @@ def runtime() -> Runtime:
         config.synapse_url,
         functools.partial(bot_token, config.admin_token_secret_name),
         config.bot_user_id, timeout=config.synapse_timeout_seconds)
-    return Runtime(config, synapse, AuditStore(os.environ["AUDIT_TABLE"]),
-                   RoomLocks(os.environ["LOCKS_TABLE"]))
+    dynamodb = aws_client("dynamodb")  # one client (~0.3 s to build) for both tables
+    return Runtime(config, synapse, AuditStore(os.environ["AUDIT_TABLE"], dynamodb),
+                   RoomLocks(os.environ["LOCKS_TABLE"], dynamodb))
 
 
 @functools.cache

@@ -65,11 +65,11 @@ class Plan:
 def matrix_only(cognito: Iterable[CognitoUser], users: dict[str, bool], config: ChatConfig) -> list[str]:
     """Active Matrix users named like a Cognito sub that Cognito does not know: the only
     users whose external ids the sweep has to fetch one by one."""
-    known = {c.sub for c in cognito}
+    known = {c.sub for c in cognito} | set(config.unmanaged_subs)
     suffix = f":{config.server_name}"
-    return sorted(u for u, deactivated in users.items()
-                  if not deactivated and u.endswith(suffix) and SUB.match(u[1:-len(suffix)])
-                  and u[1:-len(suffix)] not in known and u[1:-len(suffix)] not in config.unmanaged_subs)
+    localparts = {u: u[1:-len(suffix)] for u, deactivated in users.items()
+                  if not deactivated and u.endswith(suffix)}
+    return sorted(u for u, localpart in localparts.items() if SUB.match(localpart) and localpart not in known)
 
 
 def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig) -> Plan:

@@ -29,8 +29,10 @@ def step_runtime(local):
         mp.setenv("AWS_ACCESS_KEY_ID", "local")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "local")
         runtime_module.runtime.cache_clear()
+        runtime_module.aws_client.cache_clear()  # clients are built for this environment
         yield runtime_module.runtime()
         runtime_module.runtime.cache_clear()
+        runtime_module.aws_client.cache_clear()
 
 
 def members_of(local, room: str, n: int) -> list[str]:
