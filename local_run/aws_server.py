@@ -5,7 +5,8 @@ moto's only Docker call is the private `LambdaFunction._invoke_lambda`; we repla
 function that imports the handler named by the function's configuration, calls it with the
 function's environment, and returns what the Lambda service would: the result, or the error
 shape {"errorType", "errorMessage", "stackTrace"} whose errorType Step Functions matches
-against Retry/ErrorEquals. moto is pinned exactly in pyproject.toml for this reason.
+against Retry/ErrorEquals. It also adds Execution.RedriveCount to the context object, which
+moto's lacks. moto is pinned exactly in pyproject.toml for these reasons.
 
 For the reliability suite it can also fail an invocation as the Lambda service or a dependency
 would: the JSON file named by LAMBDA_FAULTS_FILE maps a function name to
@@ -27,6 +28,7 @@ import uuid
 from moto.awslambda.models import LambdaFunction
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 # os.environ is process-wide and Map iterations run on threads: one invocation at a time.
 _invoke_lock = threading.Lock()
@@ -85,6 +87,16 @@ def invoke_in_process(self: LambdaFunction, event=None) -> tuple[str, bool, str]
             os.environ.update(saved)
 
 
+def with_redrive_count(get_environment):
+    """Step Functions' context object has Execution.RedriveCount (0 until a redrive); moto's
+    lacks it. A local redrive (env.redrive) is a new execution, so 0 is right here too."""
+    def environment(self):
+        env = get_environment(self)
+        env.states.context_object.context_object_data["Execution"]["RedriveCount"] = 0
+        return env
+    return environment
+
+
 def serve(port: int) -> None:
     # Seen by moto's Step Functions interpreter, which calls Lambda through this server.
     os.environ["MOTO_PORT"] = str(port)
@@ -96,6 +108,7 @@ def serve(port: int) -> None:
     os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon here
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     LambdaFunction._invoke_lambda = invoke_in_process
+    ExecutionWorker._get_evaluation_environment = with_redrive_count(ExecutionWorker._get_evaluation_environment)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     stopped = threading.Event()

@@ -8,16 +8,15 @@ from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .errors import UserDeactivated
 from . import sweeper
+from .errors import UserDeactivated
 from .models import Action, StepEvent, SweepEvent, WorkflowState, parse
 from .policy import check_groups, desired_levels, desired_memberships, display_name_of, user_id_for
 from .runtime import Runtime, aws_client, logger, metrics, runtime, tracer
 
 
-
 def step(fn: Callable[[WorkflowState, Runtime], WorkflowState]):
-    """Parse {"execution", "workflow"} (built by the Task's Parameters), run the step,
+    """Parse {"execution", "redrive", "workflow"} (built by the Task's Parameters), run the step,
     return the new state. Typed errors propagate: their names drive the ASL's Retry."""
 
     @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
@@ -28,8 +27,8 @@ def step(fn: Callable[[WorkflowState, Runtime], WorkflowState]):
         event = parse(StepEvent, event)
         state = parse(WorkflowState, event.workflow)
         logger.append_keys(sub=state.sub)
-        if state.execution is None:
-            state = state.model_copy(update={"execution": event.execution})
+        state = state.model_copy(update={"execution": state.execution or event.execution,
+                                         "run": f"{event.execution}#{event.redrive}"})
         result = fn(state, runtime())
         logger.info("step done", extra={"actions": [a.model_dump() for a in result.actions[len(state.actions):]]})
         return result.model_dump(mode="json", exclude_none=True)
@@ -60,7 +59,8 @@ def join_rooms(state: WorkflowState, rt: Runtime) -> WorkflowState:
     """Joins the rooms the groups earn. A user created in this run is in no room; for any
     other, one read of its rooms spares a join (a 403 "already in the room") per room."""
     user_id = user_id_for(state.sub, rt.config)
-    rt.synapse.require_active(user_id)  # Synapse joins deactivated users; we do not
+    if state.run is None or state.active_in_run != state.run:
+        rt.synapse.require_active(user_id)  # Synapse joins deactivated users; we do not
     joined = set() if created_in_this_run(state) else set(rt.synapse.joined_rooms(user_id))
     actions = []
     for m in desired_memberships(state.groups, rt.config):

@@ -6,7 +6,6 @@ from pathlib import Path
 import httpx
 
 
-
 def synapse_user(local, sub) -> dict:
     token = Path(local.state["admin_token_file"]).read_text()
     return httpx.get(f"{local.state['synapse_url']}/_synapse/admin/v2/users/@{sub}:{local.state['server_name']}",
@@ -40,7 +39,8 @@ def test_staff_removed_cannot_be_demoted_by_a_peer_bot_and_says_so(local, sub):
 
 def test_removed_role_room_is_kept_by_default(local, sub):
     local.signup(sub, ["analysts", "experiencers"], None)
-    assert local.cognito_change(sub, "AdminRemoveUserFromGroup", "analysts")["status"] == "SUCCEEDED"
+    result = local.cognito_change(sub, "AdminRemoveUserFromGroup", "analysts")
+    assert result["status"] == "SUCCEEDED", result  # failed_state and error, if it failed
     assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0), ("Experiencers", 0)}
 
 

@@ -122,6 +122,20 @@ def test_fault_at_a_later_step_redrives_from_there(local, sub):
     assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:100"]
 
 
+def test_a_redrive_checks_again_that_the_user_is_active(local, sub):
+    """Within a run, JoinRooms trusts ProvisionUser's view that the user is active (one request
+    fewer); a redrive is a later run: the user may have been deactivated since, so it checks."""
+    local.fail_lambda("JoinRooms", "SynapseAuthFailed", times=1)  # permanent: not retried
+    failed = local.signup(sub, ["analysts"], None)
+    assert (failed["failed_state"], failed["error"]) == ("JoinRooms", "SynapseAuthFailed")
+    user = f"@{sub}:{local.state['server_name']}"
+    local.synapse.deactivate(user, erase=False)  # Cognito disabled the user meanwhile
+
+    redriven = local.redrive(failed["execution_arn"])
+    assert (redriven["status"], redriven["failed_state"], redriven["error"]) == ("FAILED", "JoinRooms", "UserDeactivated")
+    assert local.synapse.joined_rooms(user) == []
+
+
 def test_bad_input_fails_typed_with_audit_and_no_write(local, sub):
     d = local.wait(start(local, {"sub": sub, "groups": ["admins"]}, f"console-{sub}"))
     assert (d["status"], d["failed_state"], d["error"]) == ("FAILED", "ProvisionUser", "InvalidInput")
