@@ -34,7 +34,9 @@ def create_user_pool(aws: dict, config: ChatConfig) -> tuple[str, str]:
     return pool, client
 
 
-def deploy(aws: dict, config: ChatConfig, admin_token: str) -> dict:
+def deploy(aws: dict, config: ChatConfig, admin_token: str, retry_seconds: int | None = None) -> dict:
+    """`retry_seconds`: cap every Retry's wait at this (the reliability suite, so that exhausting
+    the retries takes seconds); the attempts and the errors retried stay as deployed."""
     aws["secretsmanager"].create_secret(Name=config.admin_token_secret_name, SecretString=admin_token)
     table = f"{PREFIX}-audit"
     aws["dynamodb"].create_table(
@@ -66,8 +68,8 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str) -> dict:
     for name, path in wiring.MACHINES.items():  # in order: the sweep names the two before it
         machines[name] = aws["stepfunctions"].create_state_machine(
             name=f"{PREFIX}-{name}", roleArn=role, type="STANDARD",
-            definition=wiring.substitute(path.read_text(), arns | {
-                wiring.machine_placeholder(m): arn for m, arn in machines.items()}))["stateMachineArn"]
+            definition=with_retry_wait(wiring.substitute(path.read_text(), arns | {
+                wiring.machine_placeholder(m): arn for m, arn in machines.items()}), retry_seconds))["stateMachineArn"]
     state_machine = machines["ProvisionUser"]
     trigger_env = wiring.lambda_environment(config, table, locks, state_machine, queue_url,
                                             machines["SyncUser"])
@@ -78,6 +80,24 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str) -> dict:
             "retry_queue_url": queue_url,
             "functions": {name: f"{PREFIX}-{name}" for name in list(wiring.STEPS) + list(functions)},
             "role_arn": role}
+
+
+def with_retry_wait(asl: str, seconds: int | None) -> str:
+    if seconds is None:
+        return asl
+
+    def cap(node):
+        if isinstance(node, dict):
+            for retry in node.get("Retry", []):
+                retry["IntervalSeconds"] = retry["MaxDelaySeconds"] = seconds
+            for value in node.values():
+                cap(value)
+        elif isinstance(node, list):
+            for value in node:
+                cap(value)
+    definition = json.loads(asl)
+    cap(definition)
+    return json.dumps(definition)
 
 
 def _placeholder_zip() -> bytes:

@@ -36,10 +36,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = None) -> dict:
+def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = None,
+       retry_seconds: int | None = None) -> dict:
     """Start Synapse and moto, create the resources, write state.json; servers keep running.
     `handlers_synapse_url`: where the deployed handlers reach Synapse, when not directly (the
-    reliability suite puts its fault proxy there)."""
+    reliability suite puts its fault proxy there); `retry_seconds`: see deploy.deploy."""
     if (state_dir / "state.json").exists():
         raise SystemExit(f"{state_dir}/state.json exists: run `local down` first")
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,7 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         token_file.write_text(token)
         token_file.chmod(0o600)
         handlers_config = config.model_copy(update={"synapse_url": handlers_synapse_url or config.synapse_url})
-        resources = deploy.deploy(aws, handlers_config, token)
+        resources = deploy.deploy(aws, handlers_config, token, retry_seconds)
         state = {
             "synapse_url": synapse["url"], "server_name": synapse["server_name"],
             "aws_endpoint_url": endpoint, "state_machine_arn": resources["state_machine_arn"],

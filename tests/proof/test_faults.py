@@ -1,5 +1,7 @@
 """The reliability suite (`make proof`): a fault of each kind at each step that talks to
-Synapse, injected by a proxy between the handlers and the real Synapse. Transient faults are
+Synapse (the sign-up's three, the sync's DeactivateUser), injected by a proxy between the
+handlers and the real Synapse, and Lambda, Cognito and DynamoDB faults at every step, injected
+by the local Lambda runner. Transient faults are
 retried and succeed; exhausted or permanent ones end FAILED at that step, and after the fault
 is gone `local redrive` completes the run; then Synapse and the audit table hold exactly one
 user, one membership per room, the right levels, and an audit trail with both attempts."""
@@ -8,6 +10,7 @@ import uuid
 
 import pytest
 
+from chat_provisioning.errors import UserDeactivated
 from local_run import env
 from local_run.fault_proxy import FaultProxy
 
@@ -18,6 +21,11 @@ AT_STEP = {"ProvisionUser": ("PUT", r"^/_synapse/admin/v2/users/"),
            "AssignRoles": ("PUT", r"/state/m\.room\.power_levels$")}
 RECOVERABLE = {"stopped": "SynapseUnavailable", "5xx": "SynapseUnavailable",
                "timeout": "SynapseUnavailable", "429": None}  # 429: waited out in-process
+# A fault that does not go away: the error it ends with, and the attempts made (1 + the ASL's
+# MaxAttempts for that error; a revoked token is permanent).
+EXHAUSTED = [("stopped", "SynapseUnavailable", 1 + 4), ("5xx", "SynapseUnavailable", 1 + 4),
+             ("timeout", "SynapseUnavailable", 1 + 4), ("429", "SynapseRateLimited", 1 + 5),
+             ("revoked_token", "SynapseAuthFailed", 1)]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +37,10 @@ def proxy():
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory, config, proxy):
-    with env.running(tmp_path_factory.mktemp("faults"), config, handlers_synapse_url=proxy.url) as local:
+    # Retries wait at most 1 s here (the deployed ASL waits up to a minute): the attempts and
+    # the errors retried are the deployed ones; exhausting them takes seconds instead of minutes.
+    with env.running(tmp_path_factory.mktemp("faults"), config, handlers_synapse_url=proxy.url,
+                     retry_seconds=1) as local:
         proxy.upstream = local.state["synapse_url"]
         yield local
 
@@ -66,8 +77,7 @@ def test_a_transient_fault_is_retried(local, proxy, step, fault):
 
 
 @pytest.mark.parametrize("step", list(AT_STEP))
-@pytest.mark.parametrize("fault, error, attempts", [("stopped", "SynapseUnavailable", 1 + 4),  # ASL MaxAttempts
-                                                    ("revoked_token", "SynapseAuthFailed", 1)])
+@pytest.mark.parametrize("fault, error, attempts", EXHAUSTED)
 def test_an_exhausted_or_permanent_fault_fails_at_its_step_and_redrives(local, proxy, step, fault, error, attempts):
     sub = str(uuid.uuid4())
     proxy.fail(*AT_STEP[step], fault, times=float("inf"))
@@ -114,3 +124,36 @@ def test_a_permanent_audit_store_fault_fails_at_record_audit_and_redrives(local)
     assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "RecordAudit")
     assert_provisioned_once(local, sub)
     assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:100"]
+
+
+@pytest.mark.parametrize("fault, error, attempts", EXHAUSTED)
+def test_a_fault_at_deactivate_user_fails_there_and_redrives(local, proxy, fault, error, attempts):
+    """The role sync's own Synapse step: a disable that cannot reach Synapse ends FAILED at
+    DeactivateUser (audited with its event); once the fault is gone the redrive deactivates."""
+    sub = str(uuid.uuid4())
+    local.signup(sub, ["analysts"], None)
+    proxy.fail("POST", r"^/_synapse/admin/v1/deactivate/", fault, times=float("inf"))
+    failed = local.cognito_change(sub, "AdminDisableUser")
+    assert (failed["status"], failed["failed_state"], failed["error"]) == ("FAILED", "DeactivateUser", error)
+    assert len(failed_attempts(local, failed["execution_arn"])) == attempts
+
+    proxy.clear()
+    redriven = local.redrive(failed["execution_arn"])
+    assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "DeactivateUser")
+    user = f"@{sub}:{local.state['server_name']}"
+    assert local.synapse.joined_rooms(user) == []
+    with pytest.raises(UserDeactivated):
+        local.synapse.require_active(user)
+    assert [(a["step"], a["outcome"], a.get("event")) for a in local.audit.trail(sub)[-2:]] == [
+        ("DeactivateUser", "failed", "AdminDisableUser"), ("DeactivateUser", "deactivated", "AdminDisableUser")]
+
+
+@pytest.mark.parametrize("error", ["TooManyRequestsException", "Lambda.ServiceException"])
+def test_cognito_throttling_at_read_cognito_user_is_retried(local, error):
+    sub = str(uuid.uuid4())
+    local.signup(sub, ["analysts"], None)
+    local.fail_lambda("ReadCognitoUser", error, times=1)
+    result = local.cognito_change(sub, "AdminAddUserToGroup", "staff")
+    assert result["status"] == "SUCCEEDED"
+    assert [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])] == [error]
+    assert ("Staff", 100) in local.rooms(sub)
