@@ -60,8 +60,8 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         config = config.model_copy(update={"user_pool": UserPool(user_pool_id=pool_id, client_id=client_id, create=True)})
         synapse = synapse_server.start(state_dir / "synapse", synapse_port, config)
         started["synapse"] = synapse["pid"]
-        token, rooms = synapse_server.bootstrap(synapse["url"], synapse["shared_secret"],
-                                                synapse["server_name"], config)
+        token, rooms = synapse_server.bootstrap(state_dir / "synapse", synapse["url"],
+                                                synapse["shared_secret"], synapse["server_name"], config)
         config = ChatConfig.model_validate({**config.model_dump(), "server_name": synapse["server_name"],
                                             "synapse_url": synapse["url"], "rooms": rooms,
                                             # short, so that a hung Synapse shows within seconds

@@ -7,9 +7,11 @@ import json
 import os
 import secrets
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -154,11 +156,27 @@ def register_admin(url: str, shared_secret: str, localpart: str) -> str:
     return r.json()["access_token"]
 
 
-def bootstrap(url: str, shared_secret: str, server_name: str, config: ChatConfig) -> tuple[str, dict[str, Room]]:
-    """Register the bot, lift its rate limits, create the configured rooms (invite-only, the
-    bot at 100, Phenom's names). Returns the bot token and the rooms with their new IDs."""
-    token = register_admin(url, shared_secret, config.bot_localpart)
+def canary_token(state_dir: Path, user_id: str) -> str:
+    """A token for `user_id` whose value we choose, so that the leak scans look for a known,
+    recognisable string: Synapse only issues random ones, so it goes into Synapse's own token
+    table. Its id is far above Synapse's counter, which would otherwise reuse it."""
+    token = f"canary_bot_token_{secrets.token_hex(16)}"
+    with closing(sqlite3.connect(state_dir / "homeserver.db", timeout=30)) as db, db:
+        db.execute("INSERT INTO access_tokens (id, user_id, token) "
+                   "SELECT COALESCE(MAX(id), 0) + 1000000, ?, ? FROM access_tokens", (user_id, token))
+    return token
+
+
+def bootstrap(state_dir: Path, url: str, shared_secret: str, server_name: str,
+              config: ChatConfig) -> tuple[str, dict[str, Room]]:
+    """Register the bot and give it a canary token (the registration's is logged out), lift
+    its rate limits, create the configured rooms (invite-only, the bot at 100, Phenom's names).
+    Returns the bot token and the rooms with their new IDs."""
+    registered = register_admin(url, shared_secret, config.bot_localpart)
     bot = f"@{config.bot_localpart}:{server_name}"
+    token = canary_token(state_dir, bot)
+    httpx.post(f"{url}/_matrix/client/v3/logout",
+               headers={"Authorization": f"Bearer {registered}"}).raise_for_status()
     auth = {"Authorization": f"Bearer {token}"}
     httpx.post(f"{url}/_synapse/admin/v1/users/{bot}/override_ratelimit",
                json={"messages_per_second": 0, "burst_count": 0}, headers=auth).raise_for_status()

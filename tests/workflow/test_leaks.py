@@ -1,7 +1,9 @@
 """No secret and no more personal data than designed, anywhere we write: Lambda logs,
 execution inputs, outputs and histories, the audit table, the sweep's plans. Runs the main
-paths (sign-up, Cognito's retry, a failure and its redrive, role sync, deactivation, sweep) in an environment of
-its own, then scans everything for the bot's token and for the users' email addresses."""
+paths (sign-up, Cognito's retry, a failure and its redrive, role sync, deactivation, sweep)
+in an environment of its own, then scans everything for the bot's token (a canary value
+given to Synapse) and for the users' email addresses. conftest.py scans the suite's shared
+environment for the token the same way."""
 
 import uuid
 from pathlib import Path
@@ -9,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from local_run import env
+
+CANARY = "canary_bot_token_"
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +38,10 @@ def exercised(tmp_path_factory, config):
 def test_the_bot_token_is_written_nowhere(exercised):
     local, _ = exercised
     token = Path(local.state["admin_token_file"]).read_text().strip()
+    assert token.startswith(CANARY)  # the value Synapse was given (synapse_server.canary_token)
     written = local.everything_written()
     assert len(written) > 10_000  # the scan saw the runs, not an empty log
-    assert written.count(token) == 0
+    assert written.count(token) == 0 and CANARY not in written
 
 
 def test_no_email_or_other_attribute_beyond_the_design(exercised):
