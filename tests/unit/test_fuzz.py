@@ -50,7 +50,7 @@ def outcome(handler, event, context):
         return e
 
 
-STEP_EVENT = {"execution": "arn:aws:states:us-east-1:1:execution:m:e",
+STEP_EVENT = {"execution": "arn:aws:states:us-east-1:1:execution:m:e", "redrive": 0,
               "workflow": {"sub": SUB, "groups": ["staff"], "display_name": "A"}}
 
 
@@ -59,7 +59,7 @@ STEP_EVENT = {"execution": "arn:aws:states:us-east-1:1:execution:m:e",
                                      steps.plan_sweep])
 @FUZZ
 @given(event=events_like(STEP_EVENT) | st.fixed_dictionaries(
-    {"execution": st.text(max_size=30), "workflow": events_like(STEP_EVENT["workflow"]),
+    {"execution": st.text(max_size=30), "redrive": json_values, "workflow": events_like(STEP_EVENT["workflow"]),
      "dry_run": json_values}))
 def test_steps(no_domain, context, handler, event):
     outcome(handler, event, context)
