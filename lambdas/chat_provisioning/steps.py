@@ -51,7 +51,7 @@ def provision_user(state: WorkflowState, rt: Runtime) -> WorkflowState:
             raise UserDeactivated(f"{user_id} is deactivated in Synapse; not provisioning it")
         rt.synapse.reactivate(user_id)
         done = Action(step="ProvisionUser", action="reactivate_user", outcome="reactivated")
-    return state.model_copy(update={"user_id": user_id}).did(done)
+    return state.model_copy(update={"user_id": user_id, "active_in_run": state.run}).did(done)
 
 
 @step

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -40,6 +41,25 @@ def test_staff_signup_gets_rooms_levels_and_audit(local, sub):
     d = local.aws["stepfunctions"].describe_execution(executionArn=result["execution_arn"])
     assert json.loads(d["input"]) == {"sub": sub, "groups": ["staff"], "display_name": "Aaron"}
     assert "example.invalid" not in d["input"] + d["output"]  # the email stays in Cognito
+
+
+def test_synapse_requests_per_signup_and_role_change(local, sub):
+    """Exact counts from Synapse's access log (bench/signup.py measures the raw minimums):
+    a sign-up is create + join; a staff sign-up adds Staff's join and a levels read, write and
+    read-back; a promotion re-puts the user, reads its rooms, joins Staff, levels as above."""
+    log = Path(local.state["state_dir"]) / "synapse" / "access.log"
+
+    def served(change) -> list[str]:
+        before = len(log.read_text().splitlines())
+        assert change()["status"] == "SUCCEEDED"
+        return [re.search(r'"([A-Z]+) /', line)[1] for line in log.read_text().splitlines()[before:]]
+
+    assert served(lambda: local.signup(sub, [], None)) == ["PUT", "POST"]
+    assert served(lambda: local.signup(None, ["staff"], None)) == ["PUT", "POST", "POST", "GET", "PUT", "GET"]
+    analyst = str(uuid.uuid4())
+    local.signup(analyst, ["analysts"], None)
+    assert served(lambda: local.cognito_change(analyst, "AdminAddUserToGroup", "staff")) == [
+        "PUT", "GET", "POST", "GET", "PUT", "GET"]
 
 
 def test_cognito_retry_starts_one_execution(local, sub):
