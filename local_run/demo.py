@@ -125,7 +125,7 @@ def main() -> None:
         say(f"  {login['user_id']} sees: {', '.join(r['name'] for r in login['rooms'])}")
         scan = cli("scan")
         say(f"\nScanned all the stack wrote ({scan['bytes_scanned']:,} bytes of logs, executions, "
-            f"histories, audit items, plans): bot token {scan['bot_token']} times, emails {scan['emails']}")
+            f"histories, audit items, plans): the bot token (a canary) {scan['bot_token']} times, emails {scan['emails']}")
         bad = [n for n, s in outcomes.items() if s != "SUCCEEDED"]
         if bad:
             sys.exit(f"demo: not every sign-up ended SUCCEEDED: {bad}")
