@@ -1,5 +1,5 @@
 """The reliability suite (`make proof`): a fault of each kind at each step that talks to
-Synapse (the sign-up's three, the sync's DeactivateUser), injected by a proxy between the
+Synapse (the sign-up's three, the sync's DeactivateUser, the sweep's PlanSweep), injected by a proxy between the
 handlers and the real Synapse, and Lambda, Cognito and DynamoDB faults at every step, injected
 by the local Lambda runner. Transient faults are retried and succeed; exhausted or permanent
 ones end FAILED at that step, and after the fault is gone `local redrive` completes the run;
@@ -157,3 +157,25 @@ def test_cognito_throttling_at_read_cognito_user_is_retried(local, error):
     assert result["status"] == "SUCCEEDED"
     assert [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])] == [error]
     assert ("Staff", 100) in local.rooms(sub)
+
+
+@pytest.mark.parametrize("fault, error, attempts", EXHAUSTED)
+def test_a_fault_at_plan_sweep_fails_there_and_redrives(local, proxy, fault, error, attempts):
+    """The sweep's reads: Synapse's user list failing ends the sweep FAILED at PlanSweep (no
+    plan stored, nothing applied); once the fault is gone the redrive plans."""
+    sfn, name = local.aws["stepfunctions"], f"dry-{uuid.uuid4()}"
+    proxy.fail("GET", r"^/_synapse/admin/v2/users\?", fault, times=float("inf"))
+    arn = sfn.start_execution(stateMachineArn=local.state["sweep_state_machine_arn"],
+                              name=name, input='{"dry_run": true}')["executionArn"]
+    failed = local.wait(arn)
+    assert (failed["status"], failed["failed_state"], failed["error"]) == ("FAILED", "PlanSweep", error)
+    assert len(failed_attempts(local, arn)) == attempts
+    stored = local.aws["s3"].list_objects_v2(Bucket=local.state["plans_bucket"], Prefix=f"sweeps/{name}/")
+    assert stored["KeyCount"] == 0
+
+    proxy.clear()
+    redriven = local.redrive(arn)
+    assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "PlanSweep")
+    entered = [e["stateEnteredEventDetails"]["name"] for e in local.history(redriven["execution_arn"])
+               if "stateEnteredEventDetails" in e]
+    assert entered == ["PlanSweep", "AnythingToFix", "NothingToApply"]
