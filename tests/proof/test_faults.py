@@ -1,10 +1,10 @@
 """The reliability suite (`make proof`): a fault of each kind at each step that talks to
-Synapse (the sign-up's three, the sync's DeactivateUser, the sweep's PlanSweep), injected by a proxy between the
-handlers and the real Synapse, and Lambda, Cognito and DynamoDB faults at every step, injected
-by the local Lambda runner. Transient faults are retried and succeed; exhausted or permanent
-ones end FAILED at that step, and after the fault is gone `local redrive` completes the run;
-then Synapse and the audit table hold exactly one user, one membership per room, the right
-levels, and an audit trail with both attempts."""
+Synapse (the sign-up's three, the sync's DeactivateUser, the sweep's PlanSweep), injected by
+a proxy between the handlers and the real Synapse, and Lambda, Cognito and DynamoDB faults at
+every step, injected by the local Lambda runner. Transient faults are retried and succeed;
+exhausted or permanent ones end FAILED at that step, and after the fault is gone `local
+redrive` completes the run; then Synapse and the audit table hold exactly one user, one
+membership per room, the right levels, and an audit trail with both attempts."""
 
 import uuid
 
