@@ -105,7 +105,7 @@ def main() -> None:
         rooms = {k: r["room_id"] for k, r in local.state["rooms"].items()}
 
         def raw_signup(groups: list[str]) -> str:
-            user = f"@{uuid.uuid4()}:{local.state['server_name']}"
+            user = local.user_id(str(uuid.uuid4()))
             local.synapse.upsert_user(user, None, external_id=user, auth_provider="cognito")
             for room in ["red_room", *groups]:
                 local.synapse.join(rooms[room], user)

@@ -35,20 +35,16 @@ def main() -> None:
             return len(access_log.read_text().splitlines())
 
         red = local.state["rooms"]["red_room"]["room_id"]
-        server, pool = local.state["server_name"], local.state["user_pool_id"]
-        idp = local.aws["cognito-idp"]
         subs = [str(uuid.uuid4()) for _ in range(args.users)]
 
         def seed(sub: str) -> None:
-            idp.admin_create_user(UserPoolId=pool, Username=sub, MessageAction="SUPPRESS")
-            idp.admin_update_user_attributes(UserPoolId=pool, Username=sub,
-                                             UserAttributes=[{"Name": "sub", "Value": sub}])
-            local.synapse.upsert_user(f"@{sub}:{server}", None, external_id=sub, auth_provider="cognito")
-            local.synapse.join(red, f"@{sub}:{server}")
+            local.cognito_user(sub)
+            local.synapse.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
+            local.synapse.join(red, local.user_id(sub))
 
         started = time.monotonic()
-        with ThreadPoolExecutor(8) as pool_:
-            list(pool_.map(seed, subs))
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(seed, subs))
         print(f"seeded {args.users} users in {time.monotonic() - started:.0f} s")
 
         before, started = requests(), time.monotonic()
@@ -58,7 +54,7 @@ def main() -> None:
 
         drifted = subs[: max(1, int(args.users * args.drift))]
         for sub in drifted:
-            local.synapse.kick(red, f"@{sub}:{server}", "benchmark drift")
+            local.synapse.kick(red, local.user_id(sub), "benchmark drift")
         before, started = requests(), time.monotonic()
         fixed = local.sweep(dry_run=False)
         spent = requests() - before

@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             result = local_env.sweep(args.dry_run)
         elif args.command == "scan":
             written = local_env.everything_written()
-            token = Path(local_env.state["admin_token_file"]).read_text().strip()
-            result = {"bytes_scanned": len(written), "bot_token": written.count(token),
+            result = {"bytes_scanned": len(written), "bot_token": written.count(local_env.token),
                       "emails": len(re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", written))}
         elif args.command == "status":
             result = local_env.status(args.sub)

@@ -15,12 +15,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import jwt
 from moto.events.models import EventPattern
 
 from chat_provisioning import sweeper, wiring
 from chat_provisioning.audit import AuditStore
 from chat_provisioning.config import ChatConfig, UserPool
+from chat_provisioning.policy import user_id_for
 from chat_provisioning.synapse import SynapseAdmin
 from chat_provisioning.sweeper import DONE
 from chat_provisioning.triggers import SIGN_UP, newest_state_entered, signup_execution_name
@@ -131,10 +133,29 @@ class LocalEnv:
     def __post_init__(self):
         self.aws = deploy.clients(self.state["aws_endpoint_url"])
         self.config = ChatConfig.model_validate(self.state["config"])
-        token = Path(self.state["admin_token_file"]).read_text()
-        self.synapse = SynapseAdmin(self.state["synapse_url"], lambda refresh=False: token,
+        self.token = Path(self.state["admin_token_file"]).read_text().strip()  # the bot's (a canary)
+        self.synapse = SynapseAdmin(self.state["synapse_url"], lambda refresh=False: self.token,
                                     self.config.bot_user_id)
         self.audit = AuditStore(self.state["audit_table"], self.aws["dynamodb"])
+
+    def user_id(self, sub: str) -> str:
+        return user_id_for(sub, self.config)
+
+    def admin(self, method: str, path: str, **kw) -> httpx.Response:
+        """A request to Synapse with the bot's token, for what the adapter has no call for."""
+        return httpx.request(method, self.state["synapse_url"] + path,
+                             headers={"Authorization": f"Bearer {self.token}"}, **kw)
+
+    def cognito_user(self, sub: str, groups=(), name: str | None = None, sub_attribute: str | None = None) -> None:
+        """A user in the local pool, as an admin creates one (no trigger fires). moto picks its
+        own sub and, unlike Cognito, lets us set it: the pool then holds the sub we name (a
+        pool whose usernames are subs, like one that signs in by email)."""
+        idp, pool = self.aws["cognito-idp"], self.state["user_pool_id"]
+        idp.admin_create_user(UserPoolId=pool, Username=sub, MessageAction="SUPPRESS")
+        idp.admin_update_user_attributes(UserPoolId=pool, Username=sub, UserAttributes=[
+            {"Name": "sub", "Value": sub_attribute or sub}] + ([{"Name": "name", "Value": name}] if name else []))
+        for g in groups:
+            idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName=g)
 
     # --- as Cognito and EventBridge would -------------------------------------------------
     def signup(self, sub: str | None, groups: list[str], name: str | None,
@@ -144,16 +165,10 @@ class LocalEnv:
         sub = sub or str(uuid.uuid4())
         idp, pool = self.aws["cognito-idp"], self.state["user_pool_id"]
         try:
-            idp.admin_create_user(UserPoolId=pool, Username=sub, MessageAction="SUPPRESS")
-            # moto picks its own sub and, unlike Cognito, lets us set it: the local pool then
-            # holds the sub this sign-up names (a pool whose usernames are subs, like one
-            # that signs in by email).
-            idp.admin_update_user_attributes(UserPoolId=pool, Username=sub, UserAttributes=[
-                {"Name": "sub", "Value": sub}] + ([{"Name": "name", "Value": name}] if name else []))
-        except idp.exceptions.UsernameExistsException:
-            pass
-        for g in groups:
-            idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName=g)
+            self.cognito_user(sub, groups, name)
+        except idp.exceptions.UsernameExistsException:  # Cognito's retry of one sign-up
+            for g in groups:
+                idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName=g)
         attributes = {"sub": sub, "email": f"{sub[:8]}@example.invalid", "email_verified": "true",
                       "cognito:user_status": "CONFIRMED"}
         if name:
@@ -300,6 +315,9 @@ class LocalEnv:
         pages = self.aws["stepfunctions"].get_paginator("get_execution_history").paginate(executionArn=arn)
         return sorted((e for page in pages for e in page["events"]), key=lambda e: e["id"])
 
+    def states_entered(self, arn: str) -> list[str]:
+        return [e["stateEnteredEventDetails"]["name"] for e in self.history(arn) if "stateEnteredEventDetails" in e]
+
     def executions(self, sub: str) -> list[dict]:
         sfn, out = self.aws["stepfunctions"], []
         for machine in sfn.list_state_machines()["stateMachines"]:
@@ -315,7 +333,7 @@ class LocalEnv:
 
     def status(self, sub: str) -> dict:
         """The user as Synapse sees it, its audit trail and its executions."""
-        user_id = f"@{sub.lower()}:{self.state['server_name']}"
+        user_id = self.user_id(sub)
         names = {r["room_id"]: r["name"] for r in self.state["rooms"].values()}
         try:
             joined = self.synapse.joined_rooms(user_id)

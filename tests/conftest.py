@@ -23,8 +23,7 @@ def local(tmp_path_factory, config) -> env.LocalEnv:
     with env.running(tmp_path_factory.mktemp("local"), config) as local:
         yield local
         # Every test that used this stack has run: nothing it wrote may hold the bot's token.
-        token = Path(local.state["admin_token_file"]).read_text().strip()
-        leaked = local.everything_written().count(token)
+        leaked = local.everything_written().count(local.token)
         assert leaked == 0, f"the bot token appears {leaked} times in what the stack wrote"
 
 

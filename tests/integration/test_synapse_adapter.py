@@ -2,9 +2,7 @@
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import httpx
 import pytest
 
 from chat_provisioning import errors
@@ -22,13 +20,9 @@ def room(local) -> str:
     return local.state["rooms"]["analysts"]["room_id"]  # invite-only, like every configured room
 
 
-def uid(local, sub):
-    return f"@{sub}:{local.state['server_name']}"
-
-
 def test_create_twice_is_created_then_updated(local, synapse, sub):
-    first = synapse.upsert_user(uid(local, sub), "Ann", external_id=sub, auth_provider="cognito")
-    second = synapse.upsert_user(uid(local, sub), "Ann", external_id=sub, auth_provider="cognito")
+    first = synapse.upsert_user(local.user_id(sub), "Ann", external_id=sub, auth_provider="cognito")
+    second = synapse.upsert_user(local.user_id(sub), "Ann", external_id=sub, auth_provider="cognito")
     assert (first.created, second.created) == (True, False)
     assert not first.deactivated and not second.deactivated
 
@@ -40,47 +34,43 @@ def test_concurrent_creates_both_succeed(local, synapse):
         sub = str(uuid.uuid4())
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(lambda _: synapse.upsert_user(
-                uid(local, sub), "Ann", external_id=sub, auth_provider="cognito"), range(2)))
+                local.user_id(sub), "Ann", external_id=sub, auth_provider="cognito"), range(2)))
         assert sorted(r.created for r in results) == [False, True]
 
 
 def test_external_id_ties_the_user_to_cognito(local, synapse, sub):
-    synapse.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
-    token = Path(local.state["admin_token_file"]).read_text()
-    user = httpx.get(f"{local.state['synapse_url']}/_synapse/admin/v2/users/{uid(local, sub)}",
-                     headers={"Authorization": f"Bearer {token}"}).json()
+    synapse.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
+    user = local.admin("GET", f"/_synapse/admin/v2/users/{local.user_id(sub)}").json()
     assert user["external_ids"] == [{"auth_provider": "cognito", "external_id": sub}]
 
 
 def test_join_twice_in_invite_only_room(local, synapse, room, sub):
-    synapse.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
-    assert synapse.join(room, uid(local, sub)) is True
-    assert synapse.join(room, uid(local, sub)) is False  # Synapse said 403 "already in the room"
-    assert room in synapse.joined_rooms(uid(local, sub))
+    synapse.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
+    assert synapse.join(room, local.user_id(sub)) is True
+    assert synapse.join(room, local.user_id(sub)) is False  # Synapse said 403 "already in the room"
+    assert room in synapse.joined_rooms(local.user_id(sub))
 
 
 def test_deactivated_user_is_refused(local, synapse, sub):
-    synapse.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
-    token = Path(local.state["admin_token_file"]).read_text()
-    httpx.post(f"{local.state['synapse_url']}/_synapse/admin/v1/deactivate/{uid(local, sub)}",
-               headers={"Authorization": f"Bearer {token}"}, json={}).raise_for_status()
-    again = synapse.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
+    synapse.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
+    local.admin("POST", f"/_synapse/admin/v1/deactivate/{local.user_id(sub)}", json={}).raise_for_status()
+    again = synapse.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
     assert again.deactivated
     with pytest.raises(errors.UserDeactivated):
-        synapse.require_active(uid(local, sub))
+        synapse.require_active(local.user_id(sub))
 
 
 def test_unknown_room_is_room_not_found(local, synapse, sub):
-    synapse.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
+    synapse.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
     with pytest.raises(errors.RoomNotFound):
-        synapse.join(f"!nosuchroom:{local.state['server_name']}", uid(local, sub))
+        synapse.join(f"!nosuchroom:{local.state['server_name']}", local.user_id(sub))
     with pytest.raises(errors.RoomNotFound):
-        synapse.set_power_levels(f"!nosuchroom:{local.state['server_name']}", {uid(local, sub): 50})
+        synapse.set_power_levels(f"!nosuchroom:{local.state['server_name']}", {local.user_id(sub): 50})
 
 
 def test_power_level_round_trip_keeps_the_bot(local, synapse, sub):
     staff = local.state["rooms"]["staff"]["room_id"]
-    user = uid(local, sub)
+    user = local.user_id(sub)
     synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito")
     synapse.join(staff, user)
     assert synapse.set_power_levels(staff, {user: 50}) == {user: 50}
@@ -95,15 +85,13 @@ def test_bad_token_is_auth_failed(local, sub):
     bad = SynapseAdmin(local.state["synapse_url"], lambda refresh=False: "not-a-token",
                        local.synapse.bot_user_id)
     with pytest.raises(errors.SynapseAuthFailed):
-        bad.upsert_user(uid(local, sub), None, external_id=sub, auth_provider="cognito")
+        bad.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
 
 
 def test_non_admin_token_is_forbidden(local, sub):
-    user = uid(local, sub)
+    user = local.user_id(sub)
     local.synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito")
-    token = Path(local.state["admin_token_file"]).read_text()
-    login = httpx.post(f"{local.state['synapse_url']}/_synapse/admin/v1/users/{user}/login",
-                       headers={"Authorization": f"Bearer {token}"}, json={}).json()["access_token"]
+    login = local.admin("POST", f"/_synapse/admin/v1/users/{user}/login", json={}).json()["access_token"]
     plain = SynapseAdmin(local.state["synapse_url"], lambda refresh=False: login, user)
     with pytest.raises(errors.SynapseForbidden):
         plain.upsert_user(user, None, external_id=sub, auth_provider="cognito")

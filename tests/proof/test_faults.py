@@ -52,7 +52,7 @@ def no_faults_left(proxy):
 
 
 def assert_provisioned_once(local, sub):
-    user = f"@{sub}:{local.state['server_name']}"
+    user = local.user_id(sub)
     joined = local.synapse.joined_rooms(user)
     rooms = {k: r["room_id"] for k, r in local.state["rooms"].items()}
     assert sorted(joined) == sorted({rooms["red_room"], rooms["staff"]})  # one membership each
@@ -140,7 +140,7 @@ def test_a_fault_at_deactivate_user_fails_there_and_redrives(local, proxy, fault
     proxy.clear()
     redriven = local.redrive(failed["execution_arn"])
     assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "DeactivateUser")
-    user = f"@{sub}:{local.state['server_name']}"
+    user = local.user_id(sub)
     assert local.synapse.joined_rooms(user) == []
     with pytest.raises(UserDeactivated):
         local.synapse.require_active(user)
@@ -176,6 +176,4 @@ def test_a_fault_at_plan_sweep_fails_there_and_redrives(local, proxy, fault, err
     proxy.clear()
     redriven = local.redrive(arn)
     assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "PlanSweep")
-    entered = [e["stateEnteredEventDetails"]["name"] for e in local.history(redriven["execution_arn"])
-               if "stateEnteredEventDetails" in e]
-    assert entered == ["PlanSweep", "AnythingToFix", "NothingToApply"]
+    assert local.states_entered(redriven["execution_arn"]) == ["PlanSweep", "AnythingToFix", "NothingToApply"]

@@ -6,7 +6,6 @@ given to Synapse) and for the users' email addresses. conftest.py scans the suit
 environment for the token the same way."""
 
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,7 @@ def exercised(tmp_path_factory, config):
         subs = [str(uuid.uuid4()) for _ in range(3)]
         local.signup(subs[0], ["staff"], "Ann")
         local.signup(subs[0], ["staff"], "Ann")  # Cognito's retry
-        user = f"@{subs[1]}:{local.state['server_name']}"  # a failure, its audit and redrive
+        user = local.user_id(subs[1])  # a failure, its audit and redrive
         local.synapse.upsert_user(user, None, external_id=subs[1], auth_provider="cognito")
         local.synapse.deactivate(user, erase=False)
         failed = local.signup(subs[1], ["analysts"], None)
@@ -37,7 +36,7 @@ def exercised(tmp_path_factory, config):
 
 def test_the_bot_token_is_written_nowhere(exercised):
     local, _ = exercised
-    token = Path(local.state["admin_token_file"]).read_text().strip()
+    token = local.token
     assert token.startswith(CANARY)  # the value Synapse was given (synapse_server.canary_token)
     written = local.everything_written()
     assert len(written) > 10_000  # the scan saw the runs, not an empty log

@@ -4,9 +4,7 @@ same 50 changes as plain read-modify-writes, which must show the loss (so this t
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import httpx
 import pytest
 
 from chat_provisioning import runtime as runtime_module
@@ -39,7 +37,7 @@ def members_of(local, room: str, n: int) -> list[str]:
     subs = [str(uuid.uuid4()) for _ in range(n)]
 
     def member(sub):
-        user = f"@{sub}:{local.state['server_name']}"
+        user = local.user_id(sub)
         local.synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito")
         local.synapse.join(room, user)
     with ThreadPoolExecutor(8) as pool:
@@ -49,7 +47,7 @@ def members_of(local, room: str, n: int) -> list[str]:
 
 def lost(local, room, subs, level) -> list[str]:
     users = local.synapse.power_levels(room)["users"]
-    return [s for s in subs if users.get(f"@{s}:{local.state['server_name']}") != level]
+    return [s for s in subs if users.get(local.user_id(s)) != level]
 
 
 def test_concurrent_promotions_lose_nothing_under_the_lease(local, step_runtime):
@@ -76,16 +74,14 @@ def test_concurrent_promotions_lose_nothing_under_the_lease(local, step_runtime)
 def test_the_same_promotions_unguarded_lose_updates(local):
     # A room of its own: the unguarded race leaves Synapse persisting forked state for a
     # while, which the other tests' rooms must not see.
-    token = Path(local.state["admin_token_file"]).read_text()
-    room = httpx.post(f"{local.state['synapse_url']}/_matrix/client/v3/createRoom",
-                      headers={"Authorization": f"Bearer {token}"},
-                      json={"preset": "private_chat", "room_version": "10"}).json()["room_id"]
+    room = local.admin("POST", "/_matrix/client/v3/createRoom",
+                       json={"preset": "private_chat", "room_version": "10"}).json()["room_id"]
     subs = members_of(local, room, N)
     # Level 50, below the bot's: at 100 (the bot's own) a stale write that drops a peer is
     # refused by Synapse (403), at 50 it is accepted and the loss is silent, as in production.
     with ThreadPoolExecutor(N) as pool:
         list(pool.map(lambda s: local.synapse.set_power_levels(
-            room, {f"@{s}:{local.state['server_name']}": 50}), subs))
+            room, {local.user_id(s): 50}), subs))
     missing = lost(local, room, subs, 50)
     print(f"unguarded: {len(missing)} of {N} promotions lost")
     assert missing, "no update was lost without the lease: this test could not tell the guard works"

@@ -3,9 +3,7 @@ lists exactly it, apply fixes it through the per-user workflows, a second sweep 
 
 import json
 import uuid
-from pathlib import Path
 
-import httpx
 import pytest
 
 from local_run import env
@@ -20,26 +18,6 @@ def local(tmp_path_factory, config):
         yield local
 
 
-def admin(local, method, path, **kw):
-    token = Path(local.state["admin_token_file"]).read_text()
-    r = httpx.request(method, local.state["synapse_url"] + path,
-                      headers={"Authorization": f"Bearer {token}"}, **kw)
-    r.raise_for_status()
-    return r.json()
-
-
-def in_cognito(local, sub, groups=(), enabled=True, sub_attribute=None):
-    """A Cognito user made by an admin: no PostConfirmation, no event."""
-    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
-    idp.admin_create_user(UserPoolId=pool, Username=sub, MessageAction="SUPPRESS")
-    idp.admin_update_user_attributes(UserPoolId=pool, Username=sub, UserAttributes=[
-        {"Name": "sub", "Value": sub_attribute or sub}])
-    for g in groups:
-        idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName=g)
-    if not enabled:
-        idp.admin_disable_user(UserPoolId=pool, Username=sub)
-
-
 def new():
     return str(uuid.uuid4())
 
@@ -47,13 +25,13 @@ def new():
 def test_seeded_drift_is_planned_exactly_then_fixed(local):
     rooms = {k: r["room_id"] for k, r in local.state["rooms"].items()}
     server = local.state["server_name"]
-    uid = lambda s: f"@{s}:{server}"  # noqa: E731
+    uid = local.user_id
     idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
     s = {k: new() for k in ("ok", "missing_user", "missing_membership", "lost_group_event",
                             "wrong_level", "disabled", "reactivate", "deleted", "no_external_id")}
 
     local.signup(s["ok"], ["analysts"], None)  # in step: never in the plan
-    in_cognito(local, s["missing_user"], ["analysts"])  # admin-created: no trigger fired
+    local.cognito_user(s["missing_user"], ["analysts"])  # admin-created: no trigger fired
     local.signup(s["missing_membership"], ["analysts"], None)
     local.synapse.kick(rooms["analysts"], uid(s["missing_membership"]), "seeded drift")
     local.signup(s["lost_group_event"], [], None)
@@ -69,11 +47,11 @@ def test_seeded_drift_is_planned_exactly_then_fixed(local):
     idp.admin_delete_user(UserPoolId=pool, Username=s["deleted"])  # the event was lost
     local.synapse.upsert_user(uid(s["no_external_id"]), None, external_id="someone-else", auth_provider="other")
     # out of scope: an allow-listed user with drift, a hand-made account, a room not configured
-    in_cognito(local, UNMANAGED, ["staff"])
+    local.cognito_user(UNMANAGED, ["staff"])
     local.synapse.upsert_user(f"@logan:{server}", "Logan", external_id="x", auth_provider="other")
     # bad input: a Cognito sub that cannot be a Matrix localpart; a room missing from Synapse
-    in_cognito(local, new(), [], sub_attribute="Not-A-Sub")
-    admin(local, "DELETE", f"/_synapse/admin/v2/rooms/{rooms['experiencers']}", json={"purge": True})
+    local.cognito_user(new(), sub_attribute="Not-A-Sub")
+    local.admin("DELETE", f"/_synapse/admin/v2/rooms/{rooms['experiencers']}", json={"purge": True}).raise_for_status()
 
     planned = local.sweep(dry_run=True)
     fixes = {(f["sub"], f["kind"], f["room"]) for f in planned["fixes"]}
@@ -99,7 +77,7 @@ def test_seeded_drift_is_planned_exactly_then_fixed(local):
     levels = local.synapse.power_levels(rooms["staff"])["users"]
     assert levels[uid(s["lost_group_event"])] == 100 and uid(s["wrong_level"]) not in levels
     assert UNMANAGED not in str(applied["executions"])
-    assert admin(local, "GET", f"/_synapse/admin/v2/users/@logan:{server}")["deactivated"] is False
+    assert local.admin("GET", f"/_synapse/admin/v2/users/@logan:{server}").json()["deactivated"] is False
 
 
 def test_a_sweep_without_drift_starts_nothing(local):
@@ -120,7 +98,7 @@ def test_the_sweep_state_machine_plans_and_stores_the_plan(local):
     stores the plan in S3. (moto cannot run its ApplyPlan: a Distributed Map of
     startExecution.sync:2; the local `sweep` applies the same plan with sweeper.apply.)"""
     sub = new()
-    in_cognito(local, sub, ["analysts"])  # drift: an admin-created user
+    local.cognito_user(sub, ["analysts"])  # drift: an admin-created user
     sfn = local.aws["stepfunctions"]
     arn = sfn.start_execution(stateMachineArn=local.state["sweep_state_machine_arn"],
                               name=f"dry-{sub}", input='{"dry_run": true}')["executionArn"]
@@ -132,5 +110,4 @@ def test_the_sweep_state_machine_plans_and_stores_the_plan(local):
     assert stored["fixes"] == [{"sub": sub, "kind": "create", "room": None}]
     requests = json.loads(s3.get_object(Bucket=output["bucket"], Key=output["requests_key"])["Body"].read())
     assert requests == [{"workflow": "ProvisionUser", "input": {"sub": sub, "groups": ["analysts"]}}]
-    entered = [e["stateEnteredEventDetails"]["name"] for e in local.history(arn) if "stateEnteredEventDetails" in e]
-    assert entered == ["PlanSweep", "AnythingToFix", "NothingToApply"]
+    assert local.states_entered(arn) == ["PlanSweep", "AnythingToFix", "NothingToApply"]

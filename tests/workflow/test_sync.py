@@ -1,15 +1,9 @@
 """Role sync after Cognito changes, end to end: moto's Cognito changed, CloudTrail's record
 delivered through the deployed rule's pattern, the SyncUser workflow, a real Synapse."""
 
-from pathlib import Path
-
-import httpx
-
 
 def synapse_user(local, sub) -> dict:
-    token = Path(local.state["admin_token_file"]).read_text()
-    return httpx.get(f"{local.state['synapse_url']}/_synapse/admin/v2/users/@{sub}:{local.state['server_name']}",
-                     headers={"Authorization": f"Bearer {token}"}).json()
+    return local.admin("GET", f"/_synapse/admin/v2/users/{local.user_id(sub)}").json()
 
 
 def trail(local, sub, since=0):
@@ -61,7 +55,7 @@ def test_a_group_change_does_not_reactivate(local, sub):
     """Only an enable brings a deactivated user back: an admin's deactivation in Matrix
     survives a group change (the sync fails, typed and audited)."""
     local.signup(sub, [], None)
-    local.synapse.deactivate(f"@{sub}:{local.state['server_name']}", erase=False)
+    local.synapse.deactivate(local.user_id(sub), erase=False)
     result = local.cognito_change(sub, "AdminAddUserToGroup", "analysts")
     assert (result["failed_state"], result["error"]) == ("ProvisionUser", "UserDeactivated")
 

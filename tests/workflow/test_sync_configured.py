@@ -20,7 +20,6 @@ def moderated(tmp_path_factory, config):
         yield local
 
 
-
 def test_demotion_removal_and_re_add(moderated, sub):
     local = moderated
     local.signup(sub, ["analysts", "experiencers"], None)
@@ -31,7 +30,7 @@ def test_demotion_removal_and_re_add(moderated, sub):
     # demoted to the room default (its entry dropped), then out of the room (leave configured)
     assert local.rooms(sub) == {("The Red Room", 0), ("Experiencers", 0)}
     levels = local.synapse.power_levels(local.state["rooms"]["analysts"]["room_id"])["users"]
-    assert f"@{sub}:{local.state['server_name']}" not in levels
+    assert local.user_id(sub) not in levels
 
     assert local.cognito_change(sub, "AdminAddUserToGroup", "analysts")["status"] == "SUCCEEDED"
     assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 50), ("Experiencers", 0)}

@@ -17,14 +17,6 @@ def audit_actions(local, sub):
     return [(a["step"], a["action"], a["outcome"]) for a in local.audit.trail(sub)]
 
 
-
-def admin(local, method, path, **kw):
-    token = Path(local.state["admin_token_file"]).read_text()
-    r = httpx.request(method, local.state["synapse_url"] + path,
-                      headers={"Authorization": f"Bearer {token}"}, **kw)
-    return r
-
-
 def start(local, workflow_input: dict, name: str) -> str:
     return local.aws["stepfunctions"].start_execution(
         stateMachineArn=local.state["state_machine_arn"], name=name,
@@ -89,9 +81,9 @@ def test_transient_outage_is_retried_then_succeeds(local, sub):
 
 
 def test_permanent_fault_fails_at_its_step_and_redrive_completes(local, sub):
-    user = f"@{sub}:{local.state['server_name']}"
+    user = local.user_id(sub)
     local.synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito")
-    admin(local, "POST", f"/_synapse/admin/v1/deactivate/{user}", json={}).raise_for_status()
+    local.admin("POST", f"/_synapse/admin/v1/deactivate/{user}", json={}).raise_for_status()
 
     failed = local.signup(sub, ["analysts"], None)
     assert (failed["status"], failed["failed_state"], failed["error"]) == ("FAILED", "ProvisionUser", "UserDeactivated")
@@ -99,7 +91,7 @@ def test_permanent_fault_fails_at_its_step_and_redrive_completes(local, sub):
     assert len(attempts) == 1  # permanent: never retried
     assert local.status(sub)["rooms"] == []
 
-    admin(local, "PUT", f"/_synapse/admin/v2/users/{user}", json={"deactivated": False}).raise_for_status()
+    local.admin("PUT", f"/_synapse/admin/v2/users/{user}", json={"deactivated": False}).raise_for_status()
     redriven = local.redrive(failed["execution_arn"])
     assert redriven["status"] == "SUCCEEDED" and redriven["from_state"] == "ProvisionUser"
     assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0)}
@@ -123,7 +115,7 @@ def test_fault_at_a_later_step_redrives_from_there(local, sub):
     bot = local.synapse.bot_user_id
     path = f"/_matrix/client/v3/rooms/{staff}/state/m.room.power_levels"
     levels = local.synapse.power_levels(staff)
-    admin(local, "PUT", path, json={**levels, "users": {**levels["users"], bot: 50}}).raise_for_status()
+    local.admin("PUT", path, json={**levels, "users": {**levels["users"], bot: 50}}).raise_for_status()
     try:
         failed = local.signup(sub, ["staff"], None)
     finally:
@@ -135,9 +127,7 @@ def test_fault_at_a_later_step_redrives_from_there(local, sub):
 
     redriven = local.redrive(failed["execution_arn"])
     assert redriven["status"] == "SUCCEEDED" and redriven["from_state"] == "AssignRoles"
-    entered = [e["stateEnteredEventDetails"]["name"] for e in local.history(redriven["execution_arn"])
-               if "stateEnteredEventDetails" in e]
-    assert entered == ["AssignRoles", "RecordAudit"]  # provisioning and joins were not rerun
+    assert local.states_entered(redriven["execution_arn"]) == ["AssignRoles", "RecordAudit"]  # provisioning and joins were not rerun
     assert local.rooms(sub) == {("The Red Room", 0), ("Staff", 100)}
     assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:100"]
 
@@ -148,7 +138,7 @@ def test_a_redrive_checks_again_that_the_user_is_active(local, sub):
     local.fail_lambda("JoinRooms", "SynapseAuthFailed", times=1)  # permanent: not retried
     failed = local.signup(sub, ["analysts"], None)
     assert (failed["failed_state"], failed["error"]) == ("JoinRooms", "SynapseAuthFailed")
-    user = f"@{sub}:{local.state['server_name']}"
+    user = local.user_id(sub)
     local.synapse.deactivate(user, erase=False)  # Cognito disabled the user meanwhile
 
     redriven = local.redrive(failed["execution_arn"])
@@ -159,7 +149,7 @@ def test_a_redrive_checks_again_that_the_user_is_active(local, sub):
 def test_bad_input_fails_typed_with_audit_and_no_write(local, sub):
     d = local.wait(start(local, {"sub": sub, "groups": ["admins"]}, f"console-{sub}"))
     assert (d["status"], d["failed_state"], d["error"]) == ("FAILED", "ProvisionUser", "InvalidInput")
-    assert admin(local, "GET", f"/_synapse/admin/v2/users/@{sub}:{local.state['server_name']}").status_code == 404
+    assert local.admin("GET", f"/_synapse/admin/v2/users/{local.user_id(sub)}").status_code == 404
     assert [(a["step"], a["outcome"], a["error"]) for a in local.audit.trail(sub)] == [
         ("ProvisionUser", "failed", "InvalidInput")]
 
@@ -182,7 +172,7 @@ def test_password_reset_starts_nothing(local, sub):
 def test_client_login_sees_provisioned_rooms(local, sub):
     local.signup(sub, ["staff"], None)
     seen = local.login(sub)
-    assert seen["user_id"] == f"@{sub}:{local.state['server_name']}"
+    assert seen["user_id"] == local.user_id(sub)
     assert {r["name"] for r in seen["rooms"]} == {"The Red Room", "Staff"}
 
 
@@ -198,9 +188,7 @@ def test_login_first_then_provision_is_the_same_account(local, sub):
 
 def test_retry_queue_consumer_starts_the_workflow(local, sub):
     """What RetryStart receives when the trigger could not start the execution itself."""
-    idp = local.aws["cognito-idp"]
-    idp.admin_create_user(UserPoolId=local.state["user_pool_id"], Username=sub, MessageAction="SUPPRESS")
-    idp.admin_add_user_to_group(UserPoolId=local.state["user_pool_id"], Username=sub, GroupName="analysts")
+    local.cognito_user(sub, ["analysts"])
     job = {"user_pool_id": local.state["user_pool_id"], "user_name": sub, "sub": sub, "display_name": None}
     record = {"messageId": "m1", "receiptHandle": "r", "body": json.dumps(job), "attributes": {},
               "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
@@ -222,7 +210,7 @@ def test_duplicates_have_one_effect(local, sub):
     for _ in range(2):
         assert local.send_event({"sub": other, "groups": ["analysts"]})["status"] == "SUCCEEDED"
     assert local.rooms(other) == {("The Red Room", 0), ("Analysts", 0)}
-    assert sorted(local.synapse.joined_rooms(f"@{other}:{local.state['server_name']}")) == sorted(
+    assert sorted(local.synapse.joined_rooms(local.user_id(other))) == sorted(
         {local.state["rooms"]["red_room"]["room_id"], local.state["rooms"]["analysts"]["room_id"]})
 
     (arn,) = runs
