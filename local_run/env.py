@@ -23,6 +23,7 @@ from chat_provisioning import sweeper, wiring
 from chat_provisioning.audit import AuditStore
 from chat_provisioning.config import ChatConfig, UserPool
 from chat_provisioning.policy import user_id_for
+from chat_provisioning.runtime import execution_arn
 from chat_provisioning.synapse import SynapseAdmin
 from chat_provisioning.sweeper import DONE
 from chat_provisioning.triggers import SIGN_UP, newest_state_entered, signup_execution_name
@@ -329,7 +330,7 @@ class LocalEnv:
         return sorted(out, key=lambda e: e["start"])
 
     def execution_arn(self, name: str) -> str:
-        return f"{self.state['state_machine_arn'].replace(':stateMachine:', ':execution:')}:{name}"
+        return execution_arn(self.state["state_machine_arn"], name)
 
     def status(self, sub: str) -> dict:
         """The user as Synapse sees it, its audit trail and its executions."""

@@ -55,10 +55,11 @@ class WorkflowState(ProvisionRequest):
     cognito: Literal["enabled", "disabled", "absent", "unmanaged"] | None = None
     # The configured rooms the user is in, as JoinRooms left it (spares AssignRoles a read).
     joined: tuple[str, ...] | None = None
-    # The run this step belongs to ("<execution id>#<redrive count>", stamped by each step),
-    # and the run in which ProvisionUser saw the user active: later steps of that run skip
-    # the check; a redriven run checks again, since the user may have been deactivated since.
-    run: str | None = None
+    # The run this step belongs to ("<execution id>#<redrive count>", set by each step from
+    # its context, never passed on), and the run in which ProvisionUser saw the user active:
+    # later steps of that run skip the check; a redriven run checks again, since the user
+    # may have been deactivated since.
+    run: str | None = Field(default=None, exclude=True)
     active_in_run: str | None = None
 
     def did(self, *actions: Action) -> "WorkflowState":

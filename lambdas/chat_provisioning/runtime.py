@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from botocore.exceptions import ClientError
 from aws_lambda_powertools.utilities import parameters
 
 from .audit import AuditStore
@@ -60,3 +61,20 @@ def runtime() -> Runtime:
 @functools.cache
 def aws_client(service: str):
     return boto3.client(service)
+
+
+def start_once(sfn, state_machine_arn: str, name: str, workflow_input: str) -> str:
+    """Start the execution `name`, or find it started before (a retried trigger, a doubled
+    event, a re-applied sweep): its ARN either way. Standard executions' names are unique per
+    state machine, which is what turns every repeat into the one execution."""
+    try:
+        return sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
+                                   input=workflow_input)["executionArn"]
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ExecutionAlreadyExists":
+            raise
+        return execution_arn(state_machine_arn, name)
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"

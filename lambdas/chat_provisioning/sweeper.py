@@ -6,10 +6,9 @@ import json
 import time
 from collections import deque
 
-from botocore.exceptions import ClientError
-
 from .config import ChatConfig
 from .policy import display_name_of
+from .runtime import start_once
 from .sweep import CognitoUser, MatrixSide, Plan, matrix_only, plan
 from .synapse import SynapseAdmin
 
@@ -65,15 +64,8 @@ def apply(sfn, the_plan: Plan, machines: dict[str, str], sweep_id: str,
     while pending or running:
         while pending and len(running) < max_in_flight:
             sub, request = pending.popleft()
-            arn = machines[request["workflow"]]
-            name = f"sweep-{sweep_id}-{sub}"[:80]
-            try:
-                running[sub] = sfn.start_execution(stateMachineArn=arn, name=name,
-                                                   input=json.dumps(request["input"]))["executionArn"]
-            except ClientError as e:
-                if e.response["Error"]["Code"] != "ExecutionAlreadyExists":
-                    raise
-                running[sub] = f"{arn.replace(':stateMachine:', ':execution:')}:{name}"
+            running[sub] = start_once(sfn, machines[request["workflow"]], f"sweep-{sweep_id}-{sub}"[:80],
+                                      json.dumps(request["input"]))
         time.sleep(poll_seconds)
         for sub, arn in list(running.items()):
             state = sfn.describe_execution(executionArn=arn)["status"]

@@ -12,7 +12,7 @@ from .errors import InvalidInput
 from .models import BusEvent, ExecutionStatus, PostConfirmationEvent, ProvisionRequest, RetryJob, parse
 from .policy import SUB, display_name_of, normalise_sub
 from . import wiring
-from .runtime import aws_client, logger, metrics, runtime, tracer
+from .runtime import aws_client, logger, metrics, runtime, start_once, tracer
 
 SIGN_UP = "PostConfirmation_ConfirmSignUp"
 
@@ -29,16 +29,8 @@ def start_signup(user_pool_id: str, user_name: str, sub: str, display_name: str 
               .paginate(UserPoolId=user_pool_id, Username=user_name)
               for g in page["Groups"]]
     request = ProvisionRequest(sub=sub, groups=groups, display_name=display_name)
-    name = signup_execution_name(request.sub)
-    arn = os.environ["STATE_MACHINE_ARN"]
-    try:
-        return aws_client("stepfunctions").start_execution(
-            stateMachineArn=arn, name=name, input=request.model_dump_json())["executionArn"]
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "ExecutionAlreadyExists":
-            raise
-        # Started before (a Cognito retry, or the retry queue after a slow first try).
-        return f"{arn.replace(':stateMachine:', ':execution:')}:{name}"
+    return start_once(aws_client("stepfunctions"), os.environ["STATE_MACHINE_ARN"],
+                      signup_execution_name(request.sub), request.model_dump_json())
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -173,15 +165,9 @@ def on_cognito_change(event: dict, context) -> dict:
     logger.append_keys(sub=sub)
     request = {"sub": sub, "cause": cause,
                "reactivate": cause in ("AdminEnableUser", "enable")}
-    name = f"sync-{bridge.id}"[:80]
-    arn = os.environ["SYNC_STATE_MACHINE_ARN"]
-    try:
-        execution = aws_client("stepfunctions").start_execution(
-            stateMachineArn=arn, name=name, input=json.dumps(request))["executionArn"]
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "ExecutionAlreadyExists":
-            raise  # EventBridge retries the delivery, then the rule's DLQ keeps the event
-        execution = f"{arn.replace(':stateMachine:', ':execution:')}:{name}"
+    # A failed start raises: EventBridge retries the delivery, then the rule's DLQ keeps it.
+    execution = start_once(aws_client("stepfunctions"), os.environ["SYNC_STATE_MACHINE_ARN"],
+                           f"sync-{bridge.id}"[:80], json.dumps(request))
     logger.info("role sync started", extra={"execution": execution, "cause": cause})
     return {"started": True, "execution": execution}
 
