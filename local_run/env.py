@@ -22,7 +22,7 @@ from moto.events.models import EventPattern
 from chat_provisioning import sweeper, wiring
 from chat_provisioning.audit import AuditStore
 from chat_provisioning.config import ChatConfig, UserPool
-from chat_provisioning.policy import user_id_for
+from chat_provisioning.policy import level_of, user_id_for
 from chat_provisioning.runtime import execution_arn
 from chat_provisioning.synapse import SynapseAdmin
 from chat_provisioning.sweeper import DONE
@@ -345,8 +345,7 @@ class LocalEnv:
         rooms = []
         for room_id in joined:
             levels = self.synapse.power_levels(room_id) if room_id in names else {}
-            rooms.append({"room": names.get(room_id, room_id),
-                          "power_level": (levels.get("users") or {}).get(user_id, levels.get("users_default", 0))})
+            rooms.append({"room": names.get(room_id, room_id), "power_level": level_of(levels, user_id)})
         return {"user_id": user_id, "rooms": rooms, "synapse_error": error,
                 "audit": self.audit.trail(sub.lower()), "executions": self.executions(sub)}
 

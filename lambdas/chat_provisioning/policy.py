@@ -69,6 +69,15 @@ def desired_levels(groups: tuple[str, ...] | list[str], config: ChatConfig) -> d
     return {room: earned.get(room) for room in config.rooms if room in managed}
 
 
+def default_level(content: dict) -> int:
+    """The level of users an m.room.power_levels content does not list."""
+    return int(content.get("users_default", 0))
+
+
+def level_of(content: dict, user_id: str) -> int:
+    return int((content.get("users") or {}).get(user_id, default_level(content)))
+
+
 def with_power_level(content: dict, user_id: str, level: int | None, bot_user_id: str) -> dict | None:
     """The power-levels content with `user_id` at `level` (None: the room's default), or None
     when nothing changes.
@@ -77,9 +86,8 @@ def with_power_level(content: dict, user_id: str, level: int | None, bot_user_id
     and drops the user's entry when the level is the room default, because listing
     default-level users grows the event towards Synapse's 65,536-byte cap."""
     users = dict(content.get("users") or {})
-    default = int(content.get("users_default", 0))
-    bot_level = int(users.get(bot_user_id, default))
-    current = int(users.get(user_id, default))
+    default = default_level(content)
+    bot_level, current = level_of(content, bot_user_id), level_of(content, user_id)
     level = default if level is None else level
     if user_id == bot_user_id:
         raise PowerLevelForbidden("refusing to change the provisioning bot's own level")

@@ -13,7 +13,8 @@ from typing import Literal
 
 from .config import ChatConfig
 from .errors import InvalidInput
-from .policy import SUB, check_groups, desired_levels, desired_memberships, user_id_for
+from .policy import (SUB, check_groups, default_level, desired_levels, desired_memberships, level_of,
+                     user_id_for)
 
 FixKind = Literal["create", "join", "promote", "demote", "deactivate", "reactivate"]
 FindingKind = Literal["invalid_sub", "unknown_group", "no_external_id", "room_missing"]
@@ -122,9 +123,8 @@ def user_fixes(user: CognitoUser, user_id: str, matrix: MatrixSide, config: Chat
         if room_id not in matrix.levels or (level is None and user_id not in matrix.members[room_id]):
             continue
         content = matrix.levels[room_id]
-        default = int(content.get("users_default", 0))
-        current = int((content.get("users") or {}).get(user_id, default))
-        wanted = default if level is None else level
+        current = level_of(content, user_id)
+        wanted = default_level(content) if level is None else level
         if current != wanted:
             fixes.append(Fix(user.sub, "promote" if current < wanted else "demote", room_id))
     return fixes

@@ -20,7 +20,7 @@ from .errors import (
     SynapseUnavailable,
     UserDeactivated,
 )
-from .policy import with_power_level
+from .policy import default_level, level_of, with_power_level
 
 # Waiting out a 429 in-process is cheaper than a Step Functions retry, up to a point: past
 # this the step fails with SynapseRateLimited and the ASL's backoff takes over.
@@ -200,9 +200,8 @@ class SynapseAdmin:
 
 def _missing(content: dict, levels: dict[str, int | None]) -> dict[str, int | None]:
     """The users of `levels` that `content` does not show at their level (None: default)."""
-    users, default = content.get("users") or {}, int(content.get("users_default", 0))
     return {u: lvl for u, lvl in levels.items()
-            if int(users.get(u, default)) != (default if lvl is None else lvl)}
+            if level_of(content, u) != (default_level(content) if lvl is None else lvl)}
 
 
 def _error_of(r: httpx.Response) -> tuple[str, str]:
