@@ -9,7 +9,6 @@ same concurrency for the throughput; `import boto3` for the handlers' cold impor
 Prices: us-east-1 list prices, stated below; check them before relying on the cost."""
 
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -27,20 +26,6 @@ LAMBDA_PER_REQUEST = 0.20 / 1_000_000
 LAMBDA_PER_GB_SECOND_ARM = 0.0000133334
 LAMBDA_MEMORY_GB = 0.25
 DYNAMODB_PER_WRITE = 0.625 / 1_000_000  # on-demand write request unit
-PROCESSED = re.compile(r"Processed request: ([0-9.]+)sec")
-
-
-class Access:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def lines(self) -> list[str]:
-        return self.path.read_text().splitlines()
-
-    def window(self, start: int) -> tuple[int, float]:
-        """Requests since line `start`, and Synapse's processing seconds for them."""
-        new = self.lines()[start:]
-        return len(new), sum(float(m.group(1)) for line in new if (m := PROCESSED.search(line)))
 
 
 def seconds(d) -> float:
@@ -65,17 +50,22 @@ def heaviest_imports(module: str, top: int = 3) -> list[str]:
 def main() -> None:
     state_dir = ROOT / ".local" / "bench-signup"
     with env.running(state_dir, ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))) as local:
-        access = Access(state_dir / "synapse" / "access.log")
+
+        def since(start: int) -> tuple[int, float]:
+            """Requests Synapse served since the `start`th, and its processing seconds for them."""
+            new = local.synapse_requests()[start:]
+            return len(new), sum(t for _, t in new)
+
         sfn = local.aws["stepfunctions"]
 
         # Sequential sign-ups of plain mobile users: requests, time split, transitions.
         plain, splits, transitions, invocations, lambda_seconds, writes = [], [], [], [], [], []
         for _ in range(10):
-            start = len(access.lines())
+            start = len(local.synapse_requests())
             signed_up = local.signup(None, [], None)
             arn = signed_up["execution_arn"]
             writes.append(len(local.audit.trail(signed_up["sub"])))  # DynamoDB writes: its audit items
-            requests, synapse_seconds = access.window(start)
+            requests, synapse_seconds = since(start)
             d = sfn.describe_execution(executionArn=arn)
             history = local.history(arn)
             plain.append(requests)
@@ -90,14 +80,14 @@ def main() -> None:
         # Staff sign-ups, and role changes (analysts promoted to staff), through the workflow.
         staff, promoted = [], []
         for _ in range(5):
-            start = len(access.lines())
+            start = len(local.synapse_requests())
             local.signup(None, ["staff"], None)
-            staff.append(access.window(start)[0])
+            staff.append(since(start)[0])
             sub = str(uuid.uuid4())
             local.signup(sub, ["analysts"], None)
-            start = len(access.lines())
+            start = len(local.synapse_requests())
             assert local.cognito_change(sub, "AdminAddUserToGroup", "staff")["status"] == "SUCCEEDED"
-            promoted.append(access.window(start)[0])
+            promoted.append(since(start)[0])
 
         # The same by raw admin calls (the adapter with no checks, no reads of its own and no
         # lease): what no design can go below. A power-levels event is replaced whole, so a
@@ -118,9 +108,9 @@ def main() -> None:
             local.synapse.set_power_levels(rooms["staff"], {user: 100})
 
         def counted(change, *args) -> int:
-            start = len(access.lines())
+            start = len(local.synapse_requests())
             change(*args)
-            return access.window(start)[0]
+            return since(start)[0]
 
         raw = {"signup": counted(raw_signup, []), "staff_signup": counted(raw_signup, ["staff"]),
                "role_change": counted(raw_promotion, raw_signup(["analysts"]))}

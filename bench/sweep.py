@@ -29,10 +29,8 @@ def main() -> None:
 
     state_dir = ROOT / ".local" / "bench"
     with env.running(state_dir, ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))) as local:
-        access_log = state_dir / "synapse" / "access.log"
-
         def requests() -> int:
-            return len(access_log.read_text().splitlines())
+            return len(local.synapse_requests())
 
         red = local.state["rooms"]["red_room"]["room_id"]
         subs = [str(uuid.uuid4()) for _ in range(args.users)]

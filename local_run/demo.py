@@ -13,10 +13,11 @@ from pathlib import Path
 from chat_provisioning.config import ChatConfig
 from chat_provisioning.policy import desired_memberships
 
+from . import synapse_server
+
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".local" / "demo"
 CLI = [str(ROOT / ".venv" / "bin" / "chat-provisioning"), "--state-dir", str(STATE_DIR)]
-ACCESS_LOG = STATE_DIR / "synapse" / "access.log"
 
 # name, groups: Phenom's people (chat-services.md) and some new mobile users.
 PEOPLE = [("Aaron", ["staff"]), ("Irena", ["staff"]), ("Mark", ["analysts"]),
@@ -35,7 +36,7 @@ def cli(*args: str) -> dict:
 
 
 def requests_served() -> int:
-    return len(ACCESS_LOG.read_text().splitlines()) if ACCESS_LOG.exists() else 0
+    return len(synapse_server.requests_served(STATE_DIR / "synapse"))
 
 
 def raw_minimum(groups: list[str], config: ChatConfig) -> int:

@@ -316,6 +316,9 @@ class LocalEnv:
         pages = self.aws["stepfunctions"].get_paginator("get_execution_history").paginate(executionArn=arn)
         return sorted((e for page in pages for e in page["events"]), key=lambda e: e["id"])
 
+    def synapse_requests(self) -> list[tuple[str, float]]:
+        return synapse_server.requests_served(Path(self.state["state_dir"]) / "synapse")
+
     def states_entered(self, arn: str) -> list[str]:
         return [e["stateEnteredEventDetails"]["name"] for e in self.history(arn) if "stateEnteredEventDetails" in e]
 

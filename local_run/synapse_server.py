@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import signal
 import sqlite3
@@ -68,11 +69,22 @@ def _log_config(state_dir: Path) -> str:
                               "filename": str(state_dir / "synapse.log")},
                      "access": {"class": "logging.FileHandler", "formatter": "plain",
                                 "filename": str(state_dir / "access.log")}},
-        # One line per HTTP request Synapse served: the demo counts requests per sign-up here.
+        # One line per HTTP request Synapse served (requests_served reads them).
         "loggers": {"synapse.access": {"level": "INFO", "handlers": ["access"], "propagate": False}},
         "root": {"level": "WARNING", "handlers": ["file"]},
         "disable_existing_loggers": False,
     })
+
+
+SERVED = re.compile(r'Processed request: ([0-9.]+)sec.*"([A-Z]+) /')
+
+
+def requests_served(state_dir: Path) -> list[tuple[str, float]]:
+    """Every request Synapse served, from its access log: the method, and Synapse's own
+    processing seconds. What the demo, the benchmarks and the request-count test count."""
+    path = state_dir / "access.log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(m[2], float(m[1])) for line in lines if (m := SERVED.search(line))]
 
 
 def start(state_dir: Path, port: int, config: ChatConfig, server_name: str = "localhost") -> dict:

@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import signal
 import time
 import uuid
@@ -39,12 +38,10 @@ def test_synapse_requests_per_signup_and_role_change(local, sub):
     """Exact counts from Synapse's access log (bench/signup.py measures the raw minimums):
     a sign-up is create + join; a staff sign-up adds Staff's join and a levels read, write and
     read-back; a promotion re-puts the user, reads its rooms, joins Staff, levels as above."""
-    log = Path(local.state["state_dir"]) / "synapse" / "access.log"
-
     def served(change) -> list[str]:
-        before = len(log.read_text().splitlines())
+        before = len(local.synapse_requests())
         assert change()["status"] == "SUCCEEDED"
-        return [re.search(r'"([A-Z]+) /', line)[1] for line in log.read_text().splitlines()[before:]]
+        return [method for method, _ in local.synapse_requests()[before:]]
 
     assert served(lambda: local.signup(sub, [], None)) == ["PUT", "POST"]
     assert served(lambda: local.signup(None, ["staff"], None)) == ["PUT", "POST", "POST", "GET", "PUT", "GET"]
