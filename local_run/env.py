@@ -33,6 +33,14 @@ from . import deploy, synapse_server
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def bus_event(pattern: dict, detail: dict, resources: tuple[str, ...] = ()) -> dict:
+    """An EventBridge event of the source and detail-type `pattern` names, as targets get it."""
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": pattern["detail-type"][0],
+            "source": pattern["source"][0], "account": "123456789012",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": "us-east-1",
+            "resources": list(resources), "detail": detail}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -189,10 +197,7 @@ class LocalEnv:
         """EventBridge delivery as the deployed rule does it: the event must match the
         rule's pattern (moto's rule matcher; its test_event_pattern API is a stub), and its
         detail becomes the execution input."""
-        event = {"id": str(uuid.uuid4()), "source": wiring.PROVISION_EVENT_PATTERN["source"][0],
-                 "detail-type": wiring.PROVISION_EVENT_PATTERN["detail-type"][0],
-                 "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
-                 "resources": [], "detail": detail}
+        event = bus_event(wiring.PROVISION_EVENT_PATTERN, detail)
         if not EventPattern.load(json.dumps(wiring.PROVISION_EVENT_PATTERN)).matches_event(event):
             return {"matched": False}
         arn = self.aws["stepfunctions"].start_execution(
@@ -216,20 +221,13 @@ class LocalEnv:
         return self.deliver_cloudtrail(event_name, params, wait)
 
     def deliver_cloudtrail(self, event_name: str, params: dict, wait: bool = True) -> dict:
-        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "AWS API Call via CloudTrail",
-                 "source": "aws.cognito-idp", "account": "123456789012", "time": "2026-01-01T00:00:00Z",
-                 "region": "us-east-1", "resources": [],
-                 "detail": {"eventVersion": "1.08", "eventSource": "cognito-idp.amazonaws.com",
-                            "eventName": event_name, "awsRegion": "us-east-1",
-                            "requestParameters": params, "eventID": str(uuid.uuid4())}}
         pattern = wiring.cognito_event_pattern(self.state["user_pool_id"])
-        return self._deliver(pattern, event, wait)
+        return self._deliver(pattern, bus_event(pattern, {
+            "eventVersion": "1.08", "eventSource": "cognito-idp.amazonaws.com", "eventName": event_name,
+            "awsRegion": "us-east-1", "requestParameters": params, "eventID": str(uuid.uuid4())}), wait)
 
     def send_sync_event(self, detail: dict, wait: bool = True) -> dict:
-        event = {"version": "0", "id": str(uuid.uuid4()), "source": "chat-provisioning",
-                 "detail-type": "Sync chat user", "account": "123456789012",
-                 "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [], "detail": detail}
-        return self._deliver(wiring.SYNC_EVENT_PATTERN, event, wait)
+        return self._deliver(wiring.SYNC_EVENT_PATTERN, bus_event(wiring.SYNC_EVENT_PATTERN, detail), wait)
 
     def _deliver(self, pattern: dict, event: dict, wait: bool) -> dict:
         if not EventPattern.load(json.dumps(pattern)).matches_event(event):
@@ -268,14 +266,11 @@ class LocalEnv:
             time.sleep(0.2)
         result = {"execution_arn": arn, "status": d["status"]}
         if d["status"] != "SUCCEEDED":
-            result.update(self.invoke("RecordFailure", {
-                "version": "0", "id": str(uuid.uuid4()), "source": "aws.states",
-                "detail-type": "Step Functions Execution Status Change", "account": "123456789012",
-                "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [arn],
-                "detail": {"executionArn": arn, "stateMachineArn": d["stateMachineArn"],
-                           "name": d["name"], "status": d["status"], "input": d.get("input"),
-                           "error": d.get("error"), "cause": d.get("cause"),
-                           "redriveCount": d.get("redriveCount", self._redrive_count(arn))}}))
+            redrives = d["redriveCount"] if "redriveCount" in d else self._redrive_count(arn)
+            result.update(self.invoke("RecordFailure", bus_event(wiring.EXECUTION_STATUS_PATTERN, {
+                "executionArn": arn, "stateMachineArn": d["stateMachineArn"], "name": d["name"],
+                "status": d["status"], "input": d.get("input"), "error": d.get("error"),
+                "cause": d.get("cause"), "redriveCount": redrives}, resources=(arn,))))
             result["error"] = d.get("error")
         return result
 
@@ -286,7 +281,7 @@ class LocalEnv:
         original execution in its state, so audit items land under the original."""
         sfn = self.aws["stepfunctions"]
         d = sfn.describe_execution(executionArn=arn)
-        if d["status"] not in DONE - {"SUCCEEDED"}:
+        if d["status"] not in wiring.FAILED_STATUSES:
             raise SystemExit(f"{arn} is {d['status']}: only FAILED, TIMED_OUT or ABORTED executions redrive")
         failed_state, state_input = self.failed_state(arn)
         workflow = json.loads(state_input)

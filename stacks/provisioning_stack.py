@@ -133,10 +133,7 @@ class ChatProvisioningStack(Stack):
         # The failure audit reads the history of these machines' executions (the failed state).
         record_failure.add_to_role_policy(iam.PolicyStatement(
             actions=["states:GetExecutionHistory"],
-            resources=[self.format_arn(service="states", resource="execution",
-                                       resource_name=f"{self.stack_name}-{name}:*",
-                                       arn_format=ArnFormat.COLON_RESOURCE_NAME)
-                       for name in self.machines]))
+            resources=[self._execution_arn(name) for name in self.machines]))
 
         pool = self._user_pool(config, post_confirmation)
         # Policies of their own, not the roles' default policies: the pool depends on the
@@ -176,7 +173,7 @@ class ChatProvisioningStack(Stack):
                         {"dry_run": False}), **delivery)])
         # Failed, timed-out and aborted executions are audited from their status change.
         rule("FailureAuditRule", "Audit executions that did not succeed",
-             {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
+             {**wiring.EXECUTION_STATUS_PATTERN,
               "detail": {"status": wiring.FAILED_STATUSES,
                          "stateMachineArn": [m.state_machine_arn for m in self.machines.values()]}},
              targets.LambdaFunction(record_failure, **delivery))
@@ -214,7 +211,7 @@ class ChatProvisioningStack(Stack):
             resources=[c.state_machine_arn for c in children] + [self._machine_arn("SweepUsers")]))
         sweep.add_to_role_policy(iam.PolicyStatement(
             actions=["states:DescribeExecution", "states:StopExecution"],
-            resources=[self._execution_arn(name) for name in ("ProvisionUser", "SyncUser", "SweepUsers")]
+            resources=[self._execution_arn(name) for name in self.machines]
             + [self._execution_arn("SweepUsers/*")]))
         sweep.add_to_role_policy(iam.PolicyStatement(
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],

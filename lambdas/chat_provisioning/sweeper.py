@@ -6,13 +6,14 @@ import json
 import time
 from collections import deque
 
+from . import wiring
 from .config import ChatConfig
 from .policy import display_name_of
 from .runtime import start_once
 from .sweep import CognitoUser, MatrixSide, Plan, matrix_only, plan
 from .synapse import SynapseAdmin
 
-DONE = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+DONE = {"SUCCEEDED", *wiring.FAILED_STATUSES}
 
 
 def read_cognito(idp, user_pool_id: str) -> list[CognitoUser]:

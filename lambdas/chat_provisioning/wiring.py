@@ -48,8 +48,9 @@ def cognito_event_pattern(user_pool_id: str) -> dict:
                        "requestParameters": {"userPoolId": [user_pool_id]}}}
 
 
-# Executions that did not succeed, for the failure audit.
+# Executions that did not succeed, for the failure audit, and the events that report them.
 FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
+EXECUTION_STATUS_PATTERN = {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"]}
 
 
 def placeholder(step: str) -> str:
