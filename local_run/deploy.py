@@ -38,18 +38,15 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str, retry_seconds: int |
     """`retry_seconds`: cap every Retry's wait at this (the reliability suite, so that exhausting
     the retries takes seconds); the attempts and the errors retried stay as deployed."""
     aws["secretsmanager"].create_secret(Name=config.admin_token_secret_name, SecretString=admin_token)
-    table = f"{PREFIX}-audit"
-    aws["dynamodb"].create_table(
-        TableName=table, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "sub", "KeyType": "HASH"},
-                   {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "sub", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}])
-    locks = f"{PREFIX}-locks"
-    aws["dynamodb"].create_table(
-        TableName=locks, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "lock", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "lock", "AttributeType": "S"}])
+
+    def table(name: str, *keys: str) -> str:  # the partition key, and the sort key if any
+        aws["dynamodb"].create_table(
+            TableName=name, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"))],
+            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys])
+        return name
+
+    audit, locks = table(f"{PREFIX}-audit", "sub", "sk"), table(f"{PREFIX}-locks", "lock")
     queue_url = aws["sqs"].create_queue(QueueName=f"{PREFIX}-start-retry")["QueueUrl"]
     role = aws["iam"].create_role(RoleName=PREFIX, AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
 
@@ -61,7 +58,7 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str, retry_seconds: int |
 
     bucket = f"{PREFIX}-plans"
     aws["s3"].create_bucket(Bucket=bucket)
-    step_env = wiring.lambda_environment(config, table, locks, plans_bucket=bucket)
+    step_env = wiring.lambda_environment(config, audit, locks, plans_bucket=bucket)
     arns = {wiring.placeholder(step): function(step, handler, step_env)
             for step, handler in wiring.STEPS.items()}
     machines = {}
@@ -71,12 +68,12 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str, retry_seconds: int |
             definition=with_retry_wait(wiring.substitute(path.read_text(), arns | {
                 wiring.machine_placeholder(m): arn for m, arn in machines.items()}), retry_seconds))["stateMachineArn"]
     state_machine = machines["ProvisionUser"]
-    trigger_env = wiring.lambda_environment(config, table, locks, state_machine, queue_url,
+    trigger_env = wiring.lambda_environment(config, audit, locks, state_machine, queue_url,
                                             machines["SyncUser"])
     functions = {name: function(name, handler, trigger_env) for name, handler in wiring.TRIGGERS.items()}
     return {"state_machine_arn": state_machine, "sync_state_machine_arn": machines["SyncUser"],
             "sweep_state_machine_arn": machines["SweepUsers"], "plans_bucket": bucket,
-            "audit_table": table, "locks_table": locks,
+            "audit_table": audit, "locks_table": locks,
             "retry_queue_url": queue_url,
             "functions": {name: f"{PREFIX}-{name}" for name in list(wiring.STEPS) + list(functions)},
             "role_arn": role}

@@ -20,7 +20,7 @@ import jwt
 from moto.events.models import EventPattern
 
 from chat_provisioning import sweeper, wiring
-from chat_provisioning.audit import AuditStore
+from chat_provisioning.audit import AuditStore, execution_name
 from chat_provisioning.config import ChatConfig, UserPool
 from chat_provisioning.policy import level_of, user_id_for
 from chat_provisioning.runtime import execution_arn
@@ -240,9 +240,7 @@ class LocalEnv:
     def sweep(self, dry_run: bool) -> dict:
         """The reconciliation sweep against the local stack: plan, and unless dry_run, apply."""
         the_plan = sweeper.sweep(self.aws["cognito-idp"], self.synapse, self.config)
-        result = {"summary": the_plan.summary(),
-                  "fixes": [vars(f) for f in the_plan.fixes],
-                  "findings": [vars(f) for f in the_plan.findings]}
+        result = the_plan.report()
         if dry_run or not the_plan.requests:
             return {**result, "applied": False}
         machines = {"ProvisionUser": self.state["state_machine_arn"],
@@ -415,7 +413,7 @@ class LocalEnv:
         return payload if isinstance(payload, dict) else {}
 
     def _redrive_count(self, arn: str) -> int:
-        name = arn.rsplit(":", 1)[-1].split("-redrive-")[0]
+        name = execution_name(arn).split("-redrive-")[0]
         return sum(1 for m in self.aws["stepfunctions"].list_state_machines()["stateMachines"]
                    for e in self.aws["stepfunctions"].list_executions(stateMachineArn=m["stateMachineArn"])["executions"]
                    if e["name"].startswith(f"{name}-redrive-"))

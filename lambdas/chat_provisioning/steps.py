@@ -9,6 +9,7 @@ from collections.abc import Callable
 from aws_lambda_powertools.metrics import MetricUnit
 
 from . import sweeper
+from .audit import execution_name
 from .errors import UserDeactivated
 from .models import Action, StepEvent, SweepEvent, WorkflowState, parse
 from .policy import check_groups, desired_levels, desired_memberships, display_name_of, user_id_for
@@ -152,15 +153,15 @@ def plan_sweep(event: dict, context) -> dict:
     request = parse(SweepEvent, event)
     rt = runtime()
     the_plan = sweeper.sweep(aws_client("cognito-idp"), rt.synapse, rt.config)
-    sweep_id = request.execution.rsplit(":", 1)[-1]
+    sweep_id = execution_name(request.execution)
     bucket, prefix = os.environ["PLANS_BUCKET"], f"sweeps/{sweep_id}"
+    report = the_plan.report()
+    summary = report["summary"]
     s3 = aws_client("s3")
     s3.put_object(Bucket=bucket, Key=f"{prefix}/plan.json", ContentType="application/json",
-                  Body=json.dumps({"summary": the_plan.summary(), "fixes": [vars(f) for f in the_plan.fixes],
-                                   "findings": [vars(f) for f in the_plan.findings]}).encode())
+                  Body=json.dumps(report).encode())
     s3.put_object(Bucket=bucket, Key=f"{prefix}/requests.json", ContentType="application/json",
                   Body=json.dumps(list(the_plan.requests.values())).encode())
-    summary = the_plan.summary()
     metrics.add_metric(name="SweepUsersToFix", unit=MetricUnit.Count, value=summary["users_to_fix"])
     metrics.add_metric(name="SweepFindings", unit=MetricUnit.Count, value=len(the_plan.findings))
     logger.info("sweep planned", extra={"summary": summary, "dry_run": request.dry_run})

@@ -62,6 +62,11 @@ class Plan:
                 "fixes": dict(sorted(Counter(f.kind for f in self.fixes).items())),
                 "findings": dict(sorted(Counter(f.kind for f in self.findings).items()))}
 
+    def report(self) -> dict:
+        """The summary and every fix and finding: what a sweep stores and prints."""
+        return {"summary": self.summary(), "fixes": [vars(f) for f in self.fixes],
+                "findings": [vars(f) for f in self.findings]}
+
 
 def matrix_only(cognito: Iterable[CognitoUser], users: dict[str, bool], config: ChatConfig) -> list[str]:
     """Active Matrix users named like a Cognito sub that Cognito does not know: the only
