@@ -5,12 +5,23 @@ moto's only Docker call is the private `LambdaFunction._invoke_lambda`; we repla
 function that imports the handler named by the function's configuration, calls it with the
 function's environment, and returns what the Lambda service would: the result, or the error
 shape {"errorType", "errorMessage", "stackTrace"} whose errorType Step Functions matches
-against Retry/ErrorEquals. It also adds Execution.RedriveCount to the context object, which
-moto's lacks. moto is pinned exactly in pyproject.toml for these reasons.
+against Retry/ErrorEquals. Three gaps in moto's Step Functions are filled:
+- the context object's Execution.RedriveCount (moto has none); for a local redrive
+  (env.redrive: a copy of the machine started at the failed state) Execution.Id and
+  RedriveCount are the original execution's and its count, as on AWS, from the file named by
+  LOCAL_REDRIVES_FILE;
+- the startExecution.sync:2 integration (the sweep's ApplyPlan): moto sends the ASL's
+  Parameters to the Step Functions API with their ASL names (StateMachineArn) and reads the
+  answer with AWS's (ExecutionArn), where the API's are camelCase both ways.
+moto is pinned exactly in pyproject.toml for these reasons. Its Map ignores
+ToleratedFailurePercentage (every failure is tolerated), which is what ours asks for anyway.
 
-For the reliability suite it can also fail an invocation as the Lambda service or a dependency
-would: the JSON file named by LAMBDA_FAULTS_FILE maps a function name to
-{"error": <errorType>, "times": n}; the next n invocations return that error unrun.
+For the reliability and attack suites it can also fail an invocation as the Lambda service or
+a dependency would, or hold one: in the folder named by LAMBDA_CONTROL_DIR, faults.json maps
+a function name to {"error": <errorType>, "times": n} (the next n invocations return that
+error unrun), and a file <function>.hold makes the next invocation of that function, once it
+has returned, write <function>.held and wait until the .hold file is gone (a test changes
+something between two states, as a concurrent actor would).
 
 Run: python -m local_run.aws_server PORT   (stops on SIGTERM)
 """
@@ -24,10 +35,14 @@ import threading
 import time
 import traceback
 import uuid
+from pathlib import Path
 
 from moto.awslambda.models import LambdaFunction
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 # os.environ is process-wide and Map iterations run on threads: one invocation at a time.
@@ -49,9 +64,13 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+CONTROL_DIR = Path(os.environ.get("LAMBDA_CONTROL_DIR", "/nonexistent"))
+HOLD_SECONDS = 120
+
+
 def injected_fault(function_name: str) -> str | None:
-    path = os.environ.get("LAMBDA_FAULTS_FILE")
-    if not path or not os.path.exists(path):
+    path = CONTROL_DIR / "faults.json"
+    if not path.exists():
         return None
     with open(path) as f:
         faults = json.load(f)
@@ -64,7 +83,24 @@ def injected_fault(function_name: str) -> str | None:
     return fault["error"]
 
 
+def held(function_name: str) -> None:
+    hold = CONTROL_DIR / f"{function_name}.hold"
+    if not hold.exists():
+        return
+    (CONTROL_DIR / f"{function_name}.held").touch()
+    deadline = time.monotonic() + HOLD_SECONDS
+    while hold.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def invoke_in_process(self: LambdaFunction, event=None) -> tuple[str, bool, str]:
+    try:
+        return run_handler(self, event)
+    finally:
+        held(self.function_name)  # outside the lock: other functions run meanwhile
+
+
+def run_handler(self: LambdaFunction, event=None) -> tuple[str, bool, str]:
     if isinstance(event, (str, bytes)):
         event = json.loads(event or "{}")
     module_name, attr = self.handler.rsplit(".", 1)
@@ -87,14 +123,36 @@ def invoke_in_process(self: LambdaFunction, event=None) -> tuple[str, bool, str]
             os.environ.update(saved)
 
 
-def with_redrive_count(get_environment):
-    """Step Functions' context object has Execution.RedriveCount (0 until a redrive); moto's
-    lacks it. A local redrive (env.redrive) is a new execution, so 0 is right here too."""
+def with_redrive_context(get_environment):
+    """Step Functions' context object has Execution.RedriveCount (0 until a redrive), and a
+    redrive keeps Execution.Id; moto's has no count, and a local redrive is a new execution."""
     def environment(self):
         env = get_environment(self)
-        env.states.context_object.context_object_data["Execution"]["RedriveCount"] = 0
+        execution = env.states.context_object.context_object_data["Execution"]
+        path = CONTROL_DIR / "redrives.json"
+        redrive = json.loads(path.read_text()).get(execution["Id"]) if path.exists() else None
+        execution["RedriveCount"] = redrive["redrive_count"] if redrive else 0
+        if redrive:
+            execution["Id"] = redrive["execution"]
         return env
     return environment
+
+
+def with_api_names(service_class):
+    """The startExecution.sync:2 integration with the Step Functions API's own parameter and
+    answer names (moto's LocalStack-derived code leaves the conversion out)."""
+    normalise = service_class._normalise_parameters
+
+    def parameters(self, parameters, boto_service_name=None, service_action_name=None):
+        normalise(self, parameters, boto_service_name, service_action_name)
+        for key in list(parameters):
+            parameters[key[0].lower() + key[1:]] = parameters.pop(key)
+
+    def response(self, response, boto_service_name=None, service_action_name=None):
+        if isinstance(response, dict):
+            for key in list(response):
+                response[key[0].upper() + key[1:]] = response.pop(key)
+    service_class._normalise_parameters, service_class._normalise_response = parameters, response
 
 
 def serve(port: int) -> None:
@@ -108,7 +166,8 @@ def serve(port: int) -> None:
     os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon here
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     LambdaFunction._invoke_lambda = invoke_in_process
-    ExecutionWorker._get_evaluation_environment = with_redrive_count(ExecutionWorker._get_evaluation_environment)
+    ExecutionWorker._get_evaluation_environment = with_redrive_context(ExecutionWorker._get_evaluation_environment)
+    with_api_names(StateTaskServiceSfn)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     stopped = threading.Event()

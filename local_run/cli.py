@@ -4,6 +4,7 @@ import argparse
 import json
 import re
 import sys
+import uuid
 from pathlib import Path
 
 from chat_provisioning.config import ChatConfig
@@ -37,10 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     signup.add_argument("--trigger-source", default=SIGN_UP,
                         help="e.g. PostConfirmation_ConfirmForgotPassword, which starts nothing")
     signup.add_argument("--no-wait", action="store_true")
-    event = local.add_parser("event", help="the documented EventBridge event 'Provision chat user'")
+    create = local.add_parser("admin-create", help="a user an admin creates in the pool (no trigger fires)")
+    create.add_argument("--sub", help="the Cognito sub (a UUID; default: a new one)")
+    create.add_argument("--group", action="append", default=[], dest="groups")
+    create.add_argument("--name", help="display name (the Cognito `name` attribute)")
+    create.add_argument("--unconfirmed", action="store_true", help="never signed in (FORCE_CHANGE_PASSWORD)")
+    event = local.add_parser("event", help="the documented 'Sync chat user' event, on the stack's bus")
     event.add_argument("--sub", required=True)
-    event.add_argument("--group", action="append", default=[], dest="groups")
-    event.add_argument("--name")
+    event.add_argument("--detail", type=json.loads, help="the whole detail as JSON (default: {\"sub\": ...})")
+    start = local.add_parser("start", help="start the user's workflow as an operator would in the console")
+    start.add_argument("--sub", required=True)
     group = local.add_parser("group", help="add or remove a Cognito group, as CloudTrail reports it")
     group.add_argument("change", choices=["add", "remove"])
     group.add_argument("--sub", required=True)
@@ -48,11 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     for verb in ("disable", "enable", "delete"):
         local.add_parser(verb, help=f"{verb} the Cognito user, as CloudTrail reports it").add_argument(
             "--sub", required=True)
-    sync = local.add_parser("sync", help="the documented 'Sync chat user' event")
-    sync.add_argument("--sub", required=True)
-    sync.add_argument("--cause", default="custom", help="'enable' allows reactivation")
     sweep = local.add_parser("sweep", help="reconcile Cognito and Synapse: plan, then apply")
     sweep.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    sweep.add_argument("--approve-deactivations", type=int, metavar="N",
+                       help="apply a plan held for its deactivations, if it has at most N")
     status = local.add_parser("status", help="the user as Synapse sees it, audit trail, executions")
     status.add_argument("--sub", required=True)
     login = local.add_parser("login", help="log in as the mobile app does (JWT) and list rooms")
@@ -84,20 +90,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "signup":
             result = local_env.signup(args.sub, args.groups, args.name, args.trigger_source,
                                       wait=not args.no_wait)
+        elif args.command == "admin-create":
+            sub = args.sub or str(uuid.uuid4())
+            local_env.cognito_user(sub, args.groups, args.name, confirmed=not args.unconfirmed)
+            result = {"sub": sub, "groups": args.groups}
         elif args.command == "event":
-            detail = {"sub": args.sub, "groups": args.groups}
-            if args.name:
-                detail["display_name"] = args.name
-            result = local_env.send_event(detail)
+            result = local_env.send_sync_event(args.detail or {"sub": args.sub})
+        elif args.command == "start":
+            result = local_env.start(args.sub)
         elif args.command == "group":
             event_name = "AdminAddUserToGroup" if args.change == "add" else "AdminRemoveUserFromGroup"
             result = local_env.cognito_change(args.sub, event_name, args.group)
         elif args.command in ("disable", "enable", "delete"):
             result = local_env.cognito_change(args.sub, f"Admin{args.command.title()}User")
-        elif args.command == "sync":
-            result = local_env.send_sync_event({"sub": args.sub, "cause": args.cause})
         elif args.command == "sweep":
-            result = local_env.sweep(args.dry_run)
+            result = local_env.sweep(args.dry_run, args.approve_deactivations)
         elif args.command == "scan":
             written = local_env.everything_written()
             result = {"bytes_scanned": len(written), "bot_token": written.count(local_env.token),

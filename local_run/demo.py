@@ -1,8 +1,9 @@
 """`make demo`: the main job on the embedded default. A real Synapse and the real workflow;
-sign-ups across the groups, a duplicated Cognito retry, a password-reset confirmation, an
-EventBridge event, an outage that fails an execution and its redrive, a promotion and a
-deactivation from Cognito; then what Synapse holds, read back from Synapse. Uses the `chat-provisioning local` commands; leaves nothing
-running."""
+sign-ups across the groups, a duplicated Cognito retry, a password-reset confirmation, the
+'Sync chat user' event (and one that carries more than a sub, refused), an outage that fails
+an execution and its redrive, a promotion, a deactivation and a re-enable from Cognito, and
+the sweep catching up a user no trigger announced; then what Synapse holds, read back from
+Synapse. Uses the `chat-provisioning local` commands; leaves nothing running."""
 
 import json
 import subprocess
@@ -64,7 +65,7 @@ def main() -> None:
     try:
         env = cli("up")
         say(f"Synapse {env['synapse_url']} (room version 10, registration off), moto {env['aws_endpoint_url']}")
-        say(f"state machine {env['state_machine_arn']}\n")
+        say(f"state machine {env['sync_state_machine_arn']}\n")
         config = ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))
         outcomes, cost = {}, {}
         for name, groups in PEOPLE:
@@ -80,9 +81,14 @@ def main() -> None:
                     "PostConfirmation_ConfirmForgotPassword")
         say(f"Eve confirms a password reset: started={reset['started']}")
 
-        event = cli("event", "--sub", sub_of("Dana"), "--group", "analysts", "--name", "Dana")
+        cli("admin-create", "--sub", sub_of("Dana"), "--group", "analysts", "--name", "Dana")
+        event = cli("event", "--sub", sub_of("Dana"))
         outcomes["Dana"] = event["status"]
-        say(f"EventBridge 'Provision chat user' for Dana: {event['status']}")
+        say(f"An admin creates Dana in Cognito (analysts); the 'Sync chat user' event names her sub "
+            f"only: {event['status']}, groups read from Cognito")
+        forged = cli("event", "--sub", sub_of("Mobile user"), "--detail",
+                     json.dumps({"sub": sub_of("Mobile user"), "groups": ["staff"]}))
+        say(f"The same event with groups in it: refused ({forged['error']}), kept in the events DLQ")
 
         say("\nOutage: Synapse stops; Olive (staff) signs up")
         cli("stop-synapse")
@@ -101,12 +107,26 @@ def main() -> None:
         before = requests_served()
         disabled = cli("disable", "--sub", sub_of("Eve"))
         say(f"  Eve disabled: {disabled['status']}, {requests_served() - before} Synapse requests")
-        outcomes.update({"Mark (promotion)": promoted["status"], "Eve (deactivation)": disabled["status"]})
+        enabled = cli("enable", "--sub", sub_of("Eve"))
+        say(f"  Eve enabled again: {enabled['status']} (this workflow's deactivation is undone; "
+            f"a Matrix admin's never is)")
+        gone = cli("disable", "--sub", sub_of("Sam"))
+        say(f"  Sam disabled: {gone['status']}")
+        outcomes.update({"Mark (promotion)": promoted["status"], "Eve (deactivation)": disabled["status"],
+                         "Eve (enable)": enabled["status"], "Sam (deactivation)": gone["status"]})
+
+        cli("admin-create", "--sub", sub_of("Logan"), "--group", "staff", "--name", "Logan")
+        cli("admin-create", "--sub", sub_of("Nobody"), "--unconfirmed")
+        sweep = cli("sweep")
+        outcomes["Sweep"] = sweep["status"]
+        say(f"\nThe daily sweep: fixes {sweep['summary']['fixes']}, findings {sweep['summary']['findings']}, "
+            f"{sweep['outcome']}: {', '.join(r['status'] for r in sweep['executions'].values())} "
+            f"(Logan, admin-created, gets his account; a user who never confirmed gets none)")
 
         say("\nWhat Synapse holds (read back from Synapse's admin API, not from our records):")
         say(f"{'user':<12} {'rooms (power level)':<50} {'audit items':>11} {'sign-up requests / raw minimum':>31}")
         extra = []
-        for name in [n for n, _ in PEOPLE] + ["Dana", "Olive"]:
+        for name in [n for n, _ in PEOPLE] + ["Dana", "Olive", "Logan"]:
             status = cli("status", "--sub", sub_of(name))
             rooms = ", ".join(f"{r['room']} ({r['power_level']})" for r in status["rooms"]) or "- (deactivated)"
             measured = "{} / {}".format(*cost[name]) if name in cost else "-"

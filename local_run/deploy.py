@@ -1,6 +1,7 @@
-"""Create in moto what the CDK stack creates in AWS, from the same wiring table, ASL file and
-config: the secret, the audit table, the retry queue, a user pool, the functions (their code
-runs in the moto process, see aws_server.py) and the state machine."""
+"""Create in moto what the CDK stack creates in AWS, from the same wiring table, ASL files and
+config: the secret, the audit and lease tables, the retry queue, the plans bucket, a user
+pool, the functions (their code runs in the moto process, see aws_server.py) and the state
+machines."""
 
 import io
 import json
@@ -48,6 +49,7 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str, retry_seconds: int |
 
     audit, locks = table(f"{PREFIX}-audit", "sub", "sk"), table(f"{PREFIX}-locks", "lock")
     queue_url = aws["sqs"].create_queue(QueueName=f"{PREFIX}-start-retry")["QueueUrl"]
+    events_dlq_url = aws["sqs"].create_queue(QueueName=f"{PREFIX}-events-dlq")["QueueUrl"]
     role = aws["iam"].create_role(RoleName=PREFIX, AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
 
     def function(name: str, handler: str, env: dict) -> str:
@@ -66,15 +68,14 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str, retry_seconds: int |
         machines[name] = aws["stepfunctions"].create_state_machine(
             name=f"{PREFIX}-{name}", roleArn=role, type="STANDARD",
             definition=with_retry_wait(wiring.substitute(path.read_text(), arns | {
-                wiring.machine_placeholder(m): arn for m, arn in machines.items()}), retry_seconds))["stateMachineArn"]
-    state_machine = machines["ProvisionUser"]
-    trigger_env = wiring.lambda_environment(config, audit, locks, state_machine, queue_url,
-                                            machines["SyncUser"])
+                wiring.machine_placeholder(m): arn for m, arn in machines.items()} | {
+                wiring.PLANS_BUCKET_PLACEHOLDER: bucket}), retry_seconds))["stateMachineArn"]
+    trigger_env = wiring.lambda_environment(config, audit, locks, queue_url, machines["SyncUser"])
     functions = {name: function(name, handler, trigger_env) for name, handler in wiring.TRIGGERS.items()}
-    return {"state_machine_arn": state_machine, "sync_state_machine_arn": machines["SyncUser"],
+    return {"sync_state_machine_arn": machines["SyncUser"],
             "sweep_state_machine_arn": machines["SweepUsers"], "plans_bucket": bucket,
             "audit_table": audit, "locks_table": locks,
-            "retry_queue_url": queue_url,
+            "retry_queue_url": queue_url, "events_dlq_url": events_dlq_url,
             "functions": {name: f"{PREFIX}-{name}" for name in list(wiring.STEPS) + list(functions)},
             "role_arn": role}
 

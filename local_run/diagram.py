@@ -34,11 +34,13 @@ def mermaid(asl: dict) -> str:
             continue
         if state["Type"] == "Map":
             runs = [n for n, s in state["ItemProcessor"]["States"].items() if s["Type"] == "Task"]
+            tolerated = state.get("ToleratedFailurePercentage", 0) == 100
             lines.append(f'    {name}[["{name}<br/><small>Distributed Map, one item per user: '
                          f'{" or ".join(runs)}</small>"]]')
             lines.append(f"    {name} --> done((SUCCEEDED))")
-            lines.append(f"    {name} -. a failed item .-> failed{name}[[FAILED at {name}: "
-                         f"redrive reruns the failed items]]")
+            lines.append(f"    {name} -. a failed user .-> " + (
+                f"failed{name}[[that user's execution FAILED on its own: redrive it, or sweep again]]"
+                if tolerated else f"failed{name}[[FAILED at {name}: redrive reruns the failed items]]"))
             continue
         if state["Type"] == "Choice":
             lines.append(f"    {name}{{{name}}}")

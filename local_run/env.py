@@ -4,7 +4,7 @@ stop it. Its state (PIDs, ports, ARNs) lives in <state_dir>/state.json between c
 import asyncio
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 import shutil
 import socket
@@ -19,24 +19,27 @@ import httpx
 import jwt
 from moto.events.models import EventPattern
 
-from chat_provisioning import sweeper, wiring
+from chat_provisioning import wiring
 from chat_provisioning.audit import AuditStore, execution_name
 from chat_provisioning.config import ChatConfig, UserPool
 from chat_provisioning.policy import level_of, user_id_for
 from chat_provisioning.runtime import execution_arn
 from chat_provisioning.synapse import SynapseAdmin
-from chat_provisioning.sweeper import DONE
 from chat_provisioning.triggers import SIGN_UP, newest_state_entered, signup_execution_name
 
 from . import deploy, synapse_server
 
 ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "123456789012"  # moto's
+DONE = {"SUCCEEDED", *wiring.FAILED_STATUSES}
+# The principal the local run sends custom events as: the local config's only event sender.
+LOCAL_OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/chat-operator"
 
 
 def bus_event(pattern: dict, detail: dict, resources: tuple[str, ...] = ()) -> dict:
     """An EventBridge event of the source and detail-type `pattern` names, as targets get it."""
     return {"version": "0", "id": str(uuid.uuid4()), "detail-type": pattern["detail-type"][0],
-            "source": pattern["source"][0], "account": "123456789012",
+            "source": pattern["source"][0], "account": ACCOUNT,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": "us-east-1",
             "resources": list(resources), "detail": detail}
 
@@ -55,12 +58,14 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
     if (state_dir / "state.json").exists():
         raise SystemExit(f"{state_dir}/state.json exists: run `local down` first")
     state_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(state_dir / "synapse", ignore_errors=True)  # each `up` starts from nothing
+    for fresh in ("synapse", "control"):  # each `up` starts from nothing
+        shutil.rmtree(state_dir / fresh, ignore_errors=True)
+    (state_dir / "control").mkdir()
     aws_port, synapse_port = free_port(), free_port()
     with open(state_dir / "aws.log", "wb") as log:
         aws_proc = subprocess.Popen([sys.executable, "-m", "local_run.aws_server", str(aws_port)],
                                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                    env={**os.environ, "LAMBDA_FAULTS_FILE": str(state_dir / "lambda-faults.json")})
+                                    env={**os.environ, "LAMBDA_CONTROL_DIR": str(state_dir / "control")})
     started = {"aws": aws_proc.pid}
     try:
         endpoint = f"http://127.0.0.1:{aws_port}"
@@ -75,6 +80,8 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
                                                 synapse["shared_secret"], synapse["server_name"], config)
         config = ChatConfig.model_validate({**config.model_dump(), "server_name": synapse["server_name"],
                                             "synapse_url": synapse["url"], "rooms": rooms,
+                                            "allow_http_synapse": True,  # loopback
+                                            "event_senders": [LOCAL_OPERATOR],
                                             # short, so that a hung Synapse shows within seconds
                                             "synapse_timeout_seconds": 3.0})
         token_file = state_dir / "admin-token"
@@ -84,14 +91,14 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         resources = deploy.deploy(aws, handlers_config, token, retry_seconds)
         state = {
             "synapse_url": synapse["url"], "server_name": synapse["server_name"],
-            "aws_endpoint_url": endpoint, "state_machine_arn": resources["state_machine_arn"],
-            "sync_state_machine_arn": resources["sync_state_machine_arn"],
+            "aws_endpoint_url": endpoint, "sync_state_machine_arn": resources["sync_state_machine_arn"],
             "sweep_state_machine_arn": resources["sweep_state_machine_arn"],
             "plans_bucket": resources["plans_bucket"],
             "rooms": {k: r.model_dump() for k, r in config.rooms.items()},
             "admin_token_file": str(token_file), "user_pool_id": pool_id, "client_id": client_id,
             "audit_table": resources["audit_table"], "locks_table": resources["locks_table"],
-            "functions": resources["functions"],
+            "functions": resources["functions"], "retry_queue_url": resources["retry_queue_url"],
+            "events_dlq_url": resources["events_dlq_url"],
             "role_arn": resources["role_arn"], "jwt_private_key_file": synapse["jwt_private_key_file"],
             "pids": started,
             "state_dir": str(state_dir), "config": json.loads(config.model_dump_json()),
@@ -155,21 +162,25 @@ class LocalEnv:
         return httpx.request(method, self.state["synapse_url"] + path,
                              headers={"Authorization": f"Bearer {self.token}"}, **kw)
 
-    def cognito_user(self, sub: str, groups=(), name: str | None = None, sub_attribute: str | None = None) -> None:
-        """A user in the local pool, as an admin creates one (no trigger fires). moto picks its
-        own sub and, unlike Cognito, lets us set it: the pool then holds the sub we name (a
-        pool whose usernames are subs, like one that signs in by email)."""
+    def cognito_user(self, sub: str, groups=(), name: str | None = None, sub_attribute: str | None = None,
+                     confirmed: bool = True) -> None:
+        """A user in the local pool, as an admin creates one (no trigger fires); `confirmed`: as
+        it is once it has set its password (else FORCE_CHANGE_PASSWORD). moto picks its own sub
+        and, unlike Cognito, lets us set it: the pool then holds the sub we name (a pool whose
+        usernames are subs, like one that signs in by email)."""
         idp, pool = self.aws["cognito-idp"], self.state["user_pool_id"]
         idp.admin_create_user(UserPoolId=pool, Username=sub, MessageAction="SUPPRESS")
         idp.admin_update_user_attributes(UserPoolId=pool, Username=sub, UserAttributes=[
             {"Name": "sub", "Value": sub_attribute or sub}] + ([{"Name": "name", "Value": name}] if name else []))
+        if confirmed:
+            idp.admin_set_user_password(UserPoolId=pool, Username=sub, Password="Local-pass-1234!", Permanent=True)
         for g in groups:
             idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName=g)
 
     # --- as Cognito and EventBridge would -------------------------------------------------
     def signup(self, sub: str | None, groups: list[str], name: str | None,
                trigger_source: str = SIGN_UP, wait: bool = True) -> dict:
-        """Create the user in the local pool with its groups, then invoke the real
+        """Create the confirmed user in the local pool with its groups, then invoke the real
         PostConfirmation handler with the event Cognito sends."""
         sub = sub or str(uuid.uuid4())
         idp, pool = self.aws["cognito-idp"], self.state["user_pool_id"]
@@ -182,28 +193,38 @@ class LocalEnv:
                       "cognito:user_status": "CONFIRMED"}
         if name:
             attributes["name"] = name
-        event = {"version": "1", "region": "us-east-1", "userPoolId": pool, "userName": sub,
-                 "triggerSource": trigger_source,
-                 "callerContext": {"awsSdkVersion": "local", "clientId": self.state["client_id"]},
-                 "request": {"userAttributes": attributes}, "response": {}}
-        self.invoke("PostConfirmation", event)
+        self.invoke("PostConfirmation", self.post_confirmation_event(sub, attributes, trigger_source))
         if trigger_source != SIGN_UP:
             return {"sub": sub, "trigger_source": trigger_source, "started": False,
                     "executions": self.executions(sub)}
         arn = self.execution_arn(signup_execution_name(sub.lower()))
         return {"sub": sub, **(self.wait(arn) if wait else {"execution_arn": arn})}
 
-    def send_event(self, detail: dict, wait: bool = True) -> dict:
-        """EventBridge delivery as the deployed rule does it: the event must match the
-        rule's pattern (moto's rule matcher; its test_event_pattern API is a stub), and its
-        detail becomes the execution input."""
-        event = bus_event(wiring.PROVISION_EVENT_PATTERN, detail)
-        if not EventPattern.load(json.dumps(wiring.PROVISION_EVENT_PATTERN)).matches_event(event):
-            return {"matched": False}
-        arn = self.aws["stepfunctions"].start_execution(
-            stateMachineArn=self.state["state_machine_arn"], name=f"event-{event['id']}",
-            input=json.dumps(detail))["executionArn"]
-        return {"matched": True, **(self.wait(arn) if wait else {"execution_arn": arn})}
+    def post_confirmation_event(self, user_name: str, attributes: dict, trigger_source: str = SIGN_UP,
+                                user_pool_id: str | None = None) -> dict:
+        """The event Cognito sends the PostConfirmation trigger (AWS's documented shape)."""
+        return {"version": "1", "region": "us-east-1", "userPoolId": user_pool_id or self.state["user_pool_id"],
+                "userName": user_name, "triggerSource": trigger_source,
+                "callerContext": {"awsSdkVersion": "local", "clientId": self.state["client_id"]},
+                "request": {"userAttributes": attributes}, "response": {}}
+
+    def put_events(self, source: str, detail_type: str, detail: dict, bus: str = "own",
+                   sender: str = LOCAL_OPERATOR, wait: bool = True) -> dict:
+        """PutEvents as EventBridge answers it, then delivery to the stack's rules on that bus
+        (moto's PutEvents cannot deliver to Lambda). Emulated from the same config and patterns
+        as the stack: nobody may send an aws.* source; the stack's own bus takes events only
+        from config.event_senders (its policy denies everyone else); a rule matches with
+        moto's matcher; its target is invoked as EventBridge invokes Lambda (asynchronously:
+        a function error, after Lambda's retries, goes to the function's DLQ, the events DLQ)."""
+        if source.startswith("aws."):
+            return {"accepted": False, "error": "NotAuthorizedForSourceException"}
+        if bus == "own" and sender not in self.config.event_senders:
+            return {"accepted": False, "error": "AccessDeniedException"}
+        event = {**bus_event({"source": [source], "detail-type": [detail_type]}, detail),
+                 "account": sender.split(":")[4]}
+        rules = ([wiring.sync_event_pattern(ACCOUNT)] if bus == "own" else
+                 [wiring.cognito_event_pattern(self.state["user_pool_id"])])
+        return {"accepted": True, **self._deliver(rules, event, wait)}
 
     def cognito_change(self, sub: str, event_name: str, group: str | None = None,
                        wait: bool = True) -> dict:
@@ -221,36 +242,84 @@ class LocalEnv:
         return self.deliver_cloudtrail(event_name, params, wait)
 
     def deliver_cloudtrail(self, event_name: str, params: dict, wait: bool = True) -> dict:
+        """CloudTrail's record of a Cognito admin call, as AWS puts it on the default bus."""
         pattern = wiring.cognito_event_pattern(self.state["user_pool_id"])
-        return self._deliver(pattern, bus_event(pattern, {
+        return self._deliver([pattern], bus_event(pattern, {
             "eventVersion": "1.08", "eventSource": "cognito-idp.amazonaws.com", "eventName": event_name,
             "awsRegion": "us-east-1", "requestParameters": params, "eventID": str(uuid.uuid4())}), wait)
 
-    def send_sync_event(self, detail: dict, wait: bool = True) -> dict:
-        return self._deliver(wiring.SYNC_EVENT_PATTERN, bus_event(wiring.SYNC_EVENT_PATTERN, detail), wait)
+    def start(self, sub: str, workflow_input: dict | None = None, wait: bool = True) -> dict:
+        """StartExecution as an operator (the console) or anyone with states:StartExecution."""
+        arn = self.aws["stepfunctions"].start_execution(
+            stateMachineArn=self.state["sync_state_machine_arn"], name=f"manual-{uuid.uuid4()}",
+            input=json.dumps(workflow_input if workflow_input is not None else {"sub": sub}))["executionArn"]
+        return self.wait(arn) if wait else {"execution_arn": arn}
 
-    def _deliver(self, pattern: dict, event: dict, wait: bool) -> dict:
-        if not EventPattern.load(json.dumps(pattern)).matches_event(event):
+    def send_sync_event(self, detail: dict, wait: bool = True) -> dict:
+        """The documented 'Sync chat user' event, sent by the configured operator."""
+        return self.put_events(wiring.SYNC_EVENT_PATTERN["source"][0],
+                               wiring.SYNC_EVENT_PATTERN["detail-type"][0], detail, wait=wait)
+
+    def _deliver(self, rules: list[dict], event: dict, wait: bool) -> dict:
+        if not any(EventPattern.load(json.dumps(p)).matches_event(event) for p in rules):
             return {"matched": False}
-        started = self.invoke("OnCognitoChange", event)
+        try:
+            started = self.invoke("OnCognitoChange", event)
+        except FunctionError as e:
+            self.aws["sqs"].send_message(QueueUrl=self.state["events_dlq_url"], MessageBody=json.dumps(event))
+            return {"matched": True, "started": False, "error": e.error_type, "dead_lettered": True}
         if not started.get("started"):
             return {"matched": True, **started}
         return {"matched": True, **(self.wait(started["execution"]) if wait else started)}
 
-    def sweep(self, dry_run: bool) -> dict:
-        """The reconciliation sweep against the local stack: plan, and unless dry_run, apply."""
-        the_plan = sweeper.sweep(self.aws["cognito-idp"], self.synapse, self.config)
-        result = the_plan.report()
-        if dry_run or not the_plan.requests:
-            return {**result, "applied": False}
-        machines = {"ProvisionUser": self.state["state_machine_arn"],
-                    "SyncUser": self.state["sync_state_machine_arn"]}
-        status = sweeper.apply(self.aws["stepfunctions"], the_plan, machines,
-                               sweep_id=time.strftime("%Y%m%dT%H%M%S"))
-        for run in status.values():
-            if run["status"] != "SUCCEEDED":  # the failure audit, as the deployed rule delivers it
-                run.update(self.wait(run["execution"]))
-        return {**result, "applied": True, "executions": status}
+    def sweep(self, dry_run: bool = False, approve_deactivations: int | None = None) -> dict:
+        """The deployed SweepUsers state machine, run by moto to the end (its Distributed Map
+        included); then each user's workflow it started, and its failure audit."""
+        request = {"dry_run": dry_run} | ({"approve_deactivations": approve_deactivations}
+                                          if approve_deactivations is not None else {})
+        arn = self.aws["stepfunctions"].start_execution(
+            stateMachineArn=self.state["sweep_state_machine_arn"], name=f"sweep-{uuid.uuid4()}",
+            input=json.dumps(request))["executionArn"]
+        return self.sweep_result(arn)
+
+    def sweep_result(self, arn: str) -> dict:
+        """PlanSweep's answer, the plan it stored, and each user's workflow the sweep ran."""
+        result = self.wait(arn)
+        if result["status"] != "SUCCEEDED":
+            return result
+        sfn = self.aws["stepfunctions"]
+        output = json.loads(sfn.describe_execution(executionArn=arn)["output"])
+        plan = self.s3_json(output["bucket"], output["plan_key"])
+        prefix, users = f"sweep-{output['tag']}-", {}
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state["sync_state_machine_arn"]):
+            for e in page["executions"]:
+                if e["name"].startswith(prefix):
+                    users[e["name"].removeprefix(prefix)] = self.wait(e["executionArn"])
+        return {**result, **output, "fixes": plan["fixes"], "findings": plan["findings"], "executions": users}
+
+    def s3_json(self, bucket: str, key: str):
+        return json.loads(self.aws["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    @contextmanager
+    def holding(self, function: str, timeout: float = 60) -> Iterator[Callable[[], None]]:
+        """The next invocation of `function` returns only once this block has ended (see
+        aws_server.py); the block calls the function it is given to wait for that moment."""
+        control = Path(self.state["state_dir"]) / "control"
+        name = self.state["functions"][function]
+        hold, held = control / f"{name}.hold", control / f"{name}.held"
+        held.unlink(missing_ok=True)
+        hold.touch()
+
+        def reached() -> None:
+            deadline = time.monotonic() + timeout
+            while not held.exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{function} was not invoked within {timeout}s")
+                time.sleep(0.05)
+        try:
+            yield reached
+        finally:
+            hold.unlink(missing_ok=True)
 
     # --- as an operator would ---------------------------------------------------------------
     def wait(self, arn: str, timeout: float = 300) -> dict:
@@ -264,7 +333,7 @@ class LocalEnv:
             time.sleep(0.2)
         result = {"execution_arn": arn, "status": d["status"]}
         if d["status"] != "SUCCEEDED":
-            redrives = d["redriveCount"] if "redriveCount" in d else self._redrive_count(arn)
+            redrives = self.redrives().get(arn, {}).get("redrive_count", 0)
             result.update(self.invoke("RecordFailure", bus_event(wiring.EXECUTION_STATUS_PATTERN, {
                 "executionArn": arn, "stateMachineArn": d["stateMachineArn"], "name": d["name"],
                 "status": d["status"], "input": d.get("input"), "error": d.get("error"),
@@ -275,15 +344,17 @@ class LocalEnv:
     def redrive(self, arn: str) -> dict:
         """Step Functions' redrive, emulated (moto and LocalStack lack it): the same definition
         started at the failed state with that state's recorded input. The run is a new
-        execution named <name>-redrive-<n> of a copy of the state machine; it carries the
-        original execution in its state, so audit items land under the original."""
+        execution named <name>-redrive-<n> of a copy of the state machine, whose context object
+        holds the original's Execution.Id and the redrive count (aws_server.py), so its steps
+        see what they would see on AWS and audit under the original."""
         sfn = self.aws["stepfunctions"]
         d = sfn.describe_execution(executionArn=arn)
         if d["status"] not in wiring.FAILED_STATUSES:
             raise SystemExit(f"{arn} is {d['status']}: only FAILED, TIMED_OUT or ABORTED executions redrive")
         failed_state, state_input = self.failed_state(arn)
-        workflow = json.loads(state_input)
-        workflow.setdefault("execution", arn)
+        redrives = self.redrives()
+        original = redrives.get(arn, {}).get("execution", arn)
+        attempt = sum(1 for r in redrives.values() if r["execution"] == original) + 1
         definition = json.loads(sfn.describe_state_machine_for_execution(executionArn=arn)["definition"])
         definition["StartAt"] = failed_state
         name = f"{d['stateMachineArn'].rsplit(':', 1)[-1]}-from-{failed_state}"
@@ -293,10 +364,19 @@ class LocalEnv:
         except sfn.exceptions.StateMachineAlreadyExists:
             copy = d["stateMachineArn"].replace(d["stateMachineArn"].rsplit(":", 1)[-1], name)
             sfn.update_state_machine(stateMachineArn=copy, definition=json.dumps(definition))
-        attempt = self._redrive_count(arn) + 1
-        run = sfn.start_execution(stateMachineArn=copy, name=f"{d['name']}-redrive-{attempt}",
-                                  input=json.dumps(workflow))["executionArn"]
+        run = execution_arn(copy, f"{execution_name(original)}-redrive-{attempt}")
+        redrives[run] = {"execution": original, "redrive_count": attempt}
+        self._redrives_file.write_text(json.dumps(redrives))
+        sfn.start_execution(stateMachineArn=copy, name=execution_name(run), input=state_input)
         return {"redriven": arn, "from_state": failed_state, **self.wait(run)}
+
+    @property
+    def _redrives_file(self) -> Path:
+        return Path(self.state["state_dir"]) / "control" / "redrives.json"
+
+    def redrives(self) -> dict[str, dict]:
+        """Each local redrive's execution -> the execution it redrives and its redrive count."""
+        return json.loads(self._redrives_file.read_text()) if self._redrives_file.exists() else {}
 
     def failed_state(self, arn: str) -> tuple[str, str]:
         """The last state entered and its recorded input."""
@@ -326,7 +406,7 @@ class LocalEnv:
         return sorted(out, key=lambda e: e["start"])
 
     def execution_arn(self, name: str) -> str:
-        return execution_arn(self.state["state_machine_arn"], name)
+        return execution_arn(self.state["sync_state_machine_arn"], name)
 
     def status(self, sub: str) -> dict:
         """The user as Synapse sees it, its audit trail and its executions."""
@@ -398,7 +478,7 @@ class LocalEnv:
 
     def fail_lambda(self, function: str, error: str, times: int = 1) -> None:
         """The next `times` invocations of `function` fail with `error`, unrun (aws_server.py)."""
-        path = Path(self.state["state_dir"]) / "lambda-faults.json"
+        path = Path(self.state["state_dir"]) / "control" / "faults.json"
         faults = json.loads(path.read_text()) if path.exists() else {}
         faults[self.state["functions"][function]] = {"error": error, "times": times}
         path.write_text(json.dumps(faults))
@@ -409,14 +489,16 @@ class LocalEnv:
                                       Payload=json.dumps(event).encode())
         payload = json.loads(r["Payload"].read() or "null")
         if r.get("FunctionError"):
-            raise RuntimeError(f"{function} failed: {payload}")
+            raise FunctionError(function, payload)
         return payload if isinstance(payload, dict) else {}
 
-    def _redrive_count(self, arn: str) -> int:
-        name = execution_name(arn).split("-redrive-")[0]
-        return sum(1 for m in self.aws["stepfunctions"].list_state_machines()["stateMachines"]
-                   for e in self.aws["stepfunctions"].list_executions(stateMachineArn=m["stateMachineArn"])["executions"]
-                   if e["name"].startswith(f"{name}-redrive-"))
+
+class FunctionError(RuntimeError):
+    """A function answered with Lambda's error shape."""
+
+    def __init__(self, function: str, payload: dict):
+        super().__init__(f"{function} failed: {payload}")
+        self.error_type = (payload or {}).get("errorType")
 
 
 def down(state_dir: Path) -> dict:

@@ -16,7 +16,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -53,38 +52,54 @@ class ChatProvisioningStack(Stack):
                           removal_policy=RemovalPolicy.RETAIN)
         ack(plans, "AwsSolutions::AwsSolutions-S1", "Sweep plans are written and read by this stack "
             "only; every write is in the plan Lambda's logs and the state machine's history.")
-        token = secretsmanager.Secret.from_secret_name_v2(self, "AdminToken", config.admin_token_secret_name)
+        if config.synapse_url.startswith("http://"):
+            Annotations.of(self).add_warning_v2(
+                "chat-provisioning:http-synapse",
+                f"synapse_url {config.synapse_url} is http (allow_http_synapse): the bot's admin token "
+                "crosses the network in clear. Use https unless that network is yours alone.")
 
-        def function(name: str, handler: str, env: dict, in_vpc: bool,
-                     timeout: Duration = Duration.seconds(30), **kw) -> lambda_.Function:
+        def function(name: str, handler: str, env: dict, timeout: Duration = Duration.seconds(30),
+                     **kw) -> lambda_.Function:
+            # Only the functions that call Synapse run in the VPC, and they are capped: Synapse
+            # is single-threaded, and an event flood then waits in Step Functions' retries.
+            calls_synapse = name in wiring.CALLS_SYNAPSE
             return lambda_.Function(
                 self, f"{name}Function", runtime=RUNTIME, architecture=ARCHITECTURE,
                 handler=handler, code=code, environment=env, memory_size=256,
                 timeout=timeout, tracing=lambda_.Tracing.ACTIVE,
+                reserved_concurrent_executions=config.synapse_concurrency if calls_synapse else None,
                 log_group=logs.LogGroup(self, f"{name}Logs", retention=LOG_RETENTION,
                                         removal_policy=RemovalPolicy.DESTROY),
-                **(network if in_vpc else {}), **kw)
+                **(network if calls_synapse else {}), **kw)
 
-        # The steps that reach Synapse run inside the VPC; they read the token.
+        def allow(fn: lambda_.Function, actions: list[str], resources: list[str]) -> None:
+            fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
+
         step_env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
                                              plans_bucket=plans.bucket_name)
-        steps = {name: function(name, handler, step_env, in_vpc=name not in wiring.OUTSIDE_VPC)
-                 for name, handler in wiring.STEPS.items()}
-        for name, fn in steps.items():
-            if name not in wiring.OUTSIDE_VPC:
-                token.grant_read(fn)
-        audit.grant_write_data(steps["RecordAudit"])
-        locks.grant_read_write_data(steps["AssignRoles"])
-        steps["PlanSweep"].add_to_role_policy(iam.PolicyStatement(
-            actions=["s3:PutObject"], resources=[plans.arn_for_objects("sweeps/*")]))
+        steps = {name: function(name, handler, step_env) for name, handler in wiring.STEPS.items()}
+        # Each function's role allows the calls it makes and nothing more: the bot's token for
+        # those that call Synapse (GetSecretValue, what Powertools calls); the audit trail is
+        # append-only (PutItem, always conditional in audit.py; ProvisionUser reads it for the
+        # reactivation rule); the leases are only ever updated (locks.py).
+        token = self.format_arn(service="secretsmanager", resource="secret",
+                                resource_name=f"{config.admin_token_secret_name}-??????",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        for name in wiring.CALLS_SYNAPSE:
+            allow(steps[name], ["secretsmanager:GetSecretValue"], [token])
+        allow(steps["RecordAudit"], ["dynamodb:PutItem"], [audit.table_arn])
+        allow(steps["ProvisionUser"], ["dynamodb:Query"], [audit.table_arn])
+        allow(steps["AssignRoles"], ["dynamodb:UpdateItem"], [locks.table_arn])
+        allow(steps["PlanSweep"], ["s3:PutObject"], [plans.arn_for_objects("sweeps/*")])
 
         machine_logs = logs.LogGroup(self, "WorkflowLogs", retention=LOG_RETENTION,
                                      removal_policy=RemovalPolicy.DESTROY)
         arns = {wiring.placeholder(n): fn.function_arn for n, fn in steps.items()}
         self.machines = {}
-        for name, asl in wiring.MACHINES.items():  # in order: the sweep runs the two before it
+        for name, asl in wiring.MACHINES.items():  # in order: the sweep runs the one before it
             text = asl.read_text()
-            values = arns | {wiring.machine_placeholder(m): sm.state_machine_arn for m, sm in self.machines.items()}
+            values = arns | {wiring.machine_placeholder(m): sm.state_machine_arn for m, sm in self.machines.items()} \
+                | {wiring.PLANS_BUCKET_PLACEHOLDER: plans.bucket_name}
             self.machines[name] = sfn.StateMachine(
                 self, name, state_machine_name=f"{self.stack_name}-{name}",
                 definition_body=sfn.DefinitionBody.from_string(text),
@@ -97,9 +112,15 @@ class ChatProvisioningStack(Stack):
             for step, fn in steps.items():
                 if f"${{{wiring.placeholder(step)}}}" in text:
                     fn.grant_invoke(self.machines[name])
-        self.state_machine = provision = self.machines["ProvisionUser"]
         sync, sweep = self.machines["SyncUser"], self.machines["SweepUsers"]
-        self._allow_sweep_to_run(sweep, [provision, sync], plans)
+        self._allow_sweep_to_run(sweep, sync, plans)
+        # Nobody but PlanSweep writes a plan and nobody but the sweep its results: a swapped
+        # requests.json could only name users anyway (ApplyPlan builds each input from a sub).
+        plans.add_to_resource_policy(iam.PolicyStatement(
+            sid="OnlyTheSweepWritesPlans", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject", "s3:DeleteObject"], resources=[plans.arn_for_objects("sweeps/*")],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": [steps["PlanSweep"].role.role_arn,
+                                                              sweep.role.role_arn]}}))
 
         # The sign-up trigger never fails a sign-up: a start that fails goes to this queue.
         retry_dlq = sqs.Queue(self, "StartRetryDLQ", enforce_ssl=True,
@@ -110,67 +131,71 @@ class ChatProvisioningStack(Stack):
             visibility_timeout=Duration.seconds(180), retention_period=Duration.days(14),
             dead_letter_queue=sqs.DeadLetterQueue(queue=retry_dlq, max_receive_count=10))
         trigger_env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
-                                                provision.state_machine_arn, retry_queue.queue_url,
-                                                sync.state_machine_arn)
-        # Undeliverable EventBridge events, and failure audits whose async invocation failed.
+                                                retry_queue.queue_url, sync.state_machine_arn)
+        # Undeliverable EventBridge events, and events whose function failed after Lambda's
+        # asynchronous retries (a custom event with a bad detail, a start that kept failing).
         events_dlq = sqs.Queue(self, "EventsDLQ", enforce_ssl=True,
                                encryption=sqs.QueueEncryption.SQS_MANAGED,
                                retention_period=Duration.days(14))
         post_confirmation = function("PostConfirmation", wiring.TRIGGERS["PostConfirmation"],
-                                     trigger_env, in_vpc=False, timeout=Duration.seconds(4))
-        retry_start = function("RetryStart", wiring.TRIGGERS["RetryStart"], trigger_env, in_vpc=False)
+                                     trigger_env, timeout=Duration.seconds(4))
+        retry_start = function("RetryStart", wiring.TRIGGERS["RetryStart"], trigger_env)
         record_failure = function("RecordFailure", wiring.TRIGGERS["RecordFailure"], trigger_env,
-                                  in_vpc=False, dead_letter_queue=events_dlq)
+                                  dead_letter_queue=events_dlq)
         on_cognito_change = function("OnCognitoChange", wiring.TRIGGERS["OnCognitoChange"], trigger_env,
-                                     in_vpc=False, dead_letter_queue=events_dlq)
-        for fn in (post_confirmation, retry_start):
-            provision.grant_start_execution(fn)
-        sync.grant_start_execution(on_cognito_change)
-        retry_queue.grant_send_messages(post_confirmation)
+                                     dead_letter_queue=events_dlq)
+        for fn in (post_confirmation, retry_start, on_cognito_change):
+            sync.grant_start_execution(fn)
+        allow(post_confirmation, ["sqs:SendMessage"], [retry_queue.queue_arn])
         retry_start.add_event_source(sources.SqsEventSource(
             retry_queue, batch_size=10, report_batch_item_failures=True))
-        audit.grant_write_data(record_failure)
+        allow(record_failure, ["dynamodb:PutItem"], [audit.table_arn])
         # The failure audit reads the history of these machines' executions (the failed state).
-        record_failure.add_to_role_policy(iam.PolicyStatement(
-            actions=["states:GetExecutionHistory"],
-            resources=[self._execution_arn(name) for name in self.machines]))
+        allow(record_failure, ["states:GetExecutionHistory"], [self._execution_arn(name) for name in self.machines])
 
         pool = self._user_pool(config, post_confirmation)
-        # Policies of their own, not the roles' default policies: the pool depends on the
+        # Policies of their own, not the roles' default policies: a created pool depends on the
         # trigger function, which depends on its default policy, which must not depend on it.
-        iam.Policy(self, "ReadUserGroups", roles=[post_confirmation.role, retry_start.role],
-                   statements=[iam.PolicyStatement(actions=["cognito-idp:AdminListGroupsForUser"],
-                                                   resources=[pool])])
-        iam.Policy(self, "ReadUsers", roles=[steps["ReadCognitoUser"].role, on_cognito_change.role],
-                   statements=[iam.PolicyStatement(
-                       actions=["cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser",
-                                "cognito-idp:AdminGetUser"], resources=[pool])])
-        iam.Policy(self, "ListPool", roles=[steps["PlanSweep"].role], statements=[iam.PolicyStatement(
-            actions=["cognito-idp:ListUsers", "cognito-idp:ListGroups", "cognito-idp:ListUsersInGroup"],
-            resources=[pool])])
+        for fn, actions in ((steps["ReadCognitoUser"], ["ListUsers", "AdminListGroupsForUser"]),
+                            (steps["PlanSweep"], ["ListUsers", "ListGroups", "ListUsersInGroup"]),
+                            (post_confirmation, ["AdminGetUser"]), (retry_start, ["AdminGetUser"]),
+                            (on_cognito_change, ["AdminGetUser"])):
+            iam.Policy(self, f"{fn.node.id.removesuffix('Function')}CognitoCalls", roles=[fn.role],
+                       statements=[iam.PolicyStatement(actions=[f"cognito-idp:{a}" for a in actions],
+                                                       resources=[pool])])
 
-        def rule(rule_id: str, description: str, pattern: dict, target) -> events.Rule:
-            return events.Rule(self, rule_id, description=description, targets=[target],
+        # Custom events come on a bus of the stack's own, from the principals config names: the
+        # default bus takes PutEvents from anyone in the account who may call it.
+        bus = events.EventBus(self, "EventBus", event_bus_name=f"{self.stack_name}-events")
+        senders = list(config.event_senders)
+        bus.add_to_resource_policy(iam.PolicyStatement(
+            sid="OnlyConfiguredSenders", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
+            actions=["events:PutEvents"], resources=[bus.event_bus_arn],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": senders}} if senders else None))
+        if senders:
+            bus.add_to_resource_policy(iam.PolicyStatement(
+                sid="ConfiguredSenders", principals=[iam.ArnPrincipal(a) for a in senders],
+                actions=["events:PutEvents"], resources=[bus.event_bus_arn]))
+
+        def rule(rule_id: str, description: str, pattern: dict, target, event_bus=None) -> events.Rule:
+            return events.Rule(self, rule_id, description=description, targets=[target], event_bus=event_bus,
                                event_pattern=events.EventPattern(
                                    source=pattern["source"], detail_type=pattern["detail-type"],
-                                   detail=pattern.get("detail")))
+                                   account=pattern.get("account"), detail=pattern.get("detail")))
 
         delivery = dict(dead_letter_queue=events_dlq, retry_attempts=8, max_event_age=Duration.hours(24))
-        # The documented event starts the provisioning workflow; its detail is the input.
-        rule("ProvisionEventRule", "'Provision chat user' events start the provisioning workflow",
-             wiring.PROVISION_EVENT_PATTERN,
-             targets.SfnStateMachine(provision, input=events.RuleTargetInput.from_event_path("$.detail"),
-                                     **delivery))
-        # Group changes and status changes (CloudTrail), and the custom event, start a role sync.
-        rule("CognitoChangeRule", "Cognito group and status changes start a role sync",
+        # Group and status changes (CloudTrail, on the default bus: no one can send aws.* events)
+        # and the custom event start the user's workflow.
+        rule("CognitoChangeRule", "Cognito group and status changes sync the user",
              wiring.cognito_event_pattern(config.user_pool.user_pool_id),
              targets.LambdaFunction(on_cognito_change, **delivery))
-        rule("SyncEventRule", "'Sync chat user' events start a role sync", wiring.SYNC_EVENT_PATTERN,
-             targets.LambdaFunction(on_cognito_change, **delivery))
+        rule("SyncEventRule", "'Sync chat user' events from this account sync the user",
+             wiring.sync_event_pattern(self.account), targets.LambdaFunction(on_cognito_change, **delivery),
+             event_bus=bus)
         events.Rule(self, "SweepSchedule", description="The reconciliation sweep",
                     schedule=events.Schedule.expression(config.sweep_schedule),
-                    targets=[targets.SfnStateMachine(sweep, input=events.RuleTargetInput.from_object(
-                        {"dry_run": False}), **delivery)])
+                    targets=[targets.SfnStateMachine(sweep, input=events.RuleTargetInput.from_object({}),
+                                                     **delivery)])
         # Failed, timed-out and aborted executions are audited from their status change.
         rule("FailureAuditRule", "Audit executions that did not succeed",
              {**wiring.EXECUTION_STATUS_PATTERN,
@@ -183,6 +208,8 @@ class ChatProvisioningStack(Stack):
         CfnOutput(self, "PostConfirmationFunctionArn", value=post_confirmation.function_arn,
                   description="For `chat-provisioning attach-trigger` on an imported pool")
         CfnOutput(self, "AuditTableName", value=audit.table_name)
+        CfnOutput(self, "EventBusName", value=bus.event_bus_name,
+                  description="Put 'Sync chat user' events here (config event_senders may)")
         self._alarms([retry_dlq, events_dlq])
         self._acknowledge(invoked=list(steps.values()),
                           without_async_dlq=list(steps.values()) + [post_confirmation, retry_start],
@@ -199,7 +226,7 @@ class ChatProvisioningStack(Stack):
                 point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.AWS_MANAGED, removal_policy=removal)
 
-    def _allow_sweep_to_run(self, sweep: sfn.StateMachine, children: list[sfn.StateMachine],
+    def _allow_sweep_to_run(self, sweep: sfn.StateMachine, child: sfn.StateMachine,
                             plans: s3.Bucket) -> None:
         """What a Distributed Map of startExecution.sync:2 needs; CDK grants nothing for an
         inlined definition."""
@@ -208,7 +235,7 @@ class ChatProvisioningStack(Stack):
                      "s3:AbortMultipartUpload"], resources=[plans.arn_for_objects("sweeps/*")]))
         sweep.add_to_role_policy(iam.PolicyStatement(
             actions=["states:StartExecution"],
-            resources=[c.state_machine_arn for c in children] + [self._machine_arn("SweepUsers")]))
+            resources=[child.state_machine_arn, self._machine_arn("SweepUsers")]))
         sweep.add_to_role_policy(iam.PolicyStatement(
             actions=["states:DescribeExecution", "states:StopExecution"],
             resources=[self._execution_arn(name) for name in self.machines]
@@ -281,8 +308,11 @@ class ChatProvisioningStack(Stack):
                 f"{name}TimedOut": machine.metric_timed_out(period=Duration.minutes(5)),
             })
         # Sign-ups that neither started nor reached the retry queue; Cognito events that name
-        # no user we can resolve (a deletion in a pool whose usernames are not subs).
-        for metric_name in ("SignUpsLost", "UnresolvedCognitoEvents"):
+        # no user we can resolve (a deletion in a pool whose usernames are not subs); a sweep
+        # held for its deactivations (approve it, or find why the pool looks emptied); Cognito
+        # groups that are neither roles nor ignored; sign-up events that are not our pool's.
+        for metric_name in ("SignUpsLost", "UnresolvedCognitoEvents", "SweepsHeld", "UnknownGroups",
+                            "InvalidSignUpEvents"):
             watched[metric_name] = cloudwatch.Metric(
                 namespace="ChatProvisioning", metric_name=metric_name,
                 dimensions_map={"service": wiring.SERVICE}, statistic="Sum", period=Duration.minutes(5))

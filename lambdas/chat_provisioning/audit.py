@@ -9,6 +9,11 @@ from botocore.exceptions import ClientError
 from .models import Action
 
 
+# The actions that change whether a Matrix user is active, as RecordAudit writes them.
+STATUS_CHANGES = {("deactivate_user", "deactivated"), ("deactivate_user", "erased"),
+                  ("reactivate_user", "reactivated")}
+
+
 def execution_name(execution_arn: str) -> str:
     return execution_arn.rsplit(":", 1)[-1]
 
@@ -41,6 +46,14 @@ class AuditStore:
             "action": "execution", "outcome": status.lower(), "error": error,
             "cause": (cause or "")[:1000], "execution": execution, "event": event,
         })
+
+    def deactivated_by_workflow(self, sub: str) -> bool:
+        """Whether the last change of the user's Matrix status on record is a deactivation made
+        by this workflow (because Cognito disabled or deleted the user): the only deactivation a
+        Cognito enable may undo. A Matrix admin's deactivation is not on record ("already
+        deactivated" when we came), so it is never undone."""
+        changes = [i for i in self.trail(sub) if (i.get("action"), i.get("outcome")) in STATUS_CHANGES]
+        return bool(changes) and changes[-1]["outcome"] == "deactivated"
 
     def trail(self, sub: str) -> list[dict]:
         pages = self._client.get_paginator("query").paginate(

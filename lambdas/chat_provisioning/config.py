@@ -60,9 +60,16 @@ class Network(Frozen):
         return self
 
 
+# An IAM role or user that may put custom events on the stack's bus.
+PRINCIPAL_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$"
+
+
 class ChatConfig(Frozen):
     server_name: str = Field(pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?$")
     synapse_url: str = Field(pattern=r"^https?://[^/]+$")
+    # An http:// synapse_url sends the bot's admin token in clear: refused unless this says
+    # the network is trusted (Phenom: Cloud Map inside the VPC). Synth warns while it is set.
+    allow_http_synapse: bool = False
     admin_token_secret_name: str
     bot_localpart: str
     auth_provider: str = "cognito"
@@ -83,6 +90,17 @@ class ChatConfig(Frozen):
     # per-user workflows it runs at once (Synapse is single-threaded).
     sweep_schedule: str = Field(default="rate(1 day)", pattern=r"^(rate|cron)\(.+\)$")
     sweep_max_concurrency: int = Field(default=8, ge=1, le=100)
+    # A sweep that would deactivate more users than this count, or than this share of the
+    # managed Matrix users, applies nothing and alarms (an emptied or wrong pool looks like
+    # that); an operator approves it with {"approve_deactivations": N}.
+    sweep_max_deactivations: int = Field(default=20, ge=0)
+    sweep_max_deactivation_share: float = Field(default=0.05, ge=0, le=1)
+    # Reserved concurrency of each function that calls Synapse (single-threaded): an event
+    # flood waits in Step Functions' retries instead of meeting Synapse at once. None: no limit.
+    synapse_concurrency: int | None = Field(default=5, ge=1, le=1000)
+    # IAM principals (role or user ARNs) allowed to put 'Sync chat user' events on the stack's
+    # own bus; the bus policy denies everyone else. Empty: nobody.
+    event_senders: tuple[Annotated[str, Field(pattern=PRINCIPAL_ARN)], ...] = ()
     user_pool: UserPool
     network: Network = Network()
     synapse_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
@@ -109,6 +127,10 @@ class ChatConfig(Frozen):
         both = sorted(set(self.roles) & set(self.ignored_groups))
         if both:
             raise ValueError(f"groups both in roles and ignored_groups: {both}")
+        if self.synapse_url.startswith("http://") and not self.allow_http_synapse:
+            raise ValueError(f"synapse_url {self.synapse_url!r} is http: the bot's admin token would "
+                             "cross the network in clear. Use https, or set allow_http_synapse: true "
+                             "for a network you trust")
         return self
 
     @property
@@ -117,7 +139,7 @@ class ChatConfig(Frozen):
 
     def to_env(self) -> str:
         """What the Lambdas need, compact: the env var space of a function is 4 KB."""
-        return self.model_dump_json(exclude={"network", "unconfirmed"})
+        return self.model_dump_json(exclude={"network", "unconfirmed", "event_senders"})
 
     @classmethod
     def from_env(cls, environ: dict) -> "ChatConfig":

@@ -1,5 +1,6 @@
-"""What flows through the workflow. Execution input and output carry the Cognito sub, the
-groups and the display name only: extra fields (an email, a token) are rejected, not carried."""
+"""What flows through the workflow. What starts it names a user and at most a cause: anything
+else in the execution input is refused, so no caller can grant, forge or carry anything. The
+state after that is built by the steps themselves, from Cognito and Synapse."""
 
 from typing import Literal
 
@@ -7,14 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .config import Frozen
 from .errors import InvalidInput
-from .policy import normalise_sub
+from .policy import Standing, normalise_sub
+
+# Why a run started: the sign-up trigger, CloudTrail's record of a Cognito admin call, the
+# custom event, the sweep, or an operator. Only "AdminEnableUser" may reactivate, and only a
+# deactivation this workflow made (steps.provision_user).
+Cause = Literal["signup", "AdminAddUserToGroup", "AdminRemoveUserFromGroup", "AdminDisableUser",
+                "AdminEnableUser", "AdminDeleteUser", "event", "sweep", "manual"]
 
 
-class ProvisionRequest(Frozen):
-    """The execution input: what the Cognito trigger, EventBridge or an operator sends."""
+class Sub(Frozen):
     sub: str
-    groups: tuple[str, ...] = ()
-    display_name: str | None = Field(default=None, max_length=256)
 
     @field_validator("sub")
     @classmethod
@@ -24,59 +28,67 @@ class ProvisionRequest(Frozen):
         except InvalidInput as e:
             raise ValueError(str(e)) from None
 
-    @field_validator("groups")
-    @classmethod
-    def sorted_groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        # Sorted and unique: the same sign-up always gives the same execution input, which
-        # is what makes StartExecution with the same name idempotent.
-        return tuple(sorted(set(value)))
+
+class StartRequest(Sub):
+    """The execution input, from whoever starts a run (trigger, event, sweep, console)."""
+    cause: Cause = "manual"
 
 
 class Action(Frozen):
-    """One thing a step did (or found done): one audit item each."""
+    """One thing a step did, found done, or found wrong: one audit item each."""
     step: str
-    action: str  # create_user, update_user, join, set_power_level
+    action: str  # create_user, update_user, join, set_power_level, deactivate_user, finding...
     room: str | None = None  # room ID
-    outcome: str  # created, updated, joined, already_joined, set:100, unchanged
+    outcome: str  # created, updated, joined, already_joined, set:100, unchanged, unknown_group:x...
 
 
-class WorkflowState(ProvisionRequest):
-    """The state between steps: the request plus what the steps found and did.
-    `execution` is stamped by the first step and kept, so a redriven run audits under
-    the execution that began it."""
-    execution: str | None = None
+class WorkflowState(Sub):
+    """The state between steps, built by ReadCognitoUser from Cognito and extended by each
+    step. Never execution input: a start that carries any of it is refused."""
+    cause: Cause
+    cognito: Standing | Literal["unmanaged"]
+    groups: tuple[str, ...] = ()  # the groups that grant something, sorted
+    display_name: str | None = None
     user_id: str | None = None
     actions: tuple[Action, ...] = ()
-    # Role sync (statemachines/sync_user.asl.json): the Cognito event that started it, whether
-    # it may reactivate a deactivated Matrix user (only an enable does), and what Cognito says
-    # of the user now (events arrive late, twice, out of order: the current state decides).
-    cause: str | None = Field(default=None, max_length=64)
-    reactivate: bool = False
-    cognito: Literal["enabled", "disabled", "absent", "unmanaged"] | None = None
     # The configured rooms the user is in, as JoinRooms left it (spares AssignRoles a read).
     joined: tuple[str, ...] | None = None
-    # The run this step belongs to ("<execution id>#<redrive count>", set by each step from
-    # its context, never passed on), and the run in which ProvisionUser saw the user active:
-    # later steps of that run skip the check; a redriven run checks again, since the user
-    # may have been deactivated since.
-    run: str | None = Field(default=None, exclude=True)
+    # The run ("<execution id>#<redrive count>") in which ProvisionUser saw the user active:
+    # later steps of that run skip the check; a redriven run checks again, since the user may
+    # have been deactivated since.
     active_in_run: str | None = None
 
     def did(self, *actions: Action) -> "WorkflowState":
         return self.model_copy(update={"actions": self.actions + actions})
 
 
-class StepEvent(Frozen):
-    """The Lambda payload each Task builds with Parameters: the state and the context."""
-    execution: str
-    redrive: int = 0  # $$.Execution.RedriveCount: a redrive keeps the execution id
+class Run(Frozen):
+    """Which run a step belongs to, from the context object (never from the state)."""
+    execution: str  # $$.Execution.Id: a redrive keeps it
+    redrive: int = 0  # $$.Execution.RedriveCount
+
+    @property
+    def id(self) -> str:
+        return f"{self.execution}#{self.redrive}"
+
+
+class StepEvent(Run):
+    """The Lambda payload each Task builds with Parameters: the context and the state."""
     workflow: dict
 
 
-class SweepEvent(Frozen):
-    """The PlanSweep Task's payload: the execution (the sweep's id) and whether to apply."""
-    execution: str
+class SweepRequest(Frozen):
+    """The sweep's execution input (the schedule sends {})."""
     dry_run: bool = False
+    # An operator's approval of a sweep held for its deactivations: applies if it plans at
+    # most this many.
+    approve_deactivations: int | None = Field(default=None, ge=0)
+
+
+class SweepEvent(Frozen):
+    """The PlanSweep Task's payload: the execution (the sweep's id) and its input."""
+    execution: str
+    request: dict
 
 
 class Loose(BaseModel):
@@ -113,12 +125,12 @@ class ExecutionStatus(Loose):
     redriveCount: int = 0
 
 
-class RetryJob(Loose):
-    """A sign-up whose start failed, as the trigger queued it."""
+class RetryJob(Frozen):
+    """A sign-up whose start failed, as the trigger queued it: checked again like the
+    trigger's own event, since anyone who can send to the queue can write one."""
     user_pool_id: str
-    user_name: str
+    user_name: str = Field(max_length=128)
     sub: str
-    display_name: str | None = None
 
 
 def parse(model: type[BaseModel], data: object):

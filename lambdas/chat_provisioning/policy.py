@@ -3,6 +3,7 @@ Cognito groups earns, and how a power-levels event changes. No AWS, no HTTP."""
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from .config import ChatConfig
 from .errors import InvalidInput, PowerLevelForbidden
@@ -30,25 +31,56 @@ def user_id_for(sub: str, config: ChatConfig) -> str:
 
 
 DISPLAY_NAME_ATTRIBUTES = ("name", "preferred_username", "nickname")  # never the email
+# Synapse refuses a display name longer than this (MAX_DISPLAYNAME_LEN): cut, never refuse,
+# so that no name in Cognito can stop a user's workflow.
+MAX_DISPLAY_NAME = 256
+# Only these users have an account to sync: a sign-up nobody confirmed gets nothing.
+CONFIRMED = ("CONFIRMED", "EXTERNAL_PROVIDER")
+Standing = Literal["absent", "disabled", "unconfirmed", "confirmed"]
+
+
+@dataclass(frozen=True)
+class CognitoUser:
+    """What Cognito says of one user: the only authority on who may have an account."""
+    sub: str
+    enabled: bool
+    groups: tuple[str, ...] = ()
+    display_name: str | None = None
+    status: str = "CONFIRMED"  # Cognito's UserStatus
+
+
+def standing(user: CognitoUser | None) -> Standing:
+    """Status decides first: a deleted or disabled user is deactivated whatever its groups or
+    name; an enabled one is provisioned only once confirmed."""
+    if user is None:
+        return "absent"
+    if not user.enabled:
+        return "disabled"
+    return "confirmed" if user.status in CONFIRMED else "unconfirmed"
 
 
 def display_name_of(attributes: dict) -> str | None:
-    return next((attributes[a] for a in DISPLAY_NAME_ATTRIBUTES if attributes.get(a)), None)
+    """The first display-name attribute set, with control characters and surrounding space
+    removed and cut to what Synapse takes."""
+    raw = next((attributes[a] for a in DISPLAY_NAME_ATTRIBUTES if attributes.get(a)), None)
+    if not isinstance(raw, str):
+        return None
+    name = " ".join("".join(c if c.isprintable() else " " for c in raw).split())
+    return name[:MAX_DISPLAY_NAME] or None
 
 
-def check_groups(groups: tuple[str, ...] | list[str], config: ChatConfig) -> None:
-    unknown = sorted(set(groups) - set(config.roles) - set(config.ignored_groups))
-    if unknown:
-        raise InvalidInput(
-            f"unknown Cognito group(s) {unknown}: add them to roles or ignored_groups "
-            f"(known: {sorted(config.roles)})"
-        )
+def split_groups(groups: tuple[str, ...] | list[str], config: ChatConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the groups that grant something, the unknown ones). Ignored groups are neither. An
+    unknown group grants nothing and stops nothing: it is a finding for a person to look at."""
+    known = tuple(sorted(g for g in set(groups) if g in config.roles))
+    unknown = tuple(sorted(g for g in set(groups) if g not in config.roles and g not in config.ignored_groups))
+    return known, unknown
 
 
 def desired_memberships(groups: tuple[str, ...] | list[str], config: ChatConfig) -> list[Membership]:
     """Default rooms for everyone, then each role's rooms; a room granted twice keeps the
-    highest level. Ordered by config.rooms so that runs are repeatable."""
-    check_groups(groups, config)
+    highest level. Ordered by config.rooms so that runs are repeatable. Groups that are not
+    roles grant nothing."""
     levels: dict[str, int | None] = {room: None for room in config.default_rooms}
     for group in groups:
         for grant in config.roles.get(group, ()):

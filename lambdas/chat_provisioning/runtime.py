@@ -5,6 +5,7 @@ before the first call (moto in the local run) are honoured."""
 
 import functools
 import json
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics(namespace="ChatProvisioning")
+
+# With the root logger at DEBUG (AWS_LAMBDA_LOG_LEVEL, a developer's basicConfig), botocore
+# logs every response body, GetSecretValue's too: the bot's token. These libraries log wire
+# data at DEBUG only, so INFO is their cap, whatever the root level.
+for _library in ("botocore", "boto3", "s3transfer", "urllib3", "httpx", "httpcore"):
+    logging.getLogger(_library).setLevel(logging.INFO)
 
 TOKEN_CACHE_SECONDS = 300
 
@@ -47,8 +54,14 @@ def bot_token(secret_name: str, refresh: bool = False) -> str:
 
 
 @functools.cache
+def chat_config() -> ChatConfig:
+    return ChatConfig.from_env(os.environ)
+
+
+@functools.cache
 def runtime() -> Runtime:
-    config = ChatConfig.from_env(os.environ)
+    """What the steps share; the triggers need chat_config() only (a sign-up's cold start counts)."""
+    config = chat_config()
     synapse = SynapseAdmin(
         config.synapse_url,
         functools.partial(bot_token, config.admin_token_secret_name),

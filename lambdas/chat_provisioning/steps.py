@@ -1,66 +1,97 @@
-"""The Tasks of statemachines/provision_user.asl.json and sync_user.asl.json, one handler
-each. Every step is idempotent: run twice, the second run changes nothing in Synapse or the
-audit table."""
+"""The Tasks of statemachines/sync_user.asl.json, one handler each, and the sweep's PlanSweep.
+Every step is idempotent: run twice, the second run changes nothing in Synapse or the audit
+table."""
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel
 
-from . import sweeper
+from . import cognito, sweeper
 from .audit import execution_name
 from .errors import UserDeactivated
-from .models import Action, StepEvent, SweepEvent, WorkflowState, parse
-from .policy import check_groups, desired_levels, desired_memberships, display_name_of, user_id_for
+from .models import Action, Run, StartRequest, StepEvent, SweepEvent, SweepRequest, WorkflowState, parse
+from .policy import desired_levels, desired_memberships, split_groups, standing, user_id_for
 from .runtime import Runtime, aws_client, logger, metrics, runtime, tracer
+from .synapse import external_ids
 
 
-def step(fn: Callable[[WorkflowState, Runtime], WorkflowState]):
-    """Parse {"execution", "redrive", "workflow"} (built by the Task's Parameters), run the step,
-    return the new state. Typed errors propagate: their names drive the ASL's Retry."""
+def step(reads: type[BaseModel] = WorkflowState):
+    """Make `fn(state, rt, run)` a handler of the payload {"execution", "redrive", "workflow"}
+    (built by the Task's Parameters): `workflow` is parsed strictly as `reads`, the run comes
+    from the context object. Typed errors propagate: their names drive the ASL's Retry."""
 
-    @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
-    @tracer.capture_lambda_handler(capture_response=False)
-    @metrics.log_metrics
-    def handler(event: dict, context) -> dict:
-        logger.append_keys(step=fn.__name__)
-        event = parse(StepEvent, event)
-        state = parse(WorkflowState, event.workflow)
-        logger.append_keys(sub=state.sub)
-        state = state.model_copy(update={"execution": state.execution or event.execution,
-                                         "run": f"{event.execution}#{event.redrive}"})
-        result = fn(state, runtime())
-        logger.info("step done", extra={"actions": [a.model_dump() for a in result.actions[len(state.actions):]]})
-        return result.model_dump(mode="json", exclude_none=True)
+    def wrap(fn: Callable[..., WorkflowState]):
+        @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
+        @tracer.capture_lambda_handler(capture_response=False)
+        @metrics.log_metrics
+        def handler(event: dict, context) -> dict:
+            logger.append_keys(step=fn.__name__)
+            event = parse(StepEvent, event)
+            state = parse(reads, event.workflow)
+            logger.append_keys(sub=state.sub)
+            run = Run(execution=event.execution, redrive=event.redrive)
+            result = fn(state, runtime(), run)
+            done = result.actions[len(getattr(state, "actions", ())):]
+            logger.info("step done", extra={"actions": [a.model_dump() for a in done]})
+            return result.model_dump(mode="json", exclude_none=True)
 
-    handler.__name__ = fn.__name__
-    handler.step = fn  # the step without its Lambda shell, for tests that share one Runtime
-    return handler
+        handler.__name__ = fn.__name__
+        handler.step = fn  # the step without its Lambda shell, for tests that share one Runtime
+        return handler
+    return wrap
 
 
-@step
-def provision_user(state: WorkflowState, rt: Runtime) -> WorkflowState:
+@step(reads=StartRequest)
+def read_cognito_user(request: StartRequest, rt: Runtime, run: Run) -> WorkflowState:
+    """The first state, and the only one that reads execution input (a sub and a cause). What
+    Cognito says of the user now decides the rest: status first (gone or disabled: deactivate,
+    whatever else), then for a confirmed user its groups and name. Events can be late, doubled
+    or out of order; only this read counts."""
+    base = {"sub": request.sub, "cause": request.cause}
+    if request.sub in rt.config.unmanaged_subs:
+        return WorkflowState(**base, cognito="unmanaged").did(Action(
+            step="ReadCognitoUser", action="sync", outcome="skipped:unmanaged"))
+    user = cognito.read_user(aws_client("cognito-idp"), rt.config.user_pool.user_pool_id, request.sub)
+    status = standing(user)
+    if status != "confirmed":
+        state = WorkflowState(**base, cognito=status)
+        return state.did(Action(step="ReadCognitoUser", action="sync", outcome="skipped:unconfirmed")) \
+            if status == "unconfirmed" else state
+    known, unknown = split_groups(user.groups, rt.config)
+    if unknown:
+        metrics.add_metric(name="UnknownGroups", unit=MetricUnit.Count, value=len(unknown))
+    return WorkflowState(**base, cognito=status, groups=known, display_name=user.display_name).did(*(
+        Action(step="ReadCognitoUser", action="finding", outcome=f"unknown_group:{g}"[:128]) for g in unknown))
+
+
+@step()
+def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
+    """Create or update the user. A user deactivated in Matrix is reactivated only by Cognito's
+    own enable, and only if this workflow deactivated it: a Matrix admin's ban stays."""
     user_id = user_id_for(state.sub, rt.config)
-    check_groups(state.groups, rt.config)  # bad input fails here, before any write
     user = rt.synapse.upsert_user(user_id, state.display_name, external_id=state.sub,
                                   auth_provider=rt.config.auth_provider)
     done = Action(step="ProvisionUser", action="create_user" if user.created else "update_user",
                   outcome="created" if user.created else "updated")
     if user.deactivated:
-        if not state.reactivate:  # only a Cognito enable brings a deactivated user back
-            raise UserDeactivated(f"{user_id} is deactivated in Synapse; not provisioning it")
+        if state.cause != "AdminEnableUser" or not rt.audit.deactivated_by_workflow(state.sub):
+            raise UserDeactivated(f"{user_id} is deactivated in Synapse, and not by this workflow for a "
+                                  f"Cognito disable that an enable now undoes (cause {state.cause})")
         rt.synapse.reactivate(user_id)
         done = Action(step="ProvisionUser", action="reactivate_user", outcome="reactivated")
-    return state.model_copy(update={"user_id": user_id, "active_in_run": state.run}).did(done)
+    return state.model_copy(update={"user_id": user_id, "active_in_run": run.id}).did(done)
 
 
-@step
-def join_rooms(state: WorkflowState, rt: Runtime) -> WorkflowState:
+@step()
+def join_rooms(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     """Joins the rooms the groups earn. A user created in this run is in no room; for any
     other, one read of its rooms spares a join (a 403 "already in the room") per room."""
     user_id = user_id_for(state.sub, rt.config)
-    if state.run is None or state.active_in_run != state.run:
+    if state.active_in_run != run.id:
         rt.synapse.require_active(user_id)  # Synapse joins deactivated users; we do not
     joined = set() if created_in_this_run(state) else set(rt.synapse.joined_rooms(user_id))
     actions = []
@@ -77,8 +108,8 @@ def created_in_this_run(state: WorkflowState) -> bool:
     return any(a.step == "ProvisionUser" and a.outcome == "created" for a in state.actions)
 
 
-@step
-def assign_roles(state: WorkflowState, rt: Runtime) -> WorkflowState:
+@step()
+def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     """Every level a role grants, and (for a user that existed before this run) the demotion
     to the room default where no role grants one any more; one write per room, under the
     room's lease (locks.py). Optionally leaves rooms no group earns now."""
@@ -104,42 +135,33 @@ def assign_roles(state: WorkflowState, rt: Runtime) -> WorkflowState:
     return state.did(*actions)
 
 
-@step
-def read_cognito_user(state: WorkflowState, rt: Runtime) -> WorkflowState:
-    """What Cognito says of the user now: its groups, and whether it is enabled, disabled or
-    gone. Events can be late, doubled or out of order; only this read decides."""
-    if state.sub in rt.config.unmanaged_subs:
-        return state.model_copy(update={"cognito": "unmanaged"}).did(Action(
-            step="ReadCognitoUser", action="sync", outcome="skipped:unmanaged"))
-    idp, pool = aws_client("cognito-idp"), rt.config.user_pool.user_pool_id
-    users = idp.list_users(UserPoolId=pool, Filter=f'sub = "{state.sub}"', Limit=2)["Users"]
-    if not users:
-        return state.model_copy(update={"cognito": "absent", "groups": ()})
-    user = users[0]
-    groups = tuple(sorted(g["GroupName"] for page in idp.get_paginator("admin_list_groups_for_user")
-                          .paginate(UserPoolId=pool, Username=user["Username"]) for g in page["Groups"]))
-    check_groups(groups, rt.config)  # an unknown group fails here, before any write
-    return state.model_copy(update={
-        "cognito": "enabled" if user.get("Enabled", True) else "disabled", "groups": groups,
-        "display_name": display_name_of({a["Name"]: a["Value"] for a in user.get("Attributes", [])})})
-
-
-@step
-def deactivate_user(state: WorkflowState, rt: Runtime) -> WorkflowState:
-    """Cognito disabled or deleted the user: deactivate it in Matrix (erase, if configured,
-    for a deleted one). Synapse removes it from its rooms."""
+@step()
+def deactivate_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
+    """Cognito disabled or deleted the user: deactivate it in Matrix (Synapse removes it from
+    its rooms). A deleted user's Matrix account is touched only if it is tied to that Cognito
+    user by external_ids, and erased only when CloudTrail reported the deletion and config
+    asks for it; never by a sweep."""
     user_id = user_id_for(state.sub, rt.config)
-    erase = state.cognito == "absent" and rt.config.erase_deleted_users
-    done = rt.synapse.deactivate(user_id, erase=erase)
+    user = rt.synapse.user(user_id)
+    absent = state.cognito == "absent"
+    if user is None:
+        outcome = "skipped:no_matrix_user"
+    elif absent and state.sub not in external_ids(user, rt.config.auth_provider):
+        outcome = "skipped:not_tied_to_cognito"
+    elif user.get("deactivated"):
+        outcome = "already_deactivated"  # not by us: a later enable must not undo it
+    else:
+        erase = absent and rt.config.erase_deleted_users and state.cause == "AdminDeleteUser"
+        done = rt.synapse.deactivate(user_id, erase=erase)
+        outcome = ("erased" if erase else "deactivated") if done else "skipped:no_matrix_user"
     return state.model_copy(update={"user_id": user_id}).did(Action(
-        step="DeactivateUser", action="deactivate_user",
-        outcome=("erased" if erase else "deactivated") if done else "skipped:no_matrix_user"))
+        step="DeactivateUser", action="deactivate_user", outcome=outcome))
 
 
-@step
-def record_audit(state: WorkflowState, rt: Runtime) -> WorkflowState:
-    new = rt.audit.record_actions(state.sub, state.user_id, state.execution, state.actions, state.cause)
-    metrics.add_metric(name="UsersProvisioned", unit=MetricUnit.Count, value=1)
+@step()
+def record_audit(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
+    new = rt.audit.record_actions(state.sub, state.user_id, run.execution, state.actions, state.cause)
+    metrics.add_metric(name="UsersSynced", unit=MetricUnit.Count, value=1)
     logger.info("audit recorded", extra={"new_items": new, "items": len(state.actions)})
     return state
 
@@ -149,23 +171,32 @@ def record_audit(state: WorkflowState, rt: Runtime) -> WorkflowState:
 @metrics.log_metrics
 def plan_sweep(event: dict, context) -> dict:
     """The sweep's first step (statemachines/sweep_users.asl.json): plan, store the plan in S3
-    (the plan, and one request per drifted user for the Distributed Map), return the summary."""
-    request = parse(SweepEvent, event)
+    (the report, and the subs to sync for the Distributed Map), and say whether to apply it:
+    not on a dry run, not when nothing drifted, not when it would deactivate more than the
+    cap allows unless an operator approved that many."""
+    sweep = parse(SweepEvent, event)
+    request = parse(SweepRequest, sweep.request)
     rt = runtime()
     the_plan = sweeper.sweep(aws_client("cognito-idp"), rt.synapse, rt.config)
-    sweep_id = execution_name(request.execution)
+    held = the_plan.held(rt.config, request.approve_deactivations)
+    sweep_id = execution_name(sweep.execution)
     bucket, prefix = os.environ["PLANS_BUCKET"], f"sweeps/{sweep_id}"
-    report = the_plan.report()
-    summary = report["summary"]
+    report = {**the_plan.report(), "held": held}
     s3 = aws_client("s3")
     s3.put_object(Bucket=bucket, Key=f"{prefix}/plan.json", ContentType="application/json",
                   Body=json.dumps(report).encode())
     s3.put_object(Bucket=bucket, Key=f"{prefix}/requests.json", ContentType="application/json",
-                  Body=json.dumps(list(the_plan.requests.values())).encode())
+                  Body=json.dumps([{"sub": s} for s in the_plan.users]).encode())
+    summary = report["summary"]
     metrics.add_metric(name="SweepUsersToFix", unit=MetricUnit.Count, value=summary["users_to_fix"])
     metrics.add_metric(name="SweepFindings", unit=MetricUnit.Count, value=len(the_plan.findings))
-    logger.info("sweep planned", extra={"summary": summary, "dry_run": request.dry_run})
-    return {"sweep_id": sweep_id, "dry_run": request.dry_run, "summary": summary,
-            "users_to_fix": summary["users_to_fix"], "bucket": bucket,
-            "plan_key": f"{prefix}/plan.json", "requests_key": f"{prefix}/requests.json",
-            "results_prefix": f"{prefix}/results", "max_concurrency": rt.config.sweep_max_concurrency}
+    metrics.add_metric(name="SweepsHeld", unit=MetricUnit.Count, value=1 if held else 0)
+    outcome = ("dry_run" if request.dry_run else "held" if held
+               else "in_step" if not the_plan.users else "apply")
+    logger.info("sweep planned", extra={"summary": summary, "outcome": outcome, "held": held})
+    return {"sweep_id": sweep_id, "outcome": outcome, "apply": outcome == "apply", "summary": summary,
+            "held": held, "bucket": bucket, "plan_key": f"{prefix}/plan.json",
+            "requests_key": f"{prefix}/requests.json",
+            "max_concurrency": rt.config.sweep_max_concurrency,
+            # names the users' executions sweep-<tag>-<sub>: unique per sweep, within 80 characters
+            "tag": hashlib.sha256(sweep.execution.encode()).hexdigest()[:12]}

@@ -4,7 +4,9 @@ Events are best effort (no PostConfirmation for admin-created users, a failed tr
 be re-fired, CloudTrail events can be lost), so a sweep compares both sides and plans, per
 user, the fixes that bring Matrix back to the policy. Only the managed scope is considered:
 configured rooms, users whose localpart is a Cognito sub, minus the allow-list. Whatever
-cannot be decided from the data is a typed finding, never a guess."""
+cannot be decided from the data, or must not be decided by a sweep, is a typed finding,
+never a guess: the sweep creates accounts for confirmed users only, never reactivates, and
+holds itself when it would deactivate more than config allows."""
 
 from collections import Counter
 from collections.abc import Iterable
@@ -12,20 +14,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .config import ChatConfig
-from .errors import InvalidInput
-from .policy import (SUB, check_groups, default_level, desired_levels, desired_memberships, level_of,
-                     user_id_for)
+from .policy import (SUB, CognitoUser, default_level, desired_levels, desired_memberships, level_of,
+                     split_groups, standing, user_id_for)
 
-FixKind = Literal["create", "join", "promote", "demote", "deactivate", "reactivate"]
-FindingKind = Literal["invalid_sub", "unknown_group", "no_external_id", "room_missing"]
-
-
-@dataclass(frozen=True)
-class CognitoUser:
-    sub: str
-    enabled: bool
-    groups: tuple[str, ...] = ()
-    display_name: str | None = None
+FixKind = Literal["create", "join", "promote", "demote", "deactivate"]
+FindingKind = Literal["invalid_sub", "unknown_group", "no_external_id", "room_missing", "deactivated_in_matrix"]
 
 
 @dataclass(frozen=True)
@@ -55,10 +48,15 @@ class Finding:
 class Plan:
     fixes: tuple[Fix, ...]
     findings: tuple[Finding, ...]
-    requests: dict[str, dict]  # sub -> {"workflow": ProvisionUser|SyncUser, "input": {...}}
+    managed: int  # active Matrix users in scope: what the deactivation share is a share of
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        """The subs to sync, each once: each user's own workflow makes all its fixes."""
+        return tuple(sorted({f.sub for f in self.fixes}))
 
     def summary(self) -> dict:
-        return {"users_to_fix": len(self.requests),
+        return {"users_to_fix": len(self.users),
                 "fixes": dict(sorted(Counter(f.kind for f in self.fixes).items())),
                 "findings": dict(sorted(Counter(f.kind for f in self.findings).items()))}
 
@@ -67,15 +65,32 @@ class Plan:
         return {"summary": self.summary(), "fixes": [vars(f) for f in self.fixes],
                 "findings": [vars(f) for f in self.findings]}
 
+    def held(self, config: ChatConfig, approved: int | None = None) -> dict | None:
+        """Why this plan must not be applied without a person, or None. More deactivations
+        than the count or the share of managed users allow (at least one is always allowed)
+        is what an emptied or wrong user pool looks like."""
+        deactivations = sum(1 for f in self.fixes if f.kind == "deactivate")
+        cap = min(config.sweep_max_deactivations,
+                  max(1, int(config.sweep_max_deactivation_share * self.managed)))
+        if deactivations <= cap or (approved is not None and deactivations <= approved):
+            return None
+        return {"deactivations": deactivations, "cap": cap, "managed_users": self.managed,
+                "approve": f'check the plan, then start the sweep with {{"approve_deactivations": {deactivations}}}'}
+
+
+def in_scope(user_id: str, config: ChatConfig) -> str | None:
+    """The sub a Matrix user ID stands for, if it is one this manages."""
+    suffix = f":{config.server_name}"
+    localpart = user_id[1:-len(suffix)] if user_id.endswith(suffix) else ""
+    return localpart if SUB.match(localpart) and localpart not in config.unmanaged_subs else None
+
 
 def matrix_only(cognito: Iterable[CognitoUser], users: dict[str, bool], config: ChatConfig) -> list[str]:
     """Active Matrix users named like a Cognito sub that Cognito does not know: the only
     users whose external ids the sweep has to fetch one by one."""
-    known = {c.sub for c in cognito} | set(config.unmanaged_subs)
-    suffix = f":{config.server_name}"
-    localparts = {u: u[1:-len(suffix)] for u, deactivated in users.items()
-                  if not deactivated and u.endswith(suffix)}
-    return sorted(u for u, localpart in localparts.items() if SUB.match(localpart) and localpart not in known)
+    known = {c.sub for c in cognito}
+    return sorted(u for u, deactivated in users.items()
+                  if not deactivated and (sub := in_scope(u, config)) and sub not in known)
 
 
 def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig) -> Plan:
@@ -83,47 +98,47 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
     fixes: list[Fix] = []
     findings = [Finding("room_missing", room.room_id, f"configured room {key!r} is not in Synapse")
                 for key, room in config.rooms.items() if room.room_id not in matrix.members]
-    requests: dict[str, dict] = {}
 
     for user in cognito:
-        try:
-            user_id = user_id_for(user.sub, config)
-            check_groups(user.groups, config)
-        except InvalidInput as e:
-            kind = "invalid_sub" if not SUB.match(str(user.sub)) else "unknown_group"
-            findings.append(Finding(kind, str(user.sub), str(e)))
+        if not SUB.match(str(user.sub)):
+            findings.append(Finding("invalid_sub", str(user.sub), "a Cognito sub that cannot be a Matrix localpart"))
             continue
         if user.sub in config.unmanaged_subs:
             continue
-        found = user_fixes(user, user_id, matrix, config)
-        fixes += found
-        if found:
-            requests[user.sub] = request_for(user, found)
+        user_id = user_id_for(user.sub, config)
+        _, unknown = split_groups(user.groups, config)
+        if unknown and standing(user) == "confirmed":
+            findings.append(Finding("unknown_group", user.sub, f"groups that are not roles: {list(unknown)}"))
+        if standing(user) == "confirmed" and matrix.users.get(user_id) is True:
+            findings.append(Finding("deactivated_in_matrix", user.sub, "enabled in Cognito, deactivated in "
+                                    "Matrix: a sweep never reactivates (a Matrix admin may have banned it)"))
+        fixes += user_fixes(user, user_id, matrix, config)
 
     for user_id in matrix_only(cognito, matrix.users, config):
-        sub = user_id[1:].split(":", 1)[0]
+        sub = in_scope(user_id, config)
         if sub in matrix.external_ids.get(user_id, ()):
-            fix = Fix(sub, "deactivate")
-            fixes.append(fix)
-            requests[sub] = request_for(CognitoUser(sub, enabled=False), [fix])
+            fixes.append(Fix(sub, "deactivate"))
         else:
             findings.append(Finding("no_external_id", user_id,
                                     "named like a Cognito sub that Cognito does not know, and not "
                                     "tied to it by external_ids: left alone"))
-    return Plan(tuple(fixes), tuple(findings), requests)
+    managed = sum(1 for u, deactivated in matrix.users.items() if not deactivated and in_scope(u, config))
+    return Plan(tuple(fixes), tuple(findings), managed)
 
 
 def user_fixes(user: CognitoUser, user_id: str, matrix: MatrixSide, config: ChatConfig) -> list[Fix]:
     deactivated = matrix.users.get(user_id)
-    if not user.enabled:
+    status = standing(user)
+    if status == "disabled":
         return [Fix(user.sub, "deactivate")] if deactivated is False else []
+    if status != "confirmed" or deactivated:
+        return []  # no account for an unconfirmed sign-up; no reactivation by a sweep
     if deactivated is None:
         return [Fix(user.sub, "create")]
-    if deactivated:
-        return [Fix(user.sub, "reactivate")]
-    fixes = [Fix(user.sub, "join", m.room_id) for m in desired_memberships(user.groups, config)
+    known, _ = split_groups(user.groups, config)
+    fixes = [Fix(user.sub, "join", m.room_id) for m in desired_memberships(known, config)
              if m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
-    for room, level in desired_levels(user.groups, config).items():
+    for room, level in desired_levels(known, config).items():
         room_id = config.rooms[room].room_id
         if room_id not in matrix.levels or (level is None and user_id not in matrix.members[room_id]):
             continue
@@ -133,14 +148,3 @@ def user_fixes(user: CognitoUser, user_id: str, matrix: MatrixSide, config: Chat
         if current != wanted:
             fixes.append(Fix(user.sub, "promote" if current < wanted else "demote", room_id))
     return fixes
-
-
-def request_for(user: CognitoUser, fixes: list[Fix]) -> dict:
-    """The per-user workflow that applies these fixes, and its input."""
-    if fixes[0].kind == "create":
-        body = {"sub": user.sub, "groups": list(user.groups)}
-        if user.display_name:
-            body["display_name"] = user.display_name
-        return {"workflow": "ProvisionUser", "input": body}
-    return {"workflow": "SyncUser", "input": {"sub": user.sub, "cause": "sweep",
-                                              "reactivate": fixes[0].kind == "reactivate"}}

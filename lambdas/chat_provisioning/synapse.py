@@ -51,7 +51,7 @@ class SynapseAdmin:
         body: dict = {"external_ids": [{"auth_provider": auth_provider, "external_id": external_id}]}
         if displayname:
             body["displayname"] = displayname
-        path = f"/_synapse/admin/v2/users/{quote(user_id)}"
+        path = f"/_synapse/admin/v2/users/{_segment(user_id)}"
         try:
             r = self._call("PUT", path, json=body)
         except SynapseRejected as e:
@@ -63,16 +63,24 @@ class SynapseAdmin:
         return UserRecord(user_id, created=r.status_code == 201,
                           deactivated=bool(r.json().get("deactivated")))
 
+    def user(self, user_id: str) -> dict | None:
+        """The admin API's view of the user (deactivated, external_ids...), or None."""
+        try:
+            return self._call("GET", f"/_synapse/admin/v2/users/{_segment(user_id)}").json()
+        except SynapseRejected as e:
+            if (e.status, e.errcode) != (404, "M_NOT_FOUND"):
+                raise
+            return None
+
     def require_active(self, user_id: str) -> None:
-        r = self._call("GET", f"/_synapse/admin/v2/users/{quote(user_id)}")
-        if r.json().get("deactivated"):
+        if (self.user(user_id) or {}).get("deactivated"):
             raise UserDeactivated(f"{user_id} is deactivated in Synapse; reactivate it first")
 
     def join(self, room_id: str, user_id: str) -> bool:
         """Join `user_id` to `room_id`; False when it was already in the room. Synapse answers
         that case 403 in invite-only rooms, which is success here."""
         try:
-            self._call("POST", f"/_synapse/admin/v1/join/{quote(room_id)}", json={"user_id": user_id})
+            self._call("POST", f"/_synapse/admin/v1/join/{_segment(room_id)}", json={"user_id": user_id})
         except SynapseForbidden as e:
             if "already in the room" in e.error:
                 return False
@@ -87,7 +95,7 @@ class SynapseAdmin:
         is read back; a write that did not stick (a writer outside the lease, e.g. a person in
         a client) is redone, up to twice, then PowerLevelWriteLost. Without one this is a plain
         read-modify-write, which loses updates when two run at once."""
-        path = f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.power_levels"
+        path = f"/_matrix/client/v3/rooms/{_segment(room_id)}/state/m.room.power_levels"
         for _ in range(3 if lease else 1):
             current = self.power_levels(room_id)
             wanted, changed = current, {}
@@ -111,13 +119,13 @@ class SynapseAdmin:
         raise PowerLevelWriteLost(f"power levels of {room_id} were overwritten three times in a row")
 
     def reactivate(self, user_id: str) -> None:
-        self._call("PUT", f"/_synapse/admin/v2/users/{quote(user_id)}", json={"deactivated": False})
+        self._call("PUT", f"/_synapse/admin/v2/users/{_segment(user_id)}", json={"deactivated": False})
 
     def deactivate(self, user_id: str, erase: bool) -> bool:
         """Logs the user out everywhere and removes it from its rooms; repeating it is a 200.
         False when Synapse has no such user (nothing to deactivate)."""
         try:
-            self._call("POST", f"/_synapse/admin/v1/deactivate/{quote(user_id)}", json={"erase": erase})
+            self._call("POST", f"/_synapse/admin/v1/deactivate/{_segment(user_id)}", json={"erase": erase})
         except SynapseRejected as e:
             if (e.status, e.errcode) != (404, "M_NOT_FOUND"):
                 raise
@@ -125,7 +133,7 @@ class SynapseAdmin:
         return True
 
     def kick(self, room_id: str, user_id: str, reason: str) -> None:
-        self._call("POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/kick",
+        self._call("POST", f"/_matrix/client/v3/rooms/{_segment(room_id)}/kick",
                    json={"user_id": user_id, "reason": reason})
 
     def list_users(self, page_size: int = 1000) -> dict[str, bool]:
@@ -141,23 +149,18 @@ class SynapseAdmin:
     def room_members(self, room_id: str) -> frozenset[str] | None:
         """The room's joined members; None when Synapse does not know the room."""
         try:
-            body = self._call("GET", f"/_synapse/admin/v1/rooms/{quote(room_id)}/members").json()
+            body = self._call("GET", f"/_synapse/admin/v1/rooms/{_segment(room_id)}/members").json()
         except SynapseRejected as e:
             if (e.status, e.errcode) == (404, "M_NOT_FOUND"):
                 return None
             raise
         return frozenset(body["members"])
 
-    def external_ids(self, user_id: str, auth_provider: str) -> tuple[str, ...]:
-        user = self._call("GET", f"/_synapse/admin/v2/users/{quote(user_id)}").json()
-        return tuple(e["external_id"] for e in user.get("external_ids") or []
-                     if e.get("auth_provider") == auth_provider)
-
     def joined_rooms(self, user_id: str) -> list[str]:
-        return self._call("GET", f"/_synapse/admin/v1/users/{quote(user_id)}/joined_rooms").json()["joined_rooms"]
+        return self._call("GET", f"/_synapse/admin/v1/users/{_segment(user_id)}/joined_rooms").json()["joined_rooms"]
 
     def power_levels(self, room_id: str) -> dict:
-        return self._call("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.power_levels").json()
+        return self._call("GET", f"/_matrix/client/v3/rooms/{_segment(room_id)}/state/m.room.power_levels").json()
 
     def _call(self, method: str, path: str, json: dict | None = None,
               params: dict | None = None) -> httpx.Response:
@@ -196,6 +199,18 @@ class SynapseAdmin:
             if r.status_code == 404 and "/join/" in path and errcode != "M_NOT_FOUND":
                 raise RoomNotFound(f"{where} {error}")
             raise SynapseRejected(f"{where} {error}", r.status_code, errcode, error)
+
+
+def external_ids(user: dict, auth_provider: str) -> tuple[str, ...]:
+    """The ids that tie a Matrix user (the admin API's view of it) to `auth_provider`."""
+    return tuple(e.get("external_id") for e in user.get("external_ids") or []
+                 if e.get("auth_provider") == auth_provider)
+
+
+def _segment(value: str) -> str:
+    """One URL path segment: every reserved character quoted, "/" included, so that no user or
+    room ID can reach another path."""
+    return quote(value, safe="")
 
 
 def _missing(content: dict, levels: dict[str, int | None]) -> dict[str, int | None]:

@@ -1,18 +1,19 @@
 """What starts the workflow and what audits its failures: the Cognito PostConfirmation
-trigger, the consumer of its retry queue, and the Step Functions status-change rule's target."""
+trigger, the consumer of its retry queue, the target of the Cognito-change and custom-event
+rules, and the Step Functions status-change rule's target. Each names a user (its sub) and a
+cause, and nothing else: the workflow asks Cognito for the rest."""
 
 import json
 import os
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from botocore.exceptions import ClientError
 
+from . import cognito, wiring
 from .errors import InvalidInput
-from .models import BusEvent, ExecutionStatus, PostConfirmationEvent, ProvisionRequest, RetryJob, parse
-from .policy import SUB, display_name_of, normalise_sub
-from . import wiring
-from .runtime import aws_client, logger, metrics, runtime, start_once, tracer
+from .models import BusEvent, ExecutionStatus, PostConfirmationEvent, RetryJob, Sub, parse
+from .policy import SUB, normalise_sub
+from .runtime import aws_client, chat_config, logger, metrics, runtime, start_once, tracer
 
 SIGN_UP = "PostConfirmation_ConfirmSignUp"
 
@@ -22,15 +23,21 @@ def signup_execution_name(sub: str) -> str:
     return f"signup-{sub}"
 
 
-def start_signup(user_pool_id: str, user_name: str, sub: str, display_name: str | None) -> str:
-    """Read the user's groups and start the workflow; returns the execution ARN. Safe to repeat."""
-    groups = [g["GroupName"]
-              for page in aws_client("cognito-idp").get_paginator("admin_list_groups_for_user")
-              .paginate(UserPoolId=user_pool_id, Username=user_name)
-              for g in page["Groups"]]
-    request = ProvisionRequest(sub=sub, groups=groups, display_name=display_name)
-    return start_once(aws_client("stepfunctions"), os.environ["STATE_MACHINE_ARN"],
-                      signup_execution_name(request.sub), request.model_dump_json())
+def start_sync(sub: str, cause: str, name: str) -> str:
+    """Start the user's workflow as `name` (or find it started): its ARN."""
+    return start_once(aws_client("stepfunctions"), os.environ["SYNC_STATE_MACHINE_ARN"], name,
+                      json.dumps({"sub": sub, "cause": cause}))
+
+
+def start_signup(user_pool_id: str, user_name: str, sub: str) -> str:
+    """Start the workflow for a confirmed sign-up of our pool whose username is this sub's;
+    returns the execution ARN. Safe to repeat. InvalidInput: not a sign-up to start."""
+    pool = chat_config().user_pool.user_pool_id
+    if user_pool_id != pool:
+        raise InvalidInput(f"a sign-up in pool {user_pool_id!r:.60}, not in {pool}")
+    if cognito.sub_of_username(aws_client("cognito-idp"), pool, user_name) != sub:
+        raise InvalidInput("the sign-up's username does not resolve to its sub in the pool")
+    return start_sync(sub, "signup", signup_execution_name(sub))
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -48,26 +55,21 @@ def post_confirmation(event: dict, context) -> dict:
         return event
     try:
         trigger = parse(PostConfirmationEvent, event)
-        attributes = trigger.request.userAttributes
-        sub = normalise_sub(attributes.get("sub"))
-    except InvalidInput as e:
-        logger.error("malformed sign-up event; nothing started", extra={"error": str(e)[:300]})
-        metrics.add_metric(name="InvalidSignUpEvents", unit=MetricUnit.Count, value=1)
-        return event
-    logger.append_keys(sub=sub)
-    display_name = display_name_of(attributes)
-    job = {"user_pool_id": trigger.userPoolId, "user_name": trigger.userName, "sub": sub,
-           "display_name": display_name}
-    try:
-        arn = start_signup(**job)
+        job = parse(RetryJob, {"user_pool_id": trigger.userPoolId, "user_name": trigger.userName,
+                               "sub": normalise_sub(trigger.request.userAttributes.get("sub"))})
+        logger.append_keys(sub=job.sub)
+        arn = start_signup(**job.model_dump())
         logger.info("workflow started", extra={"execution": arn})
         metrics.add_metric(name="SignUpsStarted", unit=MetricUnit.Count, value=1)
+    except InvalidInput as e:  # malformed, another pool's, or a username that is not this sub's
+        logger.error("not a sign-up of this pool; nothing started", extra={"error": str(e)[:300]})
+        metrics.add_metric(name="InvalidSignUpEvents", unit=MetricUnit.Count, value=1)
     except Exception as e:  # noqa: BLE001 - whatever broke, the sign-up must go through
         logger.warning("start failed; queued for retry", extra={"error": type(e).__name__})
         metrics.add_metric(name="SignUpStartFailures", unit=MetricUnit.Count, value=1)
         try:
             aws_client("sqs").send_message(QueueUrl=os.environ["START_RETRY_QUEUE_URL"],
-                                           MessageBody=json.dumps(job))
+                                           MessageBody=job.model_dump_json())
         except Exception as e2:  # noqa: BLE001
             logger.error("retry queue unreachable: the sweep must repair this user",
                          extra={"error": type(e2).__name__})
@@ -81,8 +83,9 @@ _batch = BatchProcessor(event_type=EventType.SQS)
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def retry_start(event: dict, context) -> dict:
-    """Consumes the retry queue: each message is a sign-up whose start failed. A message that
-    fails again returns to the queue, and after maxReceiveCount to its DLQ (alarmed)."""
+    """Consumes the retry queue: each message is a sign-up whose start failed, checked again as
+    the trigger checks it. A message that fails again returns to the queue, and after
+    maxReceiveCount to its DLQ (alarmed)."""
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list) or not records or not all(
             isinstance(r, dict) and isinstance(r.get("messageId"), str) and isinstance(r.get("body"), str)
@@ -140,47 +143,40 @@ def newest_state_entered(events: list[dict]) -> dict | None:
 @metrics.log_metrics
 def on_cognito_change(event: dict, context) -> dict:
     """Target of the CloudTrail rule (AdminAddUserToGroup, AdminRemoveUserFromGroup,
-    AdminDisableUser, AdminEnableUser, AdminDeleteUser) and of the custom 'Sync chat user'
-    event: start the role sync for that user. The execution is named after the event, so a
-    doubled delivery starts one run; the run reads Cognito's current state itself."""
+    AdminDisableUser, AdminEnableUser, AdminDeleteUser) on the default bus, and of the custom
+    'Sync chat user' rule on the stack's own bus: start the user's workflow. The execution is
+    named after the event, so a doubled delivery starts one run; the run reads Cognito's
+    current state itself. A custom event names a sub and nothing else, and its cause is
+    "event", which never reactivates."""
     bridge = parse(BusEvent, event)
-    detail = bridge.detail
     if bridge.detail_type == wiring.SYNC_EVENT_PATTERN["detail-type"][0]:
-        sub, cause = detail.get("sub"), str(detail.get("cause") or "custom")
+        sub, cause = parse(Sub, bridge.detail).sub, "event"  # a bad detail raises: the DLQ keeps it
     else:
-        cause = detail.get("eventName")
+        cause = bridge.detail.get("eventName")
         if cause not in wiring.COGNITO_EVENT_NAMES:
             raise InvalidInput(f"not a Cognito event this handles: {cause!r:.60}")
-        params = detail.get("requestParameters")
+        params = bridge.detail.get("requestParameters")
         params = params if isinstance(params, dict) else {}
-        sub = sub_of_username(params.get("userPoolId"), params.get("username"))
-    try:
-        sub = normalise_sub(sub)
-    except InvalidInput:
-        # Deleted users cannot be looked up; only pools whose usernames are subs name them.
-        logger.warning("event names no user we can resolve; the sweep will catch up",
-                       extra={"cause": cause})
-        metrics.add_metric(name="UnresolvedCognitoEvents", unit=MetricUnit.Count, value=1)
-        return {"started": False, "cause": cause}
+        sub = resolve_sub(params.get("userPoolId"), params.get("username"))
+        if sub is None:
+            # Deleted users cannot be looked up; only pools whose usernames are subs name them.
+            logger.warning("event names no user we can resolve; the sweep will catch up",
+                           extra={"cause": cause})
+            metrics.add_metric(name="UnresolvedCognitoEvents", unit=MetricUnit.Count, value=1)
+            return {"started": False, "cause": cause}
     logger.append_keys(sub=sub)
-    request = {"sub": sub, "cause": cause,
-               "reactivate": cause in ("AdminEnableUser", "enable")}
-    # A failed start raises: EventBridge retries the delivery, then the rule's DLQ keeps it.
-    execution = start_once(aws_client("stepfunctions"), os.environ["SYNC_STATE_MACHINE_ARN"],
-                           f"sync-{bridge.id}"[:80], json.dumps(request))
-    logger.info("role sync started", extra={"execution": execution, "cause": cause})
+    # A failed start raises: Lambda retries the event, then the function's DLQ keeps it.
+    execution = start_sync(sub, cause, f"sync-{bridge.id}"[:80])
+    logger.info("sync started", extra={"execution": execution, "cause": cause})
     return {"started": True, "execution": execution}
 
 
-def sub_of_username(user_pool_id: str | None, username: str | None) -> str | None:
-    if not (user_pool_id and username):
+def resolve_sub(user_pool_id: object, username: object) -> str | None:
+    """The sub of the user a CloudTrail record names, in our pool only."""
+    if not (isinstance(username, str) and user_pool_id == chat_config().user_pool.user_pool_id):
         return None
-    try:
-        user = aws_client("cognito-idp").admin_get_user(UserPoolId=user_pool_id, Username=username)
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "UserNotFoundException":
-            raise
-        # Gone (AdminDeleteUser). In pools that sign in by email or phone the username is
-        # the sub itself; in others the deleted user cannot be named any more.
-        return username if SUB.match(username) else None
-    return {a["Name"]: a["Value"] for a in user["UserAttributes"]}.get("sub")
+    sub = cognito.sub_of_username(aws_client("cognito-idp"), user_pool_id, username)
+    # Gone (AdminDeleteUser). In pools that sign in by email or phone the username is the
+    # sub itself; in others the deleted user cannot be named any more.
+    sub = sub if sub is not None else username
+    return sub if isinstance(sub, str) and SUB.match(sub) else None

@@ -17,8 +17,9 @@ STEPS = {
     "DeactivateUser": "chat_provisioning.steps.deactivate_user",
     "PlanSweep": "chat_provisioning.steps.plan_sweep",
 }
-# Reads Cognito's public API: runs outside the VPC, where the Synapse steps run.
-OUTSIDE_VPC = {"ReadCognitoUser"}
+# The steps that call Synapse: only these run in the VPC, read the bot's token, and have a
+# reserved concurrency (config synapse_concurrency). The others call AWS's public APIs only.
+CALLS_SYNAPSE = {"ProvisionUser", "JoinRooms", "AssignRoles", "DeactivateUser", "PlanSweep"}
 TRIGGERS = {
     "PostConfirmation": "chat_provisioning.triggers.post_confirmation",
     "RetryStart": "chat_provisioning.triggers.retry_start",
@@ -27,16 +28,18 @@ TRIGGERS = {
 }
 # The state machines (the stack, the local run and the tests walk this) and their ASL files.
 STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
-MACHINES = {"ProvisionUser": STATEMACHINES / "provision_user.asl.json",
-            "SyncUser": STATEMACHINES / "sync_user.asl.json",
-            "SweepUsers": STATEMACHINES / "sweep_users.asl.json"}  # runs the two above
+MACHINES = {"SyncUser": STATEMACHINES / "sync_user.asl.json",
+            "SweepUsers": STATEMACHINES / "sweep_users.asl.json"}  # runs the one above
 SERVICE = "chat-provisioning"
-# The documented custom event that provisions a user (README, "Starting the workflow"):
-# its detail is the execution input, {"sub": ..., "groups": [...], "display_name": ...}.
-PROVISION_EVENT_PATTERN = {"source": ["chat-provisioning"], "detail-type": ["Provision chat user"]}
-# The documented custom event that syncs a user with Cognito now: detail {"sub": ...,
-# "cause": "enable" to allow reactivating a deactivated Matrix user}.
+# The documented custom event that syncs a user with Cognito now (README, "Starting the
+# workflow"), on the stack's own bus: detail {"sub": ...} and nothing else.
 SYNC_EVENT_PATTERN = {"source": ["chat-provisioning"], "detail-type": ["Sync chat user"]}
+
+
+def sync_event_pattern(account: str) -> dict:
+    """The custom event from this account only: a bus policy could one day let another in."""
+    return {**SYNC_EVENT_PATTERN, "account": [account]}
+
 COGNITO_EVENT_NAMES = ["AdminAddUserToGroup", "AdminRemoveUserFromGroup", "AdminDisableUser",
                        "AdminEnableUser", "AdminDeleteUser"]
 
@@ -61,6 +64,9 @@ def machine_placeholder(machine: str) -> str:
     return f"{machine}StateMachineArn"
 
 
+PLANS_BUCKET_PLACEHOLDER = "PlansBucketName"  # where the sweep's Distributed Map writes results
+
+
 def substitute(asl: str, values: dict[str, str]) -> str:
     """What CDK's definition_substitutions does at deploy: replace every ${Key}."""
     missing = set(re.findall(r"\$\{(\w+)\}", asl)) - set(values)
@@ -70,16 +76,14 @@ def substitute(asl: str, values: dict[str, str]) -> str:
 
 
 def lambda_environment(config: ChatConfig, audit_table: str, locks_table: str,
-                       state_machine_arn: str = "", retry_queue_url: str = "",
-                       sync_state_machine_arn: str = "", plans_bucket: str = "") -> dict[str, str]:
+                       retry_queue_url: str = "", sync_state_machine_arn: str = "",
+                       plans_bucket: str = "") -> dict[str, str]:
     env = {
         CONFIG_ENV: config.to_env(),
         "AUDIT_TABLE": audit_table,
         "LOCKS_TABLE": locks_table,
         "POWERTOOLS_SERVICE_NAME": SERVICE,
     }
-    if state_machine_arn:
-        env["STATE_MACHINE_ARN"] = state_machine_arn
     if retry_queue_url:
         env["START_RETRY_QUEUE_URL"] = retry_queue_url
     if sync_state_machine_arn:

@@ -71,9 +71,12 @@ def test_inlined_definitions_are_the_files_and_each_step_its_handler(template):
     for name, machine in machines(template).items():
         assert machine["DefinitionString"] == wiring.MACHINES[name].read_text()
         for placeholder, arn in machine["DefinitionSubstitutions"].items():
-            if placeholder.endswith("StateMachineArn"):  # the sweep runs the per-user machines
+            if placeholder.endswith("StateMachineArn"):  # the sweep runs the per-user machine
                 child = placeholder.removesuffix("StateMachineArn")
                 assert template["Resources"][arn["Ref"]]["Properties"]["StateMachineName"].endswith(f"-{child}")
+                continue
+            if placeholder == wiring.PLANS_BUCKET_PLACEHOLDER:  # where the sweep writes results
+                assert arn["Ref"].startswith("SweepPlans")
                 continue
             step = placeholder.removesuffix("FunctionArn")
             assert functions[arn["Fn::GetAtt"][0]]["Handler"] == wiring.STEPS[step]
@@ -126,7 +129,6 @@ def test_alarms_cover_failed_throttled_aborted_for_each_machine(template):
 
 def test_rules_start_the_workflow_and_audit_failures(template):
     rules = [r["EventPattern"] for r in resources(template, "AWS::Events::Rule").values() if "EventPattern" in r]
-    assert wiring.PROVISION_EVENT_PATTERN in rules and wiring.SYNC_EVENT_PATTERN in rules
     assert wiring.cognito_event_pattern("us-east-1_knEL7cqS3") in rules
     failure = next(p for p in rules if p["source"] == ["aws.states"])
     (schedule,) = [r for r in resources(template, "AWS::Events::Rule").values() if "ScheduleExpression" in r]
@@ -168,7 +170,7 @@ def test_vpc_placement_from_context_ids():
                                              "availability_zones": ["us-east-1a", "us-east-1b"]}})
     functions = resources(template, "AWS::Lambda::Function")
     in_vpc = {f["Handler"] for f in functions.values() if "VpcConfig" in f}
-    assert in_vpc == {h for s, h in wiring.STEPS.items() if s not in wiring.OUTSIDE_VPC}
+    assert in_vpc == {h for s, h in wiring.STEPS.items() if s in wiring.CALLS_SYNAPSE}
     for f in functions.values():
         if "VpcConfig" in f:
             assert f["VpcConfig"] == {"SubnetIds": subnets, "SecurityGroupIds": [sg]}
@@ -195,3 +197,121 @@ def test_every_queue_that_receives_failures_is_watched(template):
     alarms = json.dumps(resources(template, "AWS::CloudWatch::Alarm"))
     dlqs = [k for k in resources(template, "AWS::SQS::Queue") if "DLQ" in k]
     assert dlqs and all(k in alarms for k in dlqs)
+
+
+# --- least privilege and who may start what (issue 9) --------------------------------------
+
+# The calls each function makes (xray: tracing, granted with it, aside). A change here is a
+# change of what a function may do: review it as one.
+CALLS = {
+    "ReadCognitoUser": {"cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
+    "ProvisionUser": {"secretsmanager:GetSecretValue", "dynamodb:Query"},
+    "JoinRooms": {"secretsmanager:GetSecretValue"},
+    "AssignRoles": {"secretsmanager:GetSecretValue", "dynamodb:UpdateItem"},
+    "DeactivateUser": {"secretsmanager:GetSecretValue"},
+    "RecordAudit": {"dynamodb:PutItem"},
+    "PlanSweep": {"secretsmanager:GetSecretValue", "s3:PutObject", "cognito-idp:ListUsers",
+                  "cognito-idp:ListGroups", "cognito-idp:ListUsersInGroup"},
+    "PostConfirmation": {"cognito-idp:AdminGetUser", "states:StartExecution", "sqs:SendMessage"},
+    "RetryStart": {"cognito-idp:AdminGetUser", "states:StartExecution", "sqs:ReceiveMessage",
+                   "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage",
+                   "sqs:GetQueueAttributes"},
+    "RecordFailure": {"dynamodb:PutItem", "states:GetExecutionHistory", "sqs:SendMessage"},
+    "OnCognitoChange": {"cognito-idp:AdminGetUser", "states:StartExecution", "sqs:SendMessage"},
+}
+
+
+def role_statements(template) -> dict[str, list[dict]]:
+    """Each function's name -> the statements of every policy attached to its role."""
+    roles = {f["Role"]["Fn::GetAtt"][0]: f["Handler"].rsplit(".", 1)[1]
+             for f in resources(template, "AWS::Lambda::Function").values()}
+    names = {h.rsplit(".", 1)[1]: n for n, h in {**wiring.STEPS, **wiring.TRIGGERS}.items()}
+    out: dict[str, list[dict]] = {names[h]: [] for h in roles.values()}
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        for role in policy["Roles"]:
+            if role["Ref"] in roles:
+                out[names[roles[role["Ref"]]]] += policy["PolicyDocument"]["Statement"]
+    return out
+
+
+def actions_of(statements: list[dict]) -> set[str]:
+    return {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+            if s["Effect"] == "Allow" and not a.startswith("xray:")}
+
+
+def test_each_function_may_make_its_own_calls_and_no_other(template):
+    assert {name: actions_of(st) for name, st in role_statements(template).items()} == CALLS
+
+
+def resources_allowed(statements: list[dict], action: str) -> list:
+    return [s["Resource"] for s in statements if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+
+
+def test_the_token_audit_and_leases_are_reached_only_as_designed(template):
+    statements = role_statements(template)
+    with_token = {n for n, st in statements.items() if "secretsmanager:GetSecretValue" in actions_of(st)}
+    assert with_token == wiring.CALLS_SYNAPSE  # RecordAudit and the triggers never see it
+    for name in with_token:
+        (arn,) = resources_allowed(statements[name], "secretsmanager:GetSecretValue")
+        assert ":secret:phenom-prod-synapse-admin-token-??????" in json.dumps(arn)
+    tables = {k: json.dumps(v) for k, v in resources(template, "AWS::DynamoDB::Table").items()}
+    audit = next(k for k in tables if k.startswith("AuditTable"))
+    locks = next(k for k in tables if k.startswith("LocksTable"))
+    for name in ("RecordAudit", "RecordFailure"):  # append-only: no UpdateItem, DeleteItem, BatchWrite
+        assert resources_allowed(statements[name], "dynamodb:PutItem") == [{"Fn::GetAtt": [audit, "Arn"]}]
+    assert resources_allowed(statements["AssignRoles"], "dynamodb:UpdateItem") == [{"Fn::GetAtt": [locks, "Arn"]}]
+
+
+def test_functions_that_call_synapse_have_reserved_concurrency(template):
+    functions = resources(template, "AWS::Lambda::Function").values()
+    capped = {f["Handler"]: f.get("ReservedConcurrentExecutions") for f in functions}
+    for step, handler in {**wiring.STEPS, **wiring.TRIGGERS}.items():
+        assert capped[handler] == (5 if step in wiring.CALLS_SYNAPSE else None), step
+    for task in (t for _, _, t in TASKS):  # a throttled step waits (minutes) instead of failing
+        (throttled,) = [r for r in task["Retry"] if "Lambda.TooManyRequestsException" in r["ErrorEquals"]]
+        assert throttled["MaxAttempts"] >= 20
+
+
+def test_custom_events_only_on_the_stacks_bus_from_configured_senders(template):
+    buses = resources(template, "AWS::Events::EventBus")
+    (bus,) = buses
+    rules = resources(template, "AWS::Events::Rule").values()
+    custom = [r for r in rules if "EventPattern" in r and r["EventPattern"]["source"] == ["chat-provisioning"]]
+    assert len(custom) == 1 and custom[0]["EventBusName"] == {"Ref": bus}
+    assert custom[0]["EventPattern"]["account"] == [{"Ref": "AWS::AccountId"}]
+    on_default_bus = [r for r in rules if "EventPattern" in r and "EventBusName" not in r]
+    assert all(r["EventPattern"]["source"][0].startswith("aws.") for r in on_default_bus)  # nobody can send those
+    (policy,) = resources(template, "AWS::Events::EventBusPolicy").values()
+    # Phenom's config names no sender yet: the bus refuses everyone.
+    assert policy["Statement"] | {"Sid": None} == {"Action": "events:PutEvents", "Effect": "Deny", "Principal": {"AWS": "*"},
+                                                   "Resource": {"Fn::GetAtt": [bus, "Arn"]}, "Sid": None}
+
+
+def test_configured_senders_are_the_only_principals_not_denied():
+    sender = "arn:aws:iam::111122223333:role/chat-operator"
+    template = synth_in_process({"event_senders": [sender]})
+    deny, allow = sorted(resources(template, "AWS::Events::EventBusPolicy").values(),
+                         key=lambda p: p["Statement"]["Effect"])[::-1]
+    assert deny["Statement"]["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [sender]}}
+    assert allow["Statement"]["Principal"] == {"AWS": sender}
+
+
+def test_only_the_sweep_writes_its_plans(template):
+    (policy,) = resources(template, "AWS::S3::BucketPolicy").values()
+    (deny,) = [s for s in policy["PolicyDocument"]["Statement"] if s.get("Sid") == "OnlyTheSweepWritesPlans"]
+    assert deny["Effect"] == "Deny" and set(deny["Action"]) == {"s3:PutObject", "s3:DeleteObject"}
+    writers = [w["Fn::GetAtt"][0] for w in deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]]
+    assert sorted(w.split("Role")[0].removesuffix("FunctionService") for w in writers) == ["PlanSweep", "SweepUsers"]
+
+
+def test_the_sweep_tolerates_every_failure_and_builds_each_input_from_a_sub():
+    apply = ASLS["SweepUsers"]["States"]["ApplyPlan"]
+    assert apply["ToleratedFailurePercentage"] == 100
+    assert apply["ItemSelector"]["sub.$"] == "$$.Map.Item.Value.sub"
+    (task,) = apply["ItemProcessor"]["States"].values()
+    assert task["Parameters"]["Input"] == {"sub.$": "$.sub", "cause": "sweep"}
+
+
+def test_an_http_synapse_needs_an_acknowledgment():
+    with pytest.raises(SystemExit, match="allow_http_synapse"):
+        synth_in_process({"allow_http_synapse": False})

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from chat_provisioning import errors, steps, triggers
-from chat_provisioning.models import ProvisionRequest, WorkflowState, parse
+from chat_provisioning.models import StartRequest, WorkflowState, parse
 from chat_provisioning.synapse import SynapseAdmin
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
@@ -53,18 +53,26 @@ def test_failed_start_is_queued_and_signup_still_succeeds(context, monkeypatch):
     monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs/queue")
     event = signup_event()
     assert triggers.post_confirmation(event, context) == event
-    assert len(sent) == 1 and SUB in sent[0] and "a@b.c" not in sent[0]
+    assert [json.loads(m) for m in sent] == [{"user_pool_id": "us-east-1_abc", "user_name": "u", "sub": SUB}]
 
 
 @pytest.mark.parametrize("workflow, problem", [
     ({}, "sub"),
     ({"sub": "x"}, "Cognito UUID"),
-    ({"sub": SUB, "groups": "staff"}, "groups"),
-    ({"sub": SUB, "email": "a@b.c"}, "email"),  # personal data is refused, not carried
+    ({"sub": SUB, "cause": "enable"}, "cause"),
+    # What a start may carry is a sub and a cause: groups, flags, a name, the audit trail's
+    # fields, personal data are refused, not ignored (a caller learns its input was wrong).
+    ({"sub": SUB, "groups": ["staff"]}, "groups"),
+    ({"sub": SUB, "reactivate": True}, "reactivate"),
+    ({"sub": SUB, "display_name": "Boss"}, "display_name"),
+    ({"sub": SUB, "execution": "arn:forged", "actions": []}, "execution"),
+    ({"sub": SUB, "cognito": "confirmed"}, "cognito"),
+    ({"sub": SUB, "email": "a@b.c"}, "email"),
 ])
-def test_step_rejects_bad_input_before_any_call(context, workflow, problem):
+def test_the_first_step_takes_a_sub_and_a_cause_only(context, monkeypatch, workflow, problem):
+    monkeypatch.setattr(steps, "runtime", lambda: pytest.fail("reached the domain"))
     with pytest.raises(errors.InvalidInput, match=problem):
-        steps.provision_user({"execution": "arn:x", "workflow": workflow}, context)
+        steps.read_cognito_user({"execution": "arn:x", "workflow": workflow}, context)
 
 
 def test_step_event_needs_execution(context):
@@ -73,14 +81,28 @@ def test_step_event_needs_execution(context):
 
 
 def test_request_is_normalised_so_retries_have_identical_input():
-    a = parse(ProvisionRequest, {"sub": SUB.upper(), "groups": ["staff", "analysts", "staff"]})
-    b = parse(ProvisionRequest, {"sub": SUB, "groups": ["analysts", "staff"]})
+    a = parse(StartRequest, {"sub": SUB.upper(), "cause": "signup"})
+    b = parse(StartRequest, {"sub": SUB, "cause": "signup"})
     assert a.model_dump_json() == b.model_dump_json()
 
 
 def test_workflow_state_keeps_actions_in_order():
-    state = parse(WorkflowState, {"sub": SUB})
+    state = parse(WorkflowState, {"sub": SUB, "cause": "signup", "cognito": "confirmed"})
     assert state.did().actions == ()
+
+
+def test_every_url_path_segment_is_quoted_whole():
+    """Config allows "/" in room IDs: unquoted, one could reach another admin path."""
+    paths = []
+
+    def handler(request):
+        paths.append(request.url.raw_path.decode())
+        return httpx.Response(200, json={})
+    a = adapter(handler)
+    a.join("!a/../../v1/deactivate/x:server", "@u:x")
+    a.user("@u/../x:server")
+    assert paths == ["/_synapse/admin/v1/join/%21a%2F..%2F..%2Fv1%2Fdeactivate%2Fx%3Aserver",
+                     "/_synapse/admin/v2/users/%40u%2F..%2Fx%3Aserver"]
 
 
 def adapter(handler, token=lambda refresh=False: "t") -> SynapseAdmin:

@@ -37,6 +37,7 @@ def no_domain(monkeypatch):
         raise Reached()
     monkeypatch.setattr(steps, "runtime", reached)
     monkeypatch.setattr(triggers, "runtime", reached)
+    monkeypatch.setattr(triggers, "chat_config", reached)
     monkeypatch.setattr(triggers, "aws_client", reached)
     monkeypatch.setattr(triggers, "start_signup", reached)
     monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs.invalid/q")
@@ -51,7 +52,8 @@ def outcome(handler, event, context):
 
 
 STEP_EVENT = {"execution": "arn:aws:states:us-east-1:1:execution:m:e", "redrive": 0,
-              "workflow": {"sub": SUB, "groups": ["staff"], "display_name": "A"}}
+              "workflow": {"sub": SUB, "cause": "signup", "cognito": "confirmed", "groups": ["staff"],
+                           "display_name": "A"}}
 
 
 @pytest.mark.parametrize("handler", [steps.provision_user, steps.join_rooms, steps.assign_roles,
@@ -89,7 +91,7 @@ CLOUDTRAIL = {"id": "e1", "source": "aws.cognito-idp", "detail-type": "AWS API C
 @FUZZ
 @given(event=events_like(CLOUDTRAIL) | st.fixed_dictionaries(
     {"id": st.text(max_size=10), "detail-type": st.sampled_from(["Sync chat user", "AWS API Call via CloudTrail"]),
-     "detail": events_like({"sub": SUB, "cause": "enable", "eventName": "AdminEnableUser"})}))
+     "detail": events_like({"sub": SUB, "eventName": "AdminEnableUser"})}))
 def test_on_cognito_change(no_domain, context, event):
     outcome(triggers.on_cognito_change, event, context)
 

@@ -3,7 +3,8 @@ from pydantic import ValidationError
 
 from chat_provisioning.config import ChatConfig
 from chat_provisioning.errors import InvalidInput, PowerLevelForbidden
-from chat_provisioning.policy import desired_memberships, user_id_for, with_power_level
+from chat_provisioning.policy import (CognitoUser, desired_memberships, display_name_of, split_groups,
+                                      standing, user_id_for, with_power_level)
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 BOT = "@phenom-provisioner-bot:chat.thephenom.app"
@@ -26,14 +27,28 @@ def test_groups_combine_in_config_order(config):
     assert got == [("red_room", None), ("staff", 100), ("analysts", None), ("experiencers", None)]
 
 
-def test_unknown_group_is_a_typed_error_naming_it(config):
-    with pytest.raises(InvalidInput, match="admins"):
-        desired_memberships(["admins"], config)
-
-
-def test_ignored_groups_pass(config):
+def test_unknown_groups_grant_nothing_and_are_named(config):
     cfg = config.model_copy(update={"ignored_groups": ("hasura-admins",)})
-    assert rooms_of(desired_memberships(["hasura-admins"], cfg)) == [("red_room", None)]
+    assert split_groups(["staff", "admins", "hasura-admins", "staff"], cfg) == (("staff",), ("admins",))
+    assert rooms_of(desired_memberships(["admins", "hasura-admins"], cfg)) == [("red_room", None)]
+
+
+def test_status_decides_first():
+    assert standing(None) == "absent"
+    assert standing(CognitoUser(SUB, enabled=False, groups=("staff",), status="CONFIRMED")) == "disabled"
+    assert standing(CognitoUser(SUB, enabled=True, status="EXTERNAL_PROVIDER")) == "confirmed"
+    for status in ("UNCONFIRMED", "FORCE_CHANGE_PASSWORD", "RESET_REQUIRED", "UNKNOWN"):
+        assert standing(CognitoUser(SUB, enabled=True, status=status)) == "unconfirmed"
+
+
+@pytest.mark.parametrize("raw, name", [
+    ("  Aaron  Silverman ", "Aaron Silverman"),
+    ("A\u0000dmin\n\tname", "A dmin name"),
+    ("x" * 300, "x" * 256),  # what Synapse takes, never refused
+    ("   ", None),
+])
+def test_display_names_are_normalised_never_refused(raw, name):
+    assert display_name_of({"email": "a@b.c", "name": raw}) == name
 
 
 def test_user_id_is_lowercased_sub_on_the_server(config):

@@ -1,6 +1,7 @@
 """The sweep's plan, a pure function: no server."""
 
-from chat_provisioning.sweep import CognitoUser, MatrixSide, plan
+from chat_provisioning.policy import CognitoUser
+from chat_provisioning.sweep import MatrixSide, plan
 
 A = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 B = "1f9e8d7c-1234-4abc-8def-0123456789ab"
@@ -27,14 +28,14 @@ def kinds(p):
 def test_in_step_user_needs_nothing(config):
     red = config.rooms["red_room"].room_id
     p = plan([CognitoUser(A, True)], matrix(config, {uid(A): False}, {red: frozenset({uid(A)})}), config)
-    assert p.fixes == () and p.requests == {} and p.summary()["users_to_fix"] == 0
+    assert p.fixes == () and p.users == () and p.summary()["users_to_fix"] == 0
 
 
-def test_missing_user_is_created_by_the_provisioning_workflow(config):
-    p = plan([CognitoUser(A, True, ("staff",), "Ann")], matrix(config, {}), config)
+def test_missing_confirmed_user_is_created_unconfirmed_ones_never(config):
+    p = plan([CognitoUser(A, True, ("staff",), "Ann"), CognitoUser(B, True, status="UNCONFIRMED")],
+             matrix(config, {}), config)
     assert kinds(p) == [(A, "create")]
-    assert p.requests[A] == {"workflow": "ProvisionUser",
-                             "input": {"sub": A, "groups": ["staff"], "display_name": "Ann"}}
+    assert p.users == (A,)  # the subs to sync: each user's workflow reads the rest from Cognito
 
 
 def test_staff_missing_room_and_level(config):
@@ -42,14 +43,24 @@ def test_staff_missing_room_and_level(config):
     p = plan([CognitoUser(A, True, ("staff",))],
              matrix(config, {uid(A): False}, {red: frozenset({uid(A)})}), config)
     assert sorted((f.kind, f.room) for f in p.fixes) == [("join", staff), ("promote", staff)]
-    assert p.requests[A]["workflow"] == "SyncUser"
+    assert p.users == (A,)
 
 
-def test_disabled_and_deactivated_users(config):
+def test_disabled_is_deactivated_and_deactivated_is_never_reactivated(config):
     p = plan([CognitoUser(A, False), CognitoUser(B, True)],
              matrix(config, {uid(A): False, uid(B): True}), config)
-    assert kinds(p) == [(A, "deactivate"), (B, "reactivate")]
-    assert p.requests[B]["input"]["reactivate"] is True
+    assert kinds(p) == [(A, "deactivate")]
+    assert [(f.kind, f.subject) for f in p.findings] == [("deactivated_in_matrix", B)]
+
+
+def test_status_decides_before_groups(config):
+    """A disabled user with an unknown group is deactivated; an enabled one is planned with
+    the groups it has that are roles, and the unknown group is a finding."""
+    red = config.rooms["red_room"].room_id
+    p = plan([CognitoUser(A, False, ("hasura-admins",)), CognitoUser(B, True, ("hasura-admins", "analysts"))],
+             matrix(config, {uid(A): False, uid(B): False}, {red: frozenset({uid(B)})}), config)
+    assert kinds(p) == [(A, "deactivate"), (B, "join")]
+    assert [(f.kind, f.subject) for f in p.findings] == [("unknown_group", B)]
 
 
 def test_matrix_only_users_need_a_cognito_external_id(config):
@@ -62,7 +73,21 @@ def test_matrix_only_users_need_a_cognito_external_id(config):
 def test_out_of_scope_and_bad_input(config):
     cfg = config.model_copy(update={"unmanaged_subs": (B,)})
     rooms = {r.room_id: frozenset() for k, r in config.rooms.items() if k != "experiencers"}
-    side = MatrixSide({}, rooms, {r: {} for r in rooms})
+    side = MatrixSide({uid(A): False}, rooms, {r: {} for r in rooms})
     p = plan([CognitoUser("Not-A-Sub", True), CognitoUser(A, True, ("admins",)), CognitoUser(B, True)], side, cfg)
-    assert p.fixes == ()
+    assert kinds(p) == [(A, "join")]  # the Red Room: "admins" grants nothing, and stops nothing
     assert sorted(f.kind for f in p.findings) == ["invalid_sub", "room_missing", "unknown_group"]
+
+
+def test_more_deactivations_than_the_cap_hold_the_plan_until_approved(config):
+    """An emptied pool: every managed Matrix user looks deleted."""
+    subs = [f"{i:08x}-1234-4abc-8def-0123456789ab" for i in range(40)]
+    users = {uid(s): False for s in subs}
+    p = plan([], matrix(config, users, external_ids={uid(s): (s,) for s in subs}), config)
+    assert p.summary()["fixes"] == {"deactivate": 40} and p.managed == 40
+    held = p.held(config)  # cap: min(20, max(1, 5% of 40 = 2)) = 2
+    assert (held["deactivations"], held["cap"]) == (40, 2)
+    assert '{"approve_deactivations": 40}' in held["approve"]
+    assert p.held(config, approved=39) is not None and p.held(config, approved=40) is None
+    few = plan([], matrix(config, users, external_ids={uid(s): (s,) for s in subs[:2]}), config)
+    assert few.held(config) is None  # two of forty: within the share

@@ -29,8 +29,9 @@ def exercised(tmp_path_factory, config):
         local.redrive(failed["execution_arn"])
         local.cognito_change(subs[1], "AdminAddUserToGroup", "experiencers")
         local.cognito_change(subs[0], "AdminDisableUser")
-        local.send_event({"sub": subs[2], "groups": []})
-        local.sweep(dry_run=False)
+        local.cognito_user(subs[2], [], "Zed")
+        local.send_sync_event({"sub": subs[2]})
+        local.sweep()
         yield local, subs
 
 

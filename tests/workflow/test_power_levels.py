@@ -10,7 +10,7 @@ import pytest
 from chat_provisioning import runtime as runtime_module
 from chat_provisioning import steps
 from chat_provisioning.errors import TransientError
-from chat_provisioning.models import WorkflowState
+from chat_provisioning.models import Run, WorkflowState
 
 N = 50
 
@@ -26,11 +26,12 @@ def step_runtime(local):
         mp.setenv("AWS_ENDPOINT_URL", local.state["aws_endpoint_url"])
         mp.setenv("AWS_ACCESS_KEY_ID", "local")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "local")
-        runtime_module.runtime.cache_clear()
-        runtime_module.aws_client.cache_clear()  # clients are built for this environment
+        caches = (runtime_module.runtime, runtime_module.chat_config, runtime_module.aws_client)
+        for cache in caches:  # built for this environment
+            cache.cache_clear()
         yield runtime_module.runtime()
-        runtime_module.runtime.cache_clear()
-        runtime_module.aws_client.cache_clear()
+        for cache in caches:
+            cache.cache_clear()
 
 
 def members_of(local, room: str, n: int) -> list[str]:
@@ -53,13 +54,15 @@ def lost(local, room, subs, level) -> list[str]:
 def test_concurrent_promotions_lose_nothing_under_the_lease(local, step_runtime):
     staff = local.state["rooms"]["staff"]["room_id"]
     subs = members_of(local, staff, N)
-    states = [WorkflowState(sub=s, groups=("staff",), execution="arn:test") for s in subs]
+    states = [WorkflowState(sub=s, cause="AdminAddUserToGroup", cognito="confirmed", groups=("staff",))
+              for s in subs]
+    run = Run(execution="arn:test")
     retries = []
 
     def assign(state):
         for _ in range(5):  # what the ASL's Retry does with a transient error (RoomBusy, LeaseLost)
             try:
-                return steps.assign_roles.step(state, step_runtime)
+                return steps.assign_roles.step(state, step_runtime, run)
             except TransientError as e:
                 retries.append(type(e).__name__)
         raise AssertionError("still failing after the ASL's retries")

@@ -1,5 +1,6 @@
-"""The reconciliation sweep: drift of every kind seeded behind the events' back, the plan
-lists exactly it, apply fixes it through the per-user workflows, a second sweep plans nothing."""
+"""The reconciliation sweep, as deployed (SweepUsers run by moto to the end, its Distributed
+Map included): drift of every kind seeded behind the events' back, the plan lists exactly it,
+each drifted user's own workflow fixes it, a second sweep plans nothing."""
 
 import json
 import uuid
@@ -13,8 +14,10 @@ UNMANAGED = str(uuid.uuid4())
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory, config):
-    with env.running(tmp_path_factory.mktemp("sweep"),
-                     config.model_copy(update={"unmanaged_subs": (UNMANAGED,)})) as local:
+    # Two deactivations among a dozen users: above Phenom's 5% share, so allow half here (the
+    # cap has tests of its own, in tests/attacks).
+    custom = config.model_copy(update={"unmanaged_subs": (UNMANAGED,), "sweep_max_deactivation_share": 0.5})
+    with env.running(tmp_path_factory.mktemp("sweep"), custom) as local:
         yield local
 
 
@@ -27,11 +30,12 @@ def test_seeded_drift_is_planned_exactly_then_fixed(local):
     server = local.state["server_name"]
     uid = local.user_id
     idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
-    s = {k: new() for k in ("ok", "missing_user", "missing_membership", "lost_group_event",
-                            "wrong_level", "disabled", "reactivate", "deleted", "no_external_id")}
+    s = {k: new() for k in ("ok", "missing_user", "unconfirmed", "missing_membership", "lost_group_event",
+                            "wrong_level", "disabled", "banned", "deleted", "no_external_id")}
 
     local.signup(s["ok"], ["analysts"], None)  # in step: never in the plan
     local.cognito_user(s["missing_user"], ["analysts"])  # admin-created: no trigger fired
+    local.cognito_user(s["unconfirmed"], ["staff"], confirmed=False)  # never signed in: no account
     local.signup(s["missing_membership"], ["analysts"], None)
     local.synapse.kick(rooms["analysts"], uid(s["missing_membership"]), "seeded drift")
     local.signup(s["lost_group_event"], [], None)
@@ -41,8 +45,8 @@ def test_seeded_drift_is_planned_exactly_then_fixed(local):
     local.synapse.set_power_levels(rooms["staff"], {uid(s["wrong_level"]): 50})
     local.signup(s["disabled"], [], None)
     idp.admin_disable_user(UserPoolId=pool, Username=s["disabled"])  # the event was lost
-    local.signup(s["reactivate"], [], None)
-    local.synapse.deactivate(uid(s["reactivate"]), erase=False)  # Cognito still says enabled
+    local.signup(s["banned"], [], None)
+    local.synapse.deactivate(uid(s["banned"]), erase=False)  # a Matrix admin; Cognito: enabled
     local.signup(s["deleted"], [], None)
     idp.admin_delete_user(UserPoolId=pool, Username=s["deleted"])  # the event was lost
     local.synapse.upsert_user(uid(s["no_external_id"]), None, external_id="someone-else", auth_provider="other")
@@ -62,52 +66,45 @@ def test_seeded_drift_is_planned_exactly_then_fixed(local):
         (s["lost_group_event"], "promote", rooms["staff"]),
         (s["wrong_level"], "demote", rooms["staff"]),
         (s["disabled"], "deactivate", None),
-        (s["reactivate"], "reactivate", None),
         (s["deleted"], "deactivate", None),
     }
     assert {(f["kind"], f["subject"]) for f in planned["findings"]} == {
         ("invalid_sub", "Not-A-Sub"), ("room_missing", rooms["experiencers"]),
-        ("no_external_id", uid(s["no_external_id"]))}
-    assert planned["applied"] is False
+        ("no_external_id", uid(s["no_external_id"])), ("deactivated_in_matrix", s["banned"])}
+    assert (planned["outcome"], planned["executions"]) == ("dry_run", {})
     assert local.status(s["missing_user"])["rooms"] == []  # the dry run wrote nothing
 
-    applied = local.sweep(dry_run=False)
+    applied = local.sweep()
+    assert applied["outcome"] == "apply"
+    assert sorted(applied["executions"]) == sorted({f[0] for f in fixes})
     assert {r["status"] for r in applied["executions"].values()} == {"SUCCEEDED"}
     assert local.sweep(dry_run=True)["fixes"] == []  # converged
     levels = local.synapse.power_levels(rooms["staff"])["users"]
     assert levels[uid(s["lost_group_event"])] == 100 and uid(s["wrong_level"]) not in levels
-    assert UNMANAGED not in str(applied["executions"])
+    assert local.admin("GET", f"/_synapse/admin/v2/users/{uid(s['banned'])}").json()["deactivated"] is True
+    assert local.admin("GET", f"/_synapse/admin/v2/users/{uid(s['unconfirmed'])}").status_code == 404
     assert local.admin("GET", f"/_synapse/admin/v2/users/@logan:{server}").json()["deactivated"] is False
+    trail = local.audit.trail(s["deleted"])  # the sweep never erases
+    assert [(a["outcome"], a.get("event")) for a in trail][-1] == ("deactivated", "sweep")
 
 
 def test_a_sweep_without_drift_starts_nothing(local):
     local.signup(new(), ["analysts"], None)
-    sfn = local.aws["stepfunctions"]
-    machines = [local.state["state_machine_arn"], local.state["sync_state_machine_arn"]]
-
-    def executions():
-        return sum(len(sfn.list_executions(stateMachineArn=m)["executions"]) for m in machines)
-    before = executions()
-    result = local.sweep(dry_run=False)
-    assert result["summary"]["users_to_fix"] == 0 and result["applied"] is False
-    assert executions() == before
+    result = local.sweep()
+    assert result["summary"]["users_to_fix"] == 0
+    assert (result["outcome"], result["executions"]) == ("in_step", {})
+    assert "ApplyPlan" not in local.states_entered(result["execution_arn"])
 
 
-def test_the_sweep_state_machine_plans_and_stores_the_plan(local):
-    """SweepUsers as deployed, run by moto up to its Choice: PlanSweep reads both sides and
-    stores the plan in S3. (moto cannot run its ApplyPlan: a Distributed Map of
-    startExecution.sync:2; the local `sweep` applies the same plan with sweeper.apply.)"""
+def test_the_plan_is_stored_and_names_users_only(local):
     sub = new()
     local.cognito_user(sub, ["analysts"])  # drift: an admin-created user
-    sfn = local.aws["stepfunctions"]
-    arn = sfn.start_execution(stateMachineArn=local.state["sweep_state_machine_arn"],
-                              name=f"dry-{sub}", input='{"dry_run": true}')["executionArn"]
-    assert local.wait(arn)["status"] == "SUCCEEDED"
-    output = json.loads(sfn.describe_execution(executionArn=arn)["output"])
-    assert output["dry_run"] is True and output["summary"]["fixes"] == {"create": 1}
-    s3 = local.aws["s3"]
-    stored = json.loads(s3.get_object(Bucket=output["bucket"], Key=output["plan_key"])["Body"].read())
+    result = local.sweep(dry_run=True)
+    assert result["summary"]["fixes"] == {"create": 1}
+    stored = local.s3_json(result["bucket"], result["plan_key"])
     assert stored["fixes"] == [{"sub": sub, "kind": "create", "room": None}]
-    requests = json.loads(s3.get_object(Bucket=output["bucket"], Key=output["requests_key"])["Body"].read())
-    assert requests == [{"workflow": "ProvisionUser", "input": {"sub": sub, "groups": ["analysts"]}}]
-    assert local.states_entered(arn) == ["PlanSweep", "AnythingToFix", "NothingToApply"]
+    # What the Distributed Map reads: subs, nothing a child could take as authority.
+    assert local.s3_json(result["bucket"], result["requests_key"]) == [{"sub": sub}]
+    assert local.states_entered(result["execution_arn"]) == ["PlanSweep", "ShouldApply", "PlanOnly"]
+    assert json.loads(local.aws["stepfunctions"].describe_execution(
+        executionArn=result["execution_arn"])["input"]) == {"dry_run": True}

@@ -16,12 +16,6 @@ def audit_actions(local, sub):
     return [(a["step"], a["action"], a["outcome"]) for a in local.audit.trail(sub)]
 
 
-def start(local, workflow_input: dict, name: str) -> str:
-    return local.aws["stepfunctions"].start_execution(
-        stateMachineArn=local.state["state_machine_arn"], name=name,
-        input=json.dumps(workflow_input))["executionArn"]
-
-
 def test_staff_signup_gets_rooms_levels_and_audit(local, sub):
     result = local.signup(sub, ["staff"], "Aaron")
     assert result["status"] == "SUCCEEDED"
@@ -30,7 +24,8 @@ def test_staff_signup_gets_rooms_levels_and_audit(local, sub):
         ("ProvisionUser", "create_user", "created"), ("JoinRooms", "join", "joined"),
         ("JoinRooms", "join", "joined"), ("AssignRoles", "set_power_level", "set:100")]
     d = local.aws["stepfunctions"].describe_execution(executionArn=result["execution_arn"])
-    assert json.loads(d["input"]) == {"sub": sub, "groups": ["staff"], "display_name": "Aaron"}
+    assert json.loads(d["input"]) == {"sub": sub, "cause": "signup"}  # Cognito says the rest
+    assert json.loads(d["output"])["display_name"] == "Aaron"
     assert "example.invalid" not in d["input"] + d["output"]  # the email stays in Cognito
 
 
@@ -84,7 +79,7 @@ def test_permanent_fault_fails_at_its_step_and_redrive_completes(local, sub):
 
     failed = local.signup(sub, ["analysts"], None)
     assert (failed["status"], failed["failed_state"], failed["error"]) == ("FAILED", "ProvisionUser", "UserDeactivated")
-    attempts = [e for e in local.history(failed["execution_arn"]) if e["type"] == "LambdaFunctionScheduled"]
+    attempts = [e for e in local.history(failed["execution_arn"]) if e["type"] == "LambdaFunctionFailed"]
     assert len(attempts) == 1  # permanent: never retried
     assert local.status(sub)["rooms"] == []
 
@@ -144,21 +139,28 @@ def test_a_redrive_checks_again_that_the_user_is_active(local, sub):
 
 
 def test_bad_input_fails_typed_with_audit_and_no_write(local, sub):
-    d = local.wait(start(local, {"sub": sub, "groups": ["admins"]}, f"console-{sub}"))
-    assert (d["status"], d["failed_state"], d["error"]) == ("FAILED", "ProvisionUser", "InvalidInput")
+    local.cognito_user(sub, ["analysts"])
+    d = local.start(sub, {"sub": sub, "cause": "manual", "groups": ["analysts"]})
+    assert (d["status"], d["failed_state"], d["error"]) == ("FAILED", "ReadCognitoUser", "InvalidInput")
     assert local.admin("GET", f"/_synapse/admin/v2/users/{local.user_id(sub)}").status_code == 404
     assert [(a["step"], a["outcome"], a["error"]) for a in local.audit.trail(sub)] == [
-        ("ProvisionUser", "failed", "InvalidInput")]
+        ("ReadCognitoUser", "failed", "InvalidInput")]
 
-    nameless = local.wait(start(local, {"sub": "not-a-sub"}, f"console-bad-{sub}"))
+    nameless = local.start(sub, {"sub": "not-a-sub"})
     assert nameless["error"] == "InvalidInput"
-    assert local.audit.trail(f"unknown:console-bad-{sub}")[0]["step"] == "ProvisionUser"
+    name = nameless["execution_arn"].rsplit(":", 1)[1]
+    assert local.audit.trail(f"unknown:{name}")[0]["step"] == "ReadCognitoUser"
 
 
-def test_eventbridge_event_provisions(local, sub):
-    result = local.send_event({"sub": sub, "groups": ["experiencers"], "display_name": "Eve"})
+def test_the_custom_event_and_an_operator_start_sync_a_user_with_cognito(local, sub):
+    local.cognito_user(sub, ["experiencers"], "Eve")  # admin-created: no trigger fired
+    result = local.send_sync_event({"sub": sub})
     assert result["matched"] and result["status"] == "SUCCEEDED"
     assert local.rooms(sub) == {("The Red Room", 0), ("Experiencers", 0)}
+    idp = local.aws["cognito-idp"]
+    idp.admin_add_user_to_group(UserPoolId=local.state["user_pool_id"], Username=sub, GroupName="analysts")
+    assert local.start(sub)["status"] == "SUCCEEDED"  # {"sub"} from the console
+    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0), ("Experiencers", 0)}
 
 
 def test_password_reset_starts_nothing(local, sub):
@@ -186,7 +188,7 @@ def test_login_first_then_provision_is_the_same_account(local, sub):
 def test_retry_queue_consumer_starts_the_workflow(local, sub):
     """What RetryStart receives when the trigger could not start the execution itself."""
     local.cognito_user(sub, ["analysts"])
-    job = {"user_pool_id": local.state["user_pool_id"], "user_name": sub, "sub": sub, "display_name": None}
+    job = {"user_pool_id": local.state["user_pool_id"], "user_name": sub, "sub": sub}
     record = {"messageId": "m1", "receiptHandle": "r", "body": json.dumps(job), "attributes": {},
               "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
               "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
@@ -199,13 +201,14 @@ def test_retry_queue_consumer_starts_the_workflow(local, sub):
 
 
 def test_duplicates_have_one_effect(local, sub):
-    """Three PostConfirmations, one execution; the same EventBridge detail twice, one user with
-    one membership per room; a RecordAudit retried after its writes, no duplicate item."""
+    """Three PostConfirmations, one execution; the same event twice, one user with one
+    membership per room; a RecordAudit retried after its writes, no duplicate item."""
     runs = {local.signup(sub, ["analysts"], None)["execution_arn"] for _ in range(3)}
     assert len(runs) == 1 and len(local.executions(sub)) == 1
     other = str(uuid.uuid4())
+    local.cognito_user(other, ["analysts"])
     for _ in range(2):
-        assert local.send_event({"sub": other, "groups": ["analysts"]})["status"] == "SUCCEEDED"
+        assert local.send_sync_event({"sub": other})["status"] == "SUCCEEDED"
     assert local.rooms(other) == {("The Red Room", 0), ("Analysts", 0)}
     assert sorted(local.synapse.joined_rooms(local.user_id(other))) == sorted(
         {local.state["rooms"]["red_room"]["room_id"], local.state["rooms"]["analysts"]["room_id"]})
