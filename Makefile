@@ -6,7 +6,7 @@ SYNAPSE_VERSION := 1.163.2
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 
-.PHONY: install test proof demo bench synth diagram down clean
+.PHONY: install test proof negative-controls demo bench synth diagram down clean
 
 install:
 	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp .synapse-venv/.stamp node_modules/.stamp .wheels/.stamp
@@ -43,6 +43,10 @@ test: install
 # The reliability suite: every fault kind at every step, through a fault proxy (~3.5 min).
 proof: install
 	$(PY) -m pytest tests/proof
+
+# Each protection against the attacks removed in turn: a test must fail each time (~6 min).
+negative-controls: install
+	$(PY) tests/attacks/mutations.py
 
 demo: install
 	$(PY) -m local_run.demo

@@ -176,4 +176,4 @@ def test_a_fault_at_plan_sweep_fails_there_and_redrives(local, proxy, fault, err
     proxy.clear()
     redriven = local.redrive(arn)
     assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "PlanSweep")
-    assert local.states_entered(redriven["execution_arn"]) == ["PlanSweep", "AnythingToFix", "NothingToApply"]
+    assert local.states_entered(redriven["execution_arn"]) == ["PlanSweep", "ShouldApply", "PlanOnly"]

@@ -1,0 +1,127 @@
+"""`make negative-controls`: each protection against the attacks, removed in turn, must make a
+test fail: the attack (or the check that pins the protection) then succeeds. A protection no
+test notices is not proven. Each mutation is made in a copy of the checkout (the original is
+never touched); prints one line per protection and exits 1 if any mutation went unnoticed.
+
+Not in `make test`: each run starts its own stack (about 6 min in all here)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ATTACKS = "tests/attacks/test_attacks.py"
+
+# (protection, file, the code that makes it, the code without it, the tests that must fail)
+MUTATIONS = [
+    ("a start names a sub and a cause only", "lambdas/chat_provisioning/models.py",
+     'class StartRequest(Sub):\n', 'class StartRequest(Sub):\n    model_config = ConfigDict(frozen=True, extra="ignore")\n',
+     [f"{ATTACKS}::test_a_start_names_a_user_and_a_cause_and_nothing_else"]),
+    ("a custom event's detail is a sub only", "lambdas/chat_provisioning/triggers.py",
+     'parse(Sub, bridge.detail).sub', 'normalise_sub(bridge.detail.get("sub"))',
+     [f"{ATTACKS}::test_events_cannot_grant_reactivate_or_reach_the_workflow_with_more_than_a_sub"]),
+    ("only this workflow's deactivation is undone", "lambdas/chat_provisioning/steps.py",
+     'if state.cause != "AdminEnableUser" or not rt.audit.deactivated_by_workflow(state.sub):',
+     'if state.cause != "AdminEnableUser":',
+     [f"{ATTACKS}::test_a_start_names_a_user_and_a_cause_and_nothing_else"]),
+    ("ApplyPlan builds each input from a sub", "statemachines/sweep_users.asl.json",
+     '"Input": {\n                "sub.$": "$.sub",\n                "cause": "sweep"\n              }',
+     '"Input.$": "$$.Map.Item.Value"',
+     [f"{ATTACKS}::test_a_swapped_plan_names_users_and_nothing_more"]),
+    ("display names are cut to what Synapse takes", "lambdas/chat_provisioning/policy.py",
+     "return name[:MAX_DISPLAY_NAME] or None", "return name or None",
+     [f"{ATTACKS}::test_no_name_or_unknown_group_stops_a_deactivation"]),
+    ("status decides first", "lambdas/chat_provisioning/policy.py",
+     '    if not user.enabled:\n        return "disabled"\n', '',
+     [f"{ATTACKS}::test_no_name_or_unknown_group_stops_a_deactivation"]),
+    ("only confirmed users get an account", "lambdas/chat_provisioning/policy.py",
+     'CONFIRMED = ("CONFIRMED", "EXTERNAL_PROVIDER")', 'CONFIRMED = ("CONFIRMED", "EXTERNAL_PROVIDER", "UNCONFIRMED")',
+     [f"{ATTACKS}::test_unconfirmed_sign_ups_get_no_account_on_any_path"]),
+    ("a sweep never reactivates", "lambdas/chat_provisioning/sweep.py",
+     'if status != "confirmed" or deactivated:', 'if status != "confirmed":',
+     [f"{ATTACKS}::test_a_sweep_never_reactivates"]),
+    ("a sweep holds above the deactivation cap", "lambdas/chat_provisioning/sweep.py",
+     "if deactivations <= cap or", "if True or",
+     [f"{ATTACKS}::test_an_emptied_pool_holds_the_sweep_and_it_never_erases"]),
+    ("a sweep never erases", "lambdas/chat_provisioning/steps.py",
+     ' and state.cause == "AdminDeleteUser"', '',
+     [f"{ATTACKS}::test_an_emptied_pool_holds_the_sweep_and_it_never_erases"]),
+    ("the sign-up's username resolves to its sub", "lambdas/chat_provisioning/triggers.py",
+     'if cognito.sub_of_username(aws_client("cognito-idp"), pool, user_name) != sub:', 'if False:',
+     [f"{ATTACKS}::test_the_sign_up_trigger_and_its_retry_queue_check_pool_and_username"]),
+    ("the sign-up is of our pool", "lambdas/chat_provisioning/triggers.py",
+     "if user_pool_id != pool:", "if False:",
+     [f"{ATTACKS}::test_the_sign_up_trigger_and_its_retry_queue_check_pool_and_username"]),
+    ("a retry job carries nothing more", "lambdas/chat_provisioning/models.py",
+     "class RetryJob(Frozen):\n", 'class RetryJob(Frozen):\n    model_config = ConfigDict(frozen=True, extra="ignore")\n',
+     [f"{ATTACKS}::test_the_sign_up_trigger_and_its_retry_queue_check_pool_and_username"]),
+    ("wire-data loggers capped at INFO", "lambdas/chat_provisioning/runtime.py",
+     "    logging.getLogger(_library).setLevel(logging.INFO)", "    pass",
+     ["tests/unit/test_events_and_errors.py::test_a_debug_root_logger_never_logs_the_token"]),
+    ("path segments quoted whole", "lambdas/chat_provisioning/synapse.py",
+     'return quote(value, safe="")', "return quote(value)",
+     ["tests/unit/test_events_and_errors.py::test_every_url_path_segment_is_quoted_whole"]),
+    ("an http Synapse needs an acknowledgment", "lambdas/chat_provisioning/config.py",
+     'if self.synapse_url.startswith("http://") and not self.allow_http_synapse:', "if False:",
+     ["tests/infra/test_stack.py::test_an_http_synapse_needs_an_acknowledgment"]),
+    ("the token only for Synapse's callers", "stacks/provisioning_stack.py",
+     "for name in wiring.CALLS_SYNAPSE:\n            allow(steps[name], [\"secretsmanager:GetSecretValue\"]",
+     "for name in wiring.STEPS:\n            allow(steps[name], [\"secretsmanager:GetSecretValue\"]",
+     ["tests/infra/test_stack.py::test_the_token_audit_and_leases_are_reached_only_as_designed"]),
+    ("custom events only from configured senders", "stacks/provisioning_stack.py",
+     'bus.add_to_resource_policy(iam.PolicyStatement(\n            sid="OnlyConfiguredSenders"',
+     '(lambda dropped: None)(iam.PolicyStatement(\n            sid="OnlyConfiguredSenders"',
+     ["tests/infra/test_stack.py::test_custom_events_only_on_the_stacks_bus_from_configured_senders"]),
+    ("only the sweep writes plans", "stacks/provisioning_stack.py",
+     'sid="OnlyTheSweepWritesPlans", effect=iam.Effect.DENY', 'sid="OnlyTheSweepWritesPlans", effect=iam.Effect.ALLOW',
+     ["tests/infra/test_stack.py::test_only_the_sweep_writes_its_plans"]),
+    ("reserved concurrency for Synapse's callers", "stacks/provisioning_stack.py",
+     "reserved_concurrent_executions=config.synapse_concurrency if calls_synapse else None",
+     "reserved_concurrent_executions=None",
+     ["tests/infra/test_stack.py::test_functions_that_call_synapse_have_reserved_concurrency"]),
+]
+
+
+def copy_of_checkout(into: Path) -> None:
+    for path in subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout.splitlines():
+        if (ROOT / path).exists():
+            (into / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / path, into / path)
+    for installed in (".venv", ".synapse-venv", "node_modules", ".wheels"):  # as `make install` left them
+        (into / installed).symlink_to(ROOT / installed)
+
+
+def main() -> int:
+    unnoticed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp)
+        copy_of_checkout(copy)
+        # The copy's code first: the project is installed in editable mode from this checkout.
+        environment = {**os.environ, "PYTHONPATH": f"{copy / 'lambdas'}{os.pathsep}{copy}"}
+        for protection, path, made, removed, tests in MUTATIONS:
+            source = (copy / path).read_text()
+            if source.count(made) != 1:
+                print(f"STALE    {protection}: {path} no longer holds the code it mutates")
+                unnoticed += 1
+                continue
+            (copy / path).write_text(source.replace(made, removed))
+            started = time.monotonic()
+            run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                                 cwd=copy, env=environment, capture_output=True, text=True)
+            (copy / path).write_text(source)
+            last = (run.stdout.strip().splitlines() or ["(no output)"])[-1]
+            noticed = run.returncode == 1 and " failed" in last  # a test failed, not the run
+            unnoticed += not noticed
+            print(f"{'noticed ' if noticed else 'MISSED  '} {protection} ({time.monotonic() - started:.0f} s): {last}",
+                  flush=True)
+    print(f"{len(MUTATIONS) - unnoticed} of {len(MUTATIONS)} protections proven by a failing test")
+    return 1 if unnoticed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
