@@ -20,8 +20,8 @@ For the reliability and attack suites it can also fail an invocation as the Lamb
 a dependency would, or hold one: in the folder named by LAMBDA_CONTROL_DIR, faults.json maps
 a function name to {"error": <errorType>, "times": n} (the next n invocations return that
 error unrun), and a file <function>.hold makes the next invocation of that function, once it
-has returned, write <function>.held and wait until the .hold file is gone (a test changes
-something between two states, as a concurrent actor would).
+has returned, rename it <function>.held and wait until that file is gone (a test changes
+something between two states, as a concurrent actor would; other invocations go on).
 
 Run: python -m local_run.aws_server PORT   (stops on SIGTERM)
 """
@@ -125,12 +125,13 @@ def injected_fault(function_name: str) -> str | None:
 
 
 def held(function_name: str) -> None:
-    hold = CONTROL_DIR / f"{function_name}.hold"
-    if not hold.exists():
+    held = CONTROL_DIR / f"{function_name}.held"
+    try:
+        (CONTROL_DIR / f"{function_name}.hold").rename(held)  # one invocation takes the hold
+    except FileNotFoundError:
         return
-    (CONTROL_DIR / f"{function_name}.held").touch()
     deadline = time.monotonic() + HOLD_SECONDS
-    while hold.exists() and time.monotonic() < deadline:
+    while held.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

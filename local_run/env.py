@@ -241,12 +241,15 @@ class LocalEnv:
         call(**{"UserPoolId": pool, "Username": sub, **({"GroupName": group} if group else {})})
         return self.deliver_cloudtrail(event_name, params, wait)
 
-    def deliver_cloudtrail(self, event_name: str, params: dict, wait: bool = True) -> dict:
-        """CloudTrail's record of a Cognito admin call, as AWS puts it on the default bus."""
+    def deliver_cloudtrail(self, event_name: str, params: dict, wait: bool = True,
+                           error_code: str | None = None) -> dict:
+        """CloudTrail's record of a Cognito admin call, as AWS puts it on the default bus; with
+        `error_code`, the record of a call Cognito refused."""
         pattern = wiring.cognito_event_pattern(self.state["user_pool_id"])
+        refused = {"errorCode": error_code, "errorMessage": "refused"} if error_code else {}
         return self._deliver([pattern], bus_event(pattern, {
             "eventVersion": "1.08", "eventSource": "cognito-idp.amazonaws.com", "eventName": event_name,
-            "awsRegion": "us-east-1", "requestParameters": params, "eventID": str(uuid.uuid4())}), wait)
+            "awsRegion": "us-east-1", "requestParameters": params, "eventID": str(uuid.uuid4()), **refused}), wait)
 
     def start(self, sub: str, workflow_input: dict | None = None, wait: bool = True) -> dict:
         """StartExecution as an operator (the console) or anyone with states:StartExecution."""
@@ -307,7 +310,6 @@ class LocalEnv:
         control = Path(self.state["state_dir"]) / "control"
         name = self.state["functions"][function]
         hold, held = control / f"{name}.hold", control / f"{name}.held"
-        held.unlink(missing_ok=True)
         hold.touch()
 
         def reached() -> None:
@@ -319,7 +321,8 @@ class LocalEnv:
         try:
             yield reached
         finally:
-            hold.unlink(missing_ok=True)
+            hold.unlink(missing_ok=True)  # never taken
+            held.unlink(missing_ok=True)  # taken: the invocation returns
 
     # --- as an operator would ---------------------------------------------------------------
     def wait(self, arn: str, timeout: float = 300) -> dict:

@@ -157,6 +157,9 @@ class ChatProvisioningStack(Stack):
         # Policies of their own, not the roles' default policies: a created pool depends on the
         # trigger function, which depends on its default policy, which must not depend on it.
         for fn, actions in ((steps["ReadCognitoUser"], ["ListUsers", "AdminListGroupsForUser"]),
+                            # read again right before a reactivation, and before granting a level
+                            (steps["ProvisionUser"], ["ListUsers"]),
+                            (steps["AssignRoles"], ["ListUsers", "AdminListGroupsForUser"]),
                             (steps["PlanSweep"], ["ListUsers", "ListGroups", "ListUsersInGroup"]),
                             (post_confirmation, ["AdminGetUser"]), (retry_start, ["AdminGetUser"]),
                             (on_cognito_change, ["AdminGetUser"])):

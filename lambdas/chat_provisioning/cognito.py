@@ -9,27 +9,27 @@ from .policy import CognitoUser, display_name_of, standing
 
 def _user(entry: dict, groups: tuple[str, ...]) -> CognitoUser:
     attributes = {a["Name"]: a["Value"] for a in entry.get("Attributes", [])}
-    return CognitoUser(sub=attributes.get("sub", ""), enabled=entry.get("Enabled", True),
+    return CognitoUser(sub=attributes.get("sub", ""), enabled=entry.get("Enabled", False),
                        status=entry.get("UserStatus", "UNKNOWN"), groups=groups,
                        display_name=display_name_of(attributes))
 
 
-def read_user(idp, user_pool_id: str, sub: str) -> CognitoUser | None:
+def read_user(idp, user_pool_id: str, sub: str, groups: bool = True) -> CognitoUser | None:
     """The user with this sub now, or None when the pool has none (deleted). Groups are read
-    only for a confirmed, enabled user: for the others, status alone decides. `sub` must be a
-    validated UUID: it goes into ListUsers' filter."""
+    only for a confirmed, enabled user (for the others, status alone decides), and only if
+    asked. `sub` must be a validated UUID: it goes into ListUsers' filter."""
     found = idp.list_users(UserPoolId=user_pool_id, Filter=f'sub = "{sub}"', Limit=1)["Users"]
     if not found:
         return None
     user = _user(found[0], ())
     if user.sub != sub:
         raise InvalidInput(f"ListUsers answered another user for sub {sub}")
-    if standing(user) != "confirmed":
+    if standing(user) != "confirmed" or not groups:
         return user
-    groups = tuple(sorted(g["GroupName"] for page in idp.get_paginator("admin_list_groups_for_user")
+    found_groups = tuple(sorted(g["GroupName"] for page in idp.get_paginator("admin_list_groups_for_user")
                           .paginate(UserPoolId=user_pool_id, Username=found[0]["Username"])
                           for g in page["Groups"]))
-    return _user(found[0], groups)
+    return _user(found[0], found_groups)
 
 
 def read_all(idp, user_pool_id: str) -> list[CognitoUser]:

@@ -107,6 +107,11 @@ class ChatConfig(Frozen):
     # Values chat-services.md does not state and this config assumes; synth warns on each.
     unconfirmed: tuple[str, ...] = ()
 
+    @field_validator("unmanaged_subs")
+    @classmethod
+    def lowercase_subs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(s.strip().lower() for s in value)  # as policy.normalise_sub makes them
+
     @field_validator("bot_localpart")
     @classmethod
     def valid_localpart(cls, value: str) -> str:

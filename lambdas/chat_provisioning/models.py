@@ -14,7 +14,8 @@ from .policy import Standing, normalise_sub
 # custom event, the sweep, or an operator. Only "AdminEnableUser" may reactivate, and only a
 # deactivation this workflow made (steps.provision_user).
 Cause = Literal["signup", "AdminAddUserToGroup", "AdminRemoveUserFromGroup", "AdminDisableUser",
-                "AdminEnableUser", "AdminDeleteUser", "event", "sweep", "manual"]
+                "AdminEnableUser", "AdminDeleteUser", "AdminResetUserPassword", "AdminSetUserPassword",
+                "event", "sweep", "manual"]
 
 
 class Sub(Frozen):

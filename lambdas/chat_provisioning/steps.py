@@ -55,11 +55,12 @@ def read_cognito_user(request: StartRequest, rt: Runtime, run: Run) -> WorkflowS
     if request.sub in rt.config.unmanaged_subs:
         return WorkflowState(**base, cognito="unmanaged").did(Action(
             step="ReadCognitoUser", action="sync", outcome="skipped:unmanaged"))
-    user = cognito.read_user(aws_client("cognito-idp"), rt.config.user_pool.user_pool_id, request.sub)
+    user = read_user(rt, request.sub)
     status = standing(user)
     if status != "confirmed":
         state = WorkflowState(**base, cognito=status)
-        return state.did(Action(step="ReadCognitoUser", action="sync", outcome="skipped:unconfirmed")) \
+        # Not confirmed: no account is made, and one that exists keeps no group's grant.
+        return state.did(Action(step="ReadCognitoUser", action="sync", outcome="unconfirmed:no_grants")) \
             if status == "unconfirmed" else state
     known, unknown = split_groups(user.groups, rt.config)
     if unknown:
@@ -68,19 +69,25 @@ def read_cognito_user(request: StartRequest, rt: Runtime, run: Run) -> WorkflowS
         Action(step="ReadCognitoUser", action="finding", outcome=f"unknown_group:{g}"[:128]) for g in unknown))
 
 
+def read_user(rt: Runtime, sub: str, groups: bool = True):
+    return cognito.read_user(aws_client("cognito-idp"), rt.config.user_pool.user_pool_id, sub, groups)
+
+
 @step()
 def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     """Create or update the user. A user deactivated in Matrix is reactivated only by Cognito's
-    own enable, and only if this workflow deactivated it: a Matrix admin's ban stays."""
+    own enable, only if this workflow deactivated it (a Matrix admin's ban stays), and only if
+    Cognito still has it enabled and confirmed now (a redrive may come days later)."""
     user_id = user_id_for(state.sub, rt.config)
     user = rt.synapse.upsert_user(user_id, state.display_name, external_id=state.sub,
                                   auth_provider=rt.config.auth_provider)
     done = Action(step="ProvisionUser", action="create_user" if user.created else "update_user",
                   outcome="created" if user.created else "updated")
     if user.deactivated:
-        if state.cause != "AdminEnableUser" or not rt.audit.deactivated_by_workflow(state.sub):
-            raise UserDeactivated(f"{user_id} is deactivated in Synapse, and not by this workflow for a "
-                                  f"Cognito disable that an enable now undoes (cause {state.cause})")
+        if (state.cause != "AdminEnableUser" or not rt.audit.deactivated_by_workflow(state.sub)
+                or standing(read_user(rt, state.sub, groups=False)) != "confirmed"):
+            raise UserDeactivated(f"{user_id} is deactivated in Synapse; only Cognito's enable of a user "
+                                  f"this workflow deactivated, still enabled now, reactivates (cause {state.cause})")
         rt.synapse.reactivate(user_id)
         done = Action(step="ProvisionUser", action="reactivate_user", outcome="reactivated")
     return state.model_copy(update={"user_id": user_id, "active_in_run": run.id}).did(done)
@@ -112,12 +119,22 @@ def created_in_this_run(state: WorkflowState) -> bool:
 def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     """Every level a role grants, and (for a user that existed before this run) the demotion
     to the room default where no role grants one any more; one write per room, under the
-    room's lease (locks.py). Optionally leaves rooms no group earns now."""
+    room's lease (locks.py). Optionally leaves rooms no group earns now. A user who is not
+    confirmed is granted nothing. A level is a privilege: before granting one, the groups are
+    read again from Cognito, so that a run delayed or redriven after a group was removed
+    grants nothing."""
     user_id = user_id_for(state.sub, rt.config)
     created_now = created_in_this_run(state)
     joined = set(state.joined) if state.joined is not None else set(rt.synapse.joined_rooms(user_id))
     actions = []
-    for room, level in desired_levels(state.groups, rt.config).items():
+    groups = state.groups if state.cognito == "confirmed" else ()
+    if any(level is not None for level in desired_levels(groups, rt.config).values()):
+        now = read_user(rt, state.sub)
+        still = split_groups(now.groups, rt.config)[0] if standing(now) == "confirmed" else ()
+        if still != groups:
+            actions.append(Action(step="AssignRoles", action="finding", outcome="groups_changed_since_read"))
+        groups = still
+    for room, level in desired_levels(groups, rt.config).items():
         room_id = rt.config.rooms[room].room_id
         if level is None and room_id not in joined:
             continue  # nothing to demote where the user is not
@@ -127,7 +144,7 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
                               outcome=f"set:{'default' if level is None else level}"
                               if changed else "unchanged"))
     if rt.config.leave_rooms_on_role_removal and not created_now:
-        earned = {m.room_id for m in desired_memberships(state.groups, rt.config)}
+        earned = {m.room_id for m in desired_memberships(groups, rt.config)}
         for room in rt.config.rooms.values():
             if room.room_id in joined and room.room_id not in earned:
                 rt.synapse.kick(room.room_id, user_id, reason="no Cognito group grants this room")

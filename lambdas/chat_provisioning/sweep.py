@@ -131,13 +131,14 @@ def user_fixes(user: CognitoUser, user_id: str, matrix: MatrixSide, config: Chat
     status = standing(user)
     if status == "disabled":
         return [Fix(user.sub, "deactivate")] if deactivated is False else []
-    if status != "confirmed" or deactivated:
-        return []  # no account for an unconfirmed sign-up; no reactivation by a sweep
+    if deactivated or (deactivated is None and status != "confirmed"):
+        return []  # no reactivation by a sweep; no account for an unconfirmed user
     if deactivated is None:
         return [Fix(user.sub, "create")]
-    known, _ = split_groups(user.groups, config)
+    # An account whose user is not confirmed any more keeps no group's grant, and gains nothing.
+    known = split_groups(user.groups, config)[0] if status == "confirmed" else ()
     fixes = [Fix(user.sub, "join", m.room_id) for m in desired_memberships(known, config)
-             if m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
+             if status == "confirmed" and m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
     for room, level in desired_levels(known, config).items():
         room_id = config.rooms[room].room_id
         if room_id not in matrix.levels or (level is None and user_id not in matrix.members[room_id]):

@@ -40,14 +40,19 @@ def sync_event_pattern(account: str) -> dict:
     """The custom event from this account only: a bus policy could one day let another in."""
     return {**SYNC_EVENT_PATTERN, "account": [account]}
 
+# The admin calls that change a user's groups or status (a password reset or a temporary
+# password makes a user unconfirmed: it keeps no grant until it is confirmed again).
 COGNITO_EVENT_NAMES = ["AdminAddUserToGroup", "AdminRemoveUserFromGroup", "AdminDisableUser",
-                       "AdminEnableUser", "AdminDeleteUser"]
+                       "AdminEnableUser", "AdminDeleteUser", "AdminResetUserPassword",
+                       "AdminSetUserPassword"]
 
 
 def cognito_event_pattern(user_pool_id: str) -> dict:
-    """CloudTrail's record of the admin calls that change a user's roles or status."""
+    """CloudTrail's record of the admin calls that change a user's roles or status, when they
+    succeeded: a refused call (its record has an errorCode) changed nothing."""
     return {"source": ["aws.cognito-idp"], "detail-type": ["AWS API Call via CloudTrail"],
             "detail": {"eventSource": ["cognito-idp.amazonaws.com"], "eventName": COGNITO_EVENT_NAMES,
+                       "errorCode": [{"exists": False}],
                        "requestParameters": {"userPoolId": [user_pool_id]}}}
 
 

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from chat_provisioning.config import RoleGrant
 from local_run import env
 
 OUTSIDER = f"arn:aws:iam::{env.ACCOUNT}:role/ci-deployer"  # may call PutEvents, is not a sender
@@ -21,7 +22,11 @@ OUTSIDER = f"arn:aws:iam::{env.ACCOUNT}:role/ci-deployer"  # may call PutEvents,
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory, config):
-    with env.running(tmp_path_factory.mktemp("attacks"), config.model_copy(update={"erase_deleted_users": True})) as local:
+    # Phenom's config, with deleted users erased and a role whose level the bot can take back
+    # (Phenom's staff level is the bot's own: the bot cannot demote its peers).
+    roles = {**config.roles, "moderators": (RoleGrant(room="experiencers", power_level=50),)}
+    custom = config.model_copy(update={"erase_deleted_users": True, "roles": roles})
+    with env.running(tmp_path_factory.mktemp("attacks"), custom) as local:
         yield local
 
 
@@ -177,7 +182,67 @@ def test_unconfirmed_sign_ups_get_no_account_on_any_path(local):
     for sub in subs:  # an event or an operator naming one: audited, nothing made
         assert local.send_sync_event({"sub": sub})["status"] == "SUCCEEDED"
         assert matrix(local, sub) == {"exists": False}
-        assert audited(local, sub) == [("ReadCognitoUser", "sync", "skipped:unconfirmed", "event")]
+        assert audited(local, sub) == [("ReadCognitoUser", "sync", "unconfirmed:no_grants", "event")]
+
+
+def test_a_user_no_longer_confirmed_keeps_no_grant(local):
+    """An admin resets a compromised moderator's password or gives it a temporary one: until it
+    is confirmed again it keeps no group's grant, by event and by sweep."""
+    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    by_event, by_sweep = new(), new()
+    for sub in (by_event, by_sweep):
+        local.signup(sub, ["moderators"], None)
+        assert ("Experiencers", 50) in matrix(local, sub)["rooms"]
+        idp.admin_set_user_password(UserPoolId=pool, Username=sub, Password="Temp-pass-1234!", Permanent=False)
+    synced = local.deliver_cloudtrail("AdminSetUserPassword", {"userPoolId": pool, "username": by_event})
+    assert synced["status"] == "SUCCEEDED"
+    assert ("Experiencers", 0) in matrix(local, by_event)["rooms"]
+    assert ("ReadCognitoUser", "sync", "unconfirmed:no_grants", "AdminSetUserPassword") in audited(local, by_event)
+    planned = local.sweep(dry_run=True)
+    assert (by_sweep, "demote") in {(f["sub"], f["kind"]) for f in planned["fixes"]}
+
+
+def test_a_redriven_enable_reactivates_nobody_cognito_disabled_since(local):
+    """An enable's run fails before it reactivates; the user is disabled again; days later an
+    operator redrives the old run. Cognito is read again before reactivating."""
+    sub = new()
+    local.signup(sub, ["experiencers"], None)
+    assert local.cognito_change(sub, "AdminDisableUser")["status"] == "SUCCEEDED"
+    local.fail_lambda("ProvisionUser", "SynapseAuthFailed", times=1)  # permanent: not retried
+    enable = local.cognito_change(sub, "AdminEnableUser")
+    assert (enable["failed_state"], enable["error"]) == ("ProvisionUser", "SynapseAuthFailed")
+    assert local.cognito_change(sub, "AdminDisableUser")["status"] == "SUCCEEDED"  # already deactivated
+    redriven = local.redrive(enable["execution_arn"])
+    assert (redriven["failed_state"], redriven["error"]) == ("ProvisionUser", "UserDeactivated")
+    assert matrix(local, sub)["deactivated"] is True
+
+
+def test_a_delayed_run_grants_no_level_a_later_change_took_away(local):
+    """A moderator is added and removed within seconds: the add's run reads Cognito, then is
+    delayed (throttled, waiting for a room's lease) while the removal's run completes."""
+    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    sub = new()
+    local.signup(sub, [], None)
+    idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName="moderators")
+    params = {"userPoolId": pool, "username": sub, "groupName": "moderators"}
+    with local.holding("ReadCognitoUser") as read:
+        added = local.deliver_cloudtrail("AdminAddUserToGroup", params, wait=False)
+        read()  # the add's run has read [moderators]
+        idp.admin_remove_user_from_group(UserPoolId=pool, Username=sub, GroupName="moderators")
+        assert local.deliver_cloudtrail("AdminRemoveUserFromGroup", params)["status"] == "SUCCEEDED"
+    assert local.wait(added["execution"])["status"] == "SUCCEEDED"
+    assert ("Experiencers", 50) not in matrix(local, sub)["rooms"]
+    assert ("AssignRoles", "finding", "groups_changed_since_read", "AdminAddUserToGroup") in audited(local, sub)
+
+
+def test_a_refused_cognito_call_starts_nothing(local):
+    """CloudTrail records refused calls too (with an errorCode): anyone in the account can make
+    one, and it changed nothing."""
+    sub = new()
+    local.signup(sub, [], None)
+    params = {"userPoolId": local.state["user_pool_id"], "username": sub, "groupName": "staff"}
+    assert local.deliver_cloudtrail("AdminAddUserToGroup", params, error_code="AccessDenied") == {"matched": False}
+    assert [e["name"] for e in local.executions(sub)] == [f"signup-{sub}"]  # the sign-up's alone
 
 
 def test_a_sweep_never_reactivates(local, banned):

@@ -205,9 +205,10 @@ def test_every_queue_that_receives_failures_is_watched(template):
 # change of what a function may do: review it as one.
 CALLS = {
     "ReadCognitoUser": {"cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
-    "ProvisionUser": {"secretsmanager:GetSecretValue", "dynamodb:Query"},
+    "ProvisionUser": {"secretsmanager:GetSecretValue", "dynamodb:Query", "cognito-idp:ListUsers"},
     "JoinRooms": {"secretsmanager:GetSecretValue"},
-    "AssignRoles": {"secretsmanager:GetSecretValue", "dynamodb:UpdateItem"},
+    "AssignRoles": {"secretsmanager:GetSecretValue", "dynamodb:UpdateItem", "cognito-idp:ListUsers",
+                    "cognito-idp:AdminListGroupsForUser"},
     "DeactivateUser": {"secretsmanager:GetSecretValue"},
     "RecordAudit": {"dynamodb:PutItem"},
     "PlanSweep": {"secretsmanager:GetSecretValue", "s3:PutObject", "cognito-idp:ListUsers",

@@ -218,15 +218,22 @@ def test_guarded_write_lost_every_time_is_a_typed_error():
 def test_a_debug_root_logger_never_logs_the_token(monkeypatch, caplog):
     """AWS_LAMBDA_LOG_LEVEL=DEBUG (or a developer's basicConfig) puts the root logger at DEBUG,
     where botocore logs every response body; runtime caps the libraries that log wire data."""
+    import boto3
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
     from moto import mock_aws
 
     from chat_provisioning import runtime
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        import boto3
-        boto3.client("secretsmanager").create_secret(Name="bot-token", SecretString="canary_bot_token_debug")
-        caplog.set_level(logging.DEBUG)  # the root logger and its handler
-        assert runtime.bot_token("bot-token", refresh=True) == "canary_bot_token_debug"
+    saved = dict(DEFAULT_PROVIDERS)  # Powertools keeps its client: this one must not outlive moto
+    DEFAULT_PROVIDERS.clear()
+    try:
+        with mock_aws():
+            boto3.client("secretsmanager").create_secret(Name="bot-token", SecretString="canary_bot_token_debug")
+            caplog.set_level(logging.DEBUG)  # the root logger and its handler
+            assert runtime.bot_token("bot-token", refresh=True) == "canary_bot_token_debug"
+    finally:
+        DEFAULT_PROVIDERS.clear()
+        DEFAULT_PROVIDERS.update(saved)
     assert any(r.name.startswith("botocore") for r in caplog.records)  # botocore did log, at INFO
     assert "canary_bot_token_debug" not in caplog.text

@@ -54,6 +54,8 @@ def lost(local, room, subs, level) -> list[str]:
 def test_concurrent_promotions_lose_nothing_under_the_lease(local, step_runtime):
     staff = local.state["rooms"]["staff"]["room_id"]
     subs = members_of(local, staff, N)
+    for sub in subs:  # AssignRoles reads the groups again before it grants a level
+        local.cognito_user(sub, ["staff"])
     states = [WorkflowState(sub=s, cause="AdminAddUserToGroup", cognito="confirmed", groups=("staff",))
               for s in subs]
     run = Run(execution="arn:test")
