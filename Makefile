@@ -40,7 +40,7 @@ node_modules/.stamp: package.json package-lock.json
 test: install
 	$(PY) -m pytest --ignore=tests/proof
 
-# The reliability suite: every fault kind at every step, through a fault proxy (~3.5 min).
+# The reliability suite: every fault kind at every step, through a fault proxy (~4 min).
 proof: install
 	$(PY) -m pytest tests/proof
 
