@@ -1,5 +1,5 @@
 """Bundle the Lambda asset without Docker: chat_provisioning plus its wheels for the Lambda
-platform (Python 3.14, arm64), installed from .wheels/ (made by `make wheels`) so that synth
+platform (Python 3.14, arm64), installed from .wheels/ (made by `make install`) so that synth
 needs no network."""
 
 import shutil
@@ -25,7 +25,7 @@ PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
 class LocalPipBundling:
     def try_bundle(self, output_dir: str, options) -> bool:
         if not any(WHEELS.glob("*.whl")):
-            raise RuntimeError(f"no wheels in {WHEELS}: run `make wheels` (needs PyPI once)")
+            raise RuntimeError(f"no wheels in {WHEELS}: run `make install` (needs PyPI once)")
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-index",
              "--find-links", str(WHEELS), "--target", output_dir,

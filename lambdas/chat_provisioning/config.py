@@ -41,7 +41,7 @@ class UserPool(Frozen):
     user_pool_id: str = Field(pattern=r"^[a-z]{2}-[a-z]+-[0-9]_[A-Za-z0-9]+$")
     client_id: str = Field(pattern=r"^[a-z0-9]{1,128}$")
     # True: the stack creates its own pool with the trigger attached (dev, demo).
-    # False: the pool above is imported (prod); see README "Attaching the trigger".
+    # False: the pool above is imported (prod); see README, "Deploying".
     create: bool = False
 
 

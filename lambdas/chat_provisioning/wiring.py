@@ -31,8 +31,8 @@ STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
 MACHINES = {"SyncUser": STATEMACHINES / "sync_user.asl.json",
             "SweepUsers": STATEMACHINES / "sweep_users.asl.json"}  # runs the one above
 SERVICE = "chat-provisioning"
-# The documented custom event that syncs a user with Cognito now (README, "Starting the
-# workflow"), on the stack's own bus: detail {"sub": ...} and nothing else.
+# The documented custom event that syncs a user with Cognito now (README, "Who can start
+# what"), on the stack's own bus: detail {"sub": ...} and nothing else.
 SYNC_EVENT_PATTERN = {"source": ["chat-provisioning"], "detail-type": ["Sync chat user"]}
 
 
