@@ -6,6 +6,7 @@ exhausted or permanent ones end FAILED at that step, and after the fault is gone
 redrive` completes the run; then Synapse and the audit table hold exactly one user, one
 membership per room, the right levels, and an audit trail with both attempts."""
 
+import time
 import uuid
 
 import pytest
@@ -141,9 +142,14 @@ def test_a_fault_at_deactivate_user_fails_there_and_redrives(local, proxy, fault
     redriven = local.redrive(failed["execution_arn"])
     assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "DeactivateUser")
     user = local.user_id(sub)
-    assert local.synapse.joined_rooms(user) == []
     with pytest.raises(UserDeactivated):
         local.synapse.require_active(user)
+    # Synapse parts a deactivated user from its rooms after the deactivation has answered
+    # (in the background): seen in 1 of 3 runs of this suite, one room still listed at once.
+    deadline = time.monotonic() + 10
+    while local.synapse.joined_rooms(user) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert local.synapse.joined_rooms(user) == []
     assert [(a["step"], a["outcome"], a.get("event")) for a in local.audit.trail(sub)[-2:]] == [
         ("DeactivateUser", "failed", "AdminDisableUser"), ("DeactivateUser", "deactivated", "AdminDisableUser")]
 
