@@ -3,7 +3,7 @@ from statemachines/), what starts it (Cognito trigger, EventBridge rule, retry q
 audit table, the failure audit and the alarms. Every resource follows config from cdk.json."""
 
 from aws_cdk import (Acknowledgment, Annotations, ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack,
-                     Validations)
+                     Token, Validations)
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_cognito as cognito
@@ -348,9 +348,12 @@ class ChatProvisioningStack(Stack):
             ack(fn, "Serverless::Serverless-LambdaDLQ",
                 "Invoked synchronously (Step Functions, Cognito) or by an SQS event source "
                 "whose queue has its own DLQ; an async DLQ would never receive anything.")
+        # cdk-nag names the account as the template holds it: a literal once `cdk deploy` (or
+        # CDK_DEFAULT_ACCOUNT) gives the stack one, the pseudo parameter otherwise.
+        account = "<AWS::AccountId>" if Token.is_unresolved(self.account) else self.account
         for name in list(self.machines) + ["SweepUsers/*"]:
             ack(self, f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:{self.partition}:states:{self.region}"
-                      f":<AWS::AccountId>:execution:{self.stack_name}-{name}:*]",
+                      f":{account}:execution:{self.stack_name}-{name}:*]",
                 "Executions of this stack's own state machines (failure audit, the sweep's map "
                 "runs and child workflows): their names are not known in advance.")
         ack(self, f"AwsSolutions::AwsSolutions-IAM5[Resource::<{self.get_logical_id(plans.node.default_child)}.Arn>/sweeps/*]",
