@@ -1,6 +1,8 @@
 """The reads of Cognito, the only authority on who a user is: one user by sub (the workflow),
 every user in pages (the sweep), and the sub behind a username (the triggers)."""
 
+from dataclasses import replace
+
 from botocore.exceptions import ClientError
 
 from .errors import InvalidInput
@@ -26,10 +28,9 @@ def read_user(idp, user_pool_id: str, sub: str, groups: bool = True) -> CognitoU
         raise InvalidInput(f"ListUsers answered another user for sub {sub}")
     if standing(user) != "confirmed" or not groups:
         return user
-    found_groups = tuple(sorted(g["GroupName"] for page in idp.get_paginator("admin_list_groups_for_user")
-                          .paginate(UserPoolId=user_pool_id, Username=found[0]["Username"])
-                          for g in page["Groups"]))
-    return _user(found[0], found_groups)
+    return replace(user, groups=tuple(sorted(
+        g["GroupName"] for page in idp.get_paginator("admin_list_groups_for_user")
+        .paginate(UserPoolId=user_pool_id, Username=found[0]["Username"]) for g in page["Groups"])))
 
 
 def read_all(idp, user_pool_id: str) -> list[CognitoUser]:

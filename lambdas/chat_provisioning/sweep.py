@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .config import ChatConfig
-from .policy import (SUB, CognitoUser, default_level, desired_levels, desired_memberships, level_of,
+from .policy import (SUB, CognitoUser, Standing, default_level, desired_levels, desired_memberships, level_of,
                      split_groups, standing, user_id_for)
 
 FixKind = Literal["create", "join", "promote", "demote", "deactivate"]
@@ -105,14 +105,14 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
             continue
         if user.sub in config.unmanaged_subs:
             continue
-        user_id = user_id_for(user.sub, config)
-        _, unknown = split_groups(user.groups, config)
-        if unknown and standing(user) == "confirmed":
+        user_id, status = user_id_for(user.sub, config), standing(user)
+        unknown = split_groups(user.groups, config)[1]
+        if unknown and status == "confirmed":
             findings.append(Finding("unknown_group", user.sub, f"groups that are not roles: {list(unknown)}"))
-        if standing(user) == "confirmed" and matrix.users.get(user_id) is True:
+        if status == "confirmed" and matrix.users.get(user_id) is True:
             findings.append(Finding("deactivated_in_matrix", user.sub, "enabled in Cognito, deactivated in "
                                     "Matrix: a sweep never reactivates (a Matrix admin may have banned it)"))
-        fixes += user_fixes(user, user_id, matrix, config)
+        fixes += user_fixes(user, status, user_id, matrix, config)
 
     for user_id in matrix_only(cognito, matrix.users, config):
         sub = in_scope(user_id, config)
@@ -126,9 +126,9 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
     return Plan(tuple(fixes), tuple(findings), managed)
 
 
-def user_fixes(user: CognitoUser, user_id: str, matrix: MatrixSide, config: ChatConfig) -> list[Fix]:
+def user_fixes(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSide,
+               config: ChatConfig) -> list[Fix]:
     deactivated = matrix.users.get(user_id)
-    status = standing(user)
     if status == "disabled":
         return [Fix(user.sub, "deactivate")] if deactivated is False else []
     if deactivated or (deactivated is None and status != "confirmed"):

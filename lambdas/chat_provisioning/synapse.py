@@ -51,7 +51,7 @@ class SynapseAdmin:
         body: dict = {"external_ids": [{"auth_provider": auth_provider, "external_id": external_id}]}
         if displayname:
             body["displayname"] = displayname
-        path = f"/_synapse/admin/v2/users/{_segment(user_id)}"
+        path = _user_path(user_id)
         try:
             r = self._call("PUT", path, json=body)
         except SynapseRejected as e:
@@ -65,15 +65,11 @@ class SynapseAdmin:
 
     def user(self, user_id: str) -> dict | None:
         """The admin API's view of the user (deactivated, external_ids...), or None."""
-        try:
-            return self._call("GET", f"/_synapse/admin/v2/users/{_segment(user_id)}").json()
-        except SynapseRejected as e:
-            if (e.status, e.errcode) != (404, "M_NOT_FOUND"):
-                raise
-            return None
+        r = self._unless_missing("GET", _user_path(user_id))
+        return r.json() if r is not None else None
 
     def require_active(self, user_id: str) -> None:
-        if (self.user(user_id) or {}).get("deactivated"):
+        if self._call("GET", _user_path(user_id)).json().get("deactivated"):
             raise UserDeactivated(f"{user_id} is deactivated in Synapse; reactivate it first")
 
     def join(self, room_id: str, user_id: str) -> bool:
@@ -119,18 +115,13 @@ class SynapseAdmin:
         raise PowerLevelWriteLost(f"power levels of {room_id} were overwritten three times in a row")
 
     def reactivate(self, user_id: str) -> None:
-        self._call("PUT", f"/_synapse/admin/v2/users/{_segment(user_id)}", json={"deactivated": False})
+        self._call("PUT", _user_path(user_id), json={"deactivated": False})
 
     def deactivate(self, user_id: str, erase: bool) -> bool:
         """Logs the user out everywhere and removes it from its rooms; repeating it is a 200.
         False when Synapse has no such user (nothing to deactivate)."""
-        try:
-            self._call("POST", f"/_synapse/admin/v1/deactivate/{_segment(user_id)}", json={"erase": erase})
-        except SynapseRejected as e:
-            if (e.status, e.errcode) != (404, "M_NOT_FOUND"):
-                raise
-            return False
-        return True
+        return self._unless_missing("POST", f"/_synapse/admin/v1/deactivate/{_segment(user_id)}",
+                                    json={"erase": erase}) is not None
 
     def kick(self, room_id: str, user_id: str, reason: str) -> None:
         self._call("POST", f"/_matrix/client/v3/rooms/{_segment(room_id)}/kick",
@@ -148,19 +139,23 @@ class SynapseAdmin:
 
     def room_members(self, room_id: str) -> frozenset[str] | None:
         """The room's joined members; None when Synapse does not know the room."""
-        try:
-            body = self._call("GET", f"/_synapse/admin/v1/rooms/{_segment(room_id)}/members").json()
-        except SynapseRejected as e:
-            if (e.status, e.errcode) == (404, "M_NOT_FOUND"):
-                return None
-            raise
-        return frozenset(body["members"])
+        r = self._unless_missing("GET", f"/_synapse/admin/v1/rooms/{_segment(room_id)}/members")
+        return frozenset(r.json()["members"]) if r is not None else None
 
     def joined_rooms(self, user_id: str) -> list[str]:
         return self._call("GET", f"/_synapse/admin/v1/users/{_segment(user_id)}/joined_rooms").json()["joined_rooms"]
 
     def power_levels(self, room_id: str) -> dict:
         return self._call("GET", f"/_matrix/client/v3/rooms/{_segment(room_id)}/state/m.room.power_levels").json()
+
+    def _unless_missing(self, method: str, path: str, json: dict | None = None) -> httpx.Response | None:
+        """The answer, or None when Synapse says the user or room does not exist (404 M_NOT_FOUND)."""
+        try:
+            return self._call(method, path, json=json)
+        except SynapseRejected as e:
+            if (e.status, e.errcode) != (404, "M_NOT_FOUND"):
+                raise
+            return None
 
     def _call(self, method: str, path: str, json: dict | None = None,
               params: dict | None = None) -> httpx.Response:
@@ -205,6 +200,10 @@ def external_ids(user: dict, auth_provider: str) -> tuple[str, ...]:
     """The ids that tie a Matrix user (the admin API's view of it) to `auth_provider`."""
     return tuple(e.get("external_id") for e in user.get("external_ids") or []
                  if e.get("auth_provider") == auth_provider)
+
+
+def _user_path(user_id: str) -> str:
+    return f"/_synapse/admin/v2/users/{_segment(user_id)}"
 
 
 def _segment(value: str) -> str:

@@ -142,12 +142,11 @@ def newest_state_entered(events: list[dict]) -> dict | None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def on_cognito_change(event: dict, context) -> dict:
-    """Target of the CloudTrail rule (AdminAddUserToGroup, AdminRemoveUserFromGroup,
-    AdminDisableUser, AdminEnableUser, AdminDeleteUser) on the default bus, and of the custom
-    'Sync chat user' rule on the stack's own bus: start the user's workflow. The execution is
-    named after the event, so a doubled delivery starts one run; the run reads Cognito's
-    current state itself. A custom event names a sub and nothing else, and its cause is
-    "event", which never reactivates."""
+    """Target of the CloudTrail rule (the Cognito admin calls in wiring.COGNITO_EVENT_NAMES)
+    on the default bus, and of the custom 'Sync chat user' rule on the stack's own bus: start
+    the user's workflow. The execution is named after the event, so a doubled delivery starts
+    one run; the run reads Cognito's current state itself. A custom event names a sub and
+    nothing else, and its cause is "event", which never reactivates."""
     bridge = parse(BusEvent, event)
     if bridge.detail_type == wiring.SYNC_EVENT_PATTERN["detail-type"][0]:
         sub, cause = parse(Sub, bridge.detail).sub, "event"  # a bad detail raises: the DLQ keeps it
