@@ -1,15 +1,18 @@
-"""A moto server that executes Step Functions definitions and runs Lambda handlers in this
-process instead of in Docker (there is no Docker here).
+"""A moto server that executes Step Functions definitions and runs each Lambda function in
+execution environments of its own (lambda_runtime.py) instead of in Docker (there is none here).
 
-moto's only Docker call is the private `LambdaFunction._invoke_lambda`; we replace it with a
-function that imports the handler named by the function's configuration, calls it with the
-function's environment, and returns what the Lambda service would: the result, or the error
-shape {"errorType", "errorMessage", "stackTrace"} whose errorType Step Functions matches
-against Retry/ErrorEquals. Three gaps in moto's Step Functions are filled:
+moto's only Docker call is the private `LambdaFunction._invoke_lambda`; we replace it with the
+local Lambda service, which answers what the Lambda service would: the result, Lambda's error
+shape {"errorType", "errorMessage", ...} whose errorType Step Functions matches against
+Retry/ErrorEquals, a throttle (HTTP 429) beyond the reserved concurrency, Sandbox.Timedout past
+the function's timeout. Gaps in moto's Step Functions are filled:
+- error names as AWS reports them: a failed Invoke call is `Lambda.<its error code>` (moto
+  says `Exception`), and a function timeout is `Lambda.Unknown` (moto would use the
+  Sandbox.Timedout type);
 - the context object's Execution.RedriveCount (moto has none); for a local redrive
   (env.redrive: a copy of the machine started at the failed state) Execution.Id and
-  RedriveCount are the original execution's and its count, as on AWS, from the file named by
-  LOCAL_REDRIVES_FILE;
+  RedriveCount are the original execution's and its count, as on AWS, from
+  control/redrives.json;
 - the startExecution.sync:2 integration (the sweep's ApplyPlan): moto sends the ASL's
   Parameters to the Step Functions API with their ASL names (StateMachineArn) and reads the
   answer with AWS's (ExecutionArn), where the API's are camelCase both ways.
@@ -17,96 +20,55 @@ moto is pinned exactly in pyproject.toml for these reasons. Its Map ignores
 ToleratedFailurePercentage (every failure is tolerated), which is what ours asks for anyway.
 
 For the reliability and attack suites it can also fail an invocation as the Lambda service or
-a dependency would, or hold one: in the folder named by LAMBDA_CONTROL_DIR, faults.json maps
-a function name to {"error": <errorType>, "times": n} (the next n invocations return that
-error unrun), and a file <function>.hold makes the next invocation of that function, once it
-has returned, rename it <function>.held and wait until that file is gone (a test changes
-something between two states, as a concurrent actor would; other invocations go on).
+a dependency would, or hold one: in <state dir>/control, faults.json maps a function name to
+{"error": <errorType>, "times": n} (the next n invocations return that error unrun), and a file
+<function>.hold makes the next invocation of that function, once it has answered, rename it
+<function>.held and wait until that file is gone before answering (a test changes something
+between two states, as a concurrent actor would; the function's environment is free
+meanwhile). A hold longer than the function's timeout is a timeout: the invocation answers
+Sandbox.Timedout, as a function that ran that long would.
 
-Run: python -m local_run.aws_server PORT   (stops on SIGTERM)
+Run: python -m local_run.aws_server PORT STATE_DIR   (stops on SIGTERM)
 """
 
-import importlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
-import traceback
-import uuid
-from collections.abc import MutableMapping
 from pathlib import Path
 
+from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaFunction
 from moto.core.config import default_user_config
+from moto.core.exceptions import JsonRESTError
 from moto.server import ThreadedMotoServer
+from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
+    LambdaFunctionErrorException,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-# The handlers share this process's module caches (runtime(), the boto3 clients): one
-# invocation at a time.
-_invoke_lock = threading.Lock()
+from .lambda_runtime import FunctionConfig, LambdaService, Throttled
+
+CONTROL_DIR = Path("/nonexistent")  # set by serve()
+REGION = "us-east-1"
+LAMBDA: LambdaService
 
 
-class ThreadEnviron(MutableMapping):
-    """os.environ as each thread sees it: the process's variables and, while the thread runs a
-    function, that function's on top. Nothing is written to the process's environment, so a
-    function sees no other function's variables, and no thread sees a variable vanish while it
-    copies the environment (moto's Step Functions workers create boto3 clients, which read it,
-    while functions run: swapping the variables in and out of os.environ failed 1 in ~40
-    concurrent sign-ups with KeyError: 'CHAT_CONFIG')."""
+class TooManyRequestsException(JsonRESTError):
+    code = 429
 
-    def __init__(self, base):
-        self.base, self.local = base, threading.local()
-
-    def _function(self) -> dict | None:
-        return getattr(self.local, "variables", None)
-
-    def __getitem__(self, key):
-        variables = self._function()
-        return variables[key] if variables is not None and key in variables else self.base[key]
-
-    def __setitem__(self, key, value):
-        variables = self._function()
-        (variables if variables is not None else self.base)[key] = value
-
-    def __delitem__(self, key):
-        variables = self._function()
-        del (variables if variables is not None and key in variables else self.base)[key]
-
-    def __iter__(self):
-        return iter({**self.base, **(self._function() or {})})
-
-    def __len__(self):
-        return len({**self.base, **(self._function() or {})})
-
-    def copy(self) -> dict:
-        return dict(self)
-
-
-ENVIRON = ThreadEnviron(os.environ)
-
-
-class LambdaContext:
-    def __init__(self, fn: LambdaFunction):
-        self.function_name = fn.function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = fn.function_arn
-        self.memory_limit_in_mb = int(fn.memory_size)
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{fn.function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + int(fn.timeout)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-CONTROL_DIR = Path(os.environ.get("LAMBDA_CONTROL_DIR", "/nonexistent"))
-HOLD_SECONDS = 120
+    def __init__(self, message: str):
+        super().__init__("TooManyRequestsException", message)
 
 
 def injected_fault(function_name: str) -> str | None:
@@ -124,43 +86,59 @@ def injected_fault(function_name: str) -> str | None:
     return fault["error"]
 
 
-def held(function_name: str) -> None:
+def held(function_name: str, seconds: float) -> bool:
+    """Wait while a test holds this invocation; False if it is held longer than `seconds`."""
     held = CONTROL_DIR / f"{function_name}.held"
     try:
         (CONTROL_DIR / f"{function_name}.hold").rename(held)  # one invocation takes the hold
     except FileNotFoundError:
-        return
-    deadline = time.monotonic() + HOLD_SECONDS
-    while held.exists() and time.monotonic() < deadline:
+        return True
+    deadline = time.monotonic() + seconds
+    while held.exists():
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
+    return True
 
 
-def invoke_in_process(self: LambdaFunction, event=None) -> tuple[str, bool, str]:
+def function_config(fn: LambdaFunction) -> FunctionConfig:
+    return FunctionConfig(
+        name=fn.function_name, arn=fn.function_arn, handler=fn.handler, runtime=fn.run_time,
+        variables=tuple(sorted((k, str(v)) for k, v in fn.environment_vars.items())),
+        timeout=int(fn.timeout), memory=int(fn.memory_size), role=fn.role,
+        reserved_concurrency=None if fn.reserved_concurrency is None else int(fn.reserved_concurrency))
+
+
+def invoke(self: LambdaFunction, event=None) -> tuple[str, bool, str]:
+    if error := injected_fault(self.function_name):
+        return json.dumps({"errorType": error, "errorMessage": "injected", "stackTrace": []}), True, ""
+    config = function_config(self)
+    payload = event if isinstance(event, (str, bytes)) else json.dumps(event if event is not None else {})
+    began = time.monotonic()
     try:
-        return run_handler(self, event)
-    finally:
-        held(self.function_name)  # outside the lock: other functions run meanwhile
+        answer, error = LAMBDA.invoke(config, payload.encode() if isinstance(payload, str) else payload)
+    except Throttled as e:
+        raise TooManyRequestsException(str(e)) from None
+    if not held(self.function_name, config.timeout - (time.monotonic() - began)):
+        return json.dumps({"errorType": "Sandbox.Timedout", "errorMessage":
+                           f"Task timed out after {config.timeout:.2f} seconds"}), True, ""
+    return answer.decode(), error, ""
 
 
-def run_handler(self: LambdaFunction, event=None) -> tuple[str, bool, str]:
-    if isinstance(event, (str, bytes)):
-        event = json.loads(event or "{}")
-    module_name, attr = self.handler.rsplit(".", 1)
-    with _invoke_lock:
-        if error := injected_fault(self.function_name):
-            return json.dumps({"errorType": error, "errorMessage": "injected", "stackTrace": []}), True, ""
-        ENVIRON.local.variables = {**{k: str(v) for k, v in self.environment_vars.items()},
-                                   "AWS_LAMBDA_FUNCTION_NAME": self.function_name}
-        try:
-            handler = getattr(importlib.import_module(module_name), attr)
-            result = handler(event if event is not None else {}, LambdaContext(self))
-            return json.dumps(result), False, ""
-        except Exception as e:  # what the Lambda runtime does with an unhandled exception
-            return json.dumps({
-                "errorType": type(e).__name__, "errorMessage": str(e),
-                "stackTrace": traceback.format_tb(e.__traceback__)}), True, ""
-        finally:
-            ENVIRON.local.variables = None
+def with_aws_error_names(from_error):
+    """A Lambda Task's errors as Step Functions names them on AWS."""
+    def named(self, env, ex):
+        if isinstance(ex, ClientError):  # the Invoke call failed: Lambda.<its error code>
+            error, cause = f"Lambda.{ex.response['Error']['Code']}", ex.response["Error"]["Message"]
+        elif isinstance(ex, LambdaFunctionErrorException) and '"Sandbox.Timedout"' in ex.payload:
+            error, cause = "Lambda.Unknown", ex.payload  # a timeout has no exception type of its own
+        else:
+            return from_error(self, env, ex)
+        return FailureEvent(env=env, error_name=CustomErrorName(error),
+                            event_type=HistoryEventType.LambdaFunctionFailed,
+                            event_details=EventDetails(lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(
+                                error=error, cause=cause)))
+    return named
 
 
 def with_redrive_context(get_environment):
@@ -195,18 +173,20 @@ def with_api_names(service_class):
     service_class._normalise_parameters, service_class._normalise_response = parameters, response
 
 
-def serve(port: int) -> None:
+def serve(port: int, state_dir: Path) -> None:
+    global CONTROL_DIR, LAMBDA
+    CONTROL_DIR = state_dir / "control"
+    endpoint = f"http://127.0.0.1:{port}"
     # Seen by moto's Step Functions interpreter, which calls Lambda through this server.
     os.environ["MOTO_PORT"] = str(port)
-    # Handlers running here talk to this server for DynamoDB, Secrets Manager, SQS...
-    os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon here
     default_user_config["stepfunctions"]["execute_state_machine"] = True
-    os.environ = ENVIRON  # os.getenv reads it too
-    LambdaFunction._invoke_lambda = invoke_in_process
+    LAMBDA = LambdaService(state_dir / "lambda", endpoint, REGION,
+                           lambda role: {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
+    LambdaFunction._invoke_lambda = invoke
+    StateTaskLambda._from_error = with_aws_error_names(StateTaskLambda._from_error)
     ExecutionWorker._get_evaluation_environment = with_redrive_context(ExecutionWorker._get_evaluation_environment)
     with_api_names(StateTaskServiceSfn)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -216,8 +196,9 @@ def serve(port: int) -> None:
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     print(f"moto listening on 127.0.0.1:{port}", flush=True)
     stopped.wait()
+    LAMBDA.stop()
     server.stop()
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), Path(sys.argv[2]))

@@ -63,9 +63,8 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
     (state_dir / "control").mkdir()
     aws_port, synapse_port = free_port(), free_port()
     with open(state_dir / "aws.log", "wb") as log:
-        aws_proc = subprocess.Popen([sys.executable, "-m", "local_run.aws_server", str(aws_port)],
-                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                    env={**os.environ, "LAMBDA_CONTROL_DIR": str(state_dir / "control")})
+        aws_proc = subprocess.Popen([sys.executable, "-m", "local_run.aws_server", str(aws_port), str(state_dir)],
+                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     started = {"aws": aws_proc.pid}
     try:
         endpoint = f"http://127.0.0.1:{aws_port}"

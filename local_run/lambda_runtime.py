@@ -1,0 +1,269 @@
+"""Lambda's execution environments, locally: each deployed function runs in worker processes of
+its own, started with exactly that function's configuration, as AWS runs it.
+
+An execution environment is one worker process running AWS's runtime interface client
+(`awslambdaric`, what AWS's Python images run) on the function's handler, and the Runtime API
+it polls (next / response / error, each environment its own, as on AWS). The worker gets the
+function's environment variables, Lambda's own (AWS_LAMBDA_FUNCTION_NAME...), and the
+credentials of the function's role; nothing of this process's environment but PATH. Between
+invocations it stays warm; a new one is started when none is idle (a cold start, its init
+duration in the REPORT line of <log_dir>/<function>.log, as Lambda logs it).
+
+As the Lambda service answers:
+- at most the function's reserved concurrency at once; one invocation more is throttled
+  (TooManyRequestsException, HTTP 429; Step Functions reports Lambda.TooManyRequestsException).
+  Without a reservation AWS has the account's pool (1,000): here at most UNRESERVED_LOCAL run
+  at once and any more wait for one to finish;
+- an invocation that outlives the function's timeout (or an init longer than INIT_SECONDS) kills
+  its worker and answers errorType Sandbox.Timedout, "Task timed out after N seconds";
+- an unhandled exception answers Lambda's error shape with its real type (the runtime
+  interface client builds it), an init failure its Runtime.* type.
+
+Local only: AWS_ENDPOINT_URL points the SDK at moto, POWERTOOLS_TRACE_DISABLED (no X-Ray daemon
+here), and LOCAL_CALLS_FILE, where the worker records each AWS call it makes (lambda_worker.py).
+The code run is this checkout's `lambdas/`, on this machine's Python, not the asset's wheels."""
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TASK_ROOT = ROOT / "lambdas"
+WORKER = Path(__file__).resolve().parent / "lambda_worker.py"
+UNRESERVED_LOCAL = 10
+INIT_SECONDS = 10  # Lambda's limit on an on-demand function's init phase
+RUNTIME_API = "/2018-06-01/runtime"
+
+
+class Throttled(Exception):
+    """The function runs its reserved concurrency already."""
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What Lambda starts an execution environment with; a change means new environments."""
+    name: str
+    arn: str
+    handler: str
+    runtime: str
+    variables: tuple[tuple[str, str], ...]
+    timeout: int
+    memory: int
+    role: str
+    reserved_concurrency: int | None
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    event: bytes
+    timeout: int
+    dispatched: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    deadline: float = 0.0  # epoch seconds, set when the worker takes it
+    answer: bytes = b""
+    error: bool = False
+
+    def finish(self, answer: bytes, error: bool) -> None:
+        if not self.done.is_set():
+            self.answer, self.error = answer, error
+            self.done.set()
+
+
+class ExecutionEnvironment:
+    def __init__(self, config: FunctionConfig, credentials: dict, services: dict, log):
+        self.config, self.log = config, log
+        self.pending: queue.Queue[Invocation | None] = queue.Queue()
+        self.current: Invocation | None = None
+        self.init_seconds: float | None = None  # measured once, reported with the first invocation
+        self.reported_init = False
+        self.started = time.monotonic()
+        self.stopped = False
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._api())
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        variables = dict(config.variables) | {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "en_US.UTF-8", "TZ": ":UTC",
+            "LAMBDA_TASK_ROOT": str(TASK_ROOT), "_HANDLER": config.handler,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self.server.server_address[1]}",
+            "AWS_LAMBDA_FUNCTION_NAME": config.name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": str(uuid.uuid4()),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": services["region"], "AWS_DEFAULT_REGION": services["region"],
+            **credentials,
+            "AWS_ENDPOINT_URL": services["endpoint"], "POWERTOOLS_TRACE_DISABLED": "true",
+            "LOCAL_CALLS_FILE": str(services["calls_dir"] / f"{config.name}.jsonl"),
+        }
+        self.process = subprocess.Popen([sys.executable, str(WORKER), config.handler], cwd=TASK_ROOT,
+                                        env=variables, stdout=log, stderr=subprocess.STDOUT)
+
+    def _api(self):
+        environment = self
+
+        class RuntimeAPI(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status: int, body: bytes = b"", headers: dict | None = None):
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path != f"{RUNTIME_API}/invocation/next":
+                    return self._reply(404)
+                if environment.init_seconds is None:
+                    environment.init_seconds = time.monotonic() - environment.started
+                inv = environment.pending.get()
+                if inv is None:  # stopped
+                    return self._reply(500)
+                inv.deadline = time.time() + inv.timeout
+                inv.dispatched.set()
+                self._reply(200, inv.event, {
+                    "Content-Type": "application/json",
+                    "Lambda-Runtime-Aws-Request-Id": inv.request_id,
+                    "Lambda-Runtime-Deadline-Ms": str(int(inv.deadline * 1000)),
+                    "Lambda-Runtime-Invoked-Function-Arn": environment.config.arn,
+                    "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"})
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                parts = self.path.removeprefix(RUNTIME_API).strip("/").split("/")
+                inv = environment.current
+                if parts == ["init", "error"]:
+                    if inv:
+                        inv.finish(body, error=True)
+                elif len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
+                    if inv is None or parts[1] != inv.request_id:
+                        return self._reply(400, b'{"errorType":"InvalidRequestID"}')
+                    inv.finish(body, error=parts[2] == "error")
+                else:
+                    return self._reply(404)
+                self._reply(202, b'{"status":"OK"}')
+        return RuntimeAPI
+
+    def invoke(self, event: bytes) -> tuple[bytes, bool]:
+        inv = Invocation(str(uuid.uuid4()), event, self.config.timeout)
+        self.current = inv
+        self.pending.put(inv)
+        began = time.monotonic()
+        cold = not self.reported_init
+        # A cold worker has INIT_SECONDS to start polling; the timeout runs from the hand-over.
+        take_by = began + (INIT_SECONDS if cold else inv.timeout)
+        while not inv.done.wait(0.05):
+            if not inv.dispatched.is_set() and time.monotonic() > take_by:
+                self.stop()
+                return self._timed_out(inv, INIT_SECONDS), True
+            if inv.dispatched.is_set() and time.time() > inv.deadline:
+                self.stop()
+                return self._timed_out(inv, inv.timeout), True
+            if not self.alive and not inv.done.is_set():
+                inv.finish(json.dumps({"errorType": "Runtime.ExitError", "errorMessage":
+                                       f"RequestId: {inv.request_id} Error: Runtime exited with error: "
+                                       f"exit status {self.process.returncode}"}).encode(), error=True)
+        self._report(inv, time.monotonic() - began, cold)
+        self.current = None
+        return inv.answer, inv.error
+
+    def _timed_out(self, inv: Invocation, seconds: int) -> bytes:
+        self._report(inv, seconds, cold=not self.reported_init, status="timeout")
+        return json.dumps({"errorType": "Sandbox.Timedout", "errorMessage":
+                           f"RequestId: {inv.request_id} Error: Task timed out after {seconds:.2f} seconds"}).encode()
+
+    def _report(self, inv: Invocation, seconds: float, cold: bool, status: str = "") -> None:
+        init = f"\tInit Duration: {self.init_seconds * 1000:.2f} ms" if cold and self.init_seconds else ""
+        self.reported_init = True
+        line = (f"REPORT RequestId: {inv.request_id}\tDuration: {seconds * 1000:.2f} ms\t"
+                f"Memory Size: {self.config.memory} MB{init}" + (f"\tStatus: {status}" if status else "") + "\n")
+        self.log.write(line.encode())
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.alive:
+            self.process.kill()
+        self.process.wait()
+        self.pending.put(None)  # frees a poll still waiting
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class LambdaService:
+    """The functions' execution environments, by function name."""
+
+    def __init__(self, log_dir: Path, endpoint: str, region: str, credentials_for):
+        self.log_dir = log_dir
+        self.services = {"endpoint": endpoint, "region": region, "calls_dir": log_dir / "calls"}
+        self.services["calls_dir"].mkdir(parents=True, exist_ok=True)
+        self.credentials_for = credentials_for  # role ARN -> the AWS_* credential variables
+        self.lock = threading.Condition()
+        self.idle: dict[str, list[ExecutionEnvironment]] = {}
+        self.busy: dict[str, int] = {}
+        self.logs: dict[str, object] = {}
+
+    def invoke(self, config: FunctionConfig, event: bytes) -> tuple[bytes, bool]:
+        env = self._take(config)
+        try:
+            if env is None:
+                env = ExecutionEnvironment(config, self.credentials_for(config.role), self.services,
+                                           self._log(config.name))
+            return env.invoke(event)
+        finally:
+            with self.lock:
+                self.busy[config.name] -= 1
+                if env is not None and env.alive and env.config == config:
+                    self.idle.setdefault(config.name, []).append(env)
+                elif env is not None:
+                    env.stop()
+                self.lock.notify_all()
+
+    def _take(self, config: FunctionConfig) -> ExecutionEnvironment | None:
+        """An idle environment of this configuration, or None to start one; throttles as Lambda
+        does beyond a reservation, waits beyond the local cap otherwise."""
+        with self.lock:
+            while True:
+                idle = self.idle.setdefault(config.name, [])
+                for stale in [e for e in idle if e.config != config or not e.alive]:
+                    idle.remove(stale)
+                    stale.stop()
+                busy = self.busy.get(config.name, 0)
+                limit = config.reserved_concurrency if config.reserved_concurrency is not None else UNRESERVED_LOCAL
+                if idle or busy < limit:
+                    self.busy[config.name] = busy + 1
+                    return idle.pop() if idle else None
+                if config.reserved_concurrency is not None:
+                    raise Throttled(f"Rate Exceeded. Reserved concurrency {limit} of {config.name} in use.")
+                self.lock.wait()
+
+    def _log(self, name: str):
+        if name not in self.logs:
+            self.logs[name] = open(self.log_dir / f"{name}.log", "ab", buffering=0)
+        return self.logs[name]
+
+    def stop(self) -> None:
+        with self.lock:
+            for envs in self.idle.values():
+                for env in envs:
+                    env.stop()
+            self.idle.clear()
