@@ -6,6 +6,15 @@ local Lambda service, which answers what the Lambda service would: the result, L
 shape {"errorType", "errorMessage", ...} whose errorType Step Functions matches against
 Retry/ErrorEquals, a throttle (HTTP 429) beyond the reserved concurrency, Sandbox.Timedout past
 the function's timeout. Gaps in moto's Step Functions are filled:
+- IAM: moto checks a call's action against resource "*" (but S3's), which no least-privilege
+  statement matches: it gets the ARN the call names (iam_check.resource_of);
+  a GET has its signature checked over its empty body (moto uses its headers); a refusal of
+  a JSON-protocol call is that protocol's AccessDeniedException (moto answers IAM's XML);
+  each function's environment gets its role's credentials (assumed in moto), and moto's
+  interpreter, which signs with a key no identity has, signs as the local administrator
+  (deploy.enforce_iam): the state machines' roles are not what authorises its calls here;
+- CloudFormation's state machines go to the backend that executes them (moto's CloudFormation
+  writes to the one that does not);
 - error names as AWS reports them: a failed Invoke call is `Lambda.<its error code>` (moto
   says `Exception`), and a function timeout is `Lambda.Unknown` (moto would use the
   Sandbox.Timedout type);
@@ -13,6 +22,7 @@ the function's timeout. Gaps in moto's Step Functions are filled:
   (env.redrive: a copy of the machine started at the failed state) Execution.Id and
   RedriveCount are the original execution's and its count, as on AWS, from
   control/redrives.json;
+- a redriven execution's history holds its redrives' events, as on AWS;
 - the startExecution.sync:2 integration (the sweep's ApplyPlan): moto sends the ASL's
   Parameters to the Step Functions API with their ASL names (StateMachineArn) and reads the
   answer with AWS's (ExecutionArn), where the API's are camelCase both ways.
@@ -21,24 +31,23 @@ ToleratedFailurePercentage (every failure is tolerated), which is what ours asks
 
 For the reliability and attack suites it can also fail an invocation as the Lambda service or
 a dependency would, or hold one: in <state dir>/control, faults.json maps a function name to
-{"error": <errorType>, "times": n} (the next n invocations return that error unrun), and a file
-<function>.hold makes the next invocation of that function, once it has answered, rename it
-<function>.held and wait until that file is gone before answering (a test changes something
-between two states, as a concurrent actor would; the function's environment is free
-meanwhile). A hold longer than the function's timeout is a timeout: the invocation answers
-Sandbox.Timedout, as a function that ran that long would.
+{"error": <errorType>, "times": n} (the next n invocations return that error unrun); a file
+<function>.hold holds the next invocation's answer (lambda_runtime.py) while a test changes
+something between two states, as a concurrent actor would.
 
 Run: python -m local_run.aws_server PORT STATE_DIR   (stops on SIGTERM)
 """
 
 import json
 import os
+import re
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
+import boto3
 from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaFunction
 from moto.core.config import default_user_config
@@ -55,12 +64,20 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.utils import boto_client
+from moto.stepfunctions import models as stepfunctions_models
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
 
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase
+from moto.secretsmanager.models import secretsmanager_backends
+
+from .iam_check import resource_of
 from .lambda_runtime import FunctionConfig, LambdaService, Throttled
 
 CONTROL_DIR = Path("/nonexistent")  # set by serve()
-REGION = "us-east-1"
+ACCOUNT, REGION = "123456789012", "us-east-1"
 LAMBDA: LambdaService
 
 
@@ -86,21 +103,6 @@ def injected_fault(function_name: str) -> str | None:
     return fault["error"]
 
 
-def held(function_name: str, seconds: float) -> bool:
-    """Wait while a test holds this invocation; False if it is held longer than `seconds`."""
-    held = CONTROL_DIR / f"{function_name}.held"
-    try:
-        (CONTROL_DIR / f"{function_name}.hold").rename(held)  # one invocation takes the hold
-    except FileNotFoundError:
-        return True
-    deadline = time.monotonic() + seconds
-    while held.exists():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def function_config(fn: LambdaFunction) -> FunctionConfig:
     return FunctionConfig(
         name=fn.function_name, arn=fn.function_arn, handler=fn.handler, runtime=fn.run_time,
@@ -112,16 +114,11 @@ def function_config(fn: LambdaFunction) -> FunctionConfig:
 def invoke(self: LambdaFunction, event=None) -> tuple[str, bool, str]:
     if error := injected_fault(self.function_name):
         return json.dumps({"errorType": error, "errorMessage": "injected", "stackTrace": []}), True, ""
-    config = function_config(self)
     payload = event if isinstance(event, (str, bytes)) else json.dumps(event if event is not None else {})
-    began = time.monotonic()
     try:
-        answer, error = LAMBDA.invoke(config, payload.encode() if isinstance(payload, str) else payload)
+        answer, error = LAMBDA.invoke(function_config(self), payload.encode() if isinstance(payload, str) else payload)
     except Throttled as e:
         raise TooManyRequestsException(str(e)) from None
-    if not held(self.function_name, config.timeout - (time.monotonic() - began)):
-        return json.dumps({"errorType": "Sandbox.Timedout", "errorMessage":
-                           f"Task timed out after {config.timeout:.2f} seconds"}), True, ""
     return answer.decode(), error, ""
 
 
@@ -141,6 +138,72 @@ def with_aws_error_names(from_error):
     return named
 
 
+def admin_credentials() -> dict:
+    return json.loads((CONTROL_DIR / "admin-credentials.json").read_text())
+
+
+def role_credentials(role_arn: str) -> dict:
+    """The function's role, assumed (deploy.enforce_iam): what Lambda gives an environment."""
+    return json.loads((CONTROL_DIR / "role-credentials.json").read_text())[role_arn]
+
+
+class SignedAsAdmin:
+    """boto3 for moto's Step Functions interpreter, which signs with a key no identity has."""
+    @staticmethod
+    def client(*args, **kwargs):
+        return boto3.client(*args, **{**kwargs, **admin_credentials()})
+
+
+def with_call_resources(authorize):
+    """moto checks every call but S3's against the resource "*", which no statement that names
+    an ARN matches (a least-privilege role could do nothing): check it against the ARN the call
+    acts on, as IAM does."""
+    def secret_arn(secret_id: str) -> str:
+        secret = secretsmanager_backends[ACCOUNT][REGION].secrets.get(secret_id)
+        return secret.arn if secret else f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{secret_id}"
+
+    def authorized(self, resource: str = "*") -> None:
+        if resource == "*":
+            params = self.body
+            try:
+                params = json.loads(params or "{}") if isinstance(params, (str, bytes)) else params
+            except ValueError:
+                params = None
+            if isinstance(params, dict):
+                resource = resource_of(params, secret_arn)
+        authorize(self, resource)
+    return authorized
+
+
+def iam_match(pattern: str, value: str):
+    """IAM's wildcards: `*` any run, `?` one character (moto's own matcher breaks on `?`, which
+    the bot token's resource, `<name>-??????`, has)."""
+    return re.match("^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$", value)
+
+
+def with_empty_bodies(create_request):
+    """moto checks a signature over `body or data`: a GET's empty body is checked over its
+    headers instead and refused (SignatureDoesNotMatch). A form POST's `data` is its body."""
+    def request(self):
+        aws_request = create_request(self)
+        if self._method in ("GET", "HEAD", "DELETE") and self._body == b"":
+            aws_request.data = b""
+        return aws_request
+    return request
+
+
+def with_json_denials(raise_denied):
+    """A refused call to a JSON-protocol service (DynamoDB, Cognito, Step Functions...) answers
+    AccessDeniedException in that protocol, as AWS does; moto answers IAM's XML, which the SDK
+    reads as a bare 403."""
+    def denied(self) -> None:
+        if "json" in (self._headers.get("Content-Type") or ""):
+            raise JsonRESTError("AccessDeniedException",
+                                f"User: {self._access_key.arn} is not authorized to perform: {self._action}")
+        raise_denied(self)
+    return denied
+
+
 def with_redrive_context(get_environment):
     """Step Functions' context object has Execution.RedriveCount (0 until a redrive), and a
     redrive keeps Execution.Id; moto's has no count, and a local redrive is a new execution."""
@@ -154,6 +217,23 @@ def with_redrive_context(get_environment):
             execution["Id"] = redrive["execution"]
         return env
     return environment
+
+
+def with_redrive_history(get_history):
+    """A redriven execution's history goes on with its redrives' events, as on AWS (a local
+    redrive runs as an execution of its own, env.redrive)."""
+    def history(self, execution_arn: str):
+        output = get_history(self, execution_arn)
+        path = CONTROL_DIR / "redrives.json"
+        redrives = json.loads(path.read_text()) if path.exists() else {}
+        events = list(output["events"])
+        for run in sorted((r for r, v in redrives.items() if v["execution"] == execution_arn),
+                          key=lambda r: redrives[r]["redrive_count"]):
+            offset = len(events)
+            events += [{**e, "id": e["id"] + offset, "previousEventId": e.get("previousEventId", 0) + offset}
+                       for e in get_history(self, run)["events"]]
+        return {**output, "events": events}
+    return history
 
 
 def with_api_names(service_class):
@@ -183,12 +263,21 @@ def serve(port: int, state_dir: Path) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     default_user_config["stepfunctions"]["execute_state_machine"] = True
-    LAMBDA = LambdaService(state_dir / "lambda", endpoint, REGION,
-                           lambda role: {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
+    # CloudFormation creates state machines where the executing backend looks for them.
+    stepfunctions_models.stepfunctions_backends = stepfunctions_parser_backends
+    LAMBDA = LambdaService(state_dir / "lambda", CONTROL_DIR, endpoint, REGION, role_credentials)
+    boto_client.boto3 = SignedAsAdmin
+    IAMPolicyStatement._match = staticmethod(iam_match)
+    IAMRequestBase._create_aws_request = with_empty_bodies(IAMRequestBase._create_aws_request)
+    IAMRequest._raise_access_denied = with_json_denials(IAMRequest._raise_access_denied)
+    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = with_call_resources(
+        ActionAuthenticatorMixin._authenticate_and_authorize_normal_action)
     LambdaFunction._invoke_lambda = invoke
     StateTaskLambda._from_error = with_aws_error_names(StateTaskLambda._from_error)
     ExecutionWorker._get_evaluation_environment = with_redrive_context(ExecutionWorker._get_evaluation_environment)
     with_api_names(StateTaskServiceSfn)
+    StepFunctionsParserBackend.get_execution_history = with_redrive_history(
+        StepFunctionsParserBackend.get_execution_history)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     stopped = threading.Event()

@@ -1,83 +1,135 @@
-"""Create in moto what the CDK stack creates in AWS, from the same wiring table, ASL files and
-config: the secret, the audit and lease tables, the retry queue, the plans bucket, a user
-pool, the functions (their code runs in the moto process, see aws_server.py) and the state
-machines."""
+"""Deploy into moto what `cdk deploy` deploys: the CDK app synthesized with the local config
+(account and region set, as the CLI sets them), its assets uploaded to the bucket the template
+names, and the template created by moto's CloudFormation. The functions, their roles and
+policies, the tables, queues, bucket, bus, rules and state machines are the template's.
+
+moto's CloudFormation cannot take three things, so the template is changed before it is created,
+from its own properties:
+- a state machine's DefinitionSubstitutions are ignored: they are applied as an Fn::Join (an
+  Fn::Sub would do, but moto's turns the ASL's `$$.` into `$.`);
+- a rule whose EventBusName is a Ref to the stack's bus fails in moto: it gets the bus's Name;
+- with a Retry cap (`retry_seconds`, the reliability suite) every Retry waits that long.
+Skipped by moto (it logs "No Moto CloudFormation support"): the alarms, the bucket, queue,
+topic and bus policies. The bus policy is emulated by env.put_events from the same config.
+
+What exists only here: the user pool stands in for production's, which the stack imports (with
+its groups); the bot's secret is created by hand, as the README asks of production."""
 
 import io
 import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
 import zipfile
+from pathlib import Path
 
 import boto3
 
 from chat_provisioning import wiring
-from chat_provisioning.config import ChatConfig
+from chat_provisioning.config import CONTEXT_KEY, ChatConfig
 
-PREFIX = "chat-provisioning"
-ROLE_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
-    "Action": "sts:AssumeRole"}]})
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT, REGION = "123456789012", "us-east-1"  # moto's account
+STACK = "ChatProvisioning"
+SERVICES = ("cognito-idp", "dynamodb", "events", "iam", "lambda", "s3", "secretsmanager", "sqs",
+            "stepfunctions", "cloudformation", "ssm", "sts")
 
 
-def clients(endpoint: str) -> dict:
-    kw = dict(endpoint_url=endpoint, region_name="us-east-1",
-              aws_access_key_id="local", aws_secret_access_key="local")
-    return {s: boto3.client(s, **kw) for s in
-            ("cognito-idp", "dynamodb", "events", "iam", "lambda", "s3", "secretsmanager", "sqs",
-             "stepfunctions")}
+def clients(endpoint: str, credentials: dict | None = None) -> dict:
+    credentials = credentials or {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    return {s: boto3.client(s, endpoint_url=endpoint, region_name=REGION, **credentials) for s in SERVICES}
 
 
 def create_user_pool(aws: dict, config: ChatConfig) -> tuple[str, str]:
     idp = aws["cognito-idp"]
-    pool = idp.create_user_pool(PoolName=f"{PREFIX}-local")["UserPool"]["Id"]
+    pool = idp.create_user_pool(PoolName="chat-provisioning-local")["UserPool"]["Id"]
     client = idp.create_user_pool_client(UserPoolId=pool, ClientName="mobile")["UserPoolClient"]["ClientId"]
     for group in list(config.roles) + list(config.ignored_groups):
         idp.create_group(UserPoolId=pool, GroupName=group)
     return pool, client
 
 
-def deploy(aws: dict, config: ChatConfig, admin_token: str, retry_seconds: int | None = None) -> dict:
+def synthesize(config: ChatConfig, out: Path) -> dict:
+    """The app as the CDK CLI runs it (cdk.json's context, the account and region set). Not
+    here: cdk-nag's validation and bundling (the workers run the checkout's code); the infra
+    tests synthesize with both."""
+    context = json.loads((ROOT / "cdk.json").read_text())["context"] | {
+        CONTEXT_KEY: json.loads(config.model_dump_json()), "aws:cdk:bundling-stacks": []}
+    subprocess.run([sys.executable, "app.py"], cwd=ROOT, check=True, capture_output=True, env={
+        **os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(out),
+        "CDK_DEFAULT_ACCOUNT": ACCOUNT, "CDK_DEFAULT_REGION": REGION, "CDK_VALIDATION": "false"})
+    return json.loads((out / f"{STACK}.template.json").read_text())
+
+
+def upload_assets(aws: dict, out: Path) -> None:
+    aws["ssm"].put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="27", Type="String")
+    for asset in json.loads((out / f"{STACK}.assets.json").read_text())["files"].values():
+        source = out / asset["source"]["path"]
+        body = io.BytesIO()
+        if asset["source"].get("packaging") == "zip":
+            with zipfile.ZipFile(body, "w") as z:
+                for f in sorted(source.rglob("*")):
+                    if f.is_file() and "__pycache__" not in f.parts:
+                        z.write(f, f.relative_to(source))
+        else:
+            body.write(source.read_bytes())
+        for dest in asset["destinations"].values():
+            bucket = dest["bucketName"].replace("${AWS::AccountId}", ACCOUNT).replace("${AWS::Region}", REGION)
+            try:
+                aws["s3"].create_bucket(Bucket=bucket)
+            except aws["s3"].exceptions.BucketAlreadyOwnedByYou:
+                pass
+            aws["s3"].put_object(Bucket=bucket, Key=dest["objectKey"], Body=body.getvalue())
+
+
+def for_moto(template: dict, retry_seconds: int | None) -> dict:
+    resources = template["Resources"]
+    for r in resources.values():
+        props = r.get("Properties", {})
+        if r["Type"] == "AWS::StepFunctions::StateMachine":
+            definition = with_retry_wait(props["DefinitionString"], retry_seconds)
+            values = props.pop("DefinitionSubstitutions", {})  # ${Key} -> a value or an intrinsic
+            parts = re.split(r"\$\{(\w+)\}", definition)
+            props["DefinitionString"] = {"Fn::Join": ["", [values[p] if i % 2 else p for i, p in enumerate(parts)]]}
+        if r["Type"] == "AWS::Events::Rule" and isinstance(props.get("EventBusName"), dict):
+            props["EventBusName"] = resources[props["EventBusName"]["Ref"]]["Properties"]["Name"]
+    return template
+
+
+def deploy(aws: dict, config: ChatConfig, admin_token: str, out: Path,
+           retry_seconds: int | None = None) -> dict:
     """`retry_seconds`: cap every Retry's wait at this (the reliability suite, so that exhausting
     the retries takes seconds); the attempts and the errors retried stay as deployed."""
     aws["secretsmanager"].create_secret(Name=config.admin_token_secret_name, SecretString=admin_token)
+    template = synthesize(config, out)
+    upload_assets(aws, out)
+    cfn = aws["cloudformation"]
+    cfn.create_stack(StackName=STACK, TemplateBody=json.dumps(for_moto(template, retry_seconds)),
+                     Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"])
+    while (stack := cfn.describe_stacks(StackName=STACK)["Stacks"][0])["StackStatus"].endswith("IN_PROGRESS"):
+        time.sleep(0.2)
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(f"{STACK}: {stack['StackStatus']} {stack.get('StackStatusReason')}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+                for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]}
 
-    def table(name: str, *keys: str) -> str:  # the partition key, and the sort key if any
-        aws["dynamodb"].create_table(
-            TableName=name, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"))],
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys])
+    def resource(construct_id: str) -> str:  # CDK's logical ID: the construct's path and a hash
+        [name] = [v for k, v in physical.items() if re.fullmatch(rf"{construct_id}[0-9A-F]{{8}}", k)]
         return name
 
-    audit, locks = table(f"{PREFIX}-audit", "sub", "sk"), table(f"{PREFIX}-locks", "lock")
-    queue_url = aws["sqs"].create_queue(QueueName=f"{PREFIX}-start-retry")["QueueUrl"]
-    events_dlq_url = aws["sqs"].create_queue(QueueName=f"{PREFIX}-events-dlq")["QueueUrl"]
-    role = aws["iam"].create_role(RoleName=PREFIX, AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
-
-    def function(name: str, handler: str, env: dict) -> str:
-        return aws["lambda"].create_function(
-            FunctionName=f"{PREFIX}-{name}", Runtime="python3.12", Role=role, Handler=handler,
-            Code={"ZipFile": _placeholder_zip()}, Timeout=60, MemorySize=256,
-            Environment={"Variables": env})["FunctionArn"]
-
-    bucket = f"{PREFIX}-plans"
-    aws["s3"].create_bucket(Bucket=bucket)
-    step_env = wiring.lambda_environment(config, audit, locks, plans_bucket=bucket)
-    arns = {wiring.placeholder(step): function(step, handler, step_env)
-            for step, handler in wiring.STEPS.items()}
-    machines = {}
-    for name, path in wiring.MACHINES.items():  # in order: the sweep names the two before it
-        machines[name] = aws["stepfunctions"].create_state_machine(
-            name=f"{PREFIX}-{name}", roleArn=role, type="STANDARD",
-            definition=with_retry_wait(wiring.substitute(path.read_text(), arns | {
-                wiring.machine_placeholder(m): arn for m, arn in machines.items()} | {
-                wiring.PLANS_BUCKET_PLACEHOLDER: bucket}), retry_seconds))["stateMachineArn"]
-    trigger_env = wiring.lambda_environment(config, audit, locks, queue_url, machines["SyncUser"])
-    functions = {name: function(name, handler, trigger_env) for name, handler in wiring.TRIGGERS.items()}
-    return {"sync_state_machine_arn": machines["SyncUser"],
-            "sweep_state_machine_arn": machines["SweepUsers"], "plans_bucket": bucket,
-            "audit_table": audit, "locks_table": locks,
-            "retry_queue_url": queue_url, "events_dlq_url": events_dlq_url,
-            "functions": {name: f"{PREFIX}-{name}" for name in list(wiring.STEPS) + list(functions)},
-            "role_arn": role}
+    sync = outputs["SyncUserStateMachineArn"]
+    functions = {name: resource(f"{name}Function") for name in (*wiring.STEPS, *wiring.TRIGGERS)}
+    return {"sync_state_machine_arn": sync, "sweep_state_machine_arn": outputs["SweepUsersStateMachineArn"],
+            "plans_bucket": resource("SweepPlans"), "audit_table": outputs["AuditTableName"],
+            "locks_table": resource("LocksTable"), "retry_queue_url": resource("StartRetryQueue"),
+            "events_dlq_url": resource("EventsDLQ"), "event_bus": outputs["EventBusName"],
+            "functions": functions, "roles": {name: aws["lambda"].get_function_configuration(
+                FunctionName=physical_name)["Role"] for name, physical_name in functions.items()},
+            "role_arn": aws["stepfunctions"].describe_state_machine(stateMachineArn=sync)["roleArn"]}
 
 
 def with_retry_wait(asl: str, seconds: int | None) -> str:
@@ -95,12 +147,29 @@ def with_retry_wait(asl: str, seconds: int | None) -> str:
                 cap(value)
     definition = json.loads(asl)
     cap(definition)
-    return json.dumps(definition)
+    return json.dumps(definition, indent=2)
 
 
-def _placeholder_zip() -> bytes:
-    """moto wants a code package; the handler is imported from this checkout instead."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("README.txt", "code runs in-process from the chat_provisioning package")
-    return buf.getvalue()
+def enforce_iam(aws: dict, endpoint: str, control_dir: Path) -> dict:
+    """Turn moto's IAM checks on: from now on every request needs an identity whose policies
+    allow its action (moto checks the resource for S3 only; iam_check.py checks the rest). The
+    functions sign with their roles' credentials (aws_server.py assumes each role); the local
+    run's own callers, the operator's and Cognito's and EventBridge's stand-ins, and moto's
+    Step Functions interpreter sign as this administrator. moto does not expire the roles' session
+    credentials."""
+    iam = aws["iam"]
+    # The Lambda service assumes each function's role (its trust policy names no one else).
+    roles = {f["Role"] for f in aws["lambda"].list_functions()["Functions"]}
+    assumed = {role: aws["sts"].assume_role(RoleArn=role, RoleSessionName="lambda")["Credentials"] for role in roles}
+    (control_dir / "role-credentials.json").write_text(json.dumps({role: {
+        "AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": c["SessionToken"]} for role, c in assumed.items()}))
+    iam.create_user(UserName="local-admin")
+    iam.put_user_policy(UserName="local-admin", PolicyName="everything", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="local-admin")["AccessKey"]
+    credentials = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    (control_dir / "admin-credentials.json").write_text(json.dumps(credentials))
+    urllib.request.urlopen(urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}))
+    return credentials

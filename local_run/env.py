@@ -4,12 +4,14 @@ stop it. Its state (PIDs, ports, ARNs) lives in <state_dir>/state.json between c
 import asyncio
 import json
 import os
+import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -27,10 +29,10 @@ from chat_provisioning.runtime import execution_arn
 from chat_provisioning.synapse import SynapseAdmin
 from chat_provisioning.triggers import SIGN_UP, newest_state_entered, signup_execution_name
 
-from . import deploy, synapse_server
+from . import deploy, iam_check, synapse_server
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNT = "123456789012"  # moto's
+ACCOUNT = deploy.ACCOUNT
 DONE = {"SUCCEEDED", *wiring.FAILED_STATUSES}
 # The principal the local run sends custom events as: the local config's only event sender.
 LOCAL_OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/chat-operator"
@@ -44,10 +46,36 @@ def bus_event(pattern: dict, detail: dict, resources: tuple[str, ...] = ()) -> d
             "resources": list(resources), "detail": detail}
 
 
+PORTS = Path(tempfile.gettempdir()) / "chat-provisioning-ports"
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range, reserved by a file no other local run
+    will pick. A port that bind(0) finds free is drawn from the ephemeral range, which every
+    outgoing connection draws from too: with several stacks starting at once, one was taken
+    before Synapse could bind it (1 start in ~60 under `make test`)."""
+    range_file = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    ephemeral = int(range_file.read_text().split()[0]) if range_file.exists() else 32768
+    PORTS.mkdir(exist_ok=True)
+    for reservation in PORTS.iterdir():  # those of runs long gone
+        try:
+            if time.time() - reservation.stat().st_mtime > 86400:
+                reservation.unlink()
+        except FileNotFoundError:  # another run removed it first
+            pass
+    for _ in range(1000):
+        port = random.randrange(10000, ephemeral)
+        try:
+            os.close(os.open(PORTS / str(port), os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # someone else's
+                continue
+        return port
+    raise RuntimeError(f"no free port below {ephemeral}")
 
 
 def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = None,
@@ -58,7 +86,7 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
     if (state_dir / "state.json").exists():
         raise SystemExit(f"{state_dir}/state.json exists: run `local down` first")
     state_dir.mkdir(parents=True, exist_ok=True)
-    for fresh in ("synapse", "control"):  # each `up` starts from nothing
+    for fresh in ("synapse", "control", "lambda", "cdk.out"):  # each `up` starts from nothing
         shutil.rmtree(state_dir / fresh, ignore_errors=True)
     (state_dir / "control").mkdir()
     aws_port, synapse_port = free_port(), free_port()
@@ -72,7 +100,7 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         aws = deploy.clients(endpoint)
         pool_id, client_id = deploy.create_user_pool(aws, config)
         # The local config: the same model, with what only exists locally (server, pool, rooms).
-        config = config.model_copy(update={"user_pool": UserPool(user_pool_id=pool_id, client_id=client_id, create=True)})
+        config = config.model_copy(update={"user_pool": UserPool(user_pool_id=pool_id, client_id=client_id, create=False)})
         synapse = synapse_server.start(state_dir / "synapse", synapse_port, config)
         started["synapse"] = synapse["pid"]
         token, rooms = synapse_server.bootstrap(state_dir / "synapse", synapse["url"],
@@ -87,17 +115,18 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         token_file.write_text(token)
         token_file.chmod(0o600)
         handlers_config = config.model_copy(update={"synapse_url": handlers_synapse_url or config.synapse_url})
-        resources = deploy.deploy(aws, handlers_config, token, retry_seconds)
+        resources = deploy.deploy(aws, handlers_config, token, state_dir / "cdk.out", retry_seconds)
+        credentials = deploy.enforce_iam(aws, endpoint, state_dir / "control")
         state = {
             "synapse_url": synapse["url"], "server_name": synapse["server_name"],
-            "aws_endpoint_url": endpoint, "sync_state_machine_arn": resources["sync_state_machine_arn"],
+            "aws_endpoint_url": endpoint, "aws_credentials": credentials, "sync_state_machine_arn": resources["sync_state_machine_arn"],
             "sweep_state_machine_arn": resources["sweep_state_machine_arn"],
             "plans_bucket": resources["plans_bucket"],
             "rooms": {k: r.model_dump() for k, r in config.rooms.items()},
             "admin_token_file": str(token_file), "user_pool_id": pool_id, "client_id": client_id,
             "audit_table": resources["audit_table"], "locks_table": resources["locks_table"],
-            "functions": resources["functions"], "retry_queue_url": resources["retry_queue_url"],
-            "events_dlq_url": resources["events_dlq_url"],
+            "functions": resources["functions"], "roles": resources["roles"], "retry_queue_url": resources["retry_queue_url"],
+            "events_dlq_url": resources["events_dlq_url"], "event_bus": resources["event_bus"],
             "role_arn": resources["role_arn"], "jwt_private_key_file": synapse["jwt_private_key_file"],
             "pids": started,
             "state_dir": str(state_dir), "config": json.loads(config.model_dump_json()),
@@ -112,11 +141,19 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
 
 @contextmanager
 def running(state_dir: Path, config: ChatConfig, **up_options) -> Iterator["LocalEnv"]:
-    """`up`, the environment, and `down` whatever happens: for tests and benchmarks."""
+    """`up`, the environment, and `down` whatever happens: for tests and benchmarks. When the
+    block ends without an error, every AWS call the functions made must be one their roles
+    allow, resource included, and one the README's table of calls lists (iam_check.py)."""
     down(state_dir)  # what an interrupted run left
     up(state_dir, config, **up_options)
     try:
-        yield LocalEnv.load(state_dir)
+        local = LocalEnv.load(state_dir)
+        yield local
+        problems = iam_check.unallowed_calls(local.state, local.aws)
+        problems += [f"not in README.md: {c}" for c in
+                     iam_check.unlisted_calls(local.state, (ROOT / "README.md").read_text())]
+        if problems:
+            raise AssertionError("AWS calls the functions made:\n" + "\n".join(problems))
     finally:
         down(state_dir)
 
@@ -146,12 +183,17 @@ class LocalEnv:
         return cls(json.loads(path.read_text()))
 
     def __post_init__(self):
-        self.aws = deploy.clients(self.state["aws_endpoint_url"])
+        self.aws = deploy.clients(self.state["aws_endpoint_url"], self.state["aws_credentials"])
         self.config = ChatConfig.model_validate(self.state["config"])
         self.token = Path(self.state["admin_token_file"]).read_text().strip()  # the bot's (a canary)
         self.synapse = SynapseAdmin(self.state["synapse_url"], lambda refresh=False: self.token,
                                     self.config.bot_user_id)
         self.audit = AuditStore(self.state["audit_table"], self.aws["dynamodb"])
+
+    def role_credentials(self, function: str) -> dict:
+        """The AWS_* variables of the function's role, as its execution environments get them."""
+        path = Path(self.state["state_dir"]) / "control" / "role-credentials.json"
+        return json.loads(path.read_text())[self.state["roles"][function]]
 
     def user_id(self, sub: str) -> str:
         return user_id_for(sub, self.config)
@@ -335,11 +377,14 @@ class LocalEnv:
             time.sleep(0.2)
         result = {"execution_arn": arn, "status": d["status"]}
         if d["status"] != "SUCCEEDED":
-            redrives = self.redrives().get(arn, {}).get("redrive_count", 0)
+            # A local redrive's run reports as the execution it redrives, as on AWS.
+            redrive = self.redrives().get(arn, {"execution": arn, "redrive_count": 0})
+            execution = sfn.describe_execution(executionArn=redrive["execution"])
             result.update(self.invoke("RecordFailure", bus_event(wiring.EXECUTION_STATUS_PATTERN, {
-                "executionArn": arn, "stateMachineArn": d["stateMachineArn"], "name": d["name"],
-                "status": d["status"], "input": d.get("input"), "error": d.get("error"),
-                "cause": d.get("cause"), "redriveCount": redrives}, resources=(arn,))))
+                "executionArn": execution["executionArn"], "stateMachineArn": execution["stateMachineArn"],
+                "name": execution["name"], "status": d["status"], "input": d.get("input"),
+                "error": d.get("error"), "cause": d.get("cause"), "redriveCount": redrive["redrive_count"]},
+                resources=(execution["executionArn"],))))
             result["error"] = d.get("error")
         return result
 
@@ -464,9 +509,12 @@ class LocalEnv:
         return asyncio.run(run())
 
     def everything_written(self) -> str:
-        """All this stack wrote: Lambda logs, executions and their histories, the tables, the
-        sweep's plans; what a scan for secrets and personal data must read."""
-        sfn, parts = self.aws["stepfunctions"], [(Path(self.state["state_dir"]) / "aws.log").read_text()]
+        """All this stack wrote: the functions' logs (and moto's), executions and their
+        histories, the tables, the sweep's plans; what a scan for secrets and personal data
+        must read."""
+        state_dir = Path(self.state["state_dir"])
+        logs = [state_dir / "aws.log", *sorted((state_dir / "lambda").glob("*.log"))]
+        sfn, parts = self.aws["stepfunctions"], [p.read_text() for p in logs]
         for machine in sfn.list_state_machines()["stateMachines"]:
             for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]:
                 parts.append(json.dumps(sfn.describe_execution(executionArn=e["executionArn"]), default=str))

@@ -80,7 +80,7 @@ class Invocation:
 
 class ExecutionEnvironment:
     def __init__(self, config: FunctionConfig, credentials: dict, services: dict, log):
-        self.config, self.log = config, log
+        self.config, self.log, self.services = config, log, services
         self.pending: queue.Queue[Invocation | None] = queue.Queue()
         self.current: Invocation | None = None
         self.init_seconds: float | None = None  # measured once, reported with the first invocation
@@ -118,12 +118,15 @@ class ExecutionEnvironment:
                 pass
 
             def _reply(self, status: int, body: bytes = b"", headers: dict | None = None):
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # its worker was killed meanwhile
+                    self.close_connection = True
 
             def do_GET(self):
                 if self.path != f"{RUNTIME_API}/invocation/next":
@@ -131,8 +134,9 @@ class ExecutionEnvironment:
                 if environment.init_seconds is None:
                     environment.init_seconds = time.monotonic() - environment.started
                 inv = environment.pending.get()
-                if inv is None:  # stopped
-                    return self._reply(500)
+                if inv is None:  # stopped: its worker is gone
+                    self.close_connection = True
+                    return
                 inv.deadline = time.time() + inv.timeout
                 inv.dispatched.set()
                 self._reply(200, inv.event, {
@@ -152,11 +156,25 @@ class ExecutionEnvironment:
                 elif len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
                     if inv is None or parts[1] != inv.request_id:
                         return self._reply(400, b'{"errorType":"InvalidRequestID"}')
+                    environment.held()
                     inv.finish(body, error=parts[2] == "error")
                 else:
                     return self._reply(404)
                 self._reply(202, b'{"status":"OK"}')
         return RuntimeAPI
+
+    def held(self) -> None:
+        """A test's hold: with <control dir>/<function>.hold present, the next invocation's
+        answer is taken only once the test removes <function>.held (the file renamed): the
+        function is still running meanwhile, so a hold past its timeout is a timeout."""
+        control = self.services["control_dir"]
+        held = control / f"{self.config.name}.held"
+        try:
+            (control / f"{self.config.name}.hold").rename(held)  # one invocation takes the hold
+        except FileNotFoundError:
+            return
+        while held.exists() and not self.stopped:
+            time.sleep(0.05)
 
     def invoke(self, event: bytes) -> tuple[bytes, bool]:
         inv = Invocation(str(uuid.uuid4()), event, self.config.timeout)
@@ -212,9 +230,10 @@ class ExecutionEnvironment:
 class LambdaService:
     """The functions' execution environments, by function name."""
 
-    def __init__(self, log_dir: Path, endpoint: str, region: str, credentials_for):
+    def __init__(self, log_dir: Path, control_dir: Path, endpoint: str, region: str, credentials_for):
         self.log_dir = log_dir
-        self.services = {"endpoint": endpoint, "region": region, "calls_dir": log_dir / "calls"}
+        self.services = {"endpoint": endpoint, "region": region, "calls_dir": log_dir / "calls",
+                         "control_dir": control_dir}
         self.services["calls_dir"].mkdir(parents=True, exist_ok=True)
         self.credentials_for = credentials_for  # role ARN -> the AWS_* credential variables
         self.lock = threading.Condition()

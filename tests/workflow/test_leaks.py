@@ -41,6 +41,7 @@ def test_the_bot_token_is_written_nowhere(exercised):
     assert token.startswith(CANARY)  # the value Synapse was given (synapse_server.canary_token)
     written = local.everything_written()
     assert len(written) > 10_000  # the scan saw the runs, not an empty log
+    assert "REPORT RequestId" in written and '"cold_start"' in written  # and the functions' own logs
     assert written.count(token) == 0 and CANARY not in written
 
 

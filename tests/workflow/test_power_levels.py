@@ -24,8 +24,8 @@ def step_runtime(local):
         for key, value in config["Environment"]["Variables"].items():
             mp.setenv(key, value)
         mp.setenv("AWS_ENDPOINT_URL", local.state["aws_endpoint_url"])
-        mp.setenv("AWS_ACCESS_KEY_ID", "local")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "local")
+        for key, value in local.role_credentials("AssignRoles").items():  # its role's, as Lambda gives
+            mp.setenv(key, value)
         caches = (runtime_module.runtime, runtime_module.chat_config, runtime_module.aws_client)
         for cache in caches:  # built for this environment
             cache.cache_clear()

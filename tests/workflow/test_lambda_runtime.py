@@ -1,0 +1,89 @@
+"""The local Lambda service answers as AWS's does: a function past its timeout, a function at its
+reserved concurrency, a call its role does not allow."""
+
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from chat_provisioning import wiring
+from local_run import iam_check
+
+# What Step Functions names a Lambda timeout, and the names that would catch it.
+CATCHES_A_TIMEOUT = {"Lambda.Unknown", "States.ALL", "States.TaskFailed"}
+
+
+@contextmanager
+def configured(local, function: str, **settings):
+    """UpdateFunctionConfiguration as an operator would, undone afterwards."""
+    name, aws = local.state["functions"][function], local.aws["lambda"]
+    before = {k: aws.get_function(FunctionName=name)["Configuration"][k] for k in settings}
+    aws.update_function_configuration(FunctionName=name, **settings)
+    try:
+        yield
+    finally:
+        aws.update_function_configuration(FunctionName=name, **before)
+
+
+def test_a_function_past_its_timeout_fails_its_step_as_the_asl_says(local, sub):
+    asl = json.loads(wiring.MACHINES["SyncUser"].read_text())
+    retried = {e for r in asl["States"]["RecordAudit"]["Retry"] for e in r["ErrorEquals"]}
+    assert not retried & CATCHES_A_TIMEOUT  # so the ASL says: no retry, the run fails there
+    local.cognito_user(sub)
+    log = Path(local.state["state_dir"]) / "lambda" / f"{local.state['functions']['RecordAudit']}.log"
+    with configured(local, "RecordAudit", Timeout=2), local.holding("RecordAudit") as reached:
+        started = local.start(sub, wait=False)
+        reached()  # RecordAudit has written; its answer is held past the 2 s
+        result = local.wait(started["execution_arn"])
+    assert (result["status"], result["failed_state"], result["error"]) == ("FAILED", "RecordAudit", "Lambda.Unknown")
+    cause = json.loads(local.aws["stepfunctions"].describe_execution(executionArn=started["execution_arn"])["cause"])
+    assert cause["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 2.00 seconds" in cause["errorMessage"]
+    assert "Status: timeout" in log.read_text()  # the environment was killed, as Lambda does
+
+
+def test_a_throttled_step_is_retried_as_lambda_too_many_requests(local, sub):
+    """Reserved concurrency 0 throttles every invocation (HTTP 429, TooManyRequestsException);
+    Step Functions names it Lambda.TooManyRequestsException, which the ASL retries."""
+    lam, name = local.aws["lambda"], local.state["functions"]["ReadCognitoUser"]
+    local.cognito_user(sub)
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    try:
+        try:
+            lam.invoke(FunctionName=name, Payload=b"{}")
+            raise AssertionError("invoked beyond its reserved concurrency")
+        except lam.exceptions.TooManyRequestsException:
+            pass
+        arn = local.start(sub, wait=False)["execution_arn"]
+        deadline = time.monotonic() + 30
+        while not (throttled := [e for e in local.history(arn) if e["type"] == "LambdaFunctionFailed"]):
+            assert time.monotonic() < deadline, "no throttled attempt within 30 s"
+            time.sleep(0.2)
+    finally:
+        lam.delete_function_concurrency(FunctionName=name)
+    assert throttled[0]["lambdaFunctionFailedEventDetails"]["error"] == "Lambda.TooManyRequestsException"
+    assert local.wait(arn)["status"] == "SUCCEEDED"  # retried once the function could run
+
+
+def test_a_call_the_role_lacks_is_denied_and_flagged(local, sub):
+    """Negative control of the IAM enforcement: without its PutItem statement, RecordAudit's
+    write is refused by moto as AWS would refuse it, and the call check names it."""
+    iam = local.aws["iam"]
+    role = local.state["roles"]["RecordAudit"].rsplit("/", 1)[-1]
+    [default] = [p for p in iam.list_role_policies(RoleName=role)["PolicyNames"] if "DefaultPolicy" in p]
+    document = iam.get_role_policy(RoleName=role, PolicyName=default)["PolicyDocument"]
+    without = {**document, "Statement": [s for s in document["Statement"] if "dynamodb:PutItem" not in s["Action"]]}
+    assert without["Statement"] != document["Statement"]
+    iam.put_role_policy(RoleName=role, PolicyName=default, PolicyDocument=json.dumps(without))
+    try:
+        local.cognito_user(sub)
+        result = local.start(sub)
+        flagged = iam_check.unallowed_calls(local.state, local.aws)
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName=default, PolicyDocument=json.dumps(document))
+    assert (result["status"], result["failed_state"]) == ("FAILED", "RecordAudit")
+    calls = iam_check.calls_seen(local.state)["RecordAudit"]
+    assert {"service": "dynamodb", "action": "PutItem", "TableName": local.state["audit_table"],
+            "error": "AccessDeniedException"} in calls
+    assert f"RecordAudit: dynamodb:PutItem on arn:aws:dynamodb:us-east-1:123456789012:table/{local.state['audit_table']}" in flagged
+    assert not any(f.startswith("RecordAudit") for f in iam_check.unallowed_calls(local.state, local.aws))
