@@ -37,8 +37,9 @@ node_modules/.stamp: package.json package-lock.json
 		--platform manylinux2014_aarch64 --python-version 3.14 --implementation cp --only-binary=:all:
 	touch $@
 
+# Four workers on two cores: much of the suite waits (Synapse, Step Functions' retries).
 test: install
-	$(PY) -m pytest --ignore=tests/proof
+	$(PY) -m pytest -n 4 --ignore=tests/proof
 
 # The reliability suite: every fault kind at every step, through a fault proxy (~4 min).
 proof: install

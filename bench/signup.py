@@ -5,7 +5,8 @@ bench/results.json. Not a test: it asserts nothing.
 Baselines: the raw minimum of Synapse requests (the same changes made by raw admin calls,
 counted in Synapse's access log like the workflow's); Synapse's own processing time (from its
 access log) for the overhead; the same users created and joined by raw admin calls at the
-same concurrency for the throughput; `import boto3` for the handlers' cold import.
+same concurrency for the throughput; `import boto3` for the handlers' cold import. Cold starts:
+from the REPORT lines of the local Lambda runtime (one per invocation, Init Duration on a cold one).
 Prices: us-east-1 list prices, stated below; check them before relying on the cost."""
 
 import json
@@ -45,6 +46,15 @@ def heaviest_imports(module: str, top: int = 3) -> list[str]:
     timed = [(int(r[1]), r[2].strip()) for r in rows if r[1].strip().isdigit()]
     return [f"{name} {us / 1000:.0f} ms" for us, name in sorted(timed, reverse=True)
             if "." not in name][:top]
+
+
+def lambda_reports(log_dir: Path) -> tuple[int, list[float]]:
+    """Invocations, and the init durations (ms) of the cold ones, from the REPORT lines the
+    local Lambda runtime writes as Lambda does."""
+    reports = [line for log in log_dir.glob("*.log") for line in log.read_text().splitlines()
+               if line.startswith("REPORT ")]
+    return len(reports), [float(line.split("Init Duration: ")[1].split(" ms")[0])
+                          for line in reports if "Init Duration: " in line]
 
 
 def main() -> None:
@@ -126,6 +136,7 @@ def main() -> None:
         with ThreadPoolExecutor(n) as pool:
             list(pool.map(lambda _: raw_signup([]), range(n)))
         raw_rate = n / (time.monotonic() - started)
+        invoked, inits = lambda_reports(Path(local.state["state_dir"]) / "lambda")
 
     boto3_import = cold_import("boto3")
     imports = {m: cold_import(m) for m in ("chat_provisioning.steps", "chat_provisioning.triggers")}
@@ -144,6 +155,10 @@ def main() -> None:
         "signup_seconds": round(overhead + synapse_time, 3), "synapse_seconds": round(synapse_time, 3),
         "throughput_ratio": round(workflow_rate / raw_rate, 3),
         "workflow_signups_per_second": round(workflow_rate, 2), "raw_signups_per_second": round(raw_rate, 2),
+        "lambda_invocations": invoked, "cold_starts": len(inits),
+        "cold_start_share": round(len(inits) / invoked, 3),
+        "cold_start_init_ms_median": round(statistics.median(inits)),
+        "cold_start_init_ms_max": round(max(inits)),
         "transitions_per_signup": statistics.mean(transitions),
         "lambda_invocations_per_signup": statistics.mean(invocations),
         "aws_cost_per_1000_signups_usd": round(cost, 4),

@@ -53,3 +53,16 @@ def context() -> FakeContext:
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs four pytest-xdist workers; each unit of work goes to one worker whole.
+    A test module is one unit, so that what its tests share (a stack, the CLI synth) is built
+    once in one worker; a unit test is a unit alone, so that the slow ones (fuzzing) spread."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return nodeid if path.startswith("tests/unit/") else path
+    return ModuleScheduling(config, log)

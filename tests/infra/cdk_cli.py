@@ -1,0 +1,19 @@
+"""The CDK CLI as infra runs it, for the infra tests."""
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli_synth(out: Path, **environment: str) -> Path:
+    """`cdk synth` through the CLI, offline, with no credentials; `environment`: what the CLI
+    adds when it deploys (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION)."""
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_DEFAULT_"))}
+    clean_env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
+                     AWS_SHARED_CREDENTIALS_FILE="/dev/null", CDK_DISABLE_VERSION_CHECK="true", **environment)
+    run = subprocess.run([str(ROOT / "node_modules/.bin/cdk"), "synth", "--quiet", "--output", str(out)],
+                         cwd=ROOT, env=clean_env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return out
