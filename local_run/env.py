@@ -230,16 +230,19 @@ class LocalEnv:
         except idp.exceptions.UsernameExistsException:  # Cognito's retry of one sign-up
             for g in groups:
                 idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName=g)
-        attributes = {"sub": sub, "email": f"{sub[:8]}@example.invalid", "email_verified": "true",
-                      "cognito:user_status": "CONFIRMED"}
-        if name:
-            attributes["name"] = name
-        self.invoke("PostConfirmation", self.post_confirmation_event(sub, attributes, trigger_source))
+        self.confirm(sub, name, trigger_source)
         if trigger_source != SIGN_UP:
             return {"sub": sub, "trigger_source": trigger_source, "started": False,
                     "executions": self.executions(sub)}
         arn = self.execution_arn(signup_execution_name(sub.lower()))
         return {"sub": sub, **(self.wait(arn) if wait else {"execution_arn": arn})}
+
+    def confirm(self, sub: str, name: str | None = None, trigger_source: str = SIGN_UP) -> dict:
+        """What Cognito does once a user in the pool confirms: invoke the PostConfirmation
+        trigger with its event."""
+        attributes = {"sub": sub, "email": f"{sub[:8]}@example.invalid", "email_verified": "true",
+                      "cognito:user_status": "CONFIRMED"} | ({"name": name} if name else {})
+        return self.invoke("PostConfirmation", self.post_confirmation_event(sub, attributes, trigger_source))
 
     def post_confirmation_event(self, user_name: str, attributes: dict, trigger_source: str = SIGN_UP,
                                 user_pool_id: str | None = None) -> dict:
