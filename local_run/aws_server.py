@@ -44,7 +44,6 @@ import re
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 import boto3
@@ -68,7 +67,6 @@ from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions import models as stepfunctions_models
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
-
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase
 from moto.secretsmanager.models import secretsmanager_backends
@@ -79,6 +77,7 @@ from .lambda_runtime import FunctionConfig, LambdaService, Throttled
 CONTROL_DIR = Path("/nonexistent")  # set by serve()
 ACCOUNT, REGION = "123456789012", "us-east-1"
 LAMBDA: LambdaService
+_faults_lock = threading.Lock()  # invocations run at once; each injected fault is taken once
 
 
 class TooManyRequestsException(JsonRESTError):
@@ -90,17 +89,16 @@ class TooManyRequestsException(JsonRESTError):
 
 def injected_fault(function_name: str) -> str | None:
     path = CONTROL_DIR / "faults.json"
-    if not path.exists():
-        return None
-    with open(path) as f:
-        faults = json.load(f)
-    fault = faults.get(function_name)
-    if not fault or fault["times"] <= 0:
-        return None
-    fault["times"] -= 1
-    with open(path, "w") as f:
-        json.dump(faults, f)
-    return fault["error"]
+    with _faults_lock:
+        if not path.exists():
+            return None
+        faults = json.loads(path.read_text())
+        fault = faults.get(function_name)
+        if not fault or fault["times"] <= 0:
+            return None
+        fault["times"] -= 1
+        path.write_text(json.dumps(faults))
+        return fault["error"]
 
 
 def function_config(fn: LambdaFunction) -> FunctionConfig:
