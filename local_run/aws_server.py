@@ -97,7 +97,9 @@ def injected_fault(function_name: str) -> str | None:
         if not fault or fault["times"] <= 0:
             return None
         fault["times"] -= 1
-        path.write_text(json.dumps(faults))
+        partial = path.with_name(".faults.json.server")
+        partial.write_text(json.dumps(faults))
+        os.replace(partial, path)  # the tests read and write it too
         return fault["error"]
 
 

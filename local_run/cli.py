@@ -12,7 +12,7 @@ from chat_provisioning.triggers import SIGN_UP
 
 from stacks import attach_trigger
 
-from . import env
+from . import env, iam_check
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     local.add_parser("stop-synapse", help="stop Synapse (an outage)")
     local.add_parser("start-synapse", help="start Synapse again on the same data")
     local.add_parser("scan", help="count the bot token and emails in all the stack wrote")
+    local.add_parser("calls", help="the AWS calls each function made, checked against its role")
     local.add_parser("down", help="stop everything `up` started")
     args = parser.parse_args(argv)
 
@@ -109,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             written = local_env.everything_written()
             result = {"bytes_scanned": len(written), "bot_token": written.count(local_env.token),
                       "emails": len(re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", written))}
+        elif args.command == "calls":
+            result = {"calls": sorted(f"{n} {a}" for n, a in iam_check.rows(local_env.state)),
+                      "not_allowed": iam_check.unallowed_calls(local_env.state, local_env.aws),
+                      "not_in_readme": iam_check.unlisted_calls(local_env.state, (ROOT / "README.md").read_text())}
         elif args.command == "status":
             result = local_env.status(args.sub)
         elif args.command == "login":

@@ -147,9 +147,15 @@ def main() -> None:
         scan = cli("scan")
         say(f"\nScanned all the stack wrote ({scan['bytes_scanned']:,} bytes of logs, executions, "
             f"histories, audit items, plans): the bot token (a canary) {scan['bot_token']} times, emails {scan['emails']}")
+        calls = cli("calls")
+        say(f"\nAWS calls the functions made: {len(calls['calls'])} kinds, each checked against its "
+            f"function's deployed role (action and resource): not allowed {len(calls['not_allowed'])}, "
+            f"not in README.md {len(calls['not_in_readme'])}")
         bad = [n for n, s in outcomes.items() if s != "SUCCEEDED"]
         if bad:
             sys.exit(f"demo: not every sign-up ended SUCCEEDED: {bad}")
+        if calls["not_allowed"] or calls["not_in_readme"]:
+            sys.exit(f"demo: AWS calls not allowed or not listed: {calls}")
     finally:
         stopped = cli("down")
         say(f"\nstopped: {', '.join(stopped['stopped']) or 'nothing'}")

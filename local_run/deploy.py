@@ -152,7 +152,8 @@ def with_retry_wait(asl: str, seconds: int | None) -> str:
 
 def enforce_iam(aws: dict, endpoint: str, control_dir: Path) -> dict:
     """Turn moto's IAM checks on: from now on every request needs an identity whose policies
-    allow its action (moto checks the resource for S3 only; iam_check.py checks the rest). The
+    allow its action on its resource (aws_server.py names the resource; iam_check.py checks the
+    calls again afterwards). The
     functions sign with their roles' credentials (aws_server.py assumes each role); the local
     run's own callers, the operator's and Cognito's and EventBridge's stand-ins, and moto's
     Step Functions interpreter sign as this administrator. moto does not expire the roles' session

@@ -46,6 +46,13 @@ def bus_event(pattern: dict, detail: dict, resources: tuple[str, ...] = ()) -> d
             "resources": list(resources), "detail": detail}
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """The control files are read by the moto server while we write them: never half-written."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 PORTS = Path(tempfile.gettempdir()) / "chat-provisioning-ports"
 
 
@@ -416,7 +423,7 @@ class LocalEnv:
             sfn.update_state_machine(stateMachineArn=copy, definition=json.dumps(definition))
         run = execution_arn(copy, f"{execution_name(original)}-redrive-{attempt}")
         redrives[run] = {"execution": original, "redrive_count": attempt}
-        self._redrives_file.write_text(json.dumps(redrives))
+        write_atomically(self._redrives_file, json.dumps(redrives))
         sfn.start_execution(stateMachineArn=copy, name=execution_name(run), input=state_input)
         return {"redriven": arn, "from_state": failed_state, **self.wait(run)}
 
@@ -534,10 +541,10 @@ class LocalEnv:
         path = Path(self.state["state_dir"]) / "control" / "faults.json"
         faults = json.loads(path.read_text()) if path.exists() else {}
         faults[self.state["functions"][function]] = {"error": error, "times": times}
-        path.write_text(json.dumps(faults))
+        write_atomically(path, json.dumps(faults))
 
     def invoke(self, function: str, event: dict) -> dict:
-        """Invoke a deployed function (its handler runs in the moto process)."""
+        """Invoke a deployed function (in its own execution environments, lambda_runtime.py)."""
         r = self.aws["lambda"].invoke(FunctionName=self.state["functions"][function],
                                       Payload=json.dumps(event).encode())
         payload = json.loads(r["Payload"].read() or "null")

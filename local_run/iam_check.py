@@ -88,16 +88,15 @@ def unallowed_calls(state: dict, aws: dict) -> list[str]:
 
 def unlisted_calls(state: dict, readme: str) -> list[str]:
     """Calls seen that the README's table of calls does not list."""
-    return sorted(f"{name}: {action}" for name, action in _rows(state) if f"| {name} | `{action}` |" not in readme)
+    return sorted(f"{name}: {action}" for name, action in rows(state) if f"| {name} | `{action}` |" not in readme)
 
 
-def _rows(state: dict) -> set[tuple[str, str]]:
+def rows(state: dict) -> set[tuple[str, str]]:
     return {(name, f"{c['service']}:{c['action']}") for name, calls in calls_seen(state).items() for c in calls}
 
 
 def table(state: dict) -> str:
-    rows = sorted(_rows(state))
-    return "\n".join(["| function | call |", "|---|---|"] + [f"| {n} | `{a}` |" for n, a in rows])
+    return "\n".join(["| function | call |", "|---|---|"] + [f"| {n} | `{a}` |" for n, a in sorted(rows(state))])
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ class ExecutionEnvironment:
         while not inv.done.wait(0.05):
             if not inv.dispatched.is_set() and time.monotonic() > take_by:
                 self.stop()
-                return self._timed_out(inv, INIT_SECONDS), True
+                return self._timed_out(inv, INIT_SECONDS if cold else inv.timeout), True
             if inv.dispatched.is_set() and time.time() > inv.deadline:
                 self.stop()
                 return self._timed_out(inv, inv.timeout), True
@@ -251,34 +251,41 @@ class LambdaService:
         finally:
             with self.lock:
                 self.busy[config.name] -= 1
-                if env is not None and env.alive and env.config == config:
+                keep = env is not None and env.alive and env.config == config
+                if keep:
                     self.idle.setdefault(config.name, []).append(env)
-                elif env is not None:
-                    env.stop()
                 self.lock.notify_all()
+            if env is not None and not keep:
+                env.stop()  # outside the lock: stopping waits for the process and the API
 
     def _take(self, config: FunctionConfig) -> ExecutionEnvironment | None:
         """An idle environment of this configuration, or None to start one; throttles as Lambda
         does beyond a reservation, waits beyond the local cap otherwise."""
-        with self.lock:
-            while True:
-                idle = self.idle.setdefault(config.name, [])
-                for stale in [e for e in idle if e.config != config or not e.alive]:
-                    idle.remove(stale)
-                    stale.stop()
-                busy = self.busy.get(config.name, 0)
-                limit = config.reserved_concurrency if config.reserved_concurrency is not None else UNRESERVED_LOCAL
-                if idle or busy < limit:
-                    self.busy[config.name] = busy + 1
-                    return idle.pop() if idle else None
-                if config.reserved_concurrency is not None:
-                    raise Throttled(f"Rate Exceeded. Reserved concurrency {limit} of {config.name} in use.")
-                self.lock.wait()
+        stale: list[ExecutionEnvironment] = []
+        try:
+            with self.lock:
+                while True:
+                    idle = self.idle.setdefault(config.name, [])
+                    for env in [e for e in idle if e.config != config or not e.alive]:
+                        idle.remove(env)
+                        stale.append(env)
+                    busy = self.busy.get(config.name, 0)
+                    limit = config.reserved_concurrency if config.reserved_concurrency is not None else UNRESERVED_LOCAL
+                    if idle or busy < limit:
+                        self.busy[config.name] = busy + 1
+                        return idle.pop() if idle else None
+                    if config.reserved_concurrency is not None:
+                        raise Throttled(f"Rate Exceeded. Reserved concurrency {limit} of {config.name} in use.")
+                    self.lock.wait()
+        finally:
+            for env in stale:  # outside the lock
+                env.stop()
 
     def _log(self, name: str):
-        if name not in self.logs:
-            self.logs[name] = open(self.log_dir / f"{name}.log", "ab", buffering=0)
-        return self.logs[name]
+        with self.lock:
+            if name not in self.logs:
+                self.logs[name] = open(self.log_dir / f"{name}.log", "ab", buffering=0)
+            return self.logs[name]
 
     def stop(self) -> None:
         with self.lock:

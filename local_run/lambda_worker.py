@@ -1,5 +1,6 @@
-"""The process of one local execution environment (lambda_runtime.py): the task root as the only
-code on sys.path, as on Lambda; each AWS call the function makes recorded in LOCAL_CALLS_FILE
+"""The process of one local execution environment (lambda_runtime.py): the task root first on
+sys.path, as on Lambda (this venv's site-packages stay behind it: a dependency missing from
+lambdas/requirements.txt is not caught here); each AWS call the function makes recorded in LOCAL_CALLS_FILE
 (service, action, the parameters that name its resource, the error code if refused) for the
 IAM check; then AWS's runtime interface client on the handler given as argument."""
 
@@ -12,15 +13,17 @@ sys.path[0] = os.environ["LAMBDA_TASK_ROOT"]  # not this file's folder
 import botocore.client  # noqa: E402
 import botocore.exceptions  # noqa: E402
 
-# The request parameters that name what a call acts on, in the calls our handlers make.
-RESOURCE_PARAMETERS = ("TableName", "UserPoolId", "SecretId", "QueueUrl", "Bucket", "Key",
+# The request parameters that name what a call acts on, in the calls our handlers make (an S3
+# object's Key only: DynamoDB's Key holds a user's sub, which has no place in this record).
+RESOURCE_PARAMETERS = ("TableName", "UserPoolId", "SecretId", "QueueUrl", "Bucket",
                        "stateMachineArn", "executionArn")
 _make_api_call = botocore.client.BaseClient._make_api_call
 
 
 def recorded(client, operation: str, params: dict):
     call = {"service": client.meta.service_model.signing_name, "action": operation,
-            **{k: params[k] for k in RESOURCE_PARAMETERS if k in params}}
+            **{k: params[k] for k in RESOURCE_PARAMETERS if k in params},
+            **({"Key": params["Key"]} if "Bucket" in params and "Key" in params else {})}
     try:
         return _make_api_call(client, operation, params)
     except botocore.exceptions.ClientError as e:

@@ -55,6 +55,7 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's; without it (-p no:xdist) nothing to do
 def pytest_xdist_make_scheduler(config, log):
     """`make test` runs four pytest-xdist workers; each unit of work goes to one worker whole.
     A test module is one unit, so that what its tests share (a stack, the CLI synth) is built
