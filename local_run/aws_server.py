@@ -71,11 +71,11 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase
 from moto.secretsmanager.models import secretsmanager_backends
 
+from .deploy import ACCOUNT, REGION
 from .iam_check import resource_of
 from .lambda_runtime import FunctionConfig, LambdaService, Throttled
 
 CONTROL_DIR = Path("/nonexistent")  # set by serve()
-ACCOUNT, REGION = "123456789012", "us-east-1"
 LAMBDA: LambdaService
 _faults_lock = threading.Lock()  # invocations run at once; each injected fault is taken once
 

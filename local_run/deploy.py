@@ -150,17 +150,16 @@ def with_retry_wait(asl: str, seconds: int | None) -> str:
     return json.dumps(definition, indent=2)
 
 
-def enforce_iam(aws: dict, endpoint: str, control_dir: Path) -> dict:
+def enforce_iam(aws: dict, endpoint: str, control_dir: Path, roles: set[str]) -> dict:
     """Turn moto's IAM checks on: from now on every request needs an identity whose policies
     allow its action on its resource (aws_server.py names the resource; iam_check.py checks the
-    calls again afterwards). The
-    functions sign with their roles' credentials (aws_server.py assumes each role); the local
+    calls again afterwards). The functions sign with their roles' credentials, assumed here as
+    the Lambda service assumes them (aws_server.py hands them to each environment); the local
     run's own callers, the operator's and Cognito's and EventBridge's stand-ins, and moto's
     Step Functions interpreter sign as this administrator. moto does not expire the roles' session
     credentials."""
     iam = aws["iam"]
     # The Lambda service assumes each function's role (its trust policy names no one else).
-    roles = {f["Role"] for f in aws["lambda"].list_functions()["Functions"]}
     assumed = {role: aws["sts"].assume_role(RoleArn=role, RoleSessionName="lambda")["Credentials"] for role in roles}
     (control_dir / "role-credentials.json").write_text(json.dumps({role: {
         "AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],

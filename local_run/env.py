@@ -123,7 +123,7 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         token_file.chmod(0o600)
         handlers_config = config.model_copy(update={"synapse_url": handlers_synapse_url or config.synapse_url})
         resources = deploy.deploy(aws, handlers_config, token, state_dir / "cdk.out", retry_seconds)
-        credentials = deploy.enforce_iam(aws, endpoint, state_dir / "control")
+        credentials = deploy.enforce_iam(aws, endpoint, state_dir / "control", set(resources["roles"].values()))
         state = {
             "synapse_url": synapse["url"], "server_name": synapse["server_name"],
             "aws_endpoint_url": endpoint, "aws_credentials": credentials, "sync_state_machine_arn": resources["sync_state_machine_arn"],

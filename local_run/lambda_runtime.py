@@ -191,7 +191,7 @@ class ExecutionEnvironment:
             if inv.dispatched.is_set() and time.time() > inv.deadline:
                 self.stop()
                 return self._timed_out(inv, inv.timeout), True
-            if not self.alive and not inv.done.is_set():
+            if not self.alive:  # finish() keeps an answer posted before the exit
                 inv.finish(json.dumps({"errorType": "Runtime.ExitError", "errorMessage":
                                        f"RequestId: {inv.request_id} Error: Runtime exited with error: "
                                        f"exit status {self.process.returncode}"}).encode(), error=True)
