@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     for verb in ("disable", "enable", "delete"):
         local.add_parser(verb, help=f"{verb} the Cognito user, as CloudTrail reports it").add_argument(
             "--sub", required=True)
+    deliver = local.add_parser("deliver", help="deliver an EventBridge event (a file, e.g. a record captured "
+                               "in a real account) through the deployed rules to their targets")
+    deliver.add_argument("event", type=Path, help="the event as EventBridge delivers it (JSON)")
+    deliver.add_argument("--bus", help="default: the default bus for aws.* sources, else the stack's own")
     sweep = local.add_parser("sweep", help="reconcile Cognito and Synapse: plan, then apply")
     sweep.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
     sweep.add_argument("--approve-deactivations", type=int, metavar="N",
@@ -104,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             result = local_env.cognito_change(args.sub, event_name, args.group)
         elif args.command in ("disable", "enable", "delete"):
             result = local_env.cognito_change(args.sub, f"Admin{args.command.title()}User")
+        elif args.command == "deliver":
+            result = local_env.deliver(json.loads(args.event.read_text()), args.bus)
         elif args.command == "sweep":
             result = local_env.sweep(args.dry_run, args.approve_deactivations)
         elif args.command == "scan":

@@ -10,7 +10,8 @@ from its own properties:
 - a rule whose EventBusName is a Ref to the stack's bus fails in moto: it gets the bus's Name;
 - with a Retry cap (`retry_seconds`, the reliability suite) every Retry waits that long.
 Skipped by moto (it logs "No Moto CloudFormation support"): the alarms, the bucket, queue,
-topic and bus policies. The bus policy is emulated by env.put_events from the same config.
+topic and bus policies, and the functions' asynchronous-invocation configs. The bus policy is
+emulated by env.put_events from the same config; the configs are put here, from the template.
 
 What exists only here: the user pool stands in for production's, which the stack imports (with
 its groups); the bot's secret is created by hand, as the README asks of production."""
@@ -121,12 +122,24 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str, out: Path,
         [name] = [v for k, v in physical.items() if re.fullmatch(rf"{construct_id}[0-9A-F]{{8}}", k)]
         return name
 
+    for r in template["Resources"].values():  # moto's CloudFormation skips these
+        if r["Type"] == "AWS::Lambda::EventInvokeConfig":
+            props = r["Properties"]
+            queue = physical[props["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]]
+            aws["lambda"].put_function_event_invoke_config(
+                FunctionName=physical[props["FunctionName"]["Ref"]],
+                MaximumRetryAttempts=props["MaximumRetryAttempts"],
+                MaximumEventAgeInSeconds=props["MaximumEventAgeInSeconds"],
+                DestinationConfig={"OnFailure": {"Destination": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue.rsplit('/', 1)[1]}"}})
     sync = outputs["SyncUserStateMachineArn"]
+    # moto renders the output of the bus's Ref as a Python object's repr: the template names it
+    [bus_name] = [r["Properties"]["Name"] for r in template["Resources"].values() if r["Type"] == "AWS::Events::EventBus"]
     functions = {name: resource(f"{name}Function") for name in (*wiring.STEPS, *wiring.TRIGGERS)}
     return {"sync_state_machine_arn": sync, "sweep_state_machine_arn": outputs["SweepUsersStateMachineArn"],
             "plans_bucket": resource("SweepPlans"), "audit_table": outputs["AuditTableName"],
             "locks_table": resource("LocksTable"), "retry_queue_url": resource("StartRetryQueue"),
-            "events_dlq_url": resource("EventsDLQ"), "event_bus": outputs["EventBusName"],
+            "failed_events_url": resource("FailedEventsQueue"),
+            "event_bus": bus_name,
             "functions": functions, "roles": {name: aws["lambda"].get_function_configuration(
                 FunctionName=physical_name)["Role"] for name, physical_name in functions.items()},
             "role_arn": aws["stepfunctions"].describe_state_machine(stateMachineArn=sync)["roleArn"]}

@@ -46,6 +46,35 @@ def bus_event(pattern: dict, detail: dict, resources: tuple[str, ...] = ()) -> d
             "resources": list(resources), "detail": detail}
 
 
+MASKED = "HIDDEN_DUE_TO_SECURITY_REASONS"
+
+
+def cloudtrail_event(event_name: str, user_pool_id: str, sub: str | None, group: str | None = None,
+                     error_code: str | None = None) -> dict:
+    """CloudTrail's record of a Cognito admin call about one user, as EventBridge delivers it on
+    the default bus, in AWS's documented shape: Cognito masks the username and records the
+    user's sub in additionalEventData (`sub` None: a record without it); a call Cognito refused
+    has an errorCode."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    params = {"userPoolId": user_pool_id, "username": MASKED} | ({"groupName": group} if group else {})
+    detail = {
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "AssumedRole", "principalId": "AROAEXAMPLEOPERATOR:operator",
+                         "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/chat-operator/operator",
+                         "accountId": ACCOUNT, "accessKeyId": "ASIAEXAMPLEOPERATOR",
+                         "sessionContext": {"sessionIssuer": {"type": "Role", "arn": LOCAL_OPERATOR,
+                                                              "accountId": ACCOUNT, "userName": "chat-operator"}}},
+        "eventTime": now, "eventSource": "cognito-idp.amazonaws.com", "eventName": event_name,
+        "awsRegion": "us-east-1", "sourceIPAddress": "192.0.2.1", "userAgent": "aws-cli/2",
+        "requestParameters": params, "responseElements": None,
+        **({"additionalEventData": {"sub": sub}} if sub else {}),
+        **({"errorCode": error_code, "errorMessage": "refused"} if error_code else {}),
+        "requestID": str(uuid.uuid4()), "eventID": str(uuid.uuid4()), "readOnly": False,
+        "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": ACCOUNT,
+        "eventCategory": "Management"}
+    return bus_event(wiring.cognito_event_pattern(user_pool_id), detail)
+
+
 def write_atomically(path: Path, text: str) -> None:
     """The control files are read by the moto server while we write them: never half-written."""
     partial = path.with_name(f".{path.name}.{os.getpid()}")
@@ -133,7 +162,8 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
             "admin_token_file": str(token_file), "user_pool_id": pool_id, "client_id": client_id,
             "audit_table": resources["audit_table"], "locks_table": resources["locks_table"],
             "functions": resources["functions"], "roles": resources["roles"], "retry_queue_url": resources["retry_queue_url"],
-            "events_dlq_url": resources["events_dlq_url"], "event_bus": resources["event_bus"],
+            "failed_events_url": resources["failed_events_url"],
+            "event_bus": resources["event_bus"],
             "role_arn": resources["role_arn"], "jwt_private_key_file": synapse["jwt_private_key_file"],
             "pids": started,
             "state_dir": str(state_dir), "config": json.loads(config.model_dump_json()),
@@ -261,46 +291,28 @@ class LocalEnv:
 
     def put_events(self, source: str, detail_type: str, detail: dict, bus: str = "own",
                    sender: str = LOCAL_OPERATOR, wait: bool = True) -> dict:
-        """PutEvents as EventBridge answers it, then delivery to the stack's rules on that bus
-        (moto's PutEvents cannot deliver to Lambda). Emulated from the same config and patterns
-        as the stack: nobody may send an aws.* source; the stack's own bus takes events only
-        from config.event_senders (its policy denies everyone else); a rule matches with
-        moto's matcher; its target is invoked as EventBridge invokes Lambda (asynchronously:
-        a function error, after Lambda's retries, goes to the function's DLQ, the events DLQ)."""
+        """PutEvents as EventBridge answers it, then delivery to the deployed rules on that bus
+        (moto's PutEvents cannot deliver to Lambda). The authorization is emulated from the
+        same config as the stack: nobody may send an aws.* source; the stack's own bus takes
+        events only from config.event_senders (its policy denies everyone else)."""
         if source.startswith("aws."):
             return {"accepted": False, "error": "NotAuthorizedForSourceException"}
         if bus == "own" and sender not in self.config.event_senders:
             return {"accepted": False, "error": "AccessDeniedException"}
         event = {**bus_event({"source": [source], "detail-type": [detail_type]}, detail),
                  "account": sender.split(":")[4]}
-        rules = ([wiring.sync_event_pattern(ACCOUNT)] if bus == "own" else
-                 [wiring.cognito_event_pattern(self.state["user_pool_id"])])
-        return {"accepted": True, **self._deliver(rules, event, wait)}
+        return {"accepted": True, **self.deliver(event, self.state["event_bus"] if bus == "own" else "default", wait)}
 
     def cognito_change(self, sub: str, event_name: str, group: str | None = None,
                        wait: bool = True) -> dict:
-        """Make the change in the local pool, then deliver CloudTrail's record of it as
-        EventBridge would: matched against the deployed rule's pattern, to its target."""
+        """Make the change in the local pool, then deliver CloudTrail's record of it."""
         idp, pool = self.aws["cognito-idp"], self.state["user_pool_id"]
-        params = {"userPoolId": pool, "username": sub}
-        if group:
-            params["groupName"] = group
         call = {"AdminAddUserToGroup": idp.admin_add_user_to_group,
                 "AdminRemoveUserFromGroup": idp.admin_remove_user_from_group,
                 "AdminDisableUser": idp.admin_disable_user, "AdminEnableUser": idp.admin_enable_user,
                 "AdminDeleteUser": idp.admin_delete_user}[event_name]
         call(**{"UserPoolId": pool, "Username": sub, **({"GroupName": group} if group else {})})
-        return self.deliver_cloudtrail(event_name, params, wait)
-
-    def deliver_cloudtrail(self, event_name: str, params: dict, wait: bool = True,
-                           error_code: str | None = None) -> dict:
-        """CloudTrail's record of a Cognito admin call, as AWS puts it on the default bus; with
-        `error_code`, the record of a call Cognito refused."""
-        pattern = wiring.cognito_event_pattern(self.state["user_pool_id"])
-        refused = {"errorCode": error_code, "errorMessage": "refused"} if error_code else {}
-        return self._deliver([pattern], bus_event(pattern, {
-            "eventVersion": "1.08", "eventSource": "cognito-idp.amazonaws.com", "eventName": event_name,
-            "awsRegion": "us-east-1", "requestParameters": params, "eventID": str(uuid.uuid4()), **refused}), wait)
+        return self.deliver(cloudtrail_event(event_name, pool, sub, group), wait=wait)
 
     def start(self, sub: str, workflow_input: dict | None = None, wait: bool = True) -> dict:
         """StartExecution as an operator (the console) or anyone with states:StartExecution."""
@@ -314,17 +326,48 @@ class LocalEnv:
         return self.put_events(wiring.SYNC_EVENT_PATTERN["source"][0],
                                wiring.SYNC_EVENT_PATTERN["detail-type"][0], detail, wait=wait)
 
-    def _deliver(self, rules: list[dict], event: dict, wait: bool) -> dict:
-        if not any(EventPattern.load(json.dumps(p)).matches_event(event) for p in rules):
+    def deliver(self, event: dict, bus: str | None = None, wait: bool = True) -> dict:
+        """EventBridge's delivery of `event` on `bus` (by default: the default bus for an aws.*
+        source, the stack's own otherwise) to the targets of every deployed rule whose pattern
+        matches it (moto's matcher). Any event will do, one captured from a real account too."""
+        events = self.aws["events"]
+        bus = bus or ("default" if str(event.get("source")).startswith("aws.") else self.state["event_bus"])
+        delivered = [self._invoke_async(target["Arn"], event, wait)
+                     for rule in events.list_rules(EventBusName=bus)["Rules"]
+                     if rule.get("EventPattern") and EventPattern.load(rule["EventPattern"]).matches_event(event)
+                     for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]]
+        if not delivered:
             return {"matched": False}
-        try:
-            started = self.invoke("OnCognitoChange", event)
-        except FunctionError as e:
-            self.aws["sqs"].send_message(QueueUrl=self.state["events_dlq_url"], MessageBody=json.dumps(event))
-            return {"matched": True, "started": False, "error": e.error_type, "dead_lettered": True}
-        if not started.get("started"):
-            return {"matched": True, **started}
-        return {"matched": True, **(self.wait(started["execution"]) if wait else started)}
+        return {"matched": True, **delivered[0]} if len(delivered) == 1 else {"matched": True, "deliveries": delivered}
+
+    def _invoke_async(self, function_arn: str, event: dict, wait: bool) -> dict:
+        """A rule's Lambda target invoked as EventBridge invokes it, asynchronously: Lambda tries
+        it 1 + MaximumRetryAttempts times (at once here, minutes apart on AWS), then sends its
+        record, the event with the error, to the function's on-failure destination."""
+        lam, name = self.aws["lambda"], function_arn.split(":")[6]
+        config = lam.get_function_event_invoke_config(FunctionName=name)
+        for attempt in range(1 + config["MaximumRetryAttempts"]):
+            r = lam.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+            result = json.loads(r["Payload"].read() or "null")
+            if not r.get("FunctionError"):
+                break
+        else:
+            destination = config["DestinationConfig"]["OnFailure"]["Destination"]
+            self.aws["sqs"].send_message(
+                QueueUrl=self.aws["sqs"].get_queue_url(QueueName=destination.split(":")[5])["QueueUrl"],
+                MessageBody=json.dumps({  # Lambda's invocation record (AWS's documented shape)
+                    "version": "1.0", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                    "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": f"{function_arn}:$LATEST",
+                                       "condition": "RetriesExhausted", "approximateInvokeCount": attempt + 1},
+                    "requestPayload": event,
+                    "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+                    "responsePayload": result}))
+            return {"started": False, "error": (result or {}).get("errorType"), "attempts": attempt + 1,
+                    "dead_lettered": True}
+        result = result if isinstance(result, dict) else {}
+        if not (result.get("started") and wait):
+            return result
+        return self.wait(result["execution"])
 
     def sweep(self, dry_run: bool = False, approve_deactivations: int | None = None) -> dict:
         """The deployed SweepUsers state machine, run by moto to the end (its Distributed Map

@@ -27,6 +27,9 @@ from chat_provisioning.config import ChatConfig
 from .bundling import ARCHITECTURE, RUNTIME, lambda_code
 
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+# A rule's Lambda target, once delivered: Lambda's own retries of a function error (at most 2)
+# and how old an event may get while it waits for them (Lambda allows 60 s to 6 hours).
+ASYNC_RETRIES, ASYNC_MAX_AGE = 2, 6 * 3600
 
 
 def ack(scope: Construct, rule: str, reason: str) -> None:
@@ -132,18 +135,29 @@ class ChatProvisioningStack(Stack):
             dead_letter_queue=sqs.DeadLetterQueue(queue=retry_dlq, max_receive_count=10))
         trigger_env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
                                                 retry_queue.queue_url, sync.state_machine_arn)
-        # Undeliverable EventBridge events, and events whose function failed after Lambda's
-        # asynchronous retries (a custom event with a bad detail, a start that kept failing).
+        # EventBridge invokes a Lambda target asynchronously: the rules' retry policy and this
+        # DLQ cover delivery (throttles, a missing permission), never the function's own errors.
         events_dlq = sqs.Queue(self, "EventsDLQ", enforce_ssl=True,
                                encryption=sqs.QueueEncryption.SQS_MANAGED,
                                retention_period=Duration.days(14))
+        # A function error is Lambda's to retry (twice, the most it allows); then the invocation
+        # record (the event, the error) goes to this queue: a bad 'Sync chat user' detail, a start
+        # that kept failing, a failure audit that could not be written.
+        failed_events = sqs.Queue(self, "FailedEventsQueue", enforce_ssl=True,
+                                  encryption=sqs.QueueEncryption.SQS_MANAGED,
+                                  retention_period=Duration.days(14))
         post_confirmation = function("PostConfirmation", wiring.TRIGGERS["PostConfirmation"],
                                      trigger_env, timeout=Duration.seconds(4))
         retry_start = function("RetryStart", wiring.TRIGGERS["RetryStart"], trigger_env)
-        record_failure = function("RecordFailure", wiring.TRIGGERS["RecordFailure"], trigger_env,
-                                  dead_letter_queue=events_dlq)
-        on_cognito_change = function("OnCognitoChange", wiring.TRIGGERS["OnCognitoChange"], trigger_env,
-                                     dead_letter_queue=events_dlq)
+        record_failure = function("RecordFailure", wiring.TRIGGERS["RecordFailure"], trigger_env)
+        on_cognito_change = function("OnCognitoChange", wiring.TRIGGERS["OnCognitoChange"], trigger_env)
+        for fn in (record_failure, on_cognito_change):  # the rules' targets
+            lambda_.CfnEventInvokeConfig(
+                self, f"{fn.node.id}AsyncInvoke", function_name=fn.function_name, qualifier="$LATEST",
+                maximum_retry_attempts=ASYNC_RETRIES, maximum_event_age_in_seconds=ASYNC_MAX_AGE,
+                destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
+                    on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(destination=failed_events.queue_arn)))
+            allow(fn, ["sqs:SendMessage"], [failed_events.queue_arn])  # Lambda sends as the function
         for fn in (post_confirmation, retry_start, on_cognito_change):
             sync.grant_start_execution(fn)
         allow(post_confirmation, ["sqs:SendMessage"], [retry_queue.queue_arn])
@@ -213,10 +227,11 @@ class ChatProvisioningStack(Stack):
         CfnOutput(self, "AuditTableName", value=audit.table_name)
         CfnOutput(self, "EventBusName", value=bus.event_bus_name,
                   description="Put 'Sync chat user' events here (config event_senders may)")
-        self._alarms([retry_dlq, events_dlq])
+        self._alarms([retry_dlq, events_dlq, failed_events])
         self._acknowledge(invoked=list(steps.values()),
                           without_async_dlq=list(steps.values()) + [post_confirmation, retry_start],
-                          dlqs=[retry_dlq, events_dlq], sqs_consumer=retry_start, plans=plans)
+                          with_destination=[record_failure, on_cognito_change],
+                          dlqs=[retry_dlq, events_dlq, failed_events], sqs_consumer=retry_start, plans=plans)
 
     def _table(self, construct_id: str, partition: str, sort: str | None,
                removal: RemovalPolicy) -> dynamodb.Table:
@@ -331,6 +346,7 @@ class ChatProvisioningStack(Stack):
             alarm.add_alarm_action(cw_actions.SnsAction(topic))
 
     def _acknowledge(self, invoked: list[lambda_.Function], without_async_dlq: list[lambda_.Function],
+                     with_destination: list[lambda_.Function],
                      dlqs: list[sqs.Queue], sqs_consumer: lambda_.Function, plans: s3.Bucket) -> None:
         """The cdk-nag findings we accept for the whole stack, with their reasons."""
         basic = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
@@ -360,8 +376,14 @@ class ChatProvisioningStack(Stack):
             "Each sweep writes and reads its own objects under sweeps/<id>/.")
         for dlq in dlqs:
             ack(dlq, "Serverless::Serverless-SQSRedrivePolicy", "This queue is itself a DLQ.")
-        ack(dlqs[1], "AwsSolutions::AwsSolutions-SQS3",
-            "This queue is the DLQ of the EventBridge targets and of the failure-audit function.")
+        for fn in with_destination:
+            ack(fn, "Serverless::Serverless-LambdaDLQ",
+                "Its asynchronous failures go to an on-failure destination (FailedEventsQueue), "
+                "which records the error with the event; a DLQ would keep the event alone.")
+        for queue in dlqs[1:]:
+            ack(queue, "AwsSolutions::AwsSolutions-SQS3",
+                "This queue is itself a dead-letter queue: of the rules' deliveries, or the "
+                "on-failure destination of their Lambda targets.")
         ack(sqs_consumer, "Serverless::Serverless-LambdaEventSourceMappingDestination",
             "SQS event sources take no on-failure destination; the queue's redrive policy "
             "moves a message to its DLQ after 10 receives.")

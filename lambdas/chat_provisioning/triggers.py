@@ -149,32 +149,47 @@ def on_cognito_change(event: dict, context) -> dict:
     nothing else, and its cause is "event", which never reactivates."""
     bridge = parse(BusEvent, event)
     if bridge.detail_type == wiring.SYNC_EVENT_PATTERN["detail-type"][0]:
-        sub, cause = parse(Sub, bridge.detail).sub, "event"  # a bad detail raises: the DLQ keeps it
+        sub, cause = parse(Sub, bridge.detail).sub, "event"  # a bad detail raises (see below)
     else:
         cause = bridge.detail.get("eventName")
         if cause not in wiring.COGNITO_EVENT_NAMES:
             raise InvalidInput(f"not a Cognito event this handles: {cause!r:.60}")
-        params = bridge.detail.get("requestParameters")
-        params = params if isinstance(params, dict) else {}
-        sub = resolve_sub(params.get("userPoolId"), params.get("username"))
+        sub = resolve_sub(bridge.detail)
         if sub is None:
-            # Deleted users cannot be looked up; only pools whose usernames are subs name them.
+            # Another pool's record, or one without the sub whose username is masked or gone.
             logger.warning("event names no user we can resolve; the sweep will catch up",
                            extra={"cause": cause})
             metrics.add_metric(name="UnresolvedCognitoEvents", unit=MetricUnit.Count, value=1)
             return {"started": False, "cause": cause}
     logger.append_keys(sub=sub)
-    # A failed start raises: Lambda retries the event, then the function's DLQ keeps it.
+    # A failure raises: EventBridge invoked us asynchronously, so Lambda retries the event
+    # twice, then sends it with the error to the on-failure destination (FailedEventsQueue).
     execution = start_sync(sub, cause, f"sync-{bridge.id}"[:80])
     logger.info("sync started", extra={"execution": execution, "cause": cause})
     return {"started": True, "execution": execution}
 
 
-def resolve_sub(user_pool_id: object, username: object) -> str | None:
-    """The sub of the user a CloudTrail record names, in our pool only."""
-    if not (isinstance(username, str) and user_pool_id == chat_config().user_pool.user_pool_id):
+# What CloudTrail writes in place of a value it will not record (AWS's guide spells it both ways).
+MASKED = {"HIDDEN_DUE_TO_SECURITY_REASONS", "HIDDEN_FOR_SECURITY_REASONS"}
+
+
+def resolve_sub(record: dict) -> str | None:
+    """The sub of the user a CloudTrail record of a Cognito admin call names, in our pool only.
+    For a request about one user Cognito records the user's sub in `additionalEventData.sub`
+    and masks `requestParameters.username`; only a record without the sub falls back to
+    looking the username up, and only when the username is really there."""
+    params = record.get("requestParameters")
+    params = params if isinstance(params, dict) else {}
+    if params.get("userPoolId") != chat_config().user_pool.user_pool_id:
         return None
-    sub = cognito.sub_of_username(aws_client("cognito-idp"), user_pool_id, username)
+    extra = record.get("additionalEventData")
+    recorded = extra.get("sub") if isinstance(extra, dict) else None
+    if recorded is not None:
+        return normalise_sub(recorded)  # not a UUID: raises, and the event is kept
+    username = params.get("username")
+    if not isinstance(username, str) or username in MASKED:
+        return None
+    sub = cognito.sub_of_username(aws_client("cognito-idp"), params["userPoolId"], username)
     # Gone (AdminDeleteUser). In pools that sign in by email or phone the username is the
     # sub itself; in others the deleted user cannot be named any more.
     sub = sub if sub is not None else username

@@ -16,6 +16,7 @@ import pytest
 
 from chat_provisioning.config import RoleGrant
 from local_run import env
+from local_run.env import cloudtrail_event
 
 OUTSIDER = f"arn:aws:iam::{env.ACCOUNT}:role/ci-deployer"  # may call PutEvents, is not a sender
 
@@ -66,9 +67,8 @@ def test_events_cannot_grant_reactivate_or_reach_the_workflow_with_more_than_a_s
     # ...on the stack's bus: only config's senders may put events there.
     assert local.put_events("chat-provisioning", "Sync chat user", forged, sender=OUTSIDER)["error"] == "AccessDeniedException"
     # ...posing as CloudTrail: EventBridge refuses aws.* sources from callers.
-    assert local.put_events("aws.cognito-idp", "AWS API Call via CloudTrail", {
-        "eventName": "AdminEnableUser", "requestParameters": {"userPoolId": local.state["user_pool_id"],
-                                                            "username": banned}}, bus="default")["accepted"] is False
+    record = cloudtrail_event("AdminEnableUser", local.state["user_pool_id"], banned)
+    assert local.put_events(record["source"], record["detail-type"], record["detail"], bus="default")["accepted"] is False
     # A configured sender's event that carries more than a sub is refused, and kept.
     refused = local.send_sync_event(forged)
     assert (refused["started"], refused["error"], refused["dead_lettered"]) == (False, "InvalidInput", True)
@@ -194,7 +194,7 @@ def test_a_user_no_longer_confirmed_keeps_no_grant(local):
         local.signup(sub, ["moderators"], None)
         assert ("Experiencers", 50) in matrix(local, sub)["rooms"]
         idp.admin_set_user_password(UserPoolId=pool, Username=sub, Password="Temp-pass-1234!", Permanent=False)
-    synced = local.deliver_cloudtrail("AdminSetUserPassword", {"userPoolId": pool, "username": by_event})
+    synced = local.deliver(cloudtrail_event("AdminSetUserPassword", pool, by_event))
     assert synced["status"] == "SUCCEEDED"
     assert ("Experiencers", 0) in matrix(local, by_event)["rooms"]
     assert ("ReadCognitoUser", "sync", "unconfirmed:no_grants", "AdminSetUserPassword") in audited(local, by_event)
@@ -224,12 +224,11 @@ def test_a_delayed_run_grants_no_level_a_later_change_took_away(local):
     sub = new()
     local.signup(sub, [], None)
     idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName="moderators")
-    params = {"userPoolId": pool, "username": sub, "groupName": "moderators"}
     with local.holding("ReadCognitoUser") as read:
-        added = local.deliver_cloudtrail("AdminAddUserToGroup", params, wait=False)
+        added = local.deliver(cloudtrail_event("AdminAddUserToGroup", pool, sub, "moderators"), wait=False)
         read()  # the add's run has read [moderators]
         idp.admin_remove_user_from_group(UserPoolId=pool, Username=sub, GroupName="moderators")
-        assert local.deliver_cloudtrail("AdminRemoveUserFromGroup", params)["status"] == "SUCCEEDED"
+        assert local.deliver(cloudtrail_event("AdminRemoveUserFromGroup", pool, sub, "moderators"))["status"] == "SUCCEEDED"
     assert local.wait(added["execution"])["status"] == "SUCCEEDED"
     assert ("Experiencers", 50) not in matrix(local, sub)["rooms"]
     assert ("AssignRoles", "finding", "groups_changed_since_read", "AdminAddUserToGroup") in audited(local, sub)
@@ -240,8 +239,8 @@ def test_a_refused_cognito_call_starts_nothing(local):
     one, and it changed nothing."""
     sub = new()
     local.signup(sub, [], None)
-    params = {"userPoolId": local.state["user_pool_id"], "username": sub, "groupName": "staff"}
-    assert local.deliver_cloudtrail("AdminAddUserToGroup", params, error_code="AccessDenied") == {"matched": False}
+    refused = cloudtrail_event("AdminAddUserToGroup", local.state["user_pool_id"], sub, "staff", error_code="AccessDenied")
+    assert local.deliver(refused) == {"matched": False}
     assert [e["name"] for e in local.executions(sub)] == [f"signup-{sub}"]  # the sign-up's alone
 
 

@@ -188,8 +188,28 @@ def test_encryption_at_rest_and_in_transit(template):
 
 def test_every_queue_that_receives_failures_is_watched(template):
     alarms = json.dumps(resources(template, "AWS::CloudWatch::Alarm"))
-    dlqs = [k for k in resources(template, "AWS::SQS::Queue") if "DLQ" in k]
+    dlqs = [k for k in resources(template, "AWS::SQS::Queue") if "DLQ" in k or "Failed" in k]
     assert dlqs and all(k in alarms for k in dlqs)
+
+
+def test_every_rule_target_keeps_what_it_could_not_deliver_or_run(template):
+    """EventBridge invokes a Lambda target asynchronously: its rule's DLQ keeps what could not
+    be delivered; a function error is Lambda's to retry, then its on-failure destination's."""
+    alarms = json.dumps(resources(template, "AWS::CloudWatch::Alarm"))
+    invoke_configs = {c["FunctionName"]["Ref"]: c for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()}
+    lambda_targets = 0
+    for rule in resources(template, "AWS::Events::Rule").values():
+        for target in rule["Targets"]:
+            assert target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] in alarms
+            assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+            [kind] = target["Arn"]["Fn::GetAtt"][:1] if "Fn::GetAtt" in target["Arn"] else ["state machine"]
+            if template["Resources"].get(kind, {}).get("Type") != "AWS::Lambda::Function":
+                continue
+            lambda_targets += 1
+            config = invoke_configs[kind]
+            assert config["MaximumRetryAttempts"] == 2 and 60 <= config["MaximumEventAgeInSeconds"] <= 21600
+            assert config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0] in alarms
+    assert lambda_targets == 3  # the Cognito change, the custom event, the failure audit
 
 
 # --- least privilege and who may start what (issue 9) --------------------------------------

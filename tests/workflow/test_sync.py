@@ -1,5 +1,11 @@
-"""Role sync after Cognito changes, end to end: moto's Cognito changed, CloudTrail's record
-delivered through the deployed rule's pattern, the SyncUser workflow, a real Synapse."""
+"""Role sync after Cognito changes, end to end: moto's Cognito changed, CloudTrail's record in
+AWS's shape (the username masked, the sub in additionalEventData) delivered through the
+deployed rules, the SyncUser workflow, a real Synapse."""
+
+import json
+
+from local_run import cli
+from local_run.env import cloudtrail_event
 
 
 def synapse_user(local, sub) -> dict:
@@ -69,7 +75,7 @@ def test_a_late_event_converges_to_cognito_now(local, sub):
     idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
     idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName="staff")
     idp.admin_remove_user_from_group(UserPoolId=pool, Username=sub, GroupName="staff")
-    late = local.deliver_cloudtrail("AdminAddUserToGroup", {"userPoolId": pool, "username": sub, "groupName": "staff"})
+    late = local.deliver(cloudtrail_event("AdminAddUserToGroup", pool, sub, "staff"))
     assert late["status"] == "SUCCEEDED"
     assert local.rooms(sub) == {("The Red Room", 0)}
 
@@ -80,9 +86,8 @@ def test_out_of_order_and_doubled_events_converge(local, sub):
     idp.admin_disable_user(UserPoolId=pool, Username=sub)
     idp.admin_enable_user(UserPoolId=pool, Username=sub)
     idp.admin_disable_user(UserPoolId=pool, Username=sub)  # Cognito: disabled
-    params = {"userPoolId": pool, "username": sub}
     for name in ("AdminEnableUser", "AdminDisableUser", "AdminEnableUser"):  # any order
-        assert local.deliver_cloudtrail(name, params)["status"] == "SUCCEEDED"
+        assert local.deliver(cloudtrail_event(name, pool, sub))["status"] == "SUCCEEDED"
     assert synapse_user(local, sub)["deactivated"] is True
 
     event = {"version": "0", "id": f"doubled-{sub}", "detail-type": "Sync chat user",
@@ -107,8 +112,45 @@ def test_an_unknown_group_is_an_audited_finding_that_stops_nothing(local, sub):
 
 
 def test_events_for_other_pools_or_without_a_user_start_nothing(local, sub):
-    other = local.deliver_cloudtrail("AdminDisableUser", {"userPoolId": "us-east-1_other", "username": sub})
+    other = local.deliver(cloudtrail_event("AdminDisableUser", "us-east-1_other", sub))
     assert other == {"matched": False}
-    nobody = local.send_sync_event({"sub": "not-a-sub"})  # refused, and kept in the events DLQ
+    nobody = local.send_sync_event({"sub": "not-a-sub"})  # refused, retried, then kept
     assert nobody["matched"] and (nobody["started"], nobody["error"]) == (False, "InvalidInput")
-    assert nobody["dead_lettered"]
+    assert nobody["dead_lettered"] and nobody["attempts"] == 3  # Lambda's two async retries
+    record = failed_event(local, lambda r: r["requestPayload"]["detail"] == {"sub": "not-a-sub"})
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["responsePayload"]["errorType"] == "InvalidInput"
+
+
+def failed_event(local, which) -> dict:
+    """The on-failure destination's record that `which` picks (other tests' may be there)."""
+    sqs = local.aws["sqs"]
+    while messages := sqs.receive_message(QueueUrl=local.state["failed_events_url"], MaxNumberOfMessages=10,
+                                          VisibilityTimeout=0).get("Messages"):
+        for m in messages:
+            if which(record := json.loads(m["Body"])):
+                return record
+    raise AssertionError("no such record in FailedEventsQueue")
+
+
+def test_a_record_without_the_sub_falls_back_to_a_username_that_is_there(local, sub, tmp_path):
+    """Cognito records the sub; a record without it (an older shape, a replay) is resolved by its
+    username, unless the username is masked. Both delivered as an operator replays a captured
+    record: `local deliver EVENT.json`."""
+    local.signup(sub, ["analysts"], None)
+    pool = local.state["user_pool_id"]
+    masked = cloudtrail_event("AdminDisableUser", pool, None)
+    assert local.deliver(masked) == {"matched": True, "started": False, "cause": "AdminDisableUser"}
+    named = cloudtrail_event("AdminRemoveUserFromGroup", pool, None, "analysts")
+    named["detail"]["requestParameters"]["username"] = sub  # usernames are subs in the local pool
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(named))
+    assert cli.main(["--state-dir", local.state["state_dir"], "local", "deliver", str(path)]) == 0
+    assert [e["status"] for e in local.executions(sub) if e["name"] == f"sync-{named['id']}"] == ["SUCCEEDED"]
+
+
+def test_a_record_whose_sub_is_not_a_uuid_is_kept_with_its_error(local):
+    forged = cloudtrail_event("AdminEnableUser", local.state["user_pool_id"], "../../admin")
+    refused = local.deliver(forged)
+    assert (refused["started"], refused["error"], refused["dead_lettered"]) == (False, "InvalidInput", True)
+    assert failed_event(local, lambda r: r["requestPayload"]["id"] == forged["id"])

@@ -7,6 +7,7 @@ import pytest
 
 from chat_provisioning.config import RoleGrant
 from local_run import env
+from local_run.env import cloudtrail_event
 
 UNMANAGED = str(uuid.uuid4())
 
@@ -56,6 +57,8 @@ def test_unknown_user_and_malformed_events_change_nothing(moderated, sub):
     result = local.send_sync_event({"sub": sub})
     assert result["status"] == "SUCCEEDED"
     assert local.audit.trail(sub)[-1]["outcome"] == "skipped:no_matrix_user"
-    # CloudTrail detail without a username: nothing to resolve, nothing started
-    malformed = local.deliver_cloudtrail("AdminDisableUser", {"userPoolId": local.state["user_pool_id"]})
+    # CloudTrail detail without a sub or a username: nothing to resolve, nothing started
+    malformed = cloudtrail_event("AdminDisableUser", local.state["user_pool_id"], None)
+    del malformed["detail"]["requestParameters"]["username"]
+    malformed = local.deliver(malformed)
     assert malformed["matched"] and malformed["started"] is False
