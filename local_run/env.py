@@ -371,9 +371,10 @@ class LocalEnv:
 
     def sweep(self, dry_run: bool = False, approve_deactivations: int | None = None) -> dict:
         """The deployed SweepUsers state machine, run by moto to the end (its Distributed Map
-        included); then each user's workflow it started, and its failure audit."""
-        request = {"dry_run": dry_run} | ({"approve_deactivations": approve_deactivations}
-                                          if approve_deactivations is not None else {})
+        included); then each user's workflow it started, and its failure audit. A sweep that
+        applies is started with {}, as the schedule starts it."""
+        request = ({"dry_run": True} if dry_run else {}) | (
+            {"approve_deactivations": approve_deactivations} if approve_deactivations is not None else {})
         arn = self.aws["stepfunctions"].start_execution(
             stateMachineArn=self.state["sweep_state_machine_arn"], name=f"sweep-{uuid.uuid4()}",
             input=json.dumps(request))["executionArn"]

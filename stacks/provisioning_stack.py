@@ -258,6 +258,10 @@ class ChatProvisioningStack(Stack):
             actions=["states:DescribeExecution", "states:StopExecution"],
             resources=[self._execution_arn(name) for name in self.machines]
             + [self._execution_arn("SweepUsers/*")]))
+        # Redriving a sweep redrives its map run's unsuccessful child executions, which are
+        # named <machine>/<map run label>:<id>: that needs RedriveExecution on them.
+        sweep.add_to_role_policy(iam.PolicyStatement(
+            actions=["states:RedriveExecution"], resources=[self._execution_arn("SweepUsers/*")]))
         sweep.add_to_role_policy(iam.PolicyStatement(
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
             resources=[self.format_arn(service="events", resource="rule",

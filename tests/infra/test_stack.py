@@ -318,6 +318,17 @@ def test_only_the_sweep_writes_its_plans(template):
     assert sorted(w.split("Role")[0].removesuffix("FunctionService") for w in writers) == ["PlanSweep", "SweepUsers"]
 
 
+def test_a_failed_sweep_may_be_redriven(template):
+    """Redriving the sweep redrives its map run's child executions (<machine>/<label>:<id>);
+    StartExecution's {} (the schedule's input) is a sweep that applies, tested in the workflow
+    tier."""
+    role = machines(template)["SweepUsers"]["RoleArn"]["Fn::GetAtt"][0]
+    statements = [st for policy in resources(template, "AWS::IAM::Policy").values()
+                  if {"Ref": role} in policy["Roles"] for st in policy["PolicyDocument"]["Statement"]]
+    [redrive] = resources_allowed(statements, "states:RedriveExecution")
+    assert json.dumps(redrive).endswith('-SweepUsers/*:*"]]}')
+
+
 def test_the_sweep_tolerates_every_failure_and_builds_each_input_from_a_sub():
     apply = ASLS["SweepUsers"]["States"]["ApplyPlan"]
     assert apply["ToleratedFailurePercentage"] == 100
