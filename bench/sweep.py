@@ -47,8 +47,11 @@ def main() -> None:
 
         before, started = requests(), time.monotonic()
         clean = local.sweep(dry_run=False)
+        plan = plan_seconds(local, clean["execution_arn"])
         no_drift = {"synapse_requests": requests() - before, "seconds": round(time.monotonic() - started, 2),
-                    "users_to_fix": clean["summary"]["users_to_fix"]}
+                    "users_to_fix": clean["summary"]["users_to_fix"], "plan_seconds": plan,
+                    # what sizes PlanSweep's timeout (README, "Time budgets")
+                    "plan_seconds_per_10000_users": round(plan * 10000 / args.users, 1)}
 
         drifted = subs[: max(1, int(args.users * args.drift))]
         for sub in drifted:
@@ -68,6 +71,13 @@ def main() -> None:
                 "raw_minimum_per_fixed_user": 1},
         }
         print(json.dumps(results, indent=1))
+
+
+def plan_seconds(local, sweep_arn: str) -> float:
+    """How long the PlanSweep Task ran: from its state's entry to its exit in the history."""
+    times = {e["type"]: e["timestamp"] for e in local.history(sweep_arn)
+             if e.get("stateEnteredEventDetails", e.get("stateExitedEventDetails", {})).get("name") == "PlanSweep"}
+    return round((times["TaskStateExited"] - times["TaskStateEntered"]).total_seconds(), 2)
 
 
 if __name__ == "__main__":
