@@ -61,7 +61,15 @@ class ChatProvisioningStack(Stack):
                 f"synapse_url {config.synapse_url} is http (allow_http_synapse): the bot's admin token "
                 "crosses the network in clear. Use https unless that network is yours alone.")
 
-        def function(name: str, handler: str, env: dict, timeout: Duration = Duration.seconds(30),
+        timeouts = wiring.function_timeouts()
+        needed = wiring.longest_unsplit_seconds(config)
+        if short := {n: t for n, t in timeouts.items() if n in wiring.CALLS_SYNAPSE and t < needed}:
+            raise SystemExit(
+                f"synapse_timeout_seconds {config.synapse_timeout_seconds} is too long for the steps' time: "
+                f"a lease wait and a guarded write need {needed:.0f} s, and {short} have less (their Tasks' "
+                f"TimeoutSeconds in statemachines/, less {wiring.TASK_OVERHEAD_SECONDS} s).")
+
+        def function(name: str, handler: str, env: dict, timeout: Duration | None = None,
                      **kw) -> lambda_.Function:
             # Only the functions that call Synapse run in the VPC, and they are capped: Synapse
             # is single-threaded, and an event flood then waits in Step Functions' retries.
@@ -69,7 +77,7 @@ class ChatProvisioningStack(Stack):
             return lambda_.Function(
                 self, f"{name}Function", runtime=RUNTIME, architecture=ARCHITECTURE,
                 handler=handler, code=code, environment=env, memory_size=256,
-                timeout=timeout, tracing=lambda_.Tracing.ACTIVE,
+                timeout=timeout or Duration.seconds(timeouts[name]), tracing=lambda_.Tracing.ACTIVE,
                 reserved_concurrent_executions=config.synapse_concurrency if calls_synapse else None,
                 log_group=logs.LogGroup(self, f"{name}Logs", retention=LOG_RETENTION,
                                         removal_policy=RemovalPolicy.DESTROY),
@@ -146,11 +154,17 @@ class ChatProvisioningStack(Stack):
         failed_events = sqs.Queue(self, "FailedEventsQueue", enforce_ssl=True,
                                   encryption=sqs.QueueEncryption.SQS_MANAGED,
                                   retention_period=Duration.days(14))
+        # The triggers make a few AWS calls each (about 25 s at most each, runtime.AWS_CALLS).
+        # Cognito waits 5 s for PostConfirmation; AWS asks for a queue's visibility timeout of
+        # six times its consumer's (RetryStart: 30 s, the queue 180 s).
         post_confirmation = function("PostConfirmation", wiring.TRIGGERS["PostConfirmation"],
                                      trigger_env, timeout=Duration.seconds(4))
-        retry_start = function("RetryStart", wiring.TRIGGERS["RetryStart"], trigger_env)
-        record_failure = function("RecordFailure", wiring.TRIGGERS["RecordFailure"], trigger_env)
-        on_cognito_change = function("OnCognitoChange", wiring.TRIGGERS["OnCognitoChange"], trigger_env)
+        retry_start = function("RetryStart", wiring.TRIGGERS["RetryStart"], trigger_env,
+                               timeout=Duration.seconds(30))
+        record_failure = function("RecordFailure", wiring.TRIGGERS["RecordFailure"], trigger_env,
+                                  timeout=Duration.seconds(60))
+        on_cognito_change = function("OnCognitoChange", wiring.TRIGGERS["OnCognitoChange"], trigger_env,
+                                     timeout=Duration.seconds(60))
         for fn in (record_failure, on_cognito_change):  # the rules' targets
             lambda_.CfnEventInvokeConfig(
                 self, f"{fn.node.id}AsyncInvoke", function_name=fn.function_name, qualifier="$LATEST",

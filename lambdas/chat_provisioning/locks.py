@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import boto3
 from botocore.exceptions import ClientError
 
+from .deadline import Deadline
 from .errors import LeaseLost, RoomBusy
+
+
+# How long a step waits for a room's lease, at most (and at most half its time left).
+WAIT_SECONDS = 20.0
 
 
 def _conditional_failed(e: ClientError) -> bool:
@@ -49,12 +54,13 @@ class Lease:
 
 class RoomLocks:
     def __init__(self, table: str, client=None, lease_seconds: float = 10.0,
-                 wait_seconds: float = 20.0, clock=time.time):
+                 wait_seconds: float = WAIT_SECONDS, clock=time.time, deadline: Deadline | None = None):
         self.table = table
         self.client = client or boto3.client("dynamodb")
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
         self.clock = clock
+        self.deadline = deadline or Deadline()
 
     @contextmanager
     def hold(self, room_id: str) -> Iterator[Lease]:
@@ -66,7 +72,9 @@ class RoomLocks:
 
     def _acquire(self, room_id: str) -> Lease:
         owner = str(uuid.uuid4())
-        deadline = time.monotonic() + self.wait_seconds
+        # Wait at most half the invocation's time left: the holder needs the rest to write.
+        waiting = min(self.wait_seconds, self.deadline.left() / 2)
+        deadline = time.monotonic() + waiting
         pause = 0.05
         while True:
             now = self.clock()
@@ -85,7 +93,7 @@ class RoomLocks:
                 if not _conditional_failed(e):
                     raise
             if time.monotonic() > deadline:
-                raise RoomBusy(f"power levels of {room_id} stayed locked for {self.wait_seconds}s")
+                raise RoomBusy(f"power levels of {room_id} stayed locked for {waiting:.1f}s")
             # Backoff with jitter: many waiters neither wake in lockstep nor hammer the table.
             time.sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 1.5, 1.0)

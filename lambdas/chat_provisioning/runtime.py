@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from aws_lambda_powertools.utilities import parameters
 
 from .audit import AuditStore
 from .config import ChatConfig
+from .deadline import Deadline
 from .locks import RoomLocks
 from .synapse import SynapseAdmin
 
@@ -42,6 +44,7 @@ class Runtime:
     synapse: SynapseAdmin
     audit: AuditStore
     locks: RoomLocks
+    deadline: Deadline  # the adapter's and the leases': started by each step's handler
 
 
 def bot_token(secret_name: str, refresh: bool = False) -> str:
@@ -62,18 +65,24 @@ def chat_config() -> ChatConfig:
 def runtime() -> Runtime:
     """What the steps share; the triggers need chat_config() only (a sign-up's cold start counts)."""
     config = chat_config()
+    deadline = Deadline()
     synapse = SynapseAdmin(
         config.synapse_url,
         functools.partial(bot_token, config.admin_token_secret_name),
-        config.bot_user_id, timeout=config.synapse_timeout_seconds)
+        config.bot_user_id, timeout=config.synapse_timeout_seconds, deadline=deadline)
     dynamodb = aws_client("dynamodb")  # one client (~0.3 s to build) for both tables
     return Runtime(config, synapse, AuditStore(os.environ["AUDIT_TABLE"], dynamodb),
-                   RoomLocks(os.environ["LOCKS_TABLE"], dynamodb))
+                   RoomLocks(os.environ["LOCKS_TABLE"], dynamodb, deadline=deadline), deadline)
+
+
+# boto3's defaults (60 s to connect, 60 s to read, 5 attempts) could outlast any step's
+# timeout; these bound one AWS call to about 25 s, retries included.
+AWS_CALLS = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
 
 
 @functools.cache
 def aws_client(service: str):
-    return boto3.client(service)
+    return boto3.client(service, config=AWS_CALLS)
 
 
 def start_once(sfn, state_machine_arn: str, name: str, workflow_input: str) -> str:

@@ -34,7 +34,9 @@ def step(reads: type[BaseModel] = WorkflowState):
             state = parse(reads, event.workflow)
             logger.append_keys(sub=state.sub)
             run = Run(execution=event.execution, redrive=event.redrive)
-            result = fn(state, runtime(), run)
+            rt = runtime()
+            rt.deadline.start(context.get_remaining_time_in_millis())
+            result = fn(state, rt, run)
             done = result.actions[len(getattr(state, "actions", ())):]
             logger.info("step done", extra={"actions": [a.model_dump() for a in done]})
             return result.model_dump(mode="json", exclude_none=True)
@@ -194,6 +196,7 @@ def plan_sweep(event: dict, context) -> dict:
     sweep = parse(SweepEvent, event)
     request = parse(SweepRequest, sweep.request)
     rt = runtime()
+    rt.deadline.start(context.get_remaining_time_in_millis())
     the_plan = sweeper.sweep(aws_client("cognito-idp"), rt.synapse, rt.config)
     held = the_plan.held(rt.config, request.approve_deactivations)
     sweep_id = execution_name(sweep.execution)

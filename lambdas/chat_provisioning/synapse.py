@@ -20,12 +20,15 @@ from .errors import (
     SynapseUnavailable,
     UserDeactivated,
 )
+from .deadline import Deadline
 from .policy import default_level, level_of, with_power_level
 
 # Waiting out a 429 in-process is cheaper than a Step Functions retry, up to a point: past
 # this the step fails with SynapseRateLimited and the ASL's backoff takes over.
 MAX_INLINE_WAIT_MS = 5_000
 INLINE_RATE_LIMIT_RETRIES = 2
+# A request is not started with less time left than this (Deadline): it could not finish.
+MIN_REQUEST_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,12 @@ class SynapseAdmin:
     store (a rotated secret), which happens once when Synapse answers 401."""
 
     def __init__(self, base_url: str, token: Callable[..., str], bot_user_id: str,
-                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None):
+                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None,
+                 deadline: Deadline | None = None):
         self._token = token
         self.bot_user_id = bot_user_id
+        self._timeout = timeout
+        self._deadline = deadline or Deadline()
         self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
 
     def upsert_user(self, user_id: str, displayname: str | None, external_id: str,
@@ -162,8 +168,12 @@ class SynapseAdmin:
         refreshed = False
         rate_limited = 0
         while True:
+            left = self._deadline.left()
+            if left < MIN_REQUEST_SECONDS:
+                raise SynapseUnavailable(f"{method} {_safe(path)}: not started, {left:.1f}s left in this invocation")
             try:
-                r = self._http.request(method, path, json=json, params=params,
+                # Connect and read each within half the time left: the request ends in time.
+                r = self._http.request(method, path, json=json, params=params, timeout=min(self._timeout, left / 2),
                                        headers={"Authorization": f"Bearer {self._token(refresh=refreshed)}"})
             except httpx.TransportError as e:  # refused, reset, timeout: all worth a retry
                 raise SynapseUnavailable(f"{method} {_safe(path)}: {type(e).__name__}") from None
@@ -176,7 +186,8 @@ class SynapseAdmin:
                 continue
             if r.status_code == 429:
                 wait = _retry_after_ms(r)
-                if rate_limited < INLINE_RATE_LIMIT_RETRIES and wait <= MAX_INLINE_WAIT_MS:
+                if (rate_limited < INLINE_RATE_LIMIT_RETRIES and wait <= MAX_INLINE_WAIT_MS
+                        and wait / 1000 + MIN_REQUEST_SECONDS < self._deadline.left()):
                     rate_limited += 1
                     time.sleep(wait / 1000)
                     continue

@@ -3,10 +3,13 @@ the wiring exists once. Steps are named as the ASL names them: `${<Step>Function
 statemachines/*.asl.json is the ARN of the function that serves <Step>; one function serves a
 step in every state machine that has it."""
 
+import json
 import re
 from pathlib import Path
 
 from .config import CONFIG_ENV, ChatConfig
+from .deadline import RESERVE_SECONDS
+from .locks import WAIT_SECONDS as LEASE_WAIT_SECONDS
 
 STEPS = {
     "ProvisionUser": "chat_provisioning.steps.provision_user",
@@ -59,6 +62,37 @@ def cognito_event_pattern(user_pool_id: str) -> dict:
 # Executions that did not succeed, for the failure audit, and the events that report them.
 FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
 EXECUTION_STATUS_PATTERN = {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"]}
+
+
+# Each step's time is its Task's TimeoutSeconds in the ASL, where operators read it. The
+# function gets this much less: its own timeout comes first (Lambda.Unknown, retried), and the
+# Task's (States.Timeout) only when Lambda did not answer at all.
+TASK_OVERHEAD_SECONDS = 10
+
+
+def function_timeouts() -> dict[str, int]:
+    """Each step's function timeout, from its Task's TimeoutSeconds (the same in every machine)."""
+    found: dict[str, set[int]] = {}
+
+    def walk(states: dict) -> None:
+        for state in states.values():
+            step = re.fullmatch(r"\$\{(\w+)FunctionArn\}", str(state.get("Resource")))
+            if step:
+                found.setdefault(step.group(1), set()).add(state["TimeoutSeconds"])
+            walk(state.get("ItemProcessor", {}).get("States", {}))
+    for asl in MACHINES.values():
+        walk(json.loads(asl.read_text())["States"])
+    if differ := {step: t for step, t in found.items() if len(t) != 1}:
+        raise ValueError(f"one function serves a step: its Tasks' TimeoutSeconds differ: {differ}")
+    return {step: t.pop() - TASK_OVERHEAD_SECONDS for step, t in found.items()}
+
+
+def longest_unsplit_seconds(config: ChatConfig) -> float:
+    """What a step that calls Synapse cannot split, and so must fit in its function's time: the
+    wait for a room's lease, then one guarded write (the levels read, the PUT, the read-back),
+    each request up to twice synapse_timeout_seconds (connect, then read), and the reserve to
+    answer. Everything else stops at the deadline and is retried (deadline.py)."""
+    return LEASE_WAIT_SECONDS + 3 * 2 * config.synapse_timeout_seconds + RESERVE_SECONDS
 
 
 def placeholder(step: str) -> str:

@@ -11,6 +11,7 @@ from aws_cdk import App
 import app as cdk_app
 from cdk_cli import cli_synth
 from chat_provisioning import errors, wiring
+from chat_provisioning.config import ChatConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 ASLS = {name: json.loads(path.read_text()) for name, path in wiring.MACHINES.items()}
@@ -32,6 +33,12 @@ def resources(template, kind):
     return {k: r["Properties"] for k, r in template["Resources"].items() if r["Type"] == kind}
 
 
+# What AWS asks a Lambda Task to retry (service errors, throttling), and a function's own
+# timeout (Lambda.Unknown, Sandbox.Timedout in the cause): every step is idempotent.
+LAMBDA_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                 "Lambda.ClientExecutionTimeoutException", "Lambda.TooManyRequestsException", "Lambda.Unknown"}
+
+
 def test_every_task_retries_transient_errors_only():
     transient = {c.__name__ for c in errors.TransientError.__subclasses__()}
     permanent = {c.__name__ for c in errors.PermanentError.__subclasses__()}
@@ -39,7 +46,7 @@ def test_every_task_retries_transient_errors_only():
     for _, name, task in TASKS:
         retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
         assert transient <= retried, name
-        assert {"Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= retried, name
+        assert LAMBDA_ERRORS <= retried, name
         assert not retried & (permanent | {"States.ALL", "States.TaskFailed"}), name
         assert all(r["BackoffRate"] > 1 and r["MaxAttempts"] >= 3 for r in task["Retry"]), name
         assert "Catch" not in task, f"{name}: a Catch would end the execution elsewhere than the failing step"
@@ -48,6 +55,28 @@ def test_every_task_retries_transient_errors_only():
 def machines(template) -> dict:
     return {m["StateMachineName"].split("-", 1)[1]: m
             for m in resources(template, "AWS::StepFunctions::StateMachine").values()}
+
+
+def test_each_function_times_out_before_its_task_and_fits_its_longest_unsplit_work(template):
+    """The Task's TimeoutSeconds is the one source: the function gets 10 s less, so that its
+    own timeout (retried) comes first; a step that calls Synapse fits a lease wait and a
+    guarded write; the sweep's plan gets Lambda's 15 minutes."""
+    functions = {f["Handler"].rsplit(".", 1)[1]: f for f in resources(template, "AWS::Lambda::Function").values()}
+    handlers = {**wiring.STEPS, **wiring.TRIGGERS}
+    for machine, name, task in TASKS:
+        timeout = functions[handlers[name].rsplit(".", 1)[1]]["Timeout"]
+        assert timeout == task["TimeoutSeconds"] - wiring.TASK_OVERHEAD_SECONDS, (machine, name)
+        if name in wiring.CALLS_SYNAPSE:
+            assert timeout >= wiring.longest_unsplit_seconds(ChatConfig.from_cdk_json(str(ROOT / "cdk.json")))
+    assert functions["plan_sweep"]["Timeout"] == 900
+    assert functions["post_confirmation"]["Timeout"] < 5  # Cognito waits 5 s
+    queue = next(q for k, q in resources(template, "AWS::SQS::Queue").items() if k.startswith("StartRetryQueue"))
+    assert queue["VisibilityTimeout"] >= 6 * functions["retry_start"]["Timeout"]  # AWS's advice
+
+
+def test_a_synapse_timeout_the_steps_cannot_fit_stops_synth():
+    with pytest.raises(SystemExit, match="synapse_timeout_seconds 30.0 is too long"):
+        synth_in_process({"synapse_timeout_seconds": 30})
 
 
 def test_state_machines_are_standard_with_a_timeout(template):

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from chat_provisioning import errors, steps, triggers
+from chat_provisioning.deadline import RESERVE_SECONDS, Deadline
 from chat_provisioning.models import StartRequest, WorkflowState, parse
 from chat_provisioning.synapse import SynapseAdmin
 
@@ -237,3 +238,35 @@ def test_a_debug_root_logger_never_logs_the_token(monkeypatch, caplog):
         DEFAULT_PROVIDERS.update(saved)
     assert any(r.name.startswith("botocore") for r in caplog.records)  # botocore did log, at INFO
     assert "canary_bot_token_debug" not in caplog.text
+
+
+class Stopped:
+    """A clock that stands still: the deadline's time left is what the test sets."""
+    def __init__(self, now: float = 100.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_step_out_of_time_stops_with_a_retried_error_before_lambda_ends_it():
+    """A request is not started with under a second left, nor waits out a 429 that would pass
+    the deadline: SynapseUnavailable and SynapseRateLimited are retried; Lambda's own timeout
+    (Lambda.Unknown) would say nothing of why."""
+    clock, sent = Stopped(), []
+    deadline = Deadline(clock)
+    deadline.start(remaining_ms=int((RESERVE_SECONDS + 0.5) * 1000))  # 0.5 s left
+
+    def handler(request):
+        sent.append(request.extensions["timeout"])
+        return httpx.Response(429, json={"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 3000})
+    a = SynapseAdmin("http://synapse", lambda refresh=False: "t", "@bot:x",
+                     transport=httpx.MockTransport(handler), deadline=deadline)
+    with pytest.raises(errors.SynapseUnavailable, match="0.5s left"):
+        a.join("!r:x", "@u:x")
+    assert sent == []
+    deadline.start(remaining_ms=int((RESERVE_SECONDS + 4) * 1000))  # 4 s left: no 3 s wait
+    with pytest.raises(errors.SynapseRateLimited):
+        a.join("!r:x", "@u:x")
+    # One request, whose connect and read each got half the time left (not the 10 s timeout).
+    assert [t["connect"] for t in sent] == [2.0] and [t["read"] for t in sent] == [2.0]

@@ -1,9 +1,12 @@
 """Room leases on moto's DynamoDB, with a clock the test moves."""
 
+import time
+
 import boto3
 import pytest
 from moto import mock_aws
 
+from chat_provisioning.deadline import RESERVE_SECONDS, Deadline
 from chat_provisioning.errors import LeaseLost, RoomBusy
 from chat_provisioning.locks import RoomLocks
 
@@ -53,3 +56,17 @@ def test_a_holder_past_its_lease_must_not_write(locks):
         locks.clock.now += 11
         with pytest.raises(LeaseLost):
             lease.check()
+
+
+def test_the_lease_wait_leaves_half_the_time_left_to_write(locks):
+    """A step waits for a room's lease at most half its invocation's time left: the holder
+    needs the rest for its write."""
+    deadline = Deadline()
+    deadline.start(remaining_ms=int((RESERVE_SECONDS + 0.2) * 1000))  # 0.2 s left
+    waiting = RoomLocks("locks", locks.client, lease_seconds=10, wait_seconds=20, clock=locks.clock,
+                        deadline=deadline)
+    with locks.hold("!r:x"):
+        started = time.monotonic()
+        with pytest.raises(RoomBusy, match="stayed locked for 0.1s"):
+            waiting._acquire("!r:x")
+    assert time.monotonic() - started < 1  # not the 20 s wait_seconds

@@ -1,0 +1,23 @@
+"""The time an invocation has left. Lambda ends a function at its timeout with no error of
+ours (Step Functions sees `Lambda.Unknown`); a step that watches its deadline stops first,
+with a typed error the ASL retries, having kept what it did (every step is idempotent, so the
+next attempt goes on from there)."""
+
+import math
+import time
+
+# Kept back from Lambda's remaining time: to raise, log and answer before the timeout.
+RESERVE_SECONDS = 2.0
+
+
+class Deadline:
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._at = math.inf  # no invocation (a script, a test): no deadline
+
+    def start(self, remaining_ms: int) -> None:
+        """At each invocation's start, from the Lambda context's remaining time."""
+        self._at = self._clock() + remaining_ms / 1000 - RESERVE_SECONDS
+
+    def left(self) -> float:
+        return self._at - self._clock()
