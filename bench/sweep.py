@@ -51,7 +51,8 @@ def main() -> None:
         no_drift = {"synapse_requests": requests() - before, "seconds": round(time.monotonic() - started, 2),
                     "users_to_fix": clean["summary"]["users_to_fix"], "plan_seconds": plan,
                     # what sizes PlanSweep's timeout (README, "Time budgets")
-                    "plan_seconds_per_10000_users": round(plan * 10000 / args.users, 1)}
+                    "plan_seconds_per_10000_users": round(plan * 10000 / args.users, 1),
+                    "plan_max_memory_mb": max_memory_mb(local, "PlanSweep")}
 
         drifted = subs[: max(1, int(args.users * args.drift))]
         for sub in drifted:
@@ -71,6 +72,13 @@ def main() -> None:
                 "raw_minimum_per_fixed_user": 1},
         }
         print(json.dumps(results, indent=1))
+
+
+def max_memory_mb(local, function: str) -> int:
+    """The largest Max Memory Used in the function's REPORT lines (the local Lambda runtime's)."""
+    log = Path(local.state["state_dir"]) / "lambda" / f"{local.state['functions'][function]}.log"
+    return max(int(line.split("Max Memory Used: ")[1].split(" MB")[0])
+               for line in log.read_text().splitlines() if "Max Memory Used: " in line)
 
 
 def plan_seconds(local, sweep_arn: str) -> float:

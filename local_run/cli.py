@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             result = local_env.redrive(args.arn)
     json.dump(result, sys.stdout, indent=1, default=str)
     print()
-    return 0
+    return 1 if args.area == "attach-trigger" and "error" in result else 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ The code run is this checkout's `lambdas/`, on this machine's Python, not the as
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -208,8 +209,17 @@ class ExecutionEnvironment:
         init = f"\tInit Duration: {self.init_seconds * 1000:.2f} ms" if cold and self.init_seconds else ""
         self.reported_init = True
         line = (f"REPORT RequestId: {inv.request_id}\tDuration: {seconds * 1000:.2f} ms\t"
-                f"Memory Size: {self.config.memory} MB{init}" + (f"\tStatus: {status}" if status else "") + "\n")
+                f"Memory Size: {self.config.memory} MB\tMax Memory Used: {self._max_memory_mb()} MB{init}"
+                + (f"\tStatus: {status}" if status else "") + "\n")
         self.log.write(line.encode())
+
+    def _max_memory_mb(self) -> int:
+        """The worker's peak resident memory (Linux's VmHWM), as Lambda reports it per environment."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:  # killed (a timeout): its peak is gone with it
+            return 0
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) // 1024
 
     @property
     def alive(self) -> bool:

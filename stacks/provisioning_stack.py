@@ -98,12 +98,19 @@ class ChatProvisioningStack(Stack):
                                 arn_format=ArnFormat.COLON_RESOURCE_NAME)
         for name in wiring.CALLS_SYNAPSE:
             allow(steps[name], ["secretsmanager:GetSecretValue"], [token])
+            if config.admin_token_kms_key_arn:  # a customer managed key: decrypt, via the secret only
+                steps[name].add_to_role_policy(iam.PolicyStatement(
+                    actions=["kms:Decrypt"], resources=[config.admin_token_kms_key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{self.region}.amazonaws.com"}}))
         allow(steps["RecordAudit"], ["dynamodb:PutItem"], [audit.table_arn])
         allow(steps["ProvisionUser"], ["dynamodb:Query"], [audit.table_arn])
         allow(steps["AssignRoles"], ["dynamodb:UpdateItem"], [locks.table_arn])
         allow(steps["PlanSweep"], ["s3:PutObject"], [plans.arn_for_objects("sweeps/*")])
 
+        # Under /aws/vendedlogs/states/: other names grow the account's CloudWatch Logs resource
+        # policy (5,120 characters), and CreateStateMachine fails once it is full.
         machine_logs = logs.LogGroup(self, "WorkflowLogs", retention=LOG_RETENTION,
+                                     log_group_name=f"/aws/vendedlogs/states/{self.stack_name}-workflows",
                                      removal_policy=RemovalPolicy.DESTROY)
         arns = {wiring.placeholder(n): fn.function_arn for n, fn in steps.items()}
         self.machines = {}

@@ -71,6 +71,10 @@ class ChatConfig(Frozen):
     # the network is trusted (Phenom: Cloud Map inside the VPC). Synth warns while it is set.
     allow_http_synapse: bool = False
     admin_token_secret_name: str
+    # The customer managed key that encrypts that secret, if not Secrets Manager's own: its
+    # readers need kms:Decrypt on it (through Secrets Manager only).
+    admin_token_kms_key_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]{36}$")
     bot_localpart: str
     auth_provider: str = "cognito"
     rooms: dict[str, Room]

@@ -74,6 +74,25 @@ def test_each_function_times_out_before_its_task_and_fits_its_longest_unsplit_wo
     assert queue["VisibilityTimeout"] >= 6 * functions["retry_start"]["Timeout"]  # AWS's advice
 
 
+def test_a_customer_managed_key_on_the_token_is_decrypted_through_secrets_manager_only():
+    key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    template = synth_in_process({"admin_token_kms_key_arn": key})
+    for name, statements in role_statements(template).items():
+        decrypt = [s for s in statements if s["Action"] == "kms:Decrypt"]
+        assert len(decrypt) == (name in wiring.CALLS_SYNAPSE), name
+        if decrypt:
+            assert decrypt[0]["Resource"] == key
+            assert decrypt[0]["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+
+
+def test_state_machine_logs_are_vended_logs(template):
+    """Outside /aws/vendedlogs/states/, each log group grows the account's Logs resource policy."""
+    for machine in machines(template).values():
+        [destination] = machine["LoggingConfiguration"]["Destinations"]
+        group = template["Resources"][destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]]
+        assert group["Properties"]["LogGroupName"].startswith("/aws/vendedlogs/states/")
+
+
 def test_a_synapse_timeout_the_steps_cannot_fit_stops_synth():
     with pytest.raises(SystemExit, match="synapse_timeout_seconds 30.0 is too long"):
         synth_in_process({"synapse_timeout_seconds": 30})
