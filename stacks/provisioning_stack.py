@@ -306,10 +306,30 @@ class ChatProvisioningStack(Stack):
             return {}
         vpc = ec2.Vpc.from_vpc_attributes(self, "Vpc", vpc_id=net.vpc_id,
                                           availability_zones=list(net.availability_zones),
-                                          private_subnet_ids=list(net.subnet_ids))
-        return {"vpc": vpc, "vpc_subnets": ec2.SubnetSelection(subnets=vpc.private_subnets),
-                "security_groups": [ec2.SecurityGroup.from_security_group_id(self, f"Sg{i}", sg)
-                                    for i, sg in enumerate(net.security_group_ids)]}
+                                          private_subnet_ids=list(net.subnet_ids),
+                                          private_subnet_route_table_ids=list(net.route_table_ids) or None)
+        subnets = ec2.SubnetSelection(subnets=vpc.private_subnets)
+        groups = [ec2.SecurityGroup.from_security_group_id(self, f"Sg{i}", sg)
+                  for i, sg in enumerate(net.security_group_ids)]
+        if net.create_endpoints:
+            self._endpoints(vpc, subnets, groups)
+        return {"vpc": vpc, "vpc_subnets": subnets, "security_groups": groups}
+
+    def _endpoints(self, vpc: ec2.IVpc, subnets: ec2.SubnetSelection, groups: list[ec2.ISecurityGroup]) -> None:
+        """What the functions in the VPC call besides Synapse, reached without a NAT gateway.
+        Cognito's user pools take PrivateLink only when the pool has no domain (AWS's guide)."""
+        endpoint_sg = ec2.SecurityGroup(self, "EndpointsSg", vpc=vpc, allow_all_outbound=False,
+                                        description="chat-provisioning VPC endpoints: HTTPS from the functions")
+        for group in groups:
+            endpoint_sg.add_ingress_rule(group, ec2.Port.tcp(443), "the in-VPC functions")
+        for name, service in (("SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER),
+                              ("Cognito", ec2.InterfaceVpcEndpointAwsService("cognito-idp")),
+                              ("XRay", ec2.InterfaceVpcEndpointAwsService.XRAY)):
+            ec2.InterfaceVpcEndpoint(self, f"{name}Endpoint", vpc=vpc, service=service, subnets=subnets,
+                                     security_groups=[endpoint_sg], private_dns_enabled=True, open=False)
+        for name, service in (("DynamoDb", ec2.GatewayVpcEndpointAwsService.DYNAMODB),
+                              ("S3", ec2.GatewayVpcEndpointAwsService.S3)):
+            ec2.GatewayVpcEndpoint(self, f"{name}Endpoint", vpc=vpc, service=service, subnets=[subnets])
 
     def _user_pool(self, config: ChatConfig, post_confirmation: lambda_.Function) -> str:
         """A new pool with the trigger (dev, demo), or the imported prod pool, which CDK cannot

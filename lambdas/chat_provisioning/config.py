@@ -50,6 +50,11 @@ class Network(Frozen):
     subnet_ids: tuple[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")], ...] = ()
     security_group_ids: tuple[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")], ...] = ()
     availability_zones: tuple[str, ...] = ()
+    # True: the stack creates the VPC endpoints the functions in the VPC need (for subnets
+    # without a NAT gateway): interface endpoints for Secrets Manager, Cognito and X-Ray, and
+    # gateway endpoints for DynamoDB and S3 on these route tables (one per subnet).
+    create_endpoints: bool = False
+    route_table_ids: tuple[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")], ...] = ()
 
     @model_validator(mode="after")
     def complete(self) -> "Network":
@@ -57,6 +62,10 @@ class Network(Frozen):
             raise ValueError("network.vpc_id needs subnet_ids and security_group_ids")
         if self.vpc_id and len(self.availability_zones) != len(self.subnet_ids):
             raise ValueError("network.availability_zones must name one zone per subnet")
+        if self.create_endpoints and len(self.route_table_ids) != len(self.subnet_ids):
+            raise ValueError("network.create_endpoints needs route_table_ids, one per subnet")
+        if self.create_endpoints and not self.vpc_id:
+            raise ValueError("network.create_endpoints needs vpc_id")
         return self
 
 

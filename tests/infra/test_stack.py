@@ -217,6 +217,28 @@ def test_vpc_placement_from_context_ids():
             assert f["VpcConfig"] == {"SubnetIds": subnets, "SecurityGroupIds": [sg]}
 
 
+def test_the_vpc_endpoints_the_functions_need_when_asked():
+    """Each AWS service the in-VPC functions call (test_each_function_may_make_its_own_calls),
+    reachable without a NAT gateway: HTTPS from the functions' security groups only."""
+    subnets, sg = ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"], "sg-0a1b2c3d4e5f60710"
+    template = synth_in_process({"network": {
+        "vpc_id": "vpc-0a1b2c3d4e5f60711", "subnet_ids": subnets, "security_group_ids": [sg],
+        "availability_zones": ["us-east-1a", "us-east-1b"], "create_endpoints": True,
+        "route_table_ids": ["rtb-0a1b2c3d4e5f60712", "rtb-0a1b2c3d4e5f60713"]}})
+    endpoints = resources(template, "AWS::EC2::VPCEndpoint").values()
+    services = {json.dumps(e["ServiceName"]).split(".")[-1].strip('"]}'): e for e in endpoints}
+    in_vpc = {a.split(":")[0] for n, st in role_statements(template).items() if n in wiring.CALLS_SYNAPSE
+              for a in actions_of(st)} | {"xray"}
+    assert in_vpc == {"secretsmanager", "dynamodb", "cognito-idp", "s3", "xray"}
+    assert set(services) == in_vpc
+    for name in ("dynamodb", "s3"):
+        assert services[name]["VpcEndpointType"] == "Gateway"
+        assert services[name]["RouteTableIds"] == ["rtb-0a1b2c3d4e5f60712", "rtb-0a1b2c3d4e5f60713"]
+    (group,) = resources(template, "AWS::EC2::SecurityGroup").values()
+    assert [(r["FromPort"], r["SourceSecurityGroupId"]) for r in resources(
+        template, "AWS::EC2::SecurityGroupIngress").values()] == [(443, sg)]
+
+
 def test_invalid_config_stops_synth_with_a_clear_message():
     with pytest.raises(SystemExit, match="room_id"):
         synth_in_process({"rooms": {"red_room": {"name": "The Red Room", "room_id": "#the-red-room"}},
