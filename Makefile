@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SYNAPSE_VERSION := 1.163.2
+CHECKOV_VERSION := 3.2.533
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 
 .PHONY: install test proof negative-controls demo bench synth diagram down clean
 
 install:
-	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp .synapse-venv/.stamp node_modules/.stamp .wheels/.stamp
+	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp .synapse-venv/.stamp .checkov-venv/.stamp node_modules/.stamp .wheels/.stamp
 
 # The project's environment.
 $(VENV)/.stamp: pyproject.toml
@@ -23,6 +24,13 @@ $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv .synapse-venv
 	.synapse-venv/bin/pip install -q --upgrade pip
 	.synapse-venv/bin/pip install -q 'matrix-synapse[jwt]==$(SYNAPSE_VERSION)'
+	touch $@
+
+# checkov, a second rule set on the synthesized template (tests/infra); its pins are not ours either.
+.checkov-venv/.stamp:
+	$(PYTHON) -m venv .checkov-venv
+	.checkov-venv/bin/pip install -q --upgrade pip
+	.checkov-venv/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
 	touch $@
 
 # The CDK CLI and asl-validator.
@@ -68,4 +76,4 @@ down:
 	$(VENV)/bin/chat-provisioning local down
 
 clean:
-	rm -rf $(VENV) .synapse-venv node_modules .wheels cdk.out .local
+	rm -rf $(VENV) .synapse-venv .checkov-venv node_modules .wheels cdk.out .local

@@ -2,7 +2,7 @@
 from statemachines/), what starts it (Cognito trigger, EventBridge rule, retry queue), the
 audit table, the failure audit and the alarms. Every resource follows config from cdk.json."""
 
-from aws_cdk import (Acknowledgment, Annotations, ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack,
+from aws_cdk import (Acknowledgment, Annotations, ArnFormat, Aspects, CfnOutput, Duration, RemovalPolicy, Stack,
                      Token, Validations)
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -25,6 +25,7 @@ from chat_provisioning import wiring
 from chat_provisioning.config import ChatConfig
 
 from .bundling import ARCHITECTURE, RUNTIME, lambda_code
+from .checkov import AcceptCheckovFindings
 
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 # A rule's Lambda target, once delivered: Lambda's own retries of a function error (at most 2)
@@ -40,6 +41,7 @@ def ack(scope: Construct, rule: str, reason: str) -> None:
 class ChatProvisioningStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, config: ChatConfig, **kwargs):
         super().__init__(scope, construct_id, **kwargs)
+        Aspects.of(self).add(AcceptCheckovFindings())
         for note in config.unconfirmed:
             Annotations.of(self).add_warning_v2("chat-provisioning:unconfirmed", note)
         code = lambda_code()
@@ -49,9 +51,12 @@ class ChatProvisioningStack(Stack):
         # One item per room: the lease that serialises power-level writes (locks.py).
         locks = self._table("LocksTable", "lock", None, RemovalPolicy.DESTROY)
         # The sweep's plans: what it found and the requests its Distributed Map reads.
+        # Versioned: a plan overwritten or deleted (only the sweep may, its policy says) keeps
+        # its earlier version for 90 days.
         plans = s3.Bucket(self, "SweepPlans", enforce_ssl=True, encryption=s3.BucketEncryption.S3_MANAGED,
-                          block_public_access=s3.BlockPublicAccess.BLOCK_ALL, versioned=False,
-                          lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
+                          block_public_access=s3.BlockPublicAccess.BLOCK_ALL, versioned=True,
+                          lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90),
+                                                            noncurrent_version_expiration=Duration.days(90))],
                           removal_policy=RemovalPolicy.RETAIN)
         ack(plans, "AwsSolutions::AwsSolutions-S1", "Sweep plans are written and read by this stack "
             "only; every write is in the plan Lambda's logs and the state machine's history.")

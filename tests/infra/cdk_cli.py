@@ -1,5 +1,6 @@
 """The CDK CLI as infra runs it, for the infra tests."""
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -17,3 +18,14 @@ def cli_synth(out: Path, **environment: str) -> Path:
                          cwd=ROOT, env=clean_env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     return out
+
+
+def checkov_failures(template: Path) -> list[str]:
+    """checkov's failed checks on a synthesized template (its own venv: its pins are not ours);
+    what stacks/checkov.py accepts is skipped through the template's metadata."""
+    run = subprocess.run([str(ROOT / ".checkov-venv/bin/checkov"), "-f", str(template), "--framework",
+                          "cloudformation", "--compact", "--quiet", "-o", "json"],
+                         capture_output=True, text=True, timeout=300)
+    report = json.loads(run.stdout)
+    assert report.get("summary", {}).get("resource_count"), run.stdout[:500] + run.stderr[-2000:]
+    return [f"{r['check_id']} {r['resource']}" for r in report.get("results", {}).get("failed_checks", [])]

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import App
 
 import app as cdk_app
-from cdk_cli import cli_synth
+from cdk_cli import checkov_failures, cli_synth
 from chat_provisioning import errors, wiring
 from chat_provisioning.config import ChatConfig
 
@@ -137,6 +137,10 @@ def test_cfn_lint_is_clean(cdk_out):
     run = subprocess.run([str(ROOT / ".venv/bin/cfn-lint"), "--ignore-checks", "W3005", "--",
                           str(cdk_out / "ChatProvisioning.template.json")], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_checkov_finds_nothing_not_accepted_with_a_reason(cdk_out):
+    assert checkov_failures(cdk_out / "ChatProvisioning.template.json") == []
 
 
 @pytest.mark.parametrize("machine", list(wiring.MACHINES))
