@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
+from .deadline import Deadline
 from .errors import (
     InvalidInput,
     PowerLevelForbidden,
@@ -20,7 +21,6 @@ from .errors import (
     SynapseUnavailable,
     UserDeactivated,
 )
-from .deadline import Deadline
 from .policy import default_level, level_of, with_power_level
 
 # Waiting out a 429 in-process is cheaper than a Step Functions retry, up to a point: past

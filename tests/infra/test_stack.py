@@ -68,7 +68,7 @@ def test_each_function_times_out_before_its_task_and_fits_its_longest_unsplit_wo
         assert timeout == task["TimeoutSeconds"] - wiring.TASK_OVERHEAD_SECONDS, (machine, name)
         if name in wiring.CALLS_SYNAPSE:
             assert timeout >= wiring.longest_unsplit_seconds(ChatConfig.from_cdk_json(str(ROOT / "cdk.json")))
-    assert functions["plan_sweep"]["Timeout"] == 900
+    assert functions["plan_sweep"]["Timeout"] == 900 and functions["plan_sweep"]["MemorySize"] == 1024
     assert functions["post_confirmation"]["Timeout"] < 5  # Cognito waits 5 s
     queue = next(q for k, q in resources(template, "AWS::SQS::Queue").items() if k.startswith("StartRetryQueue"))
     assert queue["VisibilityTimeout"] >= 6 * functions["retry_start"]["Timeout"]  # AWS's advice
