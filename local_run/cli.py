@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from chat_provisioning.config import ChatConfig
-from chat_provisioning.triggers import SIGN_UP
+from chat_provisioning.signup import SIGN_UP
 
 from stacks import attach_trigger
 

@@ -31,9 +31,12 @@ LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 # A rule's Lambda target, once delivered: Lambda's own retries of a function error (at most 2)
 # and how old an event may get while it waits for them (Lambda allows 60 s to 6 hours).
 ASYNC_RETRIES, ASYNC_MAX_AGE = 2, 6 * 3600
-# PlanSweep holds the whole pool: measured here, about 4 KB a user over a 75 MB start (88 MB
-# at 3,000 users), so 100,000 users need about 500 MB; 1,024 MB also buys it half a vCPU.
-MEMORY_MB = {"PlanSweep": 1024}
+# Lambda's CPU scales with memory (1,769 MB: one vCPU). PlanSweep holds the whole pool:
+# measured here, about 4 KB a user over a 75 MB start (88 MB at 3,000 users), so 100,000 users
+# need about 500 MB. PostConfirmation's cold start (its import and two clients) took 0.30-0.42 s
+# of a full CPU here: about 2-3 s at 256 MB's share, 0.5-0.7 s at 1,024 MB's, which leaves
+# Cognito's 5 s to the calls themselves.
+MEMORY_MB = {"PlanSweep": 1024, "PostConfirmation": 1024}
 
 
 def ack(scope: Construct, rule: str, reason: str) -> None:
@@ -157,7 +160,8 @@ class ChatProvisioningStack(Stack):
             visibility_timeout=Duration.seconds(180), retention_period=Duration.days(14),
             dead_letter_queue=sqs.DeadLetterQueue(queue=retry_dlq, max_receive_count=10))
         trigger_env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
-                                                retry_queue.queue_url, sync.state_machine_arn)
+                                                retry_queue.queue_url, sync.state_machine_arn) | {
+            "USER_POOL_ID": config.user_pool.user_pool_id}  # what the sign-up trigger reads, unparsed
         # EventBridge invokes a Lambda target asynchronously: the rules' retry policy and this
         # DLQ cover delivery (throttles, a missing permission), never the function's own errors.
         events_dlq = sqs.Queue(self, "EventsDLQ", enforce_ssl=True,

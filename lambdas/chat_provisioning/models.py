@@ -97,18 +97,6 @@ class Loose(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
-class SignUpRequest(Loose):
-    userAttributes: dict[str, str]
-
-
-class PostConfirmationEvent(Loose):
-    """The parts of Cognito's PostConfirmation event the trigger reads."""
-    triggerSource: str
-    userPoolId: str
-    userName: str
-    request: SignUpRequest
-
-
 class BusEvent(Loose):
     """An EventBridge event: its id, detail-type and detail."""
     id: str

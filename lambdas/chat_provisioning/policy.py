@@ -1,12 +1,16 @@
 """The rules, as pure functions: who is which Matrix user, which rooms and levels a set of
 Cognito groups earns, and how a power-levels event changes. No AWS, no HTTP."""
 
+from __future__ import annotations
+
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from .config import ChatConfig
 from .errors import InvalidInput, PowerLevelForbidden
+
+if TYPE_CHECKING:  # pydantic stays unloaded where only the rules are needed (signup.py)
+    from .config import ChatConfig
 
 # Cognito subs are UUIDs. Matrix rejects uppercase localparts (M_INVALID_USERNAME), and a
 # sub that is not a UUID means the event did not come from the pool we serve.

@@ -12,11 +12,13 @@ from pydantic import BaseModel
 
 from . import cognito, sweeper
 from .audit import execution_name
+from .aws import aws_client
 from .errors import UserDeactivated
 from .models import Action, Run, StartRequest, StepEvent, SweepEvent, SweepRequest, WorkflowState, parse
 from .policy import desired_levels, desired_memberships, split_groups, standing, user_id_for
-from .runtime import Runtime, aws_client, logger, metrics, runtime, tracer
+from .runtime import Runtime, runtime, tracer
 from .synapse import external_ids
+from .telemetry import logger, metrics
 
 
 def step(reads: type[BaseModel] = WorkflowState):

@@ -1,7 +1,7 @@
-"""What starts the workflow and what audits its failures: the Cognito PostConfirmation
-trigger, the consumer of its retry queue, the target of the Cognito-change and custom-event
-rules, and the Step Functions status-change rule's target. Each names a user (its sub) and a
-cause, and nothing else: the workflow asks Cognito for the rest."""
+"""What starts the workflow and what audits its failures, besides the sign-up trigger
+(signup.py): the consumer of its retry queue, the target of the Cognito-change and
+custom-event rules, and the Step Functions status-change rule's target. Each names a user (its
+sub) and a cause, and nothing else: the workflow asks Cognito for the rest."""
 
 import json
 import os
@@ -10,71 +10,19 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from . import cognito, wiring
+from .aws import aws_client, start_once
 from .errors import InvalidInput
-from .models import BusEvent, ExecutionStatus, PostConfirmationEvent, RetryJob, Sub, parse
+from .models import BusEvent, ExecutionStatus, RetryJob, Sub, parse
 from .policy import SUB, normalise_sub
-from .runtime import aws_client, chat_config, logger, metrics, runtime, start_once, tracer
-
-SIGN_UP = "PostConfirmation_ConfirmSignUp"
-
-
-def signup_execution_name(sub: str) -> str:
-    """Derived from the sub alone, so Cognito's retries of one sign-up start one execution."""
-    return f"signup-{sub}"
+from .runtime import chat_config, runtime
+from .signup import start_signup
+from .telemetry import logger, metrics
 
 
 def start_sync(sub: str, cause: str, name: str) -> str:
     """Start the user's workflow as `name` (or find it started): its ARN."""
     return start_once(aws_client("stepfunctions"), os.environ["SYNC_STATE_MACHINE_ARN"], name,
                       json.dumps({"sub": sub, "cause": cause}))
-
-
-def start_signup(user_pool_id: str, user_name: str, sub: str) -> str:
-    """Start the workflow for a confirmed sign-up of our pool whose username is this sub's;
-    returns the execution ARN. Safe to repeat. InvalidInput: not a sign-up to start."""
-    pool = chat_config().user_pool.user_pool_id
-    if user_pool_id != pool:
-        raise InvalidInput(f"a sign-up in pool {user_pool_id!r:.60}, not in {pool}")
-    if cognito.sub_of_username(aws_client("cognito-idp"), pool, user_name) != sub:
-        raise InvalidInput("the sign-up's username does not resolve to its sub in the pool")
-    return start_sync(sub, "signup", signup_execution_name(sub))
-
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def post_confirmation(event: dict, context) -> dict:
-    """Never fails the sign-up (Cognito cannot re-fire it): a failed start goes to the retry
-    queue, and if even that fails, to the log and a metric the sweep's alarm watches."""
-    source = event.get("triggerSource") if isinstance(event, dict) else None
-    if not isinstance(source, str) or not source.startswith("PostConfirmation_"):
-        # Attached to the wrong trigger: fail loudly, this is configuration, not a sign-up.
-        raise InvalidInput(f"not a PostConfirmation event: triggerSource={source!r:.80}")
-    if source != SIGN_UP:
-        logger.info("not a sign-up, nothing to start", extra={"trigger_source": source})
-        return event
-    try:
-        trigger = parse(PostConfirmationEvent, event)
-        job = parse(RetryJob, {"user_pool_id": trigger.userPoolId, "user_name": trigger.userName,
-                               "sub": normalise_sub(trigger.request.userAttributes.get("sub"))})
-        logger.append_keys(sub=job.sub)
-        arn = start_signup(**job.model_dump())
-        logger.info("workflow started", extra={"execution": arn})
-        metrics.add_metric(name="SignUpsStarted", unit=MetricUnit.Count, value=1)
-    except InvalidInput as e:  # malformed, another pool's, or a username that is not this sub's
-        logger.error("not a sign-up of this pool; nothing started", extra={"error": str(e)[:300]})
-        metrics.add_metric(name="InvalidSignUpEvents", unit=MetricUnit.Count, value=1)
-    except Exception as e:  # noqa: BLE001 - whatever broke, the sign-up must go through
-        logger.warning("start failed; queued for retry", extra={"error": type(e).__name__})
-        metrics.add_metric(name="SignUpStartFailures", unit=MetricUnit.Count, value=1)
-        try:
-            aws_client("sqs").send_message(QueueUrl=os.environ["START_RETRY_QUEUE_URL"],
-                                           MessageBody=job.model_dump_json())
-        except Exception as e2:  # noqa: BLE001
-            logger.error("retry queue unreachable: the sweep must repair this user",
-                         extra={"error": type(e2).__name__})
-            metrics.add_metric(name="SignUpsLost", unit=MetricUnit.Count, value=1)
-    return event
 
 
 _batch = BatchProcessor(event_type=EventType.SQS)
@@ -97,7 +45,8 @@ def retry_start(event: dict, context) -> dict:
             job = parse(RetryJob, json.loads(record.body))
         except ValueError as e:  # not JSON, or not a job (InvalidInput is a ValueError too)
             raise InvalidInput(f"retry message is not a sign-up job: {str(e)[:200]}") from None
-        logger.info("retrying start", extra={"sub": job.sub, "execution": start_signup(**job.model_dump())})
+        execution = start_signup(**job.model_dump(), idp=aws_client("cognito-idp"), sfn=aws_client("stepfunctions"))
+        logger.info("retrying start", extra={"sub": job.sub, "execution": execution})
     return process_partial_response(event=event, record_handler=handle, processor=_batch, context=context)
 
 

@@ -24,7 +24,7 @@ STEPS = {
 # reserved concurrency (config synapse_concurrency). The others call AWS's public APIs only.
 CALLS_SYNAPSE = {"ProvisionUser", "JoinRooms", "AssignRoles", "DeactivateUser", "PlanSweep"}
 TRIGGERS = {
-    "PostConfirmation": "chat_provisioning.triggers.post_confirmation",
+    "PostConfirmation": "chat_provisioning.signup.post_confirmation",
     "RetryStart": "chat_provisioning.triggers.retry_start",
     "RecordFailure": "chat_provisioning.triggers.record_failure",
     "OnCognitoChange": "chat_provisioning.triggers.on_cognito_change",

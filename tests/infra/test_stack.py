@@ -70,6 +70,7 @@ def test_each_function_times_out_before_its_task_and_fits_its_longest_unsplit_wo
             assert timeout >= wiring.longest_unsplit_seconds(ChatConfig.from_cdk_json(str(ROOT / "cdk.json")))
     assert functions["plan_sweep"]["Timeout"] == 900 and functions["plan_sweep"]["MemorySize"] == 1024
     assert functions["post_confirmation"]["Timeout"] < 5  # Cognito waits 5 s
+    assert functions["post_confirmation"]["MemorySize"] == 1024  # its CPU share, for the cold start
     queue = next(q for k, q in resources(template, "AWS::SQS::Queue").items() if k.startswith("StartRetryQueue"))
     assert queue["VisibilityTimeout"] >= 6 * functions["retry_start"]["Timeout"]  # AWS's advice
 

@@ -3,11 +3,14 @@
 
 import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
-from chat_provisioning import errors, steps, triggers
+from chat_provisioning import errors, signup, steps
 from chat_provisioning.deadline import RESERVE_SECONDS, Deadline
 from chat_provisioning.models import StartRequest, WorkflowState, parse
 from chat_provisioning.synapse import SynapseAdmin
@@ -22,22 +25,22 @@ def signup_event(source="PostConfirmation_ConfirmSignUp", sub=SUB):
 
 
 def test_password_reset_confirmation_starts_nothing(context, monkeypatch):
-    monkeypatch.setattr(triggers, "start_signup", lambda **_: pytest.fail("started"))
+    monkeypatch.setattr(signup, "start_signup", lambda **_: pytest.fail("started"))
     event = signup_event("PostConfirmation_ConfirmForgotPassword")
-    assert triggers.post_confirmation(event, context) == event
+    assert signup.post_confirmation(event, context) == event
 
 
 @pytest.mark.parametrize("source", ["PreSignUp_SignUp", None, 42])
 def test_a_trigger_that_is_not_post_confirmation_is_a_typed_error(context, source):
     with pytest.raises(errors.InvalidInput, match="not a PostConfirmation event"):
-        triggers.post_confirmation(signup_event(source), context)
+        signup.post_confirmation(signup_event(source), context)
 
 
 @pytest.mark.parametrize("sub", [None, "", "nope", "0F9E8D7C-1234-4ABC-8DEF-0123456789AB-x"])
 def test_signup_without_valid_sub_starts_nothing_and_does_not_fail(context, monkeypatch, sub):
-    monkeypatch.setattr(triggers, "start_signup", lambda **_: pytest.fail("started"))
+    monkeypatch.setattr(signup, "start_signup", lambda **_: pytest.fail("started"))
     event = signup_event(sub=sub)
-    assert triggers.post_confirmation(event, context) == event
+    assert signup.post_confirmation(event, context) == event
 
 
 def test_failed_start_is_queued_and_signup_still_succeeds(context, monkeypatch):
@@ -50,11 +53,11 @@ def test_failed_start_is_queued_and_signup_still_succeeds(context, monkeypatch):
         def send_message(self, QueueUrl, MessageBody):
             sent.append(MessageBody)
 
-    monkeypatch.setattr(triggers, "start_signup", boom)
-    monkeypatch.setattr(triggers, "aws_client", lambda service: Sqs())
+    monkeypatch.setattr(signup, "start_signup", boom)
+    monkeypatch.setattr(signup, "quick_client", lambda service: Sqs())
     monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs/queue")
     event = signup_event()
-    assert triggers.post_confirmation(event, context) == event
+    assert signup.post_confirmation(event, context) == event
     assert [json.loads(m) for m in sent] == [{"user_pool_id": "us-east-1_abc", "user_name": "u", "sub": SUB}]
 
 
@@ -218,7 +221,7 @@ def test_guarded_write_lost_every_time_is_a_typed_error():
 
 def test_a_debug_root_logger_never_logs_the_token(monkeypatch, caplog):
     """AWS_LAMBDA_LOG_LEVEL=DEBUG (or a developer's basicConfig) puts the root logger at DEBUG,
-    where botocore logs every response body; runtime caps the libraries that log wire data."""
+    where botocore logs every response body; telemetry caps the libraries that log wire data."""
     import boto3
     from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
     from moto import mock_aws
@@ -270,3 +273,14 @@ def test_a_step_out_of_time_stops_with_a_retried_error_before_lambda_ends_it():
         a.join("!r:x", "@u:x")
     # One request, whose connect and read each got half the time left (not the 10 s timeout).
     assert [t["connect"] for t in sent] == [2.0] and [t["read"] for t in sent] == [2.0]
+
+
+def test_the_sign_up_trigger_loads_only_what_a_sign_up_needs():
+    """Cognito waits 5 s for PostConfirmation, cold start included: its module loads neither
+    pydantic, httpx nor the X-Ray SDK, nor the rest of the package (make bench times it)."""
+    code = ("import sys, chat_provisioning.signup; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('pydantic', 'httpx', 'aws_xray_sdk') or m in ('chat_provisioning.runtime', 'chat_provisioning.config',"
+            " 'chat_provisioning.models', 'chat_provisioning.synapse')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(signup.__file__).parents[1])
+    assert run.stdout.strip() == "[]"

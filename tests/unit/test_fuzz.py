@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat_provisioning import steps, triggers
+from chat_provisioning import signup, steps, triggers
 from chat_provisioning.errors import ProvisioningError
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
@@ -40,6 +40,8 @@ def no_domain(monkeypatch):
     monkeypatch.setattr(triggers, "chat_config", reached)
     monkeypatch.setattr(triggers, "aws_client", reached)
     monkeypatch.setattr(triggers, "start_signup", reached)
+    monkeypatch.setattr(signup, "start_signup", reached)
+    monkeypatch.setattr(signup, "quick_client", reached)
     monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs.invalid/q")
     monkeypatch.setenv("SYNC_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:1:stateMachine:s")
 
@@ -78,7 +80,7 @@ SIGN_UP = {"version": "1", "region": "us-east-1", "userPoolId": "us-east-1_abc",
      "request": st.fixed_dictionaries({"userAttributes": st.dictionaries(
          st.sampled_from(["sub", "name", "email", "nickname"]), subs | json_values)})}))
 def test_post_confirmation_never_fails_a_valid_sign_up(no_domain, context, event):
-    result = outcome(triggers.post_confirmation, event, context)
+    result = outcome(signup.post_confirmation, event, context)
     if isinstance(event, dict) and event.get("triggerSource") == SIGN_UP["triggerSource"]:
         assert result == event  # a sign-up always goes through, whatever else is wrong
 

@@ -1,0 +1,92 @@
+"""The Cognito PostConfirmation trigger. Cognito waits 5 s for it, cold start included, and
+cannot fire it again, so this module loads only boto3, Powertools' logger and metrics, and the
+pure rules (not pydantic, httpx or the X-Ray SDK: Lambda's active tracing still traces the
+invocation), and its AWS calls are cut short: a start that does not answer in time goes to the
+retry queue, whose consumer (triggers.retry_start) runs the same checks again."""
+
+import functools
+import json
+import os
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+
+from . import cognito
+from .aws import start_once
+from .errors import InvalidInput
+from .policy import normalise_sub
+from .telemetry import logger, metrics
+
+SIGN_UP = "PostConfirmation_ConfirmSignUp"
+# At most three calls (AdminGetUser, StartExecution and, if that failed, SendMessage), each
+# given up after about 1.3 s: within the function's 4 s, and Cognito's 5.
+QUICK = Config(connect_timeout=0.5, read_timeout=0.8, retries={"mode": "standard", "total_max_attempts": 1})
+
+
+@functools.cache
+def quick_client(service: str):
+    return boto3.client(service, config=QUICK)
+
+
+def signup_execution_name(sub: str) -> str:
+    """Derived from the sub alone, so Cognito's retries of one sign-up start one execution."""
+    return f"signup-{sub}"
+
+
+def start_signup(user_pool_id: str, user_name: str, sub: str, idp, sfn) -> str:
+    """Start the workflow for a confirmed sign-up of our pool whose username is this sub's;
+    returns the execution ARN. Safe to repeat. InvalidInput: not a sign-up to start."""
+    pool = os.environ["USER_POOL_ID"]
+    if user_pool_id != pool:
+        raise InvalidInput(f"a sign-up in pool {user_pool_id!r:.60}, not in {pool}")
+    if cognito.sub_of_username(idp, pool, user_name) != sub:
+        raise InvalidInput("the sign-up's username does not resolve to its sub in the pool")
+    return start_once(sfn, os.environ["SYNC_STATE_MACHINE_ARN"], signup_execution_name(sub),
+                      json.dumps({"sub": sub, "cause": "signup"}))
+
+
+def signup_job(event: dict) -> dict:
+    """The sign-up a PostConfirmation event names, as the retry queue carries it (models.RetryJob):
+    {"user_pool_id", "user_name", "sub"}. InvalidInput when the event lacks one of them."""
+    request = event.get("request")
+    attributes = request.get("userAttributes") if isinstance(request, dict) else None
+    pool, name = event.get("userPoolId"), event.get("userName")
+    if not (isinstance(pool, str) and isinstance(name, str) and 0 < len(name) <= 128
+            and isinstance(attributes, dict)):
+        raise InvalidInput("a PostConfirmation event needs userPoolId, userName (1-128) and userAttributes")
+    return {"user_pool_id": pool, "user_name": name, "sub": normalise_sub(attributes.get("sub"))}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def post_confirmation(event: dict, context) -> dict:
+    """Never fails the sign-up (Cognito cannot re-fire it): a failed start goes to the retry
+    queue, and if even that fails, to the log and a metric the sweep's alarm watches."""
+    source = event.get("triggerSource") if isinstance(event, dict) else None
+    if not isinstance(source, str) or not source.startswith("PostConfirmation_"):
+        # Attached to the wrong trigger: fail loudly, this is configuration, not a sign-up.
+        raise InvalidInput(f"not a PostConfirmation event: triggerSource={source!r:.80}")
+    if source != SIGN_UP:
+        logger.info("not a sign-up, nothing to start", extra={"trigger_source": source})
+        return event
+    try:
+        job = signup_job(event)
+        logger.append_keys(sub=job["sub"])
+        arn = start_signup(**job, idp=quick_client("cognito-idp"), sfn=quick_client("stepfunctions"))
+        logger.info("workflow started", extra={"execution": arn})
+        metrics.add_metric(name="SignUpsStarted", unit=MetricUnit.Count, value=1)
+    except InvalidInput as e:  # malformed, another pool's, or a username that is not this sub's
+        logger.error("not a sign-up of this pool; nothing started", extra={"error": str(e)[:300]})
+        metrics.add_metric(name="InvalidSignUpEvents", unit=MetricUnit.Count, value=1)
+    except Exception as e:  # noqa: BLE001 - whatever broke, the sign-up must go through
+        logger.warning("start failed; queued for retry", extra={"error": type(e).__name__})
+        metrics.add_metric(name="SignUpStartFailures", unit=MetricUnit.Count, value=1)
+        try:
+            quick_client("sqs").send_message(QueueUrl=os.environ["START_RETRY_QUEUE_URL"],
+                                             MessageBody=json.dumps(job))
+        except Exception as e2:  # noqa: BLE001
+            logger.error("retry queue unreachable: the sweep must repair this user",
+                         extra={"error": type(e2).__name__})
+            metrics.add_metric(name="SignUpsLost", unit=MetricUnit.Count, value=1)
+    return event
