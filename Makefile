@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-SYNAPSE_VERSION := 1.163.2
+# Production's Synapse (with the pins of its day: local_run/synapse-1.105.1.constraints) and the
+# current release; local_run/synapse_server.py names the same two.
+SYNAPSE_VERSIONS := 1.105.1 1.163.2
 CHECKOV_VERSION := 3.2.533
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
@@ -10,7 +12,8 @@ export CDK_DISABLE_VERSION_CHECK := true
 .PHONY: install test proof negative-controls demo bench synth diagram down clean
 
 install:
-	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp .synapse-venv/.stamp .checkov-venv/.stamp node_modules/.stamp .wheels/.stamp
+	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp $(SYNAPSE_VERSIONS:%=.synapse/%/.stamp) .checkov-venv/.stamp \
+		node_modules/.stamp .wheels/.stamp
 
 # The project's environment.
 $(VENV)/.stamp: pyproject.toml
@@ -19,11 +22,12 @@ $(VENV)/.stamp: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-# Synapse lives in its own environment: its pins are not the project's.
-.synapse-venv/.stamp:
-	$(PYTHON) -m venv .synapse-venv
-	.synapse-venv/bin/pip install -q --upgrade pip
-	.synapse-venv/bin/pip install -q 'matrix-synapse[jwt]==$(SYNAPSE_VERSION)'
+# Synapse lives in environments of its own, one per release: its pins are not the project's.
+.synapse/%/.stamp:
+	$(PYTHON) -m venv .synapse/$*
+	.synapse/$*/bin/pip install -q --upgrade pip
+	.synapse/$*/bin/pip install -q 'matrix-synapse[jwt]==$*' \
+		$(if $(wildcard local_run/synapse-$*.constraints),-c local_run/synapse-$*.constraints)
 	touch $@
 
 # checkov, a second rule set on the synthesized template (tests/infra); its pins are not ours either.
@@ -76,4 +80,4 @@ down:
 	$(VENV)/bin/chat-provisioning local down
 
 clean:
-	rm -rf $(VENV) .synapse-venv .checkov-venv node_modules .wheels cdk.out .local
+	rm -rf $(VENV) .synapse .checkov-venv node_modules .wheels cdk.out .local

@@ -156,6 +156,7 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         credentials = deploy.enforce_iam(aws, endpoint, state_dir / "control", set(resources["roles"].values()))
         state = {
             "synapse_url": synapse["url"], "server_name": synapse["server_name"],
+            "synapse_version": synapse["version"],
             "aws_endpoint_url": endpoint, "aws_credentials": credentials, "sync_state_machine_arn": resources["sync_state_machine_arn"],
             "sweep_state_machine_arn": resources["sweep_state_machine_arn"],
             "plans_bucket": resources["plans_bucket"],

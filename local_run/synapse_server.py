@@ -22,7 +22,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from chat_provisioning.config import ChatConfig, Room
 
 ROOT = Path(__file__).resolve().parent.parent
-SYNAPSE_PYTHON = ROOT / ".synapse-venv" / "bin" / "python"
+# The Synapse releases the local run can start, each in a venv of its own (Makefile):
+# production's, the default, with the dependency pins of its day; and the current release.
+PRODUCTION, CURRENT = "1.105.1", "1.163.2"
+VERSION_ENV = "CHAT_PROVISIONING_SYNAPSE"  # which one `local up`, the demo and the tests start
+
+
+def synapse_python(version: str) -> Path:
+    return ROOT / ".synapse" / version / "bin" / "python"
 
 
 def homeserver_config(state_dir: Path, port: int, server_name: str, config: ChatConfig,
@@ -88,8 +95,13 @@ def requests_served(state_dir: Path) -> list[tuple[str, float]]:
 
 
 def start(state_dir: Path, port: int, config: ChatConfig, server_name: str = "localhost") -> dict:
-    """Start Synapse in the background; return what `bootstrap` and `start_again` need."""
+    """Start Synapse in the background (the release $CHAT_PROVISIONING_SYNAPSE names, by
+    default production's); return what `bootstrap` and `start_again` need."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    version = os.environ.get(VERSION_ENV, PRODUCTION)
+    if version not in (PRODUCTION, CURRENT):
+        sys.exit(f"{VERSION_ENV}={version}: the local run has Synapse {PRODUCTION} and {CURRENT}")
+    (state_dir / "version").write_text(version)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_file = state_dir / "jwt-private.pem"
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
@@ -101,17 +113,19 @@ def start(state_dir: Path, port: int, config: ChatConfig, server_name: str = "lo
     (state_dir / "log.config").write_text(_log_config(state_dir))
     (state_dir / "homeserver.yaml").write_text(json.dumps(hs, indent=1))  # JSON is YAML
     pid = start_again(state_dir, f"http://127.0.0.1:{port}")
-    return {"url": f"http://127.0.0.1:{port}", "server_name": server_name, "pid": pid,
+    return {"url": f"http://127.0.0.1:{port}", "server_name": server_name, "pid": pid, "version": version,
             "shared_secret": hs["registration_shared_secret"], "jwt_private_key_file": str(key_file)}
 
 
 def start_again(state_dir: Path, url: str, timeout: float = 60.0) -> int:
-    """(Re)start the server on an existing state dir and wait for /health."""
-    if not SYNAPSE_PYTHON.exists():
-        sys.exit(f"{SYNAPSE_PYTHON} is missing: run `make .synapse-venv` first")
+    """(Re)start the server on an existing state dir, in the release it was started with, and
+    wait for /health."""
+    python = synapse_python((state_dir / "version").read_text())
+    if not python.exists():
+        sys.exit(f"{python} is missing: run `make install` first")
     with open(state_dir / "synapse.out", "ab") as out:
         proc = subprocess.Popen(
-            [str(SYNAPSE_PYTHON), "-m", "synapse.app.homeserver",
+            [str(python), "-m", "synapse.app.homeserver",
              "-c", str(state_dir / "homeserver.yaml")],
             cwd=state_dir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + timeout

@@ -1,13 +1,29 @@
-"""The Synapse adapter against a real Synapse (started by the session's local environment)."""
+"""The Synapse adapter against a real Synapse: each test against production's release (the
+session's local environment) and against the current one (a stack of this module's own)."""
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
 from chat_provisioning import errors
 from chat_provisioning.synapse import SynapseAdmin
+from local_run import env, synapse_server
 from local_run.env import free_port
+
+
+@pytest.fixture(scope="module", params=[synapse_server.PRODUCTION, synapse_server.CURRENT])
+def local(request, tmp_path_factory, config):
+    """A local environment whose Synapse is this release: the adapter's contract holds on both."""
+    session = request.getfixturevalue("local")
+    if session.state["synapse_version"] == request.param:
+        yield session
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(synapse_server.VERSION_ENV, request.param)
+        with env.running(tmp_path_factory.mktemp(f"synapse-{request.param}"), config) as other:
+            yield other
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +34,12 @@ def synapse(local) -> SynapseAdmin:
 @pytest.fixture(scope="module")
 def room(local) -> str:
     return local.state["rooms"]["analysts"]["room_id"]  # invite-only, like every configured room
+
+
+def test_it_is_the_release_asked_for(local):
+    version = httpx.get(f"{local.state['synapse_url']}/_synapse/admin/v1/server_version",
+                        headers={"Authorization": f"Bearer {local.token}"}).json()["server_version"]
+    assert version.split(" ")[0] == local.state["synapse_version"]
 
 
 def test_create_twice_is_created_then_updated(local, synapse, sub):
