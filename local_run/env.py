@@ -23,9 +23,9 @@ from moto.events.models import EventPattern
 
 from chat_provisioning import wiring
 from chat_provisioning.audit import AuditStore, execution_name
+from chat_provisioning.aws import execution_arn
 from chat_provisioning.config import ChatConfig, UserPool
 from chat_provisioning.policy import level_of, user_id_for
-from chat_provisioning.aws import execution_arn
 from chat_provisioning.synapse import SynapseAdmin
 from chat_provisioning.signup import SIGN_UP, signup_execution_name
 from chat_provisioning.triggers import newest_state_entered
