@@ -73,7 +73,7 @@ def cloudtrail_event(event_name: str, user_pool_id: str, sub: str | None, group:
         "requestID": str(uuid.uuid4()), "eventID": str(uuid.uuid4()), "readOnly": False,
         "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": ACCOUNT,
         "eventCategory": "Management"}
-    return bus_event(wiring.cognito_event_pattern(user_pool_id), detail)
+    return bus_event(wiring.cognito_event_pattern(user_pool_id, ACCOUNT), detail)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -31,8 +31,9 @@ def describe(client, pool_id: str) -> tuple[dict, dict]:
     """The pool as botocore parsed it, and as Cognito sent it."""
     sent = {}
 
-    def keep(response_dict, **_):  # the body botocore is about to parse
-        sent.update(json.loads(response_dict["body"])["UserPool"])
+    def keep(response_dict, **_):  # the body botocore is about to parse (an error raises as usual)
+        if response_dict["status_code"] == 200:
+            sent.update(json.loads(response_dict["body"])["UserPool"])
     event = "before-parse.cognito-idp.DescribeUserPool"
     client.meta.events.register(event, keep)
     try:

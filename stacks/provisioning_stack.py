@@ -22,7 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from chat_provisioning import wiring
-from chat_provisioning.config import ChatConfig
+from chat_provisioning.config import GATEWAY_ENDPOINTS, ChatConfig
 
 from .bundling import ARCHITECTURE, RUNTIME, lambda_code
 from .checkov import AcceptCheckovFindings
@@ -157,7 +157,7 @@ class ChatProvisioningStack(Stack):
                               retention_period=Duration.days(14))
         retry_queue = sqs.Queue(
             self, "StartRetryQueue", enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED,
-            visibility_timeout=Duration.seconds(180), retention_period=Duration.days(14),
+            visibility_timeout=Duration.seconds(360), retention_period=Duration.days(14),
             dead_letter_queue=sqs.DeadLetterQueue(queue=retry_dlq, max_receive_count=10))
         trigger_env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
                                                 retry_queue.queue_url, sync.state_machine_arn) | {
@@ -176,11 +176,11 @@ class ChatProvisioningStack(Stack):
         # The triggers make a few AWS calls each (about 25 s at most each, aws.AWS_CALLS; the
         # sign-up trigger's about 1.3 s, signup.QUICK).
         # Cognito waits 5 s for PostConfirmation; AWS asks for a queue's visibility timeout of
-        # six times its consumer's (RetryStart: 30 s, the queue 180 s).
+        # six times its consumer's (RetryStart: 60 s for one message's two calls, the queue 360 s).
         post_confirmation = function("PostConfirmation", wiring.TRIGGERS["PostConfirmation"],
                                      trigger_env, timeout=Duration.seconds(4))
         retry_start = function("RetryStart", wiring.TRIGGERS["RetryStart"], trigger_env,
-                               timeout=Duration.seconds(30))
+                               timeout=Duration.seconds(60))
         record_failure = function("RecordFailure", wiring.TRIGGERS["RecordFailure"], trigger_env,
                                   timeout=Duration.seconds(60))
         on_cognito_change = function("OnCognitoChange", wiring.TRIGGERS["OnCognitoChange"], trigger_env,
@@ -196,7 +196,7 @@ class ChatProvisioningStack(Stack):
             sync.grant_start_execution(fn)
         allow(post_confirmation, ["sqs:SendMessage"], [retry_queue.queue_arn])
         retry_start.add_event_source(sources.SqsEventSource(
-            retry_queue, batch_size=10, report_batch_item_failures=True))
+            retry_queue, batch_size=1, report_batch_item_failures=True))  # one start per invocation: its time is known
         allow(record_failure, ["dynamodb:PutItem"], [audit.table_arn])
         # The failure audit reads the history of these machines' executions (the failed state).
         allow(record_failure, ["states:GetExecutionHistory"], [self._execution_arn(name) for name in self.machines])
@@ -238,7 +238,7 @@ class ChatProvisioningStack(Stack):
         # Group and status changes (CloudTrail, on the default bus: no one can send aws.* events)
         # and the custom event start the user's workflow.
         rule("CognitoChangeRule", "Cognito group and status changes sync the user",
-             wiring.cognito_event_pattern(config.user_pool.user_pool_id),
+             wiring.cognito_event_pattern(config.user_pool.user_pool_id, self.account),
              targets.LambdaFunction(on_cognito_change, **delivery))
         rule("SyncEventRule", "'Sync chat user' events from this account sync the user",
              wiring.sync_event_pattern(self.account), targets.LambdaFunction(on_cognito_change, **delivery),
@@ -317,32 +317,33 @@ class ChatProvisioningStack(Stack):
                 "network.vpc_id is not set: the step functions run outside any VPC and cannot "
                 "reach synapse.phenom-prod.local. Set network.* in cdk.json for production.")
             return {}
-        vpc = ec2.Vpc.from_vpc_attributes(self, "Vpc", vpc_id=net.vpc_id,
+        vpc = ec2.Vpc.from_vpc_attributes(self, "Vpc", vpc_id=net.vpc_id, vpc_cidr_block=net.vpc_cidr,
                                           availability_zones=list(net.availability_zones),
                                           private_subnet_ids=list(net.subnet_ids),
                                           private_subnet_route_table_ids=list(net.route_table_ids) or None)
         subnets = ec2.SubnetSelection(subnets=vpc.private_subnets)
-        groups = [ec2.SecurityGroup.from_security_group_id(self, f"Sg{i}", sg)
-                  for i, sg in enumerate(net.security_group_ids)]
-        if net.create_endpoints:
-            self._endpoints(vpc, subnets, groups)
-        return {"vpc": vpc, "vpc_subnets": subnets, "security_groups": groups}
+        if net.endpoints:
+            self._endpoints(vpc, subnets, net.endpoints)
+        return {"vpc": vpc, "vpc_subnets": subnets,
+                "security_groups": [ec2.SecurityGroup.from_security_group_id(self, f"Sg{i}", sg)
+                                    for i, sg in enumerate(net.security_group_ids)]}
 
-    def _endpoints(self, vpc: ec2.IVpc, subnets: ec2.SubnetSelection, groups: list[ec2.ISecurityGroup]) -> None:
+    def _endpoints(self, vpc: ec2.IVpc, subnets: ec2.SubnetSelection, services: tuple[str, ...]) -> None:
         """What the functions in the VPC call besides Synapse, reached without a NAT gateway.
-        Cognito's user pools take PrivateLink only when the pool has no domain (AWS's guide)."""
-        endpoint_sg = ec2.SecurityGroup(self, "EndpointsSg", vpc=vpc, allow_all_outbound=False,
-                                        description="chat-provisioning VPC endpoints: HTTPS from the functions")
-        for group in groups:
-            endpoint_sg.add_ingress_rule(group, ec2.Port.tcp(443), "the in-VPC functions")
-        for name, service in (("SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER),
-                              ("Cognito", ec2.InterfaceVpcEndpointAwsService("cognito-idp")),
-                              ("XRay", ec2.InterfaceVpcEndpointAwsService.XRAY)):
-            ec2.InterfaceVpcEndpoint(self, f"{name}Endpoint", vpc=vpc, service=service, subnets=subnets,
+        An interface endpoint's private DNS answers for the whole VPC, so it takes HTTPS from the
+        whole VPC (IAM still decides what each caller may do), as the public endpoint would."""
+        interface = [s for s in services if s not in GATEWAY_ENDPOINTS]
+        if interface:
+            endpoint_sg = ec2.SecurityGroup(self, "EndpointsSg", vpc=vpc, allow_all_outbound=False,
+                                            description="chat-provisioning VPC endpoints: HTTPS from the VPC")
+            endpoint_sg.add_ingress_rule(ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(443), "the VPC")
+        for service in interface:
+            ec2.InterfaceVpcEndpoint(self, f"{service}Endpoint", vpc=vpc, subnets=subnets,
+                                     service=ec2.InterfaceVpcEndpointAwsService(service),
                                      security_groups=[endpoint_sg], private_dns_enabled=True, open=False)
-        for name, service in (("DynamoDb", ec2.GatewayVpcEndpointAwsService.DYNAMODB),
-                              ("S3", ec2.GatewayVpcEndpointAwsService.S3)):
-            ec2.GatewayVpcEndpoint(self, f"{name}Endpoint", vpc=vpc, service=service, subnets=[subnets])
+        for service in set(services) & set(GATEWAY_ENDPOINTS):
+            ec2.GatewayVpcEndpoint(self, f"{service}Endpoint", vpc=vpc, subnets=[subnets],
+                                   service=ec2.GatewayVpcEndpointAwsService(service))
 
     def _user_pool(self, config: ChatConfig, post_confirmation: lambda_.Function) -> str:
         """A new pool with the trigger (dev, demo), or the imported prod pool, which CDK cannot

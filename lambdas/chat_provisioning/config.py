@@ -3,7 +3,7 @@ synth), passed to every Lambda as one environment variable, and reused by the lo
 
 import json
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -45,15 +45,22 @@ class UserPool(Frozen):
     create: bool = False
 
 
+# What the functions in the VPC call besides Synapse: the services of config's network.endpoints.
+INTERFACE_ENDPOINTS = ("secretsmanager", "cognito-idp", "xray")
+GATEWAY_ENDPOINTS = ("dynamodb", "s3")
+
+
 class Network(Frozen):
     vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
     subnet_ids: tuple[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")], ...] = ()
     security_group_ids: tuple[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")], ...] = ()
     availability_zones: tuple[str, ...] = ()
-    # True: the stack creates the VPC endpoints the functions in the VPC need (for subnets
-    # without a NAT gateway): interface endpoints for Secrets Manager, Cognito and X-Ray, and
-    # gateway endpoints for DynamoDB and S3 on these route tables (one per subnet).
-    create_endpoints: bool = False
+    # The VPC endpoints the stack creates for the functions in the VPC (subnets without a NAT
+    # gateway), each named: interface endpoints (private DNS, for the whole VPC: HTTPS from
+    # vpc_cidr) and gateway endpoints on route_table_ids (one per subnet). Leave out a service
+    # the VPC already has an endpoint for, and Cognito if the pool has a domain (README).
+    endpoints: tuple[Literal[INTERFACE_ENDPOINTS + GATEWAY_ENDPOINTS], ...] = ()
+    vpc_cidr: str | None = Field(default=None, pattern=r"^[0-9.]+/[0-9]{1,2}$")
     route_table_ids: tuple[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")], ...] = ()
 
     @model_validator(mode="after")
@@ -62,10 +69,12 @@ class Network(Frozen):
             raise ValueError("network.vpc_id needs subnet_ids and security_group_ids")
         if self.vpc_id and len(self.availability_zones) != len(self.subnet_ids):
             raise ValueError("network.availability_zones must name one zone per subnet")
-        if self.create_endpoints and len(self.route_table_ids) != len(self.subnet_ids):
-            raise ValueError("network.create_endpoints needs route_table_ids, one per subnet")
-        if self.create_endpoints and not self.vpc_id:
-            raise ValueError("network.create_endpoints needs vpc_id")
+        if self.endpoints and not self.vpc_id:
+            raise ValueError("network.endpoints needs vpc_id")
+        if set(self.endpoints) & set(INTERFACE_ENDPOINTS) and not self.vpc_cidr:
+            raise ValueError("network.endpoints: an interface endpoint needs vpc_cidr (who may reach it)")
+        if set(self.endpoints) & set(GATEWAY_ENDPOINTS) and len(self.route_table_ids) != len(self.subnet_ids):
+            raise ValueError("network.endpoints: a gateway endpoint needs route_table_ids, one per subnet")
         return self
 
 

@@ -33,10 +33,16 @@ class Runtime:
     deadline: Deadline  # the adapter's and the leases': started by each step's handler
 
 
+@functools.cache
+def secrets() -> parameters.SecretsProvider:
+    """Powertools' secrets cache, on a client whose calls are bounded like the others."""
+    return parameters.SecretsProvider(boto3_client=aws_client("secretsmanager"))
+
+
 def bot_token(secret_name: str, refresh: bool = False) -> str:
     """The bot's access token: the secret's plain string, or its `access_token` field when
     the secret holds JSON. Cached by Powertools; never logged."""
-    value = parameters.get_secret(secret_name, max_age=TOKEN_CACHE_SECONDS, force_fetch=refresh)
+    value = secrets().get(secret_name, max_age=TOKEN_CACHE_SECONDS, force_fetch=refresh)
     if value.lstrip().startswith("{"):
         return json.loads(value)["access_token"]
     return value.strip()

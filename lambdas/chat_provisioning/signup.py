@@ -6,7 +6,9 @@ retry queue, whose consumer (triggers.retry_start) runs the same checks again.""
 
 import functools
 import json
+import math
 import os
+from collections.abc import Callable
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
@@ -22,6 +24,9 @@ SIGN_UP = "PostConfirmation_ConfirmSignUp"
 # At most three calls (AdminGetUser, StartExecution and, if that failed, SendMessage), each
 # given up after about 1.3 s: within the function's 4 s, and Cognito's 5.
 QUICK = Config(connect_timeout=0.5, read_timeout=0.8, retries={"mode": "standard", "total_max_attempts": 1})
+# StartExecution is tried only with time left for it and then for the retry queue (a client
+# and SendMessage) should it fail; with less, the sign-up goes to the queue at once.
+START_NEEDS_SECONDS = 2.8
 
 
 @functools.cache
@@ -34,14 +39,18 @@ def signup_execution_name(sub: str) -> str:
     return f"signup-{sub}"
 
 
-def start_signup(user_pool_id: str, user_name: str, sub: str, idp, sfn) -> str:
+def start_signup(user_pool_id: str, user_name: str, sub: str, idp, sfn,
+                 time_left: Callable[[], float] = lambda: math.inf) -> str:
     """Start the workflow for a confirmed sign-up of our pool whose username is this sub's;
-    returns the execution ARN. Safe to repeat. InvalidInput: not a sign-up to start."""
+    returns the execution ARN. Safe to repeat. InvalidInput: not a sign-up to start;
+    TimeoutError: no time left to start it (`time_left`, in seconds)."""
     pool = os.environ["USER_POOL_ID"]
     if user_pool_id != pool:
         raise InvalidInput(f"a sign-up in pool {user_pool_id!r:.60}, not in {pool}")
     if cognito.sub_of_username(idp, pool, user_name) != sub:
         raise InvalidInput("the sign-up's username does not resolve to its sub in the pool")
+    if time_left() < START_NEEDS_SECONDS:
+        raise TimeoutError(f"{time_left():.1f}s left: too little to start, and queue should that fail")
     return start_once(sfn, os.environ["SYNC_STATE_MACHINE_ARN"], signup_execution_name(sub),
                       json.dumps({"sub": sub, "cause": "signup"}))
 
@@ -73,7 +82,8 @@ def post_confirmation(event: dict, context) -> dict:
     try:
         job = signup_job(event)
         logger.append_keys(sub=job["sub"])
-        arn = start_signup(**job, idp=quick_client("cognito-idp"), sfn=quick_client("stepfunctions"))
+        arn = start_signup(**job, idp=quick_client("cognito-idp"), sfn=quick_client("stepfunctions"),
+                           time_left=lambda: context.get_remaining_time_in_millis() / 1000)
         logger.info("workflow started", extra={"execution": arn})
         metrics.add_metric(name="SignUpsStarted", unit=MetricUnit.Count, value=1)
     except InvalidInput as e:  # malformed, another pool's, or a username that is not this sub's

@@ -168,13 +168,14 @@ class SynapseAdmin:
         refreshed = False
         rate_limited = 0
         while True:
+            token = self._token(refresh=refreshed)  # may call Secrets Manager: before the time is read
             left = self._deadline.left()
             if left < MIN_REQUEST_SECONDS:
                 raise SynapseUnavailable(f"{method} {_safe(path)}: not started, {left:.1f}s left in this invocation")
             try:
                 # Connect and read each within half the time left: the request ends in time.
                 r = self._http.request(method, path, json=json, params=params, timeout=min(self._timeout, left / 2),
-                                       headers={"Authorization": f"Bearer {self._token(refresh=refreshed)}"})
+                                       headers={"Authorization": f"Bearer {token}"})
             except httpx.TransportError as e:  # refused, reset, timeout: all worth a retry
                 raise SynapseUnavailable(f"{method} {_safe(path)}: {type(e).__name__}") from None
             if r.status_code < 400:

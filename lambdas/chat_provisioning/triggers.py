@@ -133,7 +133,7 @@ def resolve_sub(record: dict) -> str | None:
         return None
     extra = record.get("additionalEventData")
     recorded = extra.get("sub") if isinstance(extra, dict) else None
-    if recorded is not None:
+    if recorded is not None and recorded not in MASKED:
         return normalise_sub(recorded)  # not a UUID: raises, and the event is kept
     username = params.get("username")
     if not isinstance(username, str) or username in MASKED:

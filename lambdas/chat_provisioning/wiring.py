@@ -50,10 +50,11 @@ COGNITO_EVENT_NAMES = ["AdminAddUserToGroup", "AdminRemoveUserFromGroup", "Admin
                        "AdminSetUserPassword"]
 
 
-def cognito_event_pattern(user_pool_id: str) -> dict:
+def cognito_event_pattern(user_pool_id: str, account: str) -> dict:
     """CloudTrail's record of the admin calls that change a user's roles or status, when they
-    succeeded: a refused call (its record has an errorCode) changed nothing."""
-    return {"source": ["aws.cognito-idp"], "detail-type": ["AWS API Call via CloudTrail"],
+    succeeded (a refused call's record has an errorCode: it changed nothing), in this account
+    (events forwarded from another account keep their aws.* source)."""
+    return {"source": ["aws.cognito-idp"], "detail-type": ["AWS API Call via CloudTrail"], "account": [account],
             "detail": {"eventSource": ["cognito-idp.amazonaws.com"], "eventName": COGNITO_EVENT_NAMES,
                        "errorCode": [{"exists": False}],
                        "requestParameters": {"userPoolId": [user_pool_id]}}}

@@ -11,7 +11,7 @@ from aws_cdk import App
 import app as cdk_app
 from cdk_cli import checkov_failures, cli_synth
 from chat_provisioning import errors, wiring
-from chat_provisioning.config import ChatConfig
+from chat_provisioning.config import GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS, ChatConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 ASLS = {name: json.loads(path.read_text()) for name, path in wiring.MACHINES.items()}
@@ -175,7 +175,7 @@ def test_alarms_cover_failed_throttled_aborted_for_each_machine(template):
 
 def test_rules_start_the_workflow_and_audit_failures(template):
     rules = [r["EventPattern"] for r in resources(template, "AWS::Events::Rule").values() if "EventPattern" in r]
-    assert wiring.cognito_event_pattern("us-east-1_knEL7cqS3") in rules
+    assert wiring.cognito_event_pattern("us-east-1_knEL7cqS3", {"Ref": "AWS::AccountId"}) in rules
     failure = next(p for p in rules if p["source"] == ["aws.states"])
     (schedule,) = [r for r in resources(template, "AWS::Events::Rule").values() if "ScheduleExpression" in r]
     assert schedule["ScheduleExpression"] == "rate(1 day)"
@@ -223,25 +223,31 @@ def test_vpc_placement_from_context_ids():
 
 
 def test_the_vpc_endpoints_the_functions_need_when_asked():
-    """Each AWS service the in-VPC functions call (test_each_function_may_make_its_own_calls),
-    reachable without a NAT gateway: HTTPS from the functions' security groups only."""
+    """Each AWS service the in-VPC functions call (test_each_function_may_make_its_own_calls)
+    can be reached without a NAT gateway; an interface endpoint answers for the whole VPC, so it
+    takes HTTPS from the whole VPC."""
     subnets, sg = ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"], "sg-0a1b2c3d4e5f60710"
+    in_vpc = {a.split(":")[0] for n, st in role_statements(synth_in_process({})).items()
+              if n in wiring.CALLS_SYNAPSE for a in actions_of(st)} | {"xray"}
+    assert in_vpc == set(INTERFACE_ENDPOINTS + GATEWAY_ENDPOINTS)
     template = synth_in_process({"network": {
         "vpc_id": "vpc-0a1b2c3d4e5f60711", "subnet_ids": subnets, "security_group_ids": [sg],
-        "availability_zones": ["us-east-1a", "us-east-1b"], "create_endpoints": True,
+        "availability_zones": ["us-east-1a", "us-east-1b"], "endpoints": sorted(in_vpc), "vpc_cidr": "10.0.0.0/16",
         "route_table_ids": ["rtb-0a1b2c3d4e5f60712", "rtb-0a1b2c3d4e5f60713"]}})
     endpoints = resources(template, "AWS::EC2::VPCEndpoint").values()
     services = {json.dumps(e["ServiceName"]).split(".")[-1].strip('"]}'): e for e in endpoints}
-    in_vpc = {a.split(":")[0] for n, st in role_statements(template).items() if n in wiring.CALLS_SYNAPSE
-              for a in actions_of(st)} | {"xray"}
-    assert in_vpc == {"secretsmanager", "dynamodb", "cognito-idp", "s3", "xray"}
     assert set(services) == in_vpc
-    for name in ("dynamodb", "s3"):
+    for name in GATEWAY_ENDPOINTS:
         assert services[name]["VpcEndpointType"] == "Gateway"
         assert services[name]["RouteTableIds"] == ["rtb-0a1b2c3d4e5f60712", "rtb-0a1b2c3d4e5f60713"]
+    for name in INTERFACE_ENDPOINTS:
+        assert services[name]["PrivateDnsEnabled"] is True
     (group,) = resources(template, "AWS::EC2::SecurityGroup").values()
-    assert [(r["FromPort"], r["SourceSecurityGroupId"]) for r in resources(
-        template, "AWS::EC2::SecurityGroupIngress").values()] == [(443, sg)]
+    assert [(r["CidrIp"], r["FromPort"]) for r in group["SecurityGroupIngress"]] == [("10.0.0.0/16", 443)]
+    secrets_only = synth_in_process({"network": {
+        "vpc_id": "vpc-0a1b2c3d4e5f60711", "subnet_ids": subnets, "security_group_ids": [sg],
+        "availability_zones": ["us-east-1a", "us-east-1b"], "endpoints": ["secretsmanager"], "vpc_cidr": "10.0.0.0/16"}})
+    assert len(resources(secrets_only, "AWS::EC2::VPCEndpoint")) == 1
 
 
 def test_invalid_config_stops_synth_with_a_clear_message():

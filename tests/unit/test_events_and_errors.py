@@ -223,22 +223,22 @@ def test_a_debug_root_logger_never_logs_the_token(monkeypatch, caplog):
     """AWS_LAMBDA_LOG_LEVEL=DEBUG (or a developer's basicConfig) puts the root logger at DEBUG,
     where botocore logs every response body; telemetry caps the libraries that log wire data."""
     import boto3
-    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
     from moto import mock_aws
 
-    from chat_provisioning import runtime
+    from chat_provisioning import aws, runtime
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    saved = dict(DEFAULT_PROVIDERS)  # Powertools keeps its client: this one must not outlive moto
-    DEFAULT_PROVIDERS.clear()
+    caches = (runtime.secrets, aws.aws_client)  # clients made under moto must not outlive it
     try:
         with mock_aws():
+            for cache in caches:
+                cache.cache_clear()
             boto3.client("secretsmanager").create_secret(Name="bot-token", SecretString="canary_bot_token_debug")
             caplog.set_level(logging.DEBUG)  # the root logger and its handler
             assert runtime.bot_token("bot-token", refresh=True) == "canary_bot_token_debug"
     finally:
-        DEFAULT_PROVIDERS.clear()
-        DEFAULT_PROVIDERS.update(saved)
+        for cache in caches:
+            cache.cache_clear()
     assert any(r.name.startswith("botocore") for r in caplog.records)  # botocore did log, at INFO
     assert "canary_bot_token_debug" not in caplog.text
 
@@ -284,3 +284,30 @@ def test_the_sign_up_trigger_loads_only_what_a_sign_up_needs():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(signup.__file__).parents[1])
     assert run.stdout.strip() == "[]"
+
+
+def test_a_sign_up_without_time_to_start_and_queue_goes_to_the_queue_at_once(context, monkeypatch):
+    """The trigger has 4 s: StartExecution is tried only with time left for it and for the
+    retry queue after it (2.8 s); with less, the job is queued without trying."""
+    sent = []
+
+    class Idp:
+        def admin_get_user(self, UserPoolId, Username):
+            return {"UserAttributes": [{"Name": "sub", "Value": SUB}]}
+
+    class Sfn:
+        def start_execution(self, **_):
+            pytest.fail("started with too little time left")
+
+    class Sqs:
+        def send_message(self, QueueUrl, MessageBody):
+            sent.append(json.loads(MessageBody))
+    clients = {"cognito-idp": Idp(), "stepfunctions": Sfn(), "sqs": Sqs()}
+    monkeypatch.setattr(signup, "quick_client", clients.get)
+    monkeypatch.setenv("USER_POOL_ID", "us-east-1_abc")
+    monkeypatch.setenv("SYNC_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:1:stateMachine:s")
+    monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs/queue")
+    monkeypatch.setattr(context, "get_remaining_time_in_millis", lambda: 2500, raising=False)
+    event = signup_event()
+    assert signup.post_confirmation(event, context) == event
+    assert sent == [{"user_pool_id": "us-east-1_abc", "user_name": "u", "sub": SUB}]

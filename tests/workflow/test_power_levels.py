@@ -27,7 +27,7 @@ def step_runtime(local):
         mp.setenv("AWS_ENDPOINT_URL", local.state["aws_endpoint_url"])
         for key, value in local.role_credentials("AssignRoles").items():  # its role's, as Lambda gives
             mp.setenv(key, value)
-        caches = (runtime_module.runtime, runtime_module.chat_config, aws.aws_client)
+        caches = (runtime_module.runtime, runtime_module.chat_config, runtime_module.secrets, aws.aws_client)
         for cache in caches:  # built for this environment
             cache.cache_clear()
         yield runtime_module.runtime()
