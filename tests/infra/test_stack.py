@@ -75,17 +75,6 @@ def test_each_function_times_out_before_its_task_and_fits_its_longest_unsplit_wo
     assert queue["VisibilityTimeout"] >= 6 * functions["retry_start"]["Timeout"]  # AWS's advice
 
 
-def test_a_customer_managed_key_on_the_token_is_decrypted_through_secrets_manager_only():
-    key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    template = synth_in_process({"admin_token_kms_key_arn": key})
-    for name, statements in role_statements(template).items():
-        decrypt = [s for s in statements if s["Action"] == "kms:Decrypt"]
-        assert len(decrypt) == (name in wiring.CALLS_SYNAPSE), name
-        if decrypt:
-            assert decrypt[0]["Resource"] == key
-            assert decrypt[0]["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
-
-
 def test_state_machine_logs_are_vended_logs(template):
     """Outside /aws/vendedlogs/states/, each log group grows the account's Logs resource policy."""
     for machine in machines(template).values():
@@ -209,32 +198,38 @@ def test_dev_pool_gets_the_trigger_attached():
     assert groups == {"staff", "analysts", "experiencers"}
 
 
-def test_vpc_placement_from_context_ids():
-    subnets, sg = ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"], "sg-0a1b2c3d4e5f60710"
-    template = synth_in_process({"network": {"vpc_id": "vpc-0a1b2c3d4e5f60711", "subnet_ids": subnets,
-                                             "security_group_ids": [sg],
-                                             "availability_zones": ["us-east-1a", "us-east-1b"]}})
-    functions = resources(template, "AWS::Lambda::Function")
+SUBNETS, SG = ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"], "sg-0a1b2c3d4e5f60710"
+KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.fixture(scope="module")
+def in_a_vpc() -> dict:
+    """The template for a production-like config: a VPC with every endpoint the functions in it
+    need, and a customer managed key on the bot's secret (one synth for the tests below)."""
+    return synth_in_process({"admin_token_kms_key_arn": KEY, "network": {
+        "vpc_id": "vpc-0a1b2c3d4e5f60711", "subnet_ids": SUBNETS, "security_group_ids": [SG],
+        "availability_zones": ["us-east-1a", "us-east-1b"], "vpc_cidr": "10.0.0.0/16",
+        "endpoints": list(INTERFACE_ENDPOINTS + GATEWAY_ENDPOINTS),
+        "route_table_ids": ["rtb-0a1b2c3d4e5f60712", "rtb-0a1b2c3d4e5f60713"]}})
+
+
+def test_vpc_placement_from_context_ids(in_a_vpc):
+    functions = resources(in_a_vpc, "AWS::Lambda::Function")
     in_vpc = {f["Handler"] for f in functions.values() if "VpcConfig" in f}
     assert in_vpc == {h for s, h in wiring.STEPS.items() if s in wiring.CALLS_SYNAPSE}
     for f in functions.values():
         if "VpcConfig" in f:
-            assert f["VpcConfig"] == {"SubnetIds": subnets, "SecurityGroupIds": [sg]}
+            assert f["VpcConfig"] == {"SubnetIds": SUBNETS, "SecurityGroupIds": [SG]}
 
 
-def test_the_vpc_endpoints_the_functions_need_when_asked():
+def test_the_vpc_endpoints_the_functions_need_when_asked(template, in_a_vpc):
     """Each AWS service the in-VPC functions call (test_each_function_may_make_its_own_calls)
     can be reached without a NAT gateway; an interface endpoint answers for the whole VPC, so it
     takes HTTPS from the whole VPC."""
-    subnets, sg = ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"], "sg-0a1b2c3d4e5f60710"
-    in_vpc = {a.split(":")[0] for n, st in role_statements(synth_in_process({})).items()
+    in_vpc = {a.split(":")[0] for n, st in role_statements(template).items()
               if n in wiring.CALLS_SYNAPSE for a in actions_of(st)} | {"xray"}
     assert in_vpc == set(INTERFACE_ENDPOINTS + GATEWAY_ENDPOINTS)
-    template = synth_in_process({"network": {
-        "vpc_id": "vpc-0a1b2c3d4e5f60711", "subnet_ids": subnets, "security_group_ids": [sg],
-        "availability_zones": ["us-east-1a", "us-east-1b"], "endpoints": sorted(in_vpc), "vpc_cidr": "10.0.0.0/16",
-        "route_table_ids": ["rtb-0a1b2c3d4e5f60712", "rtb-0a1b2c3d4e5f60713"]}})
-    endpoints = resources(template, "AWS::EC2::VPCEndpoint").values()
+    endpoints = resources(in_a_vpc, "AWS::EC2::VPCEndpoint").values()
     services = {json.dumps(e["ServiceName"]).split(".")[-1].strip('"]}'): e for e in endpoints}
     assert set(services) == in_vpc
     for name in GATEWAY_ENDPOINTS:
@@ -242,12 +237,17 @@ def test_the_vpc_endpoints_the_functions_need_when_asked():
         assert services[name]["RouteTableIds"] == ["rtb-0a1b2c3d4e5f60712", "rtb-0a1b2c3d4e5f60713"]
     for name in INTERFACE_ENDPOINTS:
         assert services[name]["PrivateDnsEnabled"] is True
-    (group,) = resources(template, "AWS::EC2::SecurityGroup").values()
+    (group,) = resources(in_a_vpc, "AWS::EC2::SecurityGroup").values()
     assert [(r["CidrIp"], r["FromPort"]) for r in group["SecurityGroupIngress"]] == [("10.0.0.0/16", 443)]
-    secrets_only = synth_in_process({"network": {
-        "vpc_id": "vpc-0a1b2c3d4e5f60711", "subnet_ids": subnets, "security_group_ids": [sg],
-        "availability_zones": ["us-east-1a", "us-east-1b"], "endpoints": ["secretsmanager"], "vpc_cidr": "10.0.0.0/16"}})
-    assert len(resources(secrets_only, "AWS::EC2::VPCEndpoint")) == 1
+
+
+def test_a_customer_managed_key_on_the_token_is_decrypted_through_secrets_manager_only(in_a_vpc):
+    for name, statements in role_statements(in_a_vpc).items():
+        decrypt = [s for s in statements if s["Action"] == "kms:Decrypt"]
+        assert len(decrypt) == (name in wiring.CALLS_SYNAPSE), name
+        if decrypt:
+            assert decrypt[0]["Resource"] == KEY
+            assert decrypt[0]["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
 
 
 def test_invalid_config_stops_synth_with_a_clear_message():

@@ -1,29 +1,53 @@
 """The Synapse adapter against a real Synapse: each test against production's release (the
-session's local environment) and against the current one (a stack of this module's own)."""
+session's local environment) and against the current one (a Synapse of this module's own)."""
 
+import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import httpx
 import pytest
 
 from chat_provisioning import errors
+from chat_provisioning.config import ChatConfig
 from chat_provisioning.synapse import SynapseAdmin
 from local_run import env, synapse_server
 from local_run.env import free_port
 
 
+@dataclass
+class SynapseAlone:
+    """What these tests use of a local environment, for a Synapse without the AWS around it."""
+    state: dict
+    config: ChatConfig
+    token: str
+    synapse: SynapseAdmin
+    user_id = env.LocalEnv.user_id
+    admin = env.LocalEnv.admin
+
+
 @pytest.fixture(scope="module", params=[synapse_server.PRODUCTION, synapse_server.CURRENT])
 def local(request, tmp_path_factory, config):
-    """A local environment whose Synapse is this release: the adapter's contract holds on both."""
-    session = request.getfixturevalue("local")
-    if session.state["synapse_version"] == request.param:
-        yield session
+    """A Synapse of this release, set up as the local run sets it up: the adapter's contract
+    holds on both."""
+    if request.param == os.environ.get(synapse_server.VERSION_ENV, synapse_server.PRODUCTION):
+        yield request.getfixturevalue("local")  # the session's
         return
+    state_dir = tmp_path_factory.mktemp(f"synapse-{request.param}")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(synapse_server.VERSION_ENV, request.param)
-        with env.running(tmp_path_factory.mktemp(f"synapse-{request.param}"), config) as other:
-            yield other
+        started = synapse_server.start(state_dir, free_port(), config)
+    try:
+        token, rooms = synapse_server.bootstrap(state_dir, started["url"], started["shared_secret"],
+                                                started["server_name"], config)
+        alone = config.model_copy(update={"server_name": started["server_name"], "rooms": rooms})
+        yield SynapseAlone(
+            {"synapse_url": started["url"], "server_name": started["server_name"], "synapse_version": request.param,
+             "rooms": {k: r.model_dump() for k, r in rooms.items()}},
+            alone, token, SynapseAdmin(started["url"], lambda refresh=False: token, alone.bot_user_id))
+    finally:
+        synapse_server.stop(started["pid"])
 
 
 @pytest.fixture(scope="module")
