@@ -57,7 +57,7 @@ test: install
 proof: install
 	$(PY) -m pytest tests/proof
 
-# Each protection against the attacks removed in turn: a test must fail each time (~6 min).
+# Each protection removed in turn: a test must fail each time (~13 min).
 negative-controls: install
 	$(PY) tests/attacks/mutations.py
 
