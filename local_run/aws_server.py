@@ -40,7 +40,6 @@ Run: python -m local_run.aws_server PORT STATE_DIR   (stops on SIGTERM)
 
 import json
 import os
-import re
 import signal
 import sys
 import threading
@@ -72,7 +71,7 @@ from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBa
 from moto.secretsmanager.models import secretsmanager_backends
 
 from .deploy import ACCOUNT, REGION
-from .iam_check import resource_of
+from .iam_check import iam_match, resource_of
 from .lambda_runtime import FunctionConfig, LambdaService, Throttled
 
 CONTROL_DIR = Path("/nonexistent")  # set by serve()
@@ -173,12 +172,6 @@ def with_call_resources(authorize):
                 resource = resource_of(params, secret_arn)
         authorize(self, resource)
     return authorized
-
-
-def iam_match(pattern: str, value: str):
-    """IAM's wildcards: `*` any run, `?` one character (moto's own matcher breaks on `?`, which
-    the bot token's resource, `<name>-??????`, has)."""
-    return re.match("^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$", value)
 
 
 def with_empty_bodies(create_request):

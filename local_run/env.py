@@ -346,12 +346,11 @@ class LocalEnv:
         """A rule's Lambda target invoked as EventBridge invokes it, asynchronously: Lambda tries
         it 1 + MaximumRetryAttempts times (at once here, minutes apart on AWS), then sends its
         record, the event with the error, to the function's on-failure destination."""
-        lam, name = self.aws["lambda"], function_arn.split(":")[6]
-        config = lam.get_function_event_invoke_config(FunctionName=name)
+        name = function_arn.split(":")[6]
+        config = self.aws["lambda"].get_function_event_invoke_config(FunctionName=name)
         for attempt in range(1 + config["MaximumRetryAttempts"]):
-            r = lam.invoke(FunctionName=name, Payload=json.dumps(event).encode())
-            result = json.loads(r["Payload"].read() or "null")
-            if not r.get("FunctionError"):
+            result, failed = self._invoke(name, event)
+            if not failed:
                 break
         else:
             destination = config["DestinationConfig"]["OnFailure"]["Destination"]
@@ -591,12 +590,15 @@ class LocalEnv:
 
     def invoke(self, function: str, event: dict) -> dict:
         """Invoke a deployed function (in its own execution environments, lambda_runtime.py)."""
-        r = self.aws["lambda"].invoke(FunctionName=self.state["functions"][function],
-                                      Payload=json.dumps(event).encode())
-        payload = json.loads(r["Payload"].read() or "null")
-        if r.get("FunctionError"):
+        payload, failed = self._invoke(self.state["functions"][function], event)
+        if failed:
             raise FunctionError(function, payload)
         return payload if isinstance(payload, dict) else {}
+
+    def _invoke(self, physical_name: str, event: dict) -> tuple[object, bool]:
+        """Its answer, and whether it is Lambda's error shape."""
+        r = self.aws["lambda"].invoke(FunctionName=physical_name, Payload=json.dumps(event).encode())
+        return json.loads(r["Payload"].read() or "null"), bool(r.get("FunctionError"))
 
 
 class FunctionError(RuntimeError):

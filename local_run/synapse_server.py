@@ -28,6 +28,14 @@ PRODUCTION, CURRENT = "1.105.1", "1.163.2"
 VERSION_ENV = "CHAT_PROVISIONING_SYNAPSE"  # which one `local up`, the demo and the tests start
 
 
+def chosen_version() -> str:
+    """The release $CHAT_PROVISIONING_SYNAPSE names, by default production's."""
+    version = os.environ.get(VERSION_ENV, PRODUCTION)
+    if version not in (PRODUCTION, CURRENT):
+        sys.exit(f"{VERSION_ENV}={version}: the local run has Synapse {PRODUCTION} and {CURRENT}")
+    return version
+
+
 def synapse_python(version: str) -> Path:
     return ROOT / ".synapse" / version / "bin" / "python"
 
@@ -98,9 +106,7 @@ def start(state_dir: Path, port: int, config: ChatConfig, server_name: str = "lo
     """Start Synapse in the background (the release $CHAT_PROVISIONING_SYNAPSE names, by
     default production's); return what `bootstrap` and `start_again` need."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    version = os.environ.get(VERSION_ENV, PRODUCTION)
-    if version not in (PRODUCTION, CURRENT):
-        sys.exit(f"{VERSION_ENV}={version}: the local run has Synapse {PRODUCTION} and {CURRENT}")
+    version = chosen_version()
     (state_dir / "version").write_text(version)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_file = state_dir / "jwt-private.pem"

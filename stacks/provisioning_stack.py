@@ -160,8 +160,7 @@ class ChatProvisioningStack(Stack):
             visibility_timeout=Duration.seconds(360), retention_period=Duration.days(14),
             dead_letter_queue=sqs.DeadLetterQueue(queue=retry_dlq, max_receive_count=10))
         trigger_env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
-                                                retry_queue.queue_url, sync.state_machine_arn) | {
-            "USER_POOL_ID": config.user_pool.user_pool_id}  # what the sign-up trigger reads, unparsed
+                                                retry_queue.queue_url, sync.state_machine_arn)
         # EventBridge invokes a Lambda target asynchronously: the rules' retry policy and this
         # DLQ cover delivery (throttles, a missing permission), never the function's own errors.
         events_dlq = sqs.Queue(self, "EventsDLQ", enforce_ssl=True,

@@ -2,6 +2,8 @@
 (boto3, nothing else): the sign-up trigger loads it on Cognito's clock (signup.py)."""
 
 import functools
+import json
+import os
 
 import boto3
 from botocore.config import Config
@@ -13,9 +15,15 @@ AWS_CALLS = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard
 
 
 @functools.cache
-def aws_client(service: str):
-    """Created at first use, so that endpoint settings made before it (the local run) count."""
-    return boto3.client(service, config=AWS_CALLS)
+def aws_client(service: str, config: Config = AWS_CALLS):
+    """Created at first use, so that endpoint settings made before it (the local run) count;
+    one per service and config."""
+    return boto3.client(service, config=config)
+
+
+def start_sync(sfn, sub: str, cause: str, name: str) -> str:
+    """Start the user's SyncUser workflow as `name` (or find it started): its ARN."""
+    return start_once(sfn, os.environ["SYNC_STATE_MACHINE_ARN"], name, json.dumps({"sub": sub, "cause": cause}))
 
 
 def start_once(sfn, state_machine_arn: str, name: str, workflow_input: str) -> str:

@@ -17,7 +17,7 @@ from .config import ChatConfig
 from .deadline import Deadline
 from .locks import RoomLocks
 from .synapse import SynapseAdmin
-from .telemetry import logger  # noqa: F401 - its caps keep botocore from logging the token read here
+from . import telemetry  # noqa: F401 - its caps keep botocore from logging the token read here
 
 tracer = Tracer()
 

@@ -4,18 +4,16 @@ pure rules (not pydantic, httpx or the X-Ray SDK: Lambda's active tracing still 
 invocation), and its AWS calls are cut short: a start that does not answer in time goes to the
 retry queue, whose consumer (triggers.retry_start) runs the same checks again."""
 
-import functools
 import json
 import math
 import os
 from collections.abc import Callable
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
 from . import cognito
-from .aws import start_once
+from .aws import aws_client, start_sync
 from .errors import InvalidInput
 from .policy import normalise_sub
 from .telemetry import logger, metrics
@@ -27,11 +25,6 @@ QUICK = Config(connect_timeout=0.5, read_timeout=0.8, retries={"mode": "standard
 # StartExecution is tried only with time left for it and then for the retry queue (a client
 # and SendMessage) should it fail; with less, the sign-up goes to the queue at once.
 START_NEEDS_SECONDS = 2.8
-
-
-@functools.cache
-def quick_client(service: str):
-    return boto3.client(service, config=QUICK)
 
 
 def signup_execution_name(sub: str) -> str:
@@ -51,8 +44,7 @@ def start_signup(user_pool_id: str, user_name: str, sub: str, idp, sfn,
         raise InvalidInput("the sign-up's username does not resolve to its sub in the pool")
     if time_left() < START_NEEDS_SECONDS:
         raise TimeoutError(f"{time_left():.1f}s left: too little to start, and queue should that fail")
-    return start_once(sfn, os.environ["SYNC_STATE_MACHINE_ARN"], signup_execution_name(sub),
-                      json.dumps({"sub": sub, "cause": "signup"}))
+    return start_sync(sfn, sub, "signup", signup_execution_name(sub))
 
 
 def signup_job(event: dict) -> dict:
@@ -82,7 +74,7 @@ def post_confirmation(event: dict, context) -> dict:
     try:
         job = signup_job(event)
         logger.append_keys(sub=job["sub"])
-        arn = start_signup(**job, idp=quick_client("cognito-idp"), sfn=quick_client("stepfunctions"),
+        arn = start_signup(**job, idp=aws_client("cognito-idp", QUICK), sfn=aws_client("stepfunctions", QUICK),
                            time_left=lambda: context.get_remaining_time_in_millis() / 1000)
         logger.info("workflow started", extra={"execution": arn})
         metrics.add_metric(name="SignUpsStarted", unit=MetricUnit.Count, value=1)
@@ -93,7 +85,7 @@ def post_confirmation(event: dict, context) -> dict:
         logger.warning("start failed; queued for retry", extra={"error": type(e).__name__})
         metrics.add_metric(name="SignUpStartFailures", unit=MetricUnit.Count, value=1)
         try:
-            quick_client("sqs").send_message(QueueUrl=os.environ["START_RETRY_QUEUE_URL"],
+            aws_client("sqs", QUICK).send_message(QueueUrl=os.environ["START_RETRY_QUEUE_URL"],
                                              MessageBody=json.dumps(job))
         except Exception as e2:  # noqa: BLE001
             logger.error("retry queue unreachable: the sweep must repair this user",

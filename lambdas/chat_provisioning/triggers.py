@@ -4,25 +4,18 @@ custom-event rules, and the Step Functions status-change rule's target. Each nam
 sub) and a cause, and nothing else: the workflow asks Cognito for the rest."""
 
 import json
-import os
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from . import cognito, wiring
-from .aws import aws_client, start_once
+from .aws import aws_client, start_sync
 from .errors import InvalidInput
 from .models import BusEvent, ExecutionStatus, RetryJob, Sub, parse
 from .policy import SUB, normalise_sub
 from .runtime import chat_config, runtime
 from .signup import start_signup
 from .telemetry import logger, metrics
-
-
-def start_sync(sub: str, cause: str, name: str) -> str:
-    """Start the user's workflow as `name` (or find it started): its ARN."""
-    return start_once(aws_client("stepfunctions"), os.environ["SYNC_STATE_MACHINE_ARN"], name,
-                      json.dumps({"sub": sub, "cause": cause}))
 
 
 _batch = BatchProcessor(event_type=EventType.SQS)
@@ -113,7 +106,7 @@ def on_cognito_change(event: dict, context) -> dict:
     logger.append_keys(sub=sub)
     # A failure raises: EventBridge invoked us asynchronously, so Lambda retries the event
     # twice, then sends it with the error to the on-failure destination (FailedEventsQueue).
-    execution = start_sync(sub, cause, f"sync-{bridge.id}"[:80])
+    execution = start_sync(aws_client("stepfunctions"), sub, cause, f"sync-{bridge.id}"[:80])
     logger.info("sync started", extra={"execution": execution, "cause": cause})
     return {"started": True, "execution": execution}
 

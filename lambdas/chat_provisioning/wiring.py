@@ -120,6 +120,7 @@ def lambda_environment(config: ChatConfig, audit_table: str, locks_table: str,
                        plans_bucket: str = "") -> dict[str, str]:
     env = {
         CONFIG_ENV: config.to_env(),
+        "USER_POOL_ID": config.user_pool.user_pool_id,  # read unparsed by the sign-up trigger (signup.py)
         "AUDIT_TABLE": audit_table,
         "LOCKS_TABLE": locks_table,
         "POWERTOOLS_SERVICE_NAME": SERVICE,

@@ -1,7 +1,6 @@
 """The Synapse adapter against a real Synapse: each test against production's release (the
 session's local environment) and against the current one (a Synapse of this module's own)."""
 
-import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ class SynapseAlone:
 def local(request, tmp_path_factory, config):
     """A Synapse of this release, set up as the local run sets it up: the adapter's contract
     holds on both."""
-    if request.param == os.environ.get(synapse_server.VERSION_ENV, synapse_server.PRODUCTION):
+    if request.param == synapse_server.chosen_version():
         yield request.getfixturevalue("local")  # the session's
         return
     state_dir = tmp_path_factory.mktemp(f"synapse-{request.param}")

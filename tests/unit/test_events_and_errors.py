@@ -54,7 +54,7 @@ def test_failed_start_is_queued_and_signup_still_succeeds(context, monkeypatch):
             sent.append(MessageBody)
 
     monkeypatch.setattr(signup, "start_signup", boom)
-    monkeypatch.setattr(signup, "quick_client", lambda service: Sqs())
+    monkeypatch.setattr(signup, "aws_client", lambda service, config: Sqs())
     monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs/queue")
     event = signup_event()
     assert signup.post_confirmation(event, context) == event
@@ -303,7 +303,7 @@ def test_a_sign_up_without_time_to_start_and_queue_goes_to_the_queue_at_once(con
         def send_message(self, QueueUrl, MessageBody):
             sent.append(json.loads(MessageBody))
     clients = {"cognito-idp": Idp(), "stepfunctions": Sfn(), "sqs": Sqs()}
-    monkeypatch.setattr(signup, "quick_client", clients.get)
+    monkeypatch.setattr(signup, "aws_client", lambda service, config: clients[service])
     monkeypatch.setenv("USER_POOL_ID", "us-east-1_abc")
     monkeypatch.setenv("SYNC_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:1:stateMachine:s")
     monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs/queue")

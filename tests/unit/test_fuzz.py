@@ -41,7 +41,7 @@ def no_domain(monkeypatch):
     monkeypatch.setattr(triggers, "aws_client", reached)
     monkeypatch.setattr(triggers, "start_signup", reached)
     monkeypatch.setattr(signup, "start_signup", reached)
-    monkeypatch.setattr(signup, "quick_client", reached)
+    monkeypatch.setattr(signup, "aws_client", reached)
     monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs.invalid/q")
     monkeypatch.setenv("SYNC_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:1:stateMachine:s")
 
