@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import re
 import sys
 import uuid
 from pathlib import Path
@@ -113,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "sweep":
             result = local_env.sweep(args.dry_run, args.approve_deactivations)
         elif args.command == "scan":
-            written = local_env.everything_written()
-            result = {"bytes_scanned": len(written), "bot_token": written.count(local_env.token),
-                      "emails": len(re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", written))}
+            result = local_env.leaks()
         elif args.command == "calls":
             result = {"calls": sorted(f"{n} {a}" for n, a in iam_check.rows(local_env.state)),
                       "not_allowed": iam_check.unallowed_calls(local_env.state, local_env.aws),

@@ -5,6 +5,7 @@ import asyncio
 import json
 import os
 import random
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 import shutil
@@ -48,6 +49,7 @@ def bus_event(pattern: dict, detail: dict, resources: tuple[str, ...] = ()) -> d
 
 
 MASKED = "HIDDEN_DUE_TO_SECURITY_REASONS"
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 
 
 def cloudtrail_event(event_name: str, user_pool_id: str, sub: str | None, group: str | None = None,
@@ -182,7 +184,8 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
 def running(state_dir: Path, config: ChatConfig, **up_options) -> Iterator["LocalEnv"]:
     """`up`, the environment, and `down` whatever happens: for tests and benchmarks. When the
     block ends without an error, every AWS call the functions made must be one their roles
-    allow, resource included, and one the README's table of calls lists (iam_check.py)."""
+    allow, resource included, and one the README's table of calls lists (iam_check.py), and
+    nothing the stack wrote may hold the bot's token or an email address (LocalEnv.leaks)."""
     down(state_dir)  # what an interrupted run left
     up(state_dir, config, **up_options)
     try:
@@ -191,8 +194,10 @@ def running(state_dir: Path, config: ChatConfig, **up_options) -> Iterator["Loca
         problems = iam_check.unallowed_calls(local.state, local.aws)
         problems += [f"not in README.md: {c}" for c in
                      iam_check.unlisted_calls(local.state, (ROOT / "README.md").read_text())]
+        problems += [f"written {n} times: {what}" for what, n in local.leaks().items()
+                     if what != "bytes_scanned" and n]
         if problems:
-            raise AssertionError("AWS calls the functions made:\n" + "\n".join(problems))
+            raise AssertionError("what the stack did:\n" + "\n".join(problems))
     finally:
         down(state_dir)
 
@@ -562,6 +567,13 @@ class LocalEnv:
                 await client.close()
 
         return asyncio.run(run())
+
+    def leaks(self) -> dict[str, int]:
+        """How often the bot's token and email addresses (every sign-up event carries one)
+        appear in all the stack wrote."""
+        written = self.everything_written()
+        return {"bytes_scanned": len(written), "bot_token": written.count(self.token),
+                "emails": len(EMAIL.findall(written))}
 
     def everything_written(self) -> str:
         """All this stack wrote: the functions' logs (and moto's), executions and their

@@ -20,11 +20,10 @@ def config() -> ChatConfig:
 
 @pytest.fixture(scope="session")
 def local(tmp_path_factory, config) -> env.LocalEnv:
+    # Once every test that used it has run, nothing the stack wrote may hold the bot's token
+    # or an email (env.running checks).
     with env.running(tmp_path_factory.mktemp("local"), config) as local:
         yield local
-        # Every test that used this stack has run: nothing it wrote may hold the bot's token.
-        leaked = local.everything_written().count(local.token)
-        assert leaked == 0, f"the bot token appears {leaked} times in what the stack wrote"
 
 
 @pytest.fixture

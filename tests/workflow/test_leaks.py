@@ -1,38 +1,35 @@
 """No secret and no more personal data than designed, anywhere we write: Lambda logs,
 execution inputs, outputs and histories, the audit table, the sweep's plans. Runs the main
-paths (sign-up, Cognito's retry, a failure and its redrive, role sync, deactivation, sweep)
-in an environment of its own, then scans everything for the bot's token (a canary value
-given to Synapse) and for the users' email addresses. conftest.py scans the suite's shared
-environment for the token the same way."""
+paths (sign-up, Cognito's retry, a failure and its redrive, role sync, deactivation, a sweep
+that plans) on the suite's shared stack, then scans everything for the bot's token (a canary
+value given to Synapse) and for the users' email addresses. env.running scans every stack the
+same way when it stops (the sweep tests' stacks, with plans that were applied, included)."""
 
 import uuid
 
 import pytest
 
-from local_run import env
-
 CANARY = "canary_bot_token_"
 
 
 @pytest.fixture(scope="module")
-def exercised(tmp_path_factory, config):
-    with env.running(tmp_path_factory.mktemp("leaks"), config) as local:
-        subs = [str(uuid.uuid4()) for _ in range(3)]
-        local.signup(subs[0], ["staff"], "Ann")
-        local.signup(subs[0], ["staff"], "Ann")  # Cognito's retry
-        user = local.user_id(subs[1])  # a failure, its audit and redrive
-        local.synapse.upsert_user(user, None, external_id=subs[1], auth_provider="cognito")
-        local.synapse.deactivate(user, erase=False)
-        failed = local.signup(subs[1], ["analysts"], None)
-        assert failed["error"] == "UserDeactivated"
-        local.synapse.reactivate(user)
-        local.redrive(failed["execution_arn"])
-        local.cognito_change(subs[1], "AdminAddUserToGroup", "experiencers")
-        local.cognito_change(subs[0], "AdminDisableUser")
-        local.cognito_user(subs[2], [], "Zed")
-        local.send_sync_event({"sub": subs[2]})
-        local.sweep()
-        yield local, subs
+def exercised(local):
+    subs = [str(uuid.uuid4()) for _ in range(3)]
+    local.signup(subs[0], ["staff"], "Ann")
+    local.signup(subs[0], ["staff"], "Ann")  # Cognito's retry
+    user = local.user_id(subs[1])  # a failure, its audit and redrive
+    local.synapse.upsert_user(user, None, external_id=subs[1], auth_provider="cognito")
+    local.synapse.deactivate(user, erase=False)
+    failed = local.signup(subs[1], ["analysts"], None)
+    assert failed["error"] == "UserDeactivated"
+    local.synapse.reactivate(user)
+    local.redrive(failed["execution_arn"])
+    local.cognito_change(subs[1], "AdminAddUserToGroup", "experiencers")
+    local.cognito_change(subs[0], "AdminDisableUser")
+    local.cognito_user(subs[2], [], "Zed")
+    local.send_sync_event({"sub": subs[2]})
+    local.sweep(dry_run=True)  # the shared stack's other users are other tests': plan only
+    return local, subs
 
 
 def test_the_bot_token_is_written_nowhere(exercised):
@@ -42,12 +39,14 @@ def test_the_bot_token_is_written_nowhere(exercised):
     written = local.everything_written()
     assert len(written) > 10_000  # the scan saw the runs, not an empty log
     assert "REPORT RequestId" in written and '"cold_start"' in written  # and the functions' own logs
+    assert '"fixes"' in written  # and the sweep's plan
     assert written.count(token) == 0 and CANARY not in written
+    assert local.leaks()["bot_token"] == 0
 
 
 def test_no_email_or_other_attribute_beyond_the_design(exercised):
     local, subs = exercised
     written = local.everything_written()
     assert "example.invalid" not in written  # every sign-up event carried an email
-    assert "email" not in written.lower()
+    assert "email" not in written.lower() and local.leaks()["emails"] == 0
     assert all(sub in written for sub in subs)  # what the design allows is there
