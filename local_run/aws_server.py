@@ -18,11 +18,13 @@ the function's timeout. Gaps in moto's Step Functions are filled:
 - error names as AWS reports them: a failed Invoke call is `Lambda.<its error code>` (moto
   says `Exception`), and a function timeout is `Lambda.Unknown` (moto would use the
   Sandbox.Timedout type);
-- the context object's Execution.RedriveCount (moto has none); for a local redrive
-  (env.redrive: a copy of the machine started at the failed state) Execution.Id and
-  RedriveCount are the original execution's and its count, as on AWS, from
-  control/redrives.json;
-- a redriven execution's history holds its redrives' events, as on AWS;
+- RedriveExecution (moto has none), emulated: the failed state's recorded input is run by a copy
+  of the machine that starts at that state, as an execution of its own
+  (<name>-redrive-<n>, listed in control/redrives.json); meanwhile the redriven execution
+  reports what that run does, as on AWS: its status (RUNNING, then the run's), its stop date,
+  output or error, its redriveCount and redriveDate, and its history goes on with the run's
+  events; in the run, the context object's Execution.Id is the redriven execution's and
+  Execution.RedriveCount its count (0 in any execution not redriven);
 - the startExecution.sync:2 integration (the sweep's ApplyPlan): moto sends the ASL's
   Parameters to the Step Functions API with their ASL names (StateMachineArn) and reads the
   answer with AWS's (ExecutionArn), where the API's are camelCase both ways.
@@ -43,6 +45,8 @@ import os
 import signal
 import sys
 import threading
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import boto3
@@ -50,8 +54,9 @@ from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaFunction
 from moto.core.config import default_user_config
 from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
 from moto.server import ThreadedMotoServer
-from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, LambdaFunctionFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
@@ -66,9 +71,13 @@ from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions import models as stepfunctions_models
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
+from moto.stepfunctions.responses import StepFunctionResponse
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase
 from moto.secretsmanager.models import secretsmanager_backends
+
+from chat_provisioning.aws import execution_arn
+from chat_provisioning.triggers import newest_state_entered
 
 from .deploy import ACCOUNT, REGION
 from .iam_check import iam_match, resource_of
@@ -77,6 +86,7 @@ from .lambda_runtime import FunctionConfig, LambdaService, Throttled
 CONTROL_DIR = Path("/nonexistent")  # set by serve()
 LAMBDA: LambdaService
 _faults_lock = threading.Lock()  # invocations run at once; each injected fault is taken once
+_redrives_lock = threading.Lock()
 
 
 class TooManyRequestsException(JsonRESTError):
@@ -197,9 +207,70 @@ def with_json_denials(raise_denied):
     return denied
 
 
+REDRIVABLE = {"FAILED", "TIMED_OUT", "ABORTED"}
+
+
+class ExecutionNotRedrivable(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("ExecutionNotRedrivable", message)
+
+
+def redrive_execution(self) -> ActionResult:
+    """StepFunctionResponse's RedriveExecution (see the module's docstring)."""
+    arn = self._get_param("executionArn")
+    backend = stepfunctions_parser_backends[self.current_account][self.region]
+    execution = backend.describe_execution(arn)
+    if execution.status not in REDRIVABLE:
+        raise ExecutionNotRedrivable(f"Execution {arn} is {execution.status}")
+    failed_state = newest_state_entered(backend.get_execution_history(arn)["events"])
+    definition = json.loads(execution.state_machine.definition) | {"StartAt": failed_state["name"]}
+    machine = execution.state_machine
+    copy_name = f"{machine.name}-from-{failed_state['name']}"
+    copy = next((m for m in backend.state_machines if m.name == copy_name), None)
+    if copy:
+        backend.update_state_machine(copy.arn, definition=json.dumps(definition))
+    else:
+        copy = backend.create_state_machine(name=copy_name, definition=json.dumps(definition),
+                                            roleArn=execution.role_arn)
+    count = getattr(execution, "redrive_count", 0) + 1
+    run_name = f"{execution.name}-redrive-{count}"
+    with _redrives_lock:
+        path = CONTROL_DIR / "redrives.json"
+        redrives = json.loads(path.read_text()) if path.exists() else {}
+        redrives[execution_arn(copy.arn, run_name)] = {"execution": arn, "redrive_count": count}
+        path.write_text(json.dumps(redrives))
+    execution.redrive_count, execution.redrive_date = count, datetime.now(timezone.utc)
+    execution.exec_status, execution.stop_date = ExecutionStatus.RUNNING, None
+    execution.error = execution.cause = execution.output = None
+    run = backend.start_execution(copy.arn, name=run_name, execution_input=failed_state["input"])
+    threading.Thread(target=_report_as, args=(run, execution), daemon=True).start()
+    return ActionResult({"redriveDate": execution.redrive_date})
+
+
+def _report_as(run, execution) -> None:
+    """The redriven execution reports its redrive's end, as on AWS."""
+    while run.status == ExecutionStatus.RUNNING:
+        time.sleep(0.05)
+    execution.output, execution.error, execution.cause = run.output, run.error, run.cause
+    execution.stop_date, execution.exec_status = run.stop_date, run.exec_status
+
+
+def with_redrive_fields(describe):
+    """DescribeExecution's redriveCount and redriveDate."""
+    def described(self) -> ActionResult:
+        result = describe(self)
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        return ActionResult({**result.result, "redriveCount": getattr(execution, "redrive_count", 0),
+                             **({"redriveDate": execution.redrive_date} if hasattr(execution, "redrive_date") else {})})
+    return described
+
+
 def with_redrive_context(get_environment):
     """Step Functions' context object has Execution.RedriveCount (0 until a redrive), and a
-    redrive keeps Execution.Id; moto's has no count, and a local redrive is a new execution."""
+    redrive keeps Execution.Id; moto's has no count, and the emulated redrive runs as an
+    execution of its own."""
     def environment(self):
         env = get_environment(self)
         execution = env.states.context_object.context_object_data["Execution"]
@@ -213,8 +284,9 @@ def with_redrive_context(get_environment):
 
 
 def with_redrive_history(get_history):
-    """A redriven execution's history goes on with its redrives' events, as on AWS (a local
-    redrive runs as an execution of its own, env.redrive)."""
+    """A redriven execution's history goes on with each redrive's events, as on AWS: an
+    ExecutionRedriven event, then the run's (each emulated redrive runs as an execution of
+    its own, whose ExecutionStarted that event stands for)."""
     def history(self, execution_arn: str):
         output = get_history(self, execution_arn)
         path = CONTROL_DIR / "redrives.json"
@@ -223,8 +295,12 @@ def with_redrive_history(get_history):
         for run in sorted((r for r, v in redrives.items() if v["execution"] == execution_arn),
                           key=lambda r: redrives[r]["redrive_count"]):
             offset = len(events)
+            started, *rest = get_history(self, run)["events"]
+            events.append({"id": started["id"] + offset, "previousEventId": offset,
+                           "timestamp": started["timestamp"], "type": "ExecutionRedriven",
+                           "executionRedrivenEventDetails": {"redriveCount": redrives[run]["redrive_count"]}})
             events += [{**e, "id": e["id"] + offset, "previousEventId": e.get("previousEventId", 0) + offset}
-                       for e in get_history(self, run)["events"]]
+                       for e in rest]
         return {**output, "events": events}
     return history
 
@@ -269,6 +345,8 @@ def serve(port: int, state_dir: Path) -> None:
     StateTaskLambda._from_error = with_aws_error_names(StateTaskLambda._from_error)
     ExecutionWorker._get_evaluation_environment = with_redrive_context(ExecutionWorker._get_evaluation_environment)
     with_api_names(StateTaskServiceSfn)
+    StepFunctionResponse.redrive_execution = redrive_execution
+    StepFunctionResponse.describe_execution = with_redrive_fields(StepFunctionResponse.describe_execution)
     StepFunctionsParserBackend.get_execution_history = with_redrive_history(
         StepFunctionsParserBackend.get_execution_history)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -134,7 +134,7 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str, out: Path,
     sync = outputs["SyncUserStateMachineArn"]
     # moto renders the output of the bus's Ref as a Python object's repr: the template names it
     [bus_name] = [r["Properties"]["Name"] for r in template["Resources"].values() if r["Type"] == "AWS::Events::EventBus"]
-    functions = {name: resource(f"{name}Function") for name in (*wiring.STEPS, *wiring.TRIGGERS)}
+    functions = {name: resource(f"{name}Function") for name in wiring.FUNCTIONS}
     return {"sync_state_machine_arn": sync, "sweep_state_machine_arn": outputs["SweepUsersStateMachineArn"],
             "plans_bucket": resource("SweepPlans"), "audit_table": outputs["AuditTableName"],
             "locks_table": resource("LocksTable"), "retry_queue_url": resource("StartRetryQueue"),

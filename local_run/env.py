@@ -2,6 +2,7 @@
 stop it. Its state (PIDs, ports, ARNs) lives in <state_dir>/state.json between commands."""
 
 import asyncio
+import functools
 import json
 import os
 import random
@@ -23,13 +24,16 @@ import jwt
 from moto.events.models import EventPattern
 
 from chat_provisioning import wiring
-from chat_provisioning.audit import AuditStore, execution_name
+from chat_provisioning.audit import AuditStore
 from chat_provisioning.aws import execution_arn
 from chat_provisioning.config import ChatConfig, UserPool
 from chat_provisioning.policy import level_of, user_id_for
 from chat_provisioning.synapse import SynapseAdmin
 from chat_provisioning.signup import SIGN_UP, signup_execution_name
 from chat_provisioning.triggers import newest_state_entered
+
+from toolbox import operations
+from toolbox.deployment import Deployment
 
 from . import deploy, iam_check, synapse_server
 
@@ -387,19 +391,19 @@ class LocalEnv:
         return self.sweep_result(arn)
 
     def sweep_result(self, arn: str) -> dict:
-        """PlanSweep's answer, the plan it stored, and each user's workflow the sweep ran."""
-        result = self.wait(arn)
+        """The operator's report of the sweep (toolbox), with each user's workflow it ran waited
+        for here, which delivers the failure audit of those that failed (see wait)."""
+        result, _ = operations.sweep_report(self.deployment, arn, progress=lambda line: None)
         if result["status"] != "SUCCEEDED":
-            return result
-        sfn = self.aws["stepfunctions"]
-        output = json.loads(sfn.describe_execution(executionArn=arn)["output"])
-        plan = self.s3_json(output["bucket"], output["plan_key"])
-        prefix, users = f"sweep-{output['tag']}-", {}
-        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state["sync_state_machine_arn"]):
-            for e in page["executions"]:
-                if e["name"].startswith(prefix):
-                    users[e["name"].removeprefix(prefix)] = self.wait(e["executionArn"])
-        return {**result, **output, "fixes": plan["fixes"], "findings": plan["findings"], "executions": users}
+            return self.wait(arn)
+        return {**result, "executions": {sub: self.wait(run["execution_arn"])
+                                         for sub, run in result.pop("workflows").items()}}
+
+    @functools.cached_property
+    def deployment(self) -> Deployment:
+        """The local stack as an operator's command finds any deployment (toolbox)."""
+        return Deployment.find(deploy.STACK, deploy.REGION, None, self.state["aws_endpoint_url"],
+                               self.state["aws_credentials"])
 
     def s3_json(self, bucket: str, key: str):
         return json.loads(self.aws["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -425,6 +429,12 @@ class LocalEnv:
             hold.unlink(missing_ok=True)  # never taken
             held.unlink(missing_ok=True)  # taken: the invocation returns
 
+    def kick(self, sub: str, room: str) -> dict:
+        """A Matrix admin removes the user from a configured room by hand: drift no event reports."""
+        room_id = self.state["rooms"][room]["room_id"]
+        self.synapse.kick(room_id, self.user_id(sub), reason="removed by hand")
+        return {"sub": sub, "room": room, "kicked": True}
+
     # --- as an operator would ---------------------------------------------------------------
     def wait(self, arn: str, timeout: float = 300) -> dict:
         """Wait for the execution; deliver its status change to the failure audit, as the
@@ -437,53 +447,18 @@ class LocalEnv:
             time.sleep(0.2)
         result = {"execution_arn": arn, "status": d["status"]}
         if d["status"] != "SUCCEEDED":
-            # A local redrive's run reports as the execution it redrives, as on AWS.
-            redrive = self.redrives().get(arn, {"execution": arn, "redrive_count": 0})
-            execution = sfn.describe_execution(executionArn=redrive["execution"])
             result.update(self.invoke("RecordFailure", bus_event(wiring.EXECUTION_STATUS_PATTERN, {
-                "executionArn": execution["executionArn"], "stateMachineArn": execution["stateMachineArn"],
-                "name": execution["name"], "status": d["status"], "input": d.get("input"),
-                "error": d.get("error"), "cause": d.get("cause"), "redriveCount": redrive["redrive_count"]},
-                resources=(execution["executionArn"],))))
+                "executionArn": arn, "stateMachineArn": d["stateMachineArn"], "name": d["name"],
+                "status": d["status"], "input": d.get("input"), "error": d.get("error"),
+                "cause": d.get("cause"), "redriveCount": d.get("redriveCount", 0)}, resources=(arn,))))
             result["error"] = d.get("error")
         return result
 
     def redrive(self, arn: str) -> dict:
-        """Step Functions' redrive, emulated (moto and LocalStack lack it): the same definition
-        started at the failed state with that state's recorded input. The run is a new
-        execution named <name>-redrive-<n> of a copy of the state machine, whose context object
-        holds the original's Execution.Id and the redrive count (aws_server.py), so its steps
-        see what they would see on AWS and audit under the original."""
-        sfn = self.aws["stepfunctions"]
-        d = sfn.describe_execution(executionArn=arn)
-        if d["status"] not in wiring.FAILED_STATUSES:
-            raise SystemExit(f"{arn} is {d['status']}: only FAILED, TIMED_OUT or ABORTED executions redrive")
-        failed_state, state_input = self.failed_state(arn)
-        redrives = self.redrives()
-        original = redrives.get(arn, {}).get("execution", arn)
-        attempt = sum(1 for r in redrives.values() if r["execution"] == original) + 1
-        definition = json.loads(sfn.describe_state_machine_for_execution(executionArn=arn)["definition"])
-        definition["StartAt"] = failed_state
-        name = f"{d['stateMachineArn'].rsplit(':', 1)[-1]}-from-{failed_state}"
-        try:
-            copy = sfn.create_state_machine(name=name, definition=json.dumps(definition),
-                                            roleArn=self.state["role_arn"], type="STANDARD")["stateMachineArn"]
-        except sfn.exceptions.StateMachineAlreadyExists:
-            copy = d["stateMachineArn"].replace(d["stateMachineArn"].rsplit(":", 1)[-1], name)
-            sfn.update_state_machine(stateMachineArn=copy, definition=json.dumps(definition))
-        run = execution_arn(copy, f"{execution_name(original)}-redrive-{attempt}")
-        redrives[run] = {"execution": original, "redrive_count": attempt}
-        write_atomically(self._redrives_file, json.dumps(redrives))
-        sfn.start_execution(stateMachineArn=copy, name=execution_name(run), input=state_input)
-        return {"redriven": arn, "from_state": failed_state, **self.wait(run)}
-
-    @property
-    def _redrives_file(self) -> Path:
-        return Path(self.state["state_dir"]) / "control" / "redrives.json"
-
-    def redrives(self) -> dict[str, dict]:
-        """Each local redrive's execution -> the execution it redrives and its redrive count."""
-        return json.loads(self._redrives_file.read_text()) if self._redrives_file.exists() else {}
+        """Step Functions' RedriveExecution (emulated by aws_server.py), and its end."""
+        failed_state, _ = self.failed_state(arn)
+        self.aws["stepfunctions"].redrive_execution(executionArn=arn)
+        return {"redriven": arn, "from_state": failed_state, **self.wait(arn)}
 
     def failed_state(self, arn: str) -> tuple[str, str]:
         """The last state entered and its recorded input."""
@@ -500,7 +475,11 @@ class LocalEnv:
         return synapse_server.requests_served(Path(self.state["state_dir"]) / "synapse")
 
     def states_entered(self, arn: str) -> list[str]:
-        return [e["stateEnteredEventDetails"]["name"] for e in self.history(arn) if "stateEnteredEventDetails" in e]
+        """The states its last attempt entered: since its last redrive, if it had one."""
+        events = self.history(arn)
+        redriven = [i for i, e in enumerate(events) if e["type"] == "ExecutionRedriven"]
+        return [e["stateEnteredEventDetails"]["name"] for e in events[(redriven or [0])[-1]:]
+                if "stateEnteredEventDetails" in e]
 
     def executions(self, sub: str) -> list[dict]:
         sfn, out = self.aws["stepfunctions"], []

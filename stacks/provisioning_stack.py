@@ -100,6 +100,10 @@ class ChatProvisioningStack(Stack):
         step_env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
                                              plans_bucket=plans.bucket_name)
         steps = {name: function(name, handler, step_env) for name, handler in wiring.STEPS.items()}
+        # Operators' read of one user in Cognito and Synapse (toolbox/, `user status`).
+        inspect_user = function("InspectUser", wiring.TOOLS["InspectUser"], step_env,
+                                timeout=Duration.seconds(wiring.INSPECT_SECONDS))
+        callers = {n: fn for n, fn in {**steps, "InspectUser": inspect_user}.items() if n in wiring.CALLS_SYNAPSE}
         # Each function's role allows the calls it makes and nothing more: the bot's token for
         # those that call Synapse (GetSecretValue, what Powertools calls); the audit trail is
         # append-only (PutItem, always conditional in audit.py; ProvisionUser reads it for the
@@ -107,10 +111,10 @@ class ChatProvisioningStack(Stack):
         token = self.format_arn(service="secretsmanager", resource="secret",
                                 resource_name=f"{config.admin_token_secret_name}-??????",
                                 arn_format=ArnFormat.COLON_RESOURCE_NAME)
-        for name in wiring.CALLS_SYNAPSE:
-            allow(steps[name], ["secretsmanager:GetSecretValue"], [token])
+        for caller in callers.values():
+            allow(caller, ["secretsmanager:GetSecretValue"], [token])
             if config.admin_token_kms_key_arn:  # a customer managed key: decrypt, via the secret only
-                steps[name].add_to_role_policy(iam.PolicyStatement(
+                caller.add_to_role_policy(iam.PolicyStatement(
                     actions=["kms:Decrypt"], resources=[config.admin_token_kms_key_arn],
                     conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{self.region}.amazonaws.com"}}))
         allow(steps["RecordAudit"], ["dynamodb:PutItem"], [audit.table_arn])
@@ -200,7 +204,7 @@ class ChatProvisioningStack(Stack):
         # The failure audit reads the history of these machines' executions (the failed state).
         allow(record_failure, ["states:GetExecutionHistory"], [self._execution_arn(name) for name in self.machines])
 
-        pool = self._user_pool(config, post_confirmation)
+        pool, pool_id = self._user_pool(config, post_confirmation)
         # Policies of their own, not the roles' default policies: a created pool depends on the
         # trigger function, which depends on its default policy, which must not depend on it.
         for fn, actions in ((steps["ReadCognitoUser"], ["ListUsers", "AdminListGroupsForUser"]),
@@ -208,6 +212,7 @@ class ChatProvisioningStack(Stack):
                             (steps["ProvisionUser"], ["ListUsers"]),
                             (steps["AssignRoles"], ["ListUsers", "AdminListGroupsForUser"]),
                             (steps["PlanSweep"], ["ListUsers", "ListGroups", "ListUsersInGroup"]),
+                            (inspect_user, ["ListUsers", "AdminListGroupsForUser"]),
                             (post_confirmation, ["AdminGetUser"]), (retry_start, ["AdminGetUser"]),
                             (on_cognito_change, ["AdminGetUser"])):
             iam.Policy(self, f"{fn.node.id.removesuffix('Function')}CognitoCalls", roles=[fn.role],
@@ -258,11 +263,15 @@ class ChatProvisioningStack(Stack):
         CfnOutput(self, "PostConfirmationFunctionArn", value=post_confirmation.function_arn,
                   description="For `chat-provisioning attach-trigger` on an imported pool")
         CfnOutput(self, "AuditTableName", value=audit.table_name)
+        # What `chat-provisioning` reads to find the rest (toolbox/deployment.py).
+        CfnOutput(self, "UserPoolId", value=pool_id)
+        CfnOutput(self, "PlansBucketName", value=plans.bucket_name)
+        CfnOutput(self, "InspectUserFunctionName", value=inspect_user.function_name)
         CfnOutput(self, "EventBusName", value=bus.event_bus_name,
                   description="Put 'Sync chat user' events here (config event_senders may)")
         self._alarms([retry_dlq, events_dlq, failed_events])
         self._acknowledge(invoked=list(steps.values()),
-                          without_async_dlq=list(steps.values()) + [post_confirmation, retry_start],
+                          without_async_dlq=list(steps.values()) + [post_confirmation, retry_start, inspect_user],
                           with_destination=[record_failure, on_cognito_change],
                           dlqs=[retry_dlq, events_dlq, failed_events], sqs_consumer=retry_start, plans=plans)
 
@@ -344,9 +353,10 @@ class ChatProvisioningStack(Stack):
             ec2.GatewayVpcEndpoint(self, f"{service}Endpoint", vpc=vpc, subnets=[subnets],
                                    service=ec2.GatewayVpcEndpointAwsService(service))
 
-    def _user_pool(self, config: ChatConfig, post_confirmation: lambda_.Function) -> str:
+    def _user_pool(self, config: ChatConfig, post_confirmation: lambda_.Function) -> tuple[str, str]:
         """A new pool with the trigger (dev, demo), or the imported prod pool, which CDK cannot
-        attach a trigger to: grant Cognito the invoke, and attach it as the README says."""
+        attach a trigger to: grant Cognito the invoke, and attach it as the README says. Its
+        ARN and ID."""
         if config.user_pool.create:
             pool = cognito.UserPool(
                 self, "UserPool", self_sign_up_enabled=True,
@@ -365,12 +375,12 @@ class ChatProvisioningStack(Stack):
             for rule in ("AwsSolutions::AwsSolutions-COG3", "AwsSolutions::AwsSolutions-COG8"):
                 ack(pool, rule, "Dev/demo pool: threat protection (Plus tier) is billed per user; "
                                 "production imports its own pool.")
-            return pool.user_pool_arn
+            return pool.user_pool_arn, pool.user_pool_id
         arn = self.format_arn(service="cognito-idp", resource="userpool",
                               resource_name=config.user_pool.user_pool_id)
         post_confirmation.add_permission("CognitoInvoke", principal=iam.ServicePrincipal("cognito-idp.amazonaws.com"),
                                          source_arn=arn)
-        return arn
+        return arn, config.user_pool.user_pool_id
 
     def _alarms(self, dlqs: list[sqs.Queue]) -> None:
         topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True,

@@ -86,9 +86,10 @@ def newest_state_entered(events: list[dict]) -> dict | None:
 def on_cognito_change(event: dict, context) -> dict:
     """Target of the CloudTrail rule (the Cognito admin calls in wiring.COGNITO_EVENT_NAMES)
     on the default bus, and of the custom 'Sync chat user' rule on the stack's own bus: start
-    the user's workflow. The execution is named after the event, so a doubled delivery starts
-    one run; the run reads Cognito's current state itself. A custom event names a sub and
-    nothing else, and its cause is "event", which never reactivates."""
+    the user's workflow. The execution is named sync-<sub>-<event id>: a doubled delivery
+    starts one run, and an operator finds the user's runs by the sub (`user status`). The run
+    reads Cognito's current state itself. A custom event names a sub and nothing else, and
+    its cause is "event", which never reactivates."""
     bridge = parse(BusEvent, event)
     if bridge.detail_type == wiring.SYNC_EVENT_PATTERN["detail-type"][0]:
         sub, cause = parse(Sub, bridge.detail).sub, "event"  # a bad detail raises (see below)
@@ -106,7 +107,7 @@ def on_cognito_change(event: dict, context) -> dict:
     logger.append_keys(sub=sub)
     # A failure raises: EventBridge invoked us asynchronously, so Lambda retries the event
     # twice, then sends it with the error to the on-failure destination (FailedEventsQueue).
-    execution = start_sync(aws_client("stepfunctions"), sub, cause, f"sync-{bridge.id}"[:80])
+    execution = start_sync(aws_client("stepfunctions"), sub, cause, f"sync-{sub}-{bridge.id}"[:80])
     logger.info("sync started", extra={"execution": execution, "cause": cause})
     return {"started": True, "execution": execution}
 

@@ -22,13 +22,17 @@ STEPS = {
 }
 # The steps that call Synapse: only these run in the VPC, read the bot's token, and have a
 # reserved concurrency (config synapse_concurrency). The others call AWS's public APIs only.
-CALLS_SYNAPSE = {"ProvisionUser", "JoinRooms", "AssignRoles", "DeactivateUser", "PlanSweep"}
+CALLS_SYNAPSE = {"ProvisionUser", "JoinRooms", "AssignRoles", "DeactivateUser", "PlanSweep", "InspectUser"}
 TRIGGERS = {
     "PostConfirmation": "chat_provisioning.signup.post_confirmation",
     "RetryStart": "chat_provisioning.triggers.retry_start",
     "RecordFailure": "chat_provisioning.triggers.record_failure",
     "OnCognitoChange": "chat_provisioning.triggers.on_cognito_change",
 }
+# Operators' functions, invoked by `chat-provisioning` (toolbox/): read-only.
+TOOLS = {"InspectUser": "chat_provisioning.inspection.inspect_user"}
+INSPECT_SECONDS = 30  # a user and a few rooms: about ten GETs
+FUNCTIONS = {**STEPS, **TRIGGERS, **TOOLS}  # every function the stack deploys -> its handler
 # The state machines (the stack, the local run and the tests walk this) and their ASL files.
 STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
 MACHINES = {"SyncUser": STATEMACHINES / "sync_user.asl.json",

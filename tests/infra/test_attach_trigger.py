@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local_run import cli
+from toolbox import cli
 from stacks.attach_trigger import attach
 
 NEW = "arn:aws:lambda:us-east-1:123456789012:function:ChatProvisioning-PostConfirmation"

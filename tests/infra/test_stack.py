@@ -62,7 +62,7 @@ def test_each_function_times_out_before_its_task_and_fits_its_longest_unsplit_wo
     own timeout (retried) comes first; a step that calls Synapse fits a lease wait and a
     guarded write; the sweep's plan gets Lambda's 15 minutes."""
     functions = {f["Handler"].rsplit(".", 1)[1]: f for f in resources(template, "AWS::Lambda::Function").values()}
-    handlers = {**wiring.STEPS, **wiring.TRIGGERS}
+    handlers = wiring.FUNCTIONS
     for machine, name, task in TASKS:
         timeout = functions[handlers[name].rsplit(".", 1)[1]]["Timeout"]
         assert timeout == task["TimeoutSeconds"] - wiring.TASK_OVERHEAD_SECONDS, (machine, name)
@@ -216,7 +216,7 @@ def in_a_vpc() -> dict:
 def test_vpc_placement_from_context_ids(in_a_vpc):
     functions = resources(in_a_vpc, "AWS::Lambda::Function")
     in_vpc = {f["Handler"] for f in functions.values() if "VpcConfig" in f}
-    assert in_vpc == {h for s, h in wiring.STEPS.items() if s in wiring.CALLS_SYNAPSE}
+    assert in_vpc == {h for s, h in wiring.FUNCTIONS.items() if s in wiring.CALLS_SYNAPSE}
     for f in functions.values():
         if "VpcConfig" in f:
             assert f["VpcConfig"] == {"SubnetIds": SUBNETS, "SecurityGroupIds": [SG]}
@@ -313,6 +313,7 @@ CALLS = {
                    "sqs:GetQueueAttributes"},
     "RecordFailure": {"dynamodb:PutItem", "states:GetExecutionHistory", "sqs:SendMessage"},
     "OnCognitoChange": {"cognito-idp:AdminGetUser", "states:StartExecution", "sqs:SendMessage"},
+    "InspectUser": {"secretsmanager:GetSecretValue", "cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
 }
 
 
@@ -320,7 +321,7 @@ def role_statements(template) -> dict[str, list[dict]]:
     """Each function's name -> the statements of every policy attached to its role."""
     roles = {f["Role"]["Fn::GetAtt"][0]: f["Handler"].rsplit(".", 1)[1]
              for f in resources(template, "AWS::Lambda::Function").values()}
-    names = {h.rsplit(".", 1)[1]: n for n, h in {**wiring.STEPS, **wiring.TRIGGERS}.items()}
+    names = {h.rsplit(".", 1)[1]: n for n, h in wiring.FUNCTIONS.items()}
     out: dict[str, list[dict]] = {names[h]: [] for h in roles.values()}
     for policy in resources(template, "AWS::IAM::Policy").values():
         for role in policy["Roles"]:
@@ -360,7 +361,7 @@ def test_the_token_audit_and_leases_are_reached_only_as_designed(template):
 def test_functions_that_call_synapse_have_reserved_concurrency(template):
     functions = resources(template, "AWS::Lambda::Function").values()
     capped = {f["Handler"]: f.get("ReservedConcurrentExecutions") for f in functions}
-    for step, handler in {**wiring.STEPS, **wiring.TRIGGERS}.items():
+    for step, handler in wiring.FUNCTIONS.items():
         assert capped[handler] == (5 if step in wiring.CALLS_SYNAPSE else None), step
     for task in (t for _, _, t in TASKS):  # a throttled step waits (minutes) instead of failing
         (throttled,) = [r for r in task["Retry"] if "Lambda.TooManyRequestsException" in r["ErrorEquals"]]

@@ -4,7 +4,7 @@ deployed rules, the SyncUser workflow, a real Synapse."""
 
 import json
 
-from local_run import cli
+from toolbox import cli
 from local_run.env import MASKED, cloudtrail_event
 
 
@@ -146,7 +146,7 @@ def test_a_record_without_the_sub_falls_back_to_a_username_that_is_there(local, 
     path = tmp_path / "event.json"
     path.write_text(json.dumps(named))
     assert cli.main(["--state-dir", local.state["state_dir"], "local", "deliver", str(path)]) == 0
-    assert [e["status"] for e in local.executions(sub) if e["name"] == f"sync-{named['id']}"] == ["SUCCEEDED"]
+    assert [e["status"] for e in local.executions(sub) if e["name"] == f"sync-{sub}-{named['id']}"] == ["SUCCEEDED"]
 
 
 def test_a_record_whose_sub_is_not_a_uuid_is_kept_with_its_error(local):

@@ -1,0 +1,64 @@
+"""InspectUser: one user as Cognito and Synapse see it now, and the drift between them as the
+sweep's planner computes it for this user alone. Read-only, for operators (`chat-provisioning
+user status`): it runs in the VPC beside the steps, so nobody needs the bot's token or a route
+to Synapse to ask why someone is not in a room. The input names a sub and nothing else."""
+
+from . import cognito
+from .aws import aws_client
+from .config import ChatConfig
+from .models import Sub, parse
+from .policy import CognitoUser, default_level, level_of, standing, user_id_for
+from .runtime import runtime, tracer
+from .sweep import MatrixSide, plan
+from .synapse import SynapseAdmin, external_ids
+from .telemetry import logger
+
+
+def read_matrix_user(synapse: SynapseAdmin, config: ChatConfig, user_id: str) -> MatrixSide:
+    """What the sweep reads of Matrix (sweeper.read_matrix), for one user: whether it exists,
+    which configured rooms exist and hold it, and its level and the default in each. Nothing
+    of other users is kept."""
+    user = synapse.user(user_id)
+    members: dict[str, frozenset[str]] = {}
+    levels: dict[str, dict] = {}
+    for room in config.rooms.values():
+        joined = synapse.room_members(room.room_id)
+        if joined is None:
+            continue  # the planner reports it as room_missing
+        members[room.room_id] = joined & {user_id}
+        content = synapse.power_levels(room.room_id)
+        levels[room.room_id] = {"users_default": default_level(content),
+                                "users": {user_id: level_of(content, user_id)}}
+    return MatrixSide(users={user_id: bool(user["deactivated"])} if user else {},
+                      members=members, levels=levels,
+                      external_ids={user_id: external_ids(user, config.auth_provider)} if user else {})
+
+
+def report(sub: str, user: CognitoUser | None, matrix: MatrixSide, config: ChatConfig) -> dict:
+    """The answer: both sides, and the plan's fixes and findings for this user (JSON)."""
+    user_id = user_id_for(sub, config)
+    drift = plan([user] if user else [], matrix, config).report()
+    return {
+        "sub": sub, "user_id": user_id,
+        "cognito": {"standing": standing(user), **({"status": user.status, "enabled": user.enabled,
+                                                    "groups": list(user.groups)} if user else {})},
+        "matrix": {"exists": user_id in matrix.users, "deactivated": matrix.users.get(user_id),
+                   "rooms": [{"room": key, "name": room.name, "room_id": room.room_id, "exists": room.room_id in matrix.members,
+                              "joined": user_id in matrix.members.get(room.room_id, ()),
+                              "power_level": level_of(matrix.levels[room.room_id], user_id)
+                              if room.room_id in matrix.levels else None}
+                             for key, room in config.rooms.items()]},
+        "drift": {"fixes": [{"kind": f["kind"], "room_id": f["room"]} for f in drift["fixes"]],
+                  "findings": [{"kind": f["kind"], "detail": f["detail"]} for f in drift["findings"]]},
+    }
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def inspect_user(event: dict, context) -> dict:
+    sub = parse(Sub, event).sub
+    logger.append_keys(sub=sub)
+    rt = runtime()
+    rt.deadline.start(context.get_remaining_time_in_millis())
+    user = cognito.read_user(aws_client("cognito-idp"), rt.config.user_pool.user_pool_id, sub)
+    return report(sub, user, read_matrix_user(rt.synapse, rt.config, user_id_for(sub, rt.config)), rt.config)

@@ -1,0 +1,91 @@
+"""The operator's commands (toolbox/) against the local deployment, through the code path
+production takes: the stack found by its name, the rest from its outputs, AWS's APIs, and
+Synapse read by the stack's InspectUser; only the endpoint differs (--local)."""
+
+import json
+
+from toolbox.cli import main
+
+
+def cli(local, capsys, *args: str) -> tuple[dict, int, str]:
+    """The answer (stdout, JSON), the exit code, and the progress (stderr)."""
+    code = main(["--state-dir", local.state["state_dir"], "--local", *args])
+    out = capsys.readouterr()
+    return json.loads(out.out), code, out.err
+
+
+def test_status_names_the_drift_and_sync_repairs_it(local, sub, capsys):
+    local.signup(sub, ["staff"], "Ann")
+    status, code, _ = cli(local, capsys, "user", "status", sub)
+    assert (code, status["verdict"]) == (0, "in sync")
+    assert status["cognito"] == {"standing": "confirmed", "status": "CONFIRMED", "enabled": True, "groups": ["staff"]}
+    assert {r["name"]: (r["joined"], r["power_level"]) for r in status["matrix"]["rooms"]} == {
+        "The Red Room": (True, 0), "Staff": (True, 100), "Analysts": (False, 0), "Experiencers": (False, 0)}
+    assert [e["name"] for e in status["executions"]] == [f"signup-{sub}"]
+    assert ("ProvisionUser", "created") in {(a["step"], a["outcome"]) for a in status["audit"]}
+
+    local.kick(sub, "red_room")  # by hand, in Synapse: no event reports it
+    status, code, _ = cli(local, capsys, "user", "status", sub)
+    red = local.state["rooms"]["red_room"]["room_id"]
+    assert status["drift"]["fixes"] == [{"kind": "join", "room_id": red}]
+    assert (code, status["verdict"]) == (2, f"drift: join The Red Room; fix: chat-provisioning user sync {sub}")
+
+    synced, code, progress = cli(local, capsys, "user", "sync", sub)
+    assert (code, synced["status"]) == (0, "SUCCEEDED")
+    assert "JoinRooms done" in progress and "RecordAudit done" in progress
+    before = len(local.synapse_requests())
+    status, code, _ = cli(local, capsys, "user", "status", sub)
+    assert (code, status["verdict"]) == (0, "in sync")
+    assert [e["name"].split("-")[0] for e in status["executions"]] == ["operator", "signup"]
+    assert {method for method, _ in local.synapse_requests()[before:]} == {"GET"}  # InspectUser reads only
+
+
+def test_table_output_is_for_people(local, sub, capsys):
+    local.signup(sub, [], None)
+    assert main(["--state-dir", local.state["state_dir"], "--local", "--output", "table", "user", "status", sub]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "verdict: in sync" and "cognito:" in lines
+    red = local.state["rooms"]["red_room"]["room_id"]
+    assert ["red_room", "The", "Red", "Room", red, "true", "true", "0"] in [line.split() for line in lines]  # columns
+    assert any(line.strip().startswith(f"signup-{sub}  SUCCEEDED") for line in lines)
+
+
+def test_a_user_is_found_by_email_or_username_in_cognito(local, sub, capsys):
+    username, email = f"ann-{sub[:8]}", f"ann-{sub[:8]}@example.invalid"
+    local.cognito_user(username, [], None, sub_attribute=sub)  # a pool whose usernames are not subs
+    local.aws["cognito-idp"].admin_update_user_attributes(
+        UserPoolId=local.state["user_pool_id"], Username=username,
+        UserAttributes=[{"Name": "email", "Value": email}])
+    for who in (email, username):
+        status, code, _ = cli(local, capsys, "user", "status", who)
+        assert status["sub"] == sub and email not in json.dumps(status)  # only the sub comes back
+        assert (code, status["verdict"]) == (2, f"drift: create; fix: chat-provisioning user sync {sub}")
+    missing, code, _ = cli(local, capsys, "user", "status", "nobody@example.invalid")
+    assert (code, missing) == (4, {"error": "no user in the pool has this email"})
+    unknown, code, _ = cli(local, capsys, "user", "status", "0" * 8 + sub[8:])
+    assert (code, unknown["verdict"]) == (4, "not found: neither Cognito nor Matrix has this user")
+
+
+def test_a_failed_run_is_named_then_redriven_where_it_failed(local, sub, capsys):
+    local.fail_lambda("JoinRooms", "UserDeactivated")  # permanent: not retried
+    failed = local.signup(sub, ["analysts"], None)
+    status, code, _ = cli(local, capsys, "user", "status", sub)
+    assert code == 3 and status["verdict"].startswith(f"failed at JoinRooms: UserDeactivated (signup-{sub}); ")
+    assert status["verdict"].endswith(f"executions redrive {failed['execution_arn']}")
+
+    listed, code, _ = cli(local, capsys, "executions", "redrive", "--since", "10m", "--dry-run")
+    mine = [e for e in listed["executions"] if e["execution_arn"] == failed["execution_arn"]]
+    assert (code, mine) == (0, [{"execution_arn": failed["execution_arn"], "name": f"signup-{sub}",
+                                 "status": "FAILED", "resumes_at": "JoinRooms", "error": "UserDeactivated"}])
+    assert local.rooms(sub) == set()  # a dry run changes nothing
+
+    redriven, code, progress = cli(local, capsys, "executions", "redrive", failed["execution_arn"])
+    assert code == 0 and redriven["executions"][0] | {"error": None} == {
+        **mine[0], "status": "SUCCEEDED", "redrive_count": 1, "error": None}
+    assert "redriven at JoinRooms" in progress and "ReadCognitoUser done" not in progress
+    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0)}
+    status, code, _ = cli(local, capsys, "user", "status", sub)
+    assert (code, status["verdict"]) == (0, "in sync")
+
+    again, code, _ = cli(local, capsys, "executions", "redrive", failed["execution_arn"])
+    assert code == 1 and "SUCCEEDED" in again["executions"][0]["refused"]  # ExecutionNotRedrivable

@@ -1,0 +1,154 @@
+"""chat-provisioning: one command line for every deployment. `user`, `executions` and `sweep`
+work against a deployed stack (AWS credentials and region as the AWS CLI finds them, the rest
+from the stack's outputs) or the local run (`--local`: `local up`'s endpoint); `local` runs the
+embedded default; `attach-trigger` attaches the sign-up trigger to an existing pool.
+
+Output is JSON (the AWS CLI's habit), or `--output table` for people; progress goes to stderr.
+Exit codes (operations.py): 0 in sync or succeeded, 1 an error, 2 drift, 3 a failed execution,
+4 no such user."""
+
+import argparse
+import json
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from . import operations
+from .deployment import Deployment, ToolError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def when(text: str) -> datetime:
+    """An ISO 8601 time, or a time ago: 30m, 6h, 7d."""
+    if m := re.fullmatch(r"(\d+)([mhd])", text):
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+        return datetime.now(timezone.utc) - timedelta(**{unit: int(m.group(1))})
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (e.g. 2026-11-28T09:00Z, 6h, 7d)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def parser() -> argparse.ArgumentParser:
+    from local_run import cli as local_cli
+
+    p = argparse.ArgumentParser(prog="chat-provisioning", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stack", default="ChatProvisioning", help="the deployed stack's name")
+    p.add_argument("--region", help="default: as the AWS CLI finds it")
+    p.add_argument("--profile", help="an AWS CLI profile")
+    p.add_argument("--endpoint-url", help="an AWS endpoint other than AWS's")
+    p.add_argument("--local", action="store_true", help="the local run's deployment (`local up`)")
+    p.add_argument("--state-dir", type=Path, default=ROOT / ".local",
+                   help="where the local run keeps its servers' data and state.json")
+    p.add_argument("--output", choices=["json", "table"], default="json")
+    top = p.add_subparsers(dest="area", required=True)
+
+    user = top.add_parser("user", help="one user: where they stand, and their fix").add_subparsers(
+        dest="command", required=True)
+    status = user.add_parser("status", help="Cognito, Matrix, the drift, the audit trail, the executions, a verdict")
+    status.add_argument("who", help="the user's sub, email address or username")
+    status.add_argument("--since", type=when, default="30d", help="executions started since (default 30d)")
+    sync = user.add_parser("sync", help="start the user's workflow now and follow it")
+    sync.add_argument("who", help="the user's sub, email address or username")
+    sync.add_argument("--no-wait", action="store_true")
+
+    executions = top.add_parser("executions", help="the workflows' executions").add_subparsers(
+        dest="command", required=True)
+    redrive = executions.add_parser("redrive", help="resume failed executions at the state they failed in")
+    redrive.add_argument("arns", nargs="*", metavar="ARN", help="the executions (or --since)")
+    redrive.add_argument("--since", type=when, help="every FAILED, TIMED_OUT or ABORTED one that stopped since")
+    redrive.add_argument("--dry-run", action="store_true", help="list them and where each resumes")
+    redrive.add_argument("--no-wait", action="store_true")
+
+    sweep = top.add_parser("sweep", help="reconcile Cognito and Matrix now: plan, then apply")
+    sweep.add_argument("--dry-run", action="store_true", help="plan and report, change nothing")
+    sweep.add_argument("--approve-deactivations", type=int, metavar="N",
+                       help="apply a plan held for its deactivations, if it has at most N")
+
+    attach = top.add_parser("attach-trigger", help="attach the PostConfirmation trigger to an existing "
+                            "pool, keeping every other setting (dry run unless --apply)")
+    attach.add_argument("--user-pool-id", required=True)
+    attach.add_argument("--function-arn", required=True, help="the stack's PostConfirmationFunctionArn output")
+    attach.add_argument("--apply", action="store_true")
+
+    local_cli.add_commands(top.add_parser("local", help="the embedded default: a real Synapse and moto")
+                           .add_subparsers(dest="command", required=True))
+    return p
+
+
+def deployment(args: argparse.Namespace) -> Deployment:
+    if args.local:  # the local run is an endpoint, with its administrator's credentials
+        path = args.state_dir / "state.json"
+        if not path.exists():
+            raise ToolError(f"no {path}: run `chat-provisioning local up` first")
+        state = json.loads(path.read_text())
+        return Deployment.find(args.stack, "us-east-1", None, state["aws_endpoint_url"], state["aws_credentials"])
+    return Deployment.find(args.stack, args.region, args.profile, args.endpoint_url)
+
+
+def run(args: argparse.Namespace) -> tuple[dict, int]:
+    if args.area == "local":
+        from local_run import cli as local_cli
+        return local_cli.run(args), 0
+    if args.area == "attach-trigger":
+        from stacks import attach_trigger
+        result = attach_trigger.attach(args.user_pool_id, args.function_arn, args.apply)
+        return result, 1 if "error" in result else 0
+    d = deployment(args)
+    if args.area == "user" and args.command == "status":
+        return operations.user_status(d, args.who, args.since)
+    if args.area == "user":
+        return operations.user_sync(d, args.who, progress, wait=not args.no_wait)
+    if args.area == "executions":
+        if not args.arns and not args.since:
+            raise ToolError("name the executions, or --since a time")
+        return operations.redrive(d, args.arns, args.since, args.dry_run, progress, wait=not args.no_wait)
+    return operations.sweep(d, args.dry_run, args.approve_deactivations, progress)
+
+
+def progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def table(value, indent: int = 0) -> str:
+    """JSON for people: a mapping as `key: value` lines, a list of mappings as columns."""
+    pad, lines = "  " * indent, []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines += [f"{pad}{key}:", table(item, indent + 1)]
+            else:
+                lines.append(f"{pad}{key}: {_cell(item)}")
+    elif value and all(isinstance(item, dict) for item in value):
+        keys = list(dict.fromkeys(k for item in value for k in item))
+        rows = [[_cell(item.get(k)) for k in keys] for item in value]
+        widths = [max(len(k), *(len(r[i]) for r in rows)) for i, k in enumerate(keys)]
+        lines += [pad + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [keys, *rows]]
+    else:
+        lines += [f"{pad}- {_cell(item)}" for item in value]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return "-" if value is None else value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result, code = run(args)
+    except ToolError as e:
+        result, code = {"error": str(e)}, e.exit_code
+    if args.output == "table":
+        print(table(result))
+    else:
+        print(json.dumps(result, indent=1, default=str))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""What an operator does against a deployment: one user's story (`user status`) and its fix
+(`user sync`), failed executions redriven, the sweep. Each returns its answer (JSON-ready) and
+an exit code; cli.py prints them. Every read is the deployment's own: Cognito, the audit table,
+Step Functions, the plans bucket, and Synapse through the stack's read-only InspectUser."""
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from chat_provisioning.audit import AuditStore
+from chat_provisioning.aws import start_once
+from chat_provisioning.policy import SUB
+from chat_provisioning.triggers import newest_state_entered
+from chat_provisioning.wiring import FAILED_STATUSES
+
+from .deployment import Deployment, ToolError
+
+# Exit codes, for scripts (README, "Operating it").
+IN_SYNC, ERROR, DRIFT, FAILED, NOT_FOUND = 0, 1, 2, 3, 4
+Progress = Callable[[str], None]
+POLL_SECONDS = 1.0
+
+
+def find_sub(d: Deployment, who: str) -> str:
+    """The sub of the user `who` names: a sub, an email address or a username. Looked up in
+    Cognito (ListUsers), the only authority; nothing else is echoed back."""
+    if SUB.match(who.lower()):
+        return who.lower()
+    attribute = "email" if "@" in who else "username"
+    if not who or len(who) > 256 or any(c in who for c in '"\\'):
+        raise ToolError(f"not a sub, email address or username: {who[:40]!r}")
+    users = d.client("cognito-idp").list_users(UserPoolId=d.outputs["UserPoolId"],
+                                                Filter=f'{attribute} = "{who}"', Limit=2)["Users"]
+    if not users:
+        raise ToolError(f"no user in the pool has this {attribute}", NOT_FOUND)
+    if len(users) > 1:
+        raise ToolError(f"more than one user has this {attribute}: name the user by sub")
+    return {a["Name"]: a["Value"] for a in users[0]["Attributes"]}["sub"]
+
+
+def inspect(d: Deployment, sub: str) -> dict:
+    """Cognito, Matrix and the drift, from the stack's InspectUser (in the VPC, with the token)."""
+    r = d.client("lambda").invoke(FunctionName=d.outputs["InspectUserFunctionName"],
+                                  Payload=json.dumps({"sub": sub}).encode())
+    answer = json.loads(r["Payload"].read() or "null")
+    if r.get("FunctionError"):
+        raise ToolError(f"InspectUser failed: {answer.get('errorType')}: {str(answer.get('errorMessage'))[:300]}")
+    return answer
+
+
+def execution(d: Deployment, arn: str) -> dict:
+    """One execution as an operator reads it: status and dates, and where and why it failed."""
+    sfn = d.client("stepfunctions")
+    e = sfn.describe_execution(executionArn=arn)
+    out = {"name": e["name"], "status": e["status"], "start": _time(e["startDate"]),
+           "stop": _time(e.get("stopDate")), "redrive_count": e.get("redriveCount", 0), "execution_arn": arn}
+    if e["status"] in FAILED_STATUSES:
+        out |= {"failed_state": failed_state(d, arn), "error": e.get("error"), "cause": (e.get("cause") or "")[:300]}
+    return out
+
+
+def failed_state(d: Deployment, arn: str) -> str | None:
+    """The last state the execution entered: where a redrive resumes."""
+    entered = newest_state_entered(history(d, arn))
+    return entered["name"] if entered else None
+
+
+def user_executions(d: Deployment, sub: str, since: datetime) -> list[dict]:
+    """The user's SyncUser executions started since `since`, newest first. Every start names
+    the sub: signup-<sub>, sync-<sub>-<event>, sweep-<tag>-<sub>, operator-<sub>-<time>."""
+    return [execution(d, e["executionArn"])
+            for e in executions_since(d, d.outputs["SyncUserStateMachineArn"], since) if sub in e["name"]]
+
+
+def user_status(d: Deployment, who: str, since: datetime) -> tuple[dict, int]:
+    sub = find_sub(d, who)
+    seen = inspect(d, sub)
+    runs = user_executions(d, sub, since)
+    verdict, code = judge(seen, runs)
+    rooms = {r["room_id"]: r["name"] for r in seen["matrix"]["rooms"]}
+    trail = [{"time": i["time"], "execution": i["execution"].rsplit(":", 1)[-1], "event": i.get("event"),
+              "step": i.get("step"), "action": i["action"], "room": rooms.get(i.get("room"), i.get("room")),
+              "outcome": i["outcome"], **({"error": i["error"]} if i.get("error") else {})}
+             for i in AuditStore(d.outputs["AuditTableName"], d.client("dynamodb")).trail(sub)]
+    return {**seen, "audit": trail, "executions": runs, "verdict": verdict}, code
+
+
+def judge(seen: dict, runs: list[dict]) -> tuple[str, int]:
+    """One line and an exit code: in sync, drift (what), or failed at a step (which, why, what
+    to do). A failed last run comes first: it is why the drift is still there."""
+    fixes, findings = seen["drift"]["fixes"], seen["drift"]["findings"]
+    if seen["cognito"]["standing"] == "absent" and not seen["matrix"]["exists"]:
+        return "not found: neither Cognito nor Matrix has this user", NOT_FOUND
+    last = runs[0] if runs else None
+    if last and last["status"] in FAILED_STATUSES and (fixes or findings):
+        return (f"failed at {last['failed_state']}: {last['error']} ({last['name']}); once the cause is "
+                f"fixed: chat-provisioning executions redrive {last['execution_arn']}"), FAILED
+    rooms = {r["room_id"]: r["name"] for r in seen["matrix"]["rooms"]}
+    what = [f"{f['kind']} {rooms.get(f['room_id'], f['room_id'])}" if f["room_id"] else f["kind"] for f in fixes]
+    what += [f"finding {f['kind']}" for f in findings]
+    if not what:
+        running = [r["name"] for r in runs if r["status"] == "RUNNING"]
+        return "in sync" + (f" ({', '.join(running)} running)" if running else ""), IN_SYNC
+    if last and last["status"] == "RUNNING":
+        return f"drift: {', '.join(what)}; {last['name']} is running", DRIFT
+    return f"drift: {', '.join(what)}; fix: chat-provisioning user sync {seen['sub']}", DRIFT
+
+
+def user_sync(d: Deployment, who: str, progress: Progress, wait: bool = True) -> tuple[dict, int]:
+    """Start the user's workflow now, as an operator (cause "manual": it never reactivates)."""
+    sub = find_sub(d, who)
+    name = f"operator-{sub}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    arn = start_once(d.client("stepfunctions"), d.outputs["SyncUserStateMachineArn"], name,
+                     json.dumps({"sub": sub, "cause": "manual"}))
+    if not wait:
+        return {"sub": sub, "execution_arn": arn, "status": "RUNNING"}, IN_SYNC
+    ended = follow(d, arn, progress)
+    return {"sub": sub, **ended}, IN_SYNC if ended["status"] == "SUCCEEDED" else FAILED
+
+
+def history(d: Deployment, arn: str) -> list[dict]:
+    pages = d.client("stepfunctions").get_paginator("get_execution_history").paginate(executionArn=arn)
+    return sorted((e for page in pages for e in page["events"]), key=lambda e: e["id"])
+
+
+def follow(d: Deployment, arn: str, progress: Progress, told: int = 0, timeout: float = 3600) -> dict:
+    """Wait for the execution, telling `progress` each state as it ends (after the first `told`
+    events of its history); then the execution."""
+    sfn, deadline = d.client("stepfunctions"), time.monotonic() + timeout
+    while True:
+        status = sfn.describe_execution(executionArn=arn)["status"]
+        events = history(d, arn)
+        for e in events[told:]:
+            if "stateExitedEventDetails" in e:
+                progress(f"{_time(e['timestamp'])}  {e['stateExitedEventDetails']['name']} done")
+            elif e["type"] == "ExecutionRedriven":
+                progress(f"{_time(e['timestamp'])}  redriven")
+        told = len(events)
+        if status != "RUNNING":
+            return execution(d, arn)
+        if time.monotonic() > deadline:
+            raise ToolError(f"{arn} still RUNNING after {timeout:.0f} s")
+        time.sleep(POLL_SECONDS)
+
+
+def redrive(d: Deployment, arns: list[str], since: datetime | None, dry_run: bool, progress: Progress,
+            wait: bool = True) -> tuple[dict, int]:
+    """Redrive the executions named, or every FAILED, TIMED_OUT or ABORTED one of the stack's
+    state machines that stopped since `since`, through Step Functions' RedriveExecution: each
+    resumes at the state it failed in. `dry_run`: list them and where each would resume."""
+    sfn = d.client("stepfunctions")
+    if not arns:
+        arns = [e["executionArn"]
+                for machine in (d.outputs["SyncUserStateMachineArn"], d.outputs["SweepUsersStateMachineArn"])
+                for status in FAILED_STATUSES
+                for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine, statusFilter=status)
+                for e in page["executions"] if e.get("stopDate", e["startDate"]) >= since]
+    results, code = [], IN_SYNC
+    for arn in arns:
+        before = execution(d, arn)
+        result = {"execution_arn": arn, "name": before["name"], "status": before["status"],
+                  "resumes_at": before.get("failed_state"), "error": before.get("error")}
+        if not dry_run:
+            told = len(history(d, arn))
+            try:
+                sfn.redrive_execution(executionArn=arn)
+            except sfn.exceptions.ExecutionNotRedrivable as e:
+                result["refused"], code = str(e), ERROR
+            else:
+                progress(f"{before['name']}: redriven at {before.get('failed_state')}")
+                after = follow(d, arn, progress, told) if wait else execution(d, arn)
+                result |= {"status": after["status"], "redrive_count": after["redrive_count"],
+                           **({"failed_state": after["failed_state"], "error": after["error"]}
+                              if after["status"] in FAILED_STATUSES else {"error": None})}
+                if after["status"] in FAILED_STATUSES and code == IN_SYNC:
+                    code = FAILED
+        results.append(result)
+    return {"dry_run": dry_run, "executions": results}, code
+
+
+def sweep(d: Deployment, dry_run: bool, approve_deactivations: int | None, progress: Progress) -> tuple[dict, int]:
+    """Start SweepUsers, follow it, and report its plan (from the plans bucket) and each user's
+    workflow it ran. Exit 0: nothing to fix, or all fixed; 2: drift left (a dry run's or a held
+    plan's fixes) or findings; 3: the sweep or a user's workflow failed."""
+    sfn = d.client("stepfunctions")
+    request = ({"dry_run": True} if dry_run else {}) | (
+        {"approve_deactivations": approve_deactivations} if approve_deactivations is not None else {})
+    arn = start_once(sfn, d.outputs["SweepUsersStateMachineArn"],
+                     f"operator-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}", json.dumps(request))
+    return sweep_report(d, arn, progress)
+
+
+def sweep_report(d: Deployment, arn: str, progress: Progress) -> tuple[dict, int]:
+    """The sweep `arn`, once it has ended, and what it planned and ran."""
+    sfn = d.client("stepfunctions")
+    ended = follow(d, arn, progress)
+    if ended["status"] != "SUCCEEDED":
+        return ended, FAILED
+    output = json.loads(sfn.describe_execution(executionArn=arn)["output"])
+    plan = json.loads(d.client("s3").get_object(Bucket=output["bucket"], Key=output["plan_key"])["Body"].read())
+    prefix = f"sweep-{output['tag']}-"  # its users' workflows (the ASL's ApplyPlan names them)
+    workflows = {e["name"].removeprefix(prefix): execution(d, e["executionArn"])
+                 for e in executions_since(d, d.outputs["SyncUserStateMachineArn"], _parse(ended["start"]))
+                 if e["name"].startswith(prefix)}
+    unapplied = plan["fixes"] if output["outcome"] in ("dry_run", "held") else []
+    code = FAILED if any(w["status"] != "SUCCEEDED" for w in workflows.values()) \
+        else DRIFT if unapplied or plan["findings"] else IN_SYNC
+    return {**ended, **{k: output[k] for k in ("outcome", "bucket", "plan_key", "requests_key", "tag")},
+            "summary": plan["summary"], "held": plan["held"], "fixes": plan["fixes"],
+            "findings": plan["findings"], "workflows": workflows}, code
+
+
+def executions_since(d: Deployment, machine: str, since: datetime):
+    """The machine's executions started since `since` (ListExecutions lists newest first)."""
+    for page in d.client("stepfunctions").get_paginator("list_executions").paginate(stateMachineArn=machine):
+        for e in page["executions"]:
+            if e["startDate"] < since:
+                return
+            yield e
+
+
+def _parse(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def _time(value) -> str | None:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
