@@ -2,8 +2,10 @@
 sign-ups across the groups, a duplicated Cognito retry, a password-reset confirmation, the
 'Sync chat user' event (and one that carries more than a sub, refused), an outage that fails
 an execution and its redrive, a promotion, a deactivation and a re-enable from Cognito, and
-the sweep catching up a user no trigger announced; then what Synapse holds, read back from
-Synapse. Uses the `chat-provisioning local` commands; leaves nothing running."""
+the sweep catching up a user no trigger announced; the operator's toolbox (a membership removed
+by hand named by `user status` and repaired by `user sync`, the outage's failed run found and
+redriven by `executions redrive --since`); then what Synapse holds, read back from Synapse.
+Uses the `chat-provisioning` commands; leaves nothing running."""
 
 import json
 import subprocess
@@ -34,6 +36,15 @@ def cli(*args: str) -> dict:
     if run.returncode:
         sys.exit(f"chat-provisioning local {' '.join(args)} failed:\n{run.stderr}")
     return json.loads(run.stdout)
+
+
+def operator(*args: str) -> tuple[dict, int]:
+    """An operator's command, against the local deployment as against any (--local: its
+    endpoint); its answer and exit code. Its progress lines are shown as they come."""
+    run = subprocess.run(CLI + ["--local", *args], stdout=subprocess.PIPE, text=True)
+    if run.returncode == 1:
+        sys.exit(f"chat-provisioning {' '.join(args)} failed: {run.stdout}")
+    return json.loads(run.stdout), run.returncode
 
 
 def requests_served() -> int:
@@ -96,9 +107,7 @@ def main() -> None:
         say(f"  {failed['status']} at {failed.get('failed_state')} with {failed.get('error')} "
             f"after Step Functions' retries")
         cli("start-synapse")
-        redriven = cli("redrive", failed["execution_arn"])
-        outcomes["Olive"] = redriven["status"]
-        say(f"  Synapse is back; local redrive resumes at {redriven['from_state']}: {redriven['status']}\n")
+        say("  Synapse is back (the operator redrives Olive's run below)\n")
 
         say("Role changes in Cognito, delivered as CloudTrail records through the deployed rule:")
         before = requests_served()
@@ -115,20 +124,44 @@ def main() -> None:
         outcomes.update({"Mark (promotion)": promoted["status"], "Eve (deactivation)": disabled["status"],
                          "Eve (enable)": enabled["status"], "Sam (deactivation)": gone["status"]})
 
+        say("\nThe operator's toolbox (the same commands against a deployed stack: --stack, --region):")
+        cli("kick", "--sub", sub_of("Aaron"), "--room", "red_room")
+        say("  A Matrix admin removes Aaron from The Red Room by hand; no event reports it.")
+        status, code = operator("user", "status", sub_of("Aaron"))
+        say(f"  $ chat-provisioning user status {sub_of('Aaron')}   (exit {code})\n    {status['verdict']}")
+        outcomes["Aaron (drift named)"] = "SUCCEEDED" if code == 2 and "join The Red Room" in status["verdict"] \
+            else status["verdict"]
+        synced, code = operator("user", "sync", sub_of("Aaron"))
+        status, after = operator("user", "status", sub_of("Aaron"))
+        say(f"  $ chat-provisioning user sync ...   {synced['status']} (exit {code}); "
+            f"user status now: {status['verdict']} (exit {after})")
+        outcomes["Aaron (repair)"] = synced["status"] if after == 0 else f"exit {after}"
+        listed, _ = operator("executions", "redrive", "--since", "30m", "--dry-run")
+        for e in listed["executions"]:
+            say(f"  $ chat-provisioning executions redrive --since 30m --dry-run\n    {e['name']} "
+                f"{e['status']} ({e['error']}): resumes at {e['resumes_at']}")
+        redriven, code = operator("executions", "redrive", "--since", "30m")
+        for e in redriven["executions"]:
+            say(f"  $ chat-provisioning executions redrive --since 30m\n    {e['name']}: {e['status']} "
+                f"(redrive {e.get('redrive_count')}, exit {code})")
+        outcomes["Olive"] = next((e["status"] for e in redriven["executions"]
+                                  if e["name"] == f"signup-{sub_of('Olive')}"), "not redriven")
+
         cli("admin-create", "--sub", sub_of("Logan"), "--group", "staff", "--name", "Logan")
         cli("admin-create", "--sub", sub_of("Nobody"), "--unconfirmed")
-        sweep = cli("sweep")
+        sweep, _ = operator("sweep")
         outcomes["Sweep"] = sweep["status"]
         say(f"\nThe daily sweep: fixes {sweep['summary']['fixes']}, findings {sweep['summary']['findings']}, "
-            f"{sweep['outcome']}: {', '.join(r['status'] for r in sweep['executions'].values())} "
+            f"{sweep['outcome']}: {', '.join(r['status'] for r in sweep['workflows'].values())} "
             f"(Logan, admin-created, gets his account; a user who never confirmed gets none)")
 
         say("\nWhat Synapse holds (read back from Synapse's admin API, not from our records):")
         say(f"{'user':<12} {'rooms (power level)':<50} {'audit items':>11} {'sign-up requests / raw minimum':>31}")
         extra = []
         for name in [n for n, _ in PEOPLE] + ["Dana", "Olive", "Logan"]:
-            status = cli("status", "--sub", sub_of(name))
-            rooms = ", ".join(f"{r['room']} ({r['power_level']})" for r in status["rooms"]) or "- (deactivated)"
+            status, _ = operator("user", "status", sub_of(name))
+            rooms = ", ".join(f"{r['name']} ({r['power_level']})" for r in status["matrix"]["rooms"]
+                              if r["joined"]) or "- (deactivated)"
             measured = "{} / {}".format(*cost[name]) if name in cost else "-"
             if name in cost:
                 extra.append(cost[name][0] - cost[name][1])
@@ -137,7 +170,7 @@ def main() -> None:
             f"(per level set, the read-back that proves the write stuck)")
 
         say("\nOlive's audit trail (the failed attempt, then the redrive's actions, one execution):")
-        for item in cli("status", "--sub", sub_of("Olive"))["audit"]:
+        for item in operator("user", "status", sub_of("Olive"))[0]["audit"]:
             say(f"  {item['time']}  {item.get('step', ''):<14} {item['action']:<16} "
                 f"{item['outcome']:<15} {item.get('error', '')}")
 

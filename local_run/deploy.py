@@ -3,12 +3,13 @@
 names, and the template created by moto's CloudFormation. The functions, their roles and
 policies, the tables, queues, bucket, bus, rules and state machines are the template's.
 
-moto's CloudFormation cannot take three things, so the template is changed before it is created,
+moto's CloudFormation cannot take four things, so the template is changed before it is created,
 from its own properties:
 - a state machine's DefinitionSubstitutions are ignored: they are applied as an Fn::Join (an
   Fn::Sub would do, but moto's turns the ASL's `$$.` into `$.`);
 - a rule whose EventBusName is a Ref to the stack's bus fails in moto: it gets the bus's Name;
-- with a Retry cap (`retry_seconds`, the reliability suite) every Retry waits that long.
+- with a Retry cap (`retry_seconds`, the reliability suite) every Retry waits that long;
+- the dashboard is left out: it names the alarms, which moto skips (below).
 Skipped by moto (it logs "No Moto CloudFormation support"): the alarms, the bucket, queue,
 topic and bus policies, and the functions' asynchronous-invocation configs. The bus policy is
 emulated by env.put_events from the same config; the configs are put here, from the template.
@@ -97,6 +98,8 @@ def for_moto(template: dict, retry_seconds: int | None) -> dict:
             props["DefinitionString"] = {"Fn::Join": ["", [values[p] if i % 2 else p for i, p in enumerate(parts)]]}
         if r["Type"] == "AWS::Events::Rule" and isinstance(props.get("EventBusName"), dict):
             props["EventBusName"] = resources[props["EventBusName"]["Ref"]]["Properties"]["Name"]
+    for name in [k for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Dashboard"]:
+        del resources[name]  # it names the alarms, which moto skips: CreateStack would fail
     return template
 
 

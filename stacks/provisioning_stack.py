@@ -26,6 +26,7 @@ from chat_provisioning.config import GATEWAY_ENDPOINTS, ChatConfig
 
 from .bundling import ARCHITECTURE, RUNTIME, lambda_code
 from .checkov import AcceptCheckovFindings
+from .dashboard import operations_dashboard, ours
 
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 # A rule's Lambda target, once delivered: Lambda's own retries of a function error (at most 2)
@@ -269,7 +270,8 @@ class ChatProvisioningStack(Stack):
         CfnOutput(self, "InspectUserFunctionName", value=inspect_user.function_name)
         CfnOutput(self, "EventBusName", value=bus.event_bus_name,
                   description="Put 'Sync chat user' events here (config event_senders may)")
-        self._alarms([retry_dlq, events_dlq, failed_events])
+        dlqs = {"StartRetryDLQ": retry_dlq, "EventsDLQ": events_dlq, "FailedEventsQueue": failed_events}
+        operations_dashboard(self, self.machines, dlqs, self._alarms(list(dlqs.values())))
         self._acknowledge(invoked=list(steps.values()),
                           without_async_dlq=list(steps.values()) + [post_confirmation, retry_start, inspect_user],
                           with_destination=[record_failure, on_cognito_change],
@@ -382,7 +384,7 @@ class ChatProvisioningStack(Stack):
                                          source_arn=arn)
         return arn, config.user_pool.user_pool_id
 
-    def _alarms(self, dlqs: list[sqs.Queue]) -> None:
+    def _alarms(self, dlqs: list[sqs.Queue]) -> list[cloudwatch.Alarm]:
         topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True,
                           master_key=None, display_name="chat-provisioning alarms")
         watched = {}
@@ -399,19 +401,18 @@ class ChatProvisioningStack(Stack):
         # groups that are neither roles nor ignored; sign-up events that are not our pool's.
         for metric_name in ("SignUpsLost", "UnresolvedCognitoEvents", "SweepsHeld", "UnknownGroups",
                             "InvalidSignUpEvents"):
-            watched[metric_name] = cloudwatch.Metric(
-                namespace="ChatProvisioning", metric_name=metric_name,
-                dimensions_map={"service": wiring.SERVICE}, statistic="Sum", period=Duration.minutes(5))
+            watched[metric_name] = ours(metric_name)
         for i, dlq in enumerate(dlqs):
             watched[f"DeadLetters{i}"] = dlq.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum")
         CfnOutput(self, "AlarmTopicArn", value=topic.topic_arn, description="Subscribe the on-call here")
-        for name, metric in watched.items():
-            alarm = cloudwatch.Alarm(
-                self, f"{name}Alarm", metric=metric, threshold=1, evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
+        alarms = [cloudwatch.Alarm(
+            self, f"{name}Alarm", metric=metric, threshold=1, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING) for name, metric in watched.items()]
+        for alarm in alarms:
             alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        return alarms
 
     def _acknowledge(self, invoked: list[lambda_.Function], without_async_dlq: list[lambda_.Function],
                      with_destination: list[lambda_.Function],

@@ -28,7 +28,7 @@ def find_sub(d: Deployment, who: str) -> str:
     if SUB.match(who.lower()):
         return who.lower()
     attribute = "email" if "@" in who else "username"
-    if not who or len(who) > 256 or any(c in who for c in '"\\'):
+    if not who or len(who) > 240 or any(c in who for c in '"\\'):
         raise ToolError(f"not a sub, email address or username: {who[:40]!r}")
     users = d.client("cognito-idp").list_users(UserPoolId=d.outputs["UserPoolId"],
                                                 Filter=f'{attribute} = "{who}"', Limit=2)["Users"]

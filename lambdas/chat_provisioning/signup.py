@@ -9,14 +9,13 @@ import math
 import os
 from collections.abc import Callable
 
-from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
 from . import cognito
 from .aws import aws_client, start_sync
 from .errors import InvalidInput
 from .policy import normalise_sub
-from .telemetry import logger, metrics
+from .telemetry import count, logger
 
 SIGN_UP = "PostConfirmation_ConfirmSignUp"
 # At most three calls (AdminGetUser, StartExecution and, if that failed, SendMessage), each
@@ -60,7 +59,6 @@ def signup_job(event: dict) -> dict:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
 def post_confirmation(event: dict, context) -> dict:
     """Never fails the sign-up (Cognito cannot re-fire it): a failed start goes to the retry
     queue, and if even that fails, to the log and a metric the sweep's alarm watches."""
@@ -77,18 +75,18 @@ def post_confirmation(event: dict, context) -> dict:
         arn = start_signup(**job, idp=aws_client("cognito-idp", QUICK), sfn=aws_client("stepfunctions", QUICK),
                            time_left=lambda: context.get_remaining_time_in_millis() / 1000)
         logger.info("workflow started", extra={"execution": arn})
-        metrics.add_metric(name="SignUpsStarted", unit=MetricUnit.Count, value=1)
+        count("SignUpsStarted")
     except InvalidInput as e:  # malformed, another pool's, or a username that is not this sub's
         logger.error("not a sign-up of this pool; nothing started", extra={"error": str(e)[:300]})
-        metrics.add_metric(name="InvalidSignUpEvents", unit=MetricUnit.Count, value=1)
+        count("InvalidSignUpEvents")
     except Exception as e:  # noqa: BLE001 - whatever broke, the sign-up must go through
         logger.warning("start failed; queued for retry", extra={"error": type(e).__name__})
-        metrics.add_metric(name="SignUpStartFailures", unit=MetricUnit.Count, value=1)
+        count("SignUpStartFailures")
         try:
             aws_client("sqs", QUICK).send_message(QueueUrl=os.environ["START_RETRY_QUEUE_URL"],
                                              MessageBody=json.dumps(job))
         except Exception as e2:  # noqa: BLE001
             logger.error("retry queue unreachable: the sweep must repair this user",
                          extra={"error": type(e2).__name__})
-            metrics.add_metric(name="SignUpsLost", unit=MetricUnit.Count, value=1)
+            count("SignUpsLost")
     return event

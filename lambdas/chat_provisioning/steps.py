@@ -7,7 +7,6 @@ import json
 import os
 from collections.abc import Callable
 
-from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
 
 from . import cognito, sweeper
@@ -18,7 +17,7 @@ from .models import Action, Run, StartRequest, StepEvent, SweepEvent, SweepReque
 from .policy import desired_levels, desired_memberships, split_groups, standing, user_id_for
 from .runtime import Runtime, runtime, tracer
 from .synapse import external_ids
-from .telemetry import logger, metrics
+from .telemetry import count, errors_counted, logger
 
 
 def step(reads: type[BaseModel] = WorkflowState):
@@ -27,9 +26,9 @@ def step(reads: type[BaseModel] = WorkflowState):
     from the context object. Typed errors propagate: their names drive the ASL's Retry."""
 
     def wrap(fn: Callable[..., WorkflowState]):
+        step_name = "".join(word.title() for word in fn.__name__.split("_"))  # as the ASL names it
         @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
         @tracer.capture_lambda_handler(capture_response=False)
-        @metrics.log_metrics
         def handler(event: dict, context) -> dict:
             logger.append_keys(step=fn.__name__)
             event = parse(StepEvent, event)
@@ -38,7 +37,8 @@ def step(reads: type[BaseModel] = WorkflowState):
             run = Run(execution=event.execution, redrive=event.redrive)
             rt = runtime()
             rt.deadline.start(context.get_remaining_time_in_millis())
-            result = fn(state, rt, run)
+            with errors_counted(step_name):
+                result = fn(state, rt, run)
             done = result.actions[len(getattr(state, "actions", ())):]
             logger.info("step done", extra={"actions": [a.model_dump() for a in done]})
             return result.model_dump(mode="json", exclude_none=True)
@@ -68,7 +68,7 @@ def read_cognito_user(request: StartRequest, rt: Runtime, run: Run) -> WorkflowS
             if status == "unconfirmed" else state
     known, unknown = split_groups(user.groups, rt.config)
     if unknown:
-        metrics.add_metric(name="UnknownGroups", unit=MetricUnit.Count, value=len(unknown))
+        count("UnknownGroups", len(unknown))
     return WorkflowState(**base, cognito=status, groups=known, display_name=user.display_name).did(*(
         Action(step="ReadCognitoUser", action="finding", outcome=f"unknown_group:{g}"[:128]) for g in unknown))
 
@@ -182,14 +182,13 @@ def deactivate_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowStat
 @step()
 def record_audit(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     new = rt.audit.record_actions(state.sub, state.user_id, run.execution, state.actions, state.cause)
-    metrics.add_metric(name="UsersSynced", unit=MetricUnit.Count, value=1)
+    count("UsersSynced", cause=state.cause)
     logger.info("audit recorded", extra={"new_items": new, "items": len(state.actions)})
     return state
 
 
 @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
 def plan_sweep(event: dict, context) -> dict:
     """The sweep's first step (statemachines/sweep_users.asl.json): plan, store the plan in S3
     (the report, and the subs to sync for the Distributed Map), and say whether to apply it:
@@ -199,7 +198,8 @@ def plan_sweep(event: dict, context) -> dict:
     request = parse(SweepRequest, sweep.request)
     rt = runtime()
     rt.deadline.start(context.get_remaining_time_in_millis())
-    the_plan = sweeper.sweep(aws_client("cognito-idp"), rt.synapse, rt.config)
+    with errors_counted("PlanSweep"):
+        the_plan = sweeper.sweep(aws_client("cognito-idp"), rt.synapse, rt.config)
     held = the_plan.held(rt.config, request.approve_deactivations)
     sweep_id = execution_name(sweep.execution)
     bucket, prefix = os.environ["PLANS_BUCKET"], f"sweeps/{sweep_id}"
@@ -210,9 +210,9 @@ def plan_sweep(event: dict, context) -> dict:
     s3.put_object(Bucket=bucket, Key=f"{prefix}/requests.json", ContentType="application/json",
                   Body=json.dumps([{"sub": s} for s in the_plan.users]).encode())
     summary = report["summary"]
-    metrics.add_metric(name="SweepUsersToFix", unit=MetricUnit.Count, value=summary["users_to_fix"])
-    metrics.add_metric(name="SweepFindings", unit=MetricUnit.Count, value=len(the_plan.findings))
-    metrics.add_metric(name="SweepsHeld", unit=MetricUnit.Count, value=1 if held else 0)
+    count("SweepUsersToFix", summary["users_to_fix"])
+    count("SweepFindings", len(the_plan.findings))
+    count("SweepsHeld", 1 if held else 0)
     outcome = ("dry_run" if request.dry_run else "held" if held
                else "in_step" if not the_plan.users else "apply")
     logger.info("sweep planned", extra={"summary": summary, "outcome": outcome, "held": held})

@@ -4,25 +4,31 @@ custom-event rules, and the Step Functions status-change rule's target. Each nam
 sub) and a cause, and nothing else: the workflow asks Cognito for the rest."""
 
 import json
+import re
+from typing import get_args
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from . import cognito, wiring
 from .aws import aws_client, start_sync
 from .errors import InvalidInput
-from .models import BusEvent, ExecutionStatus, RetryJob, Sub, parse
+from .models import BusEvent, Cause, ExecutionStatus, RetryJob, Sub, parse
 from .policy import SUB, normalise_sub
 from .runtime import chat_config, runtime
 from .signup import start_signup
-from .telemetry import logger, metrics
+from .telemetry import count, logger
+
+# The failure metric's dimensions come from the execution input and error: only known causes
+# and names shaped like an error's (ours, Lambda.*, States.*) are kept, so nobody who can start
+# an execution can grow the metric's dimension values.
+CAUSES = set(get_args(Cause))
+ERROR_NAME = re.compile(r"[A-Za-z][\w.]{0,63}")
 
 
 _batch = BatchProcessor(event_type=EventType.SQS)
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
 def retry_start(event: dict, context) -> dict:
     """Consumes the retry queue: each message is a sign-up whose start failed, checked again as
     the trigger checks it. A message that fails again returns to the queue, and after
@@ -44,7 +50,6 @@ def retry_start(event: dict, context) -> dict:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
 def record_failure(event: dict, context) -> dict:
     """Target of the rule on 'Step Functions Execution Status Change' (FAILED, TIMED_OUT,
     ABORTED): the audit item for a run that did not finish, with the state it stopped at."""
@@ -61,7 +66,8 @@ def record_failure(event: dict, context) -> dict:
         sub, execution, attempt=detail.redriveCount, status=detail.status,
         failed_state=failed_state, error=detail.error, cause=detail.cause,
         event=str(request["cause"])[:64] if request.get("cause") else None)
-    metrics.add_metric(name="ExecutionsFailed", unit=MetricUnit.Count, value=1)
+    count("ExecutionsFailed", cause=request.get("cause") if request.get("cause") in CAUSES else "other",
+          step=failed_state or "none", error=detail.error if ERROR_NAME.fullmatch(detail.error or "") else "other")
     logger.info("failure audited", extra={"state": failed_state, "new": new})
     return {"execution": execution, "failed_state": failed_state}
 
@@ -82,7 +88,6 @@ def newest_state_entered(events: list[dict]) -> dict | None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
 def on_cognito_change(event: dict, context) -> dict:
     """Target of the CloudTrail rule (the Cognito admin calls in wiring.COGNITO_EVENT_NAMES)
     on the default bus, and of the custom 'Sync chat user' rule on the stack's own bus: start
@@ -102,7 +107,7 @@ def on_cognito_change(event: dict, context) -> dict:
             # Another pool's record, or one without the sub whose username is masked or gone.
             logger.warning("event names no user we can resolve; the sweep will catch up",
                            extra={"cause": cause})
-            metrics.add_metric(name="UnresolvedCognitoEvents", unit=MetricUnit.Count, value=1)
+            count("UnresolvedCognitoEvents")
             return {"started": False, "cause": cause}
     logger.append_keys(sub=sub)
     # A failure raises: EventBridge invoked us asynchronously, so Lambda retries the event

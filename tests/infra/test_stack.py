@@ -2,7 +2,9 @@
 CDK CLI as infra runs it; then the template, the cdk-nag report, cfn-lint and asl-validator."""
 
 import json
+import re
 import subprocess
+from typing import get_args
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ import app as cdk_app
 from cdk_cli import checkov_failures, cli_synth
 from chat_provisioning import errors, wiring
 from chat_provisioning.config import GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS, ChatConfig
+from chat_provisioning.models import Cause
+from chat_provisioning.telemetry import METRICS, NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 ASLS = {name: json.loads(path.read_text()) for name, path in wiring.MACHINES.items()}
@@ -422,3 +426,59 @@ def test_the_sweep_tolerates_every_failure_and_builds_each_input_from_a_sub():
 def test_an_http_synapse_needs_an_acknowledgment():
     with pytest.raises(SystemExit, match="allow_http_synapse"):
         synth_in_process({"allow_http_synapse": False})
+
+
+# --- the operators' dashboard (issue 12) ------------------------------------------------
+
+# What AWS publishes, as its guides name them: Step Functions' per state machine, SQS's per queue.
+AWS_METRICS = {"AWS/States": ({"ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut",
+                               "ExecutionsAborted", "ExecutionThrottled"}, "StateMachineArn", "AWS::StepFunctions::StateMachine"),
+               "AWS/SQS": ({"ApproximateNumberOfMessagesVisible"}, "QueueName", "AWS::SQS::Queue")}
+
+
+def dashboard_widgets(template) -> list[dict]:
+    """The dashboard's widgets, its references to the stack's resources written as ref:<id>."""
+    (board,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    text = "".join(p if isinstance(p, str) else f"ref:{p['Ref']}" if "Ref" in p else f"ref:{p['Fn::GetAtt'][0]}"
+                   for p in board["DashboardBody"]["Fn::Join"][1])
+    return json.loads(text)["widgets"]
+
+
+def published_by_the_code() -> set[str]:
+    """The metrics some count() call in the Lambda package publishes."""
+    source = "\n".join(p.read_text() for p in (ROOT / "lambdas" / "chat_provisioning").glob("*.py"))
+    return set(re.findall(r'count\(\s*"(\w+)"', source))
+
+
+def test_the_dashboard_shows_what_is_published_and_nothing_else(template):
+    """Each metric on the dashboard is one AWS publishes for a resource of this stack, or one
+    the functions publish (telemetry.METRICS, each with its declared dimensions); each of
+    those is on it; each alarm is on it."""
+    assert published_by_the_code() == set(METRICS)  # declared, and published by some call
+    kinds = {k: v["Type"] for k, v in template["Resources"].items()}
+    shown = set()
+    for widget in dashboard_widgets(template):
+        for metric in widget["properties"].get("metrics", []):
+            if "expression" in metric[-1]:
+                for schema, name, where in re.findall(r"SEARCH\('\{([^}]*)\} MetricName=\"(\w+)\"([^']*)'",
+                                                      metric[-1]["expression"]):
+                    namespace, *dimensions = schema.split(",")
+                    assert (namespace, set(dimensions)) == (NAMESPACE, {"service", *METRICS[name]}), metric
+                    assert set(re.findall(r"(\w+)=", where)) <= set(dimensions), metric
+                    shown.add(name)
+                continue
+            namespace, name, *pairs = metric[:-1] if isinstance(metric[-1], dict) else metric
+            dimensions = dict(zip(pairs[::2], pairs[1::2]))
+            if namespace == NAMESPACE:
+                assert set(dimensions) == {"service", *METRICS[name]} and dimensions["service"] == wiring.SERVICE
+                assert dimensions.get("cause", "signup") in get_args(Cause)
+                shown.add(name)
+            else:
+                names, dimension, kind = AWS_METRICS[namespace]
+                assert name in names and list(dimensions) == [dimension], metric
+                assert kinds[dimensions[dimension].removeprefix("ref:")] == kind, metric
+    assert shown == set(METRICS)
+    (status,) = [w for w in dashboard_widgets(template) if w["type"] == "alarm"]
+    alarms = {a.removeprefix("ref:") for a in status["properties"]["alarms"]}
+    assert alarms == set(resources(template, "AWS::CloudWatch::Alarm"))
+    assert "#dashboards/dashboard/ChatProvisioning-operations" in json.dumps(template["Outputs"]["DashboardUrl"])

@@ -5,9 +5,13 @@ that plans) on the suite's shared stack, then scans everything for the bot's tok
 value given to Synapse) and for the users' email addresses. env.running scans every stack the
 same way when it stops (the sweep tests' stacks, with plans that were applied, included)."""
 
+import json
 import uuid
+from pathlib import Path
 
 import pytest
+
+from chat_provisioning.telemetry import METRICS, NAMESPACE
 
 CANARY = "canary_bot_token_"
 
@@ -50,3 +54,20 @@ def test_no_email_or_other_attribute_beyond_the_design(exercised):
     assert "example.invalid" not in written  # every sign-up event carried an email
     assert "email" not in written.lower() and local.leaks()["emails"] == 0
     assert all(sub in written for sub in subs)  # what the design allows is there
+
+
+def test_every_metric_the_functions_wrote_is_declared(exercised):
+    """What the dashboard test checks the dashboard against (telemetry.METRICS) is what the
+    functions publish: each Embedded Metric Format record in their logs, name and dimensions."""
+    local, _ = exercised
+    written = set()
+    for log in (Path(local.state["state_dir"]) / "lambda").glob("*.log"):
+        for line in log.read_text().splitlines():
+            record = json.loads(line) if line.startswith('{"_aws"') else None
+            for directive in (record or {}).get("_aws", {}).get("CloudWatchMetrics", []):
+                (dimensions,) = directive["Dimensions"]
+                for metric in directive["Metrics"]:
+                    assert directive["Namespace"] == NAMESPACE
+                    assert set(dimensions) == {"service", *METRICS[metric["Name"]]}, metric
+                    written.add(metric["Name"])
+    assert {"SignUpsStarted", "UsersSynced", "ExecutionsFailed", "StepErrors", "SweepUsersToFix"} <= written
