@@ -3,8 +3,29 @@ production takes: the stack found by its name, the rest from its outputs, AWS's 
 Synapse read by the stack's InspectUser; only the endpoint differs (--local)."""
 
 import json
+from pathlib import Path
+
+import boto3
+import pytest
 
 from toolbox.cli import main
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+CALLS: set[str] = set()  # service:Action, each call the commands made in this module
+
+
+@pytest.fixture(autouse=True)
+def recorded_calls(monkeypatch):
+    """Record each AWS call the commands make (botocore's before-call event on every client
+    a command creates; the local run's own were created before)."""
+    client = boto3.session.Session.client
+
+    def recording(self, *args, **kwargs):
+        made = client(self, *args, **kwargs)
+        made.meta.events.register("before-call", lambda model, **_: CALLS.add(
+            f"{model.service_model.signing_name}:{model.name}"))
+        return made
+    monkeypatch.setattr(boto3.session.Session, "client", recording)
 
 
 def cli(local, capsys, *args: str) -> tuple[dict, int, str]:
@@ -89,3 +110,14 @@ def test_a_failed_run_is_named_then_redriven_where_it_failed(local, sub, capsys)
 
     again, code, _ = cli(local, capsys, "executions", "redrive", failed["execution_arn"])
     assert code == 1 and "SUCCEEDED" in again["executions"][0]["refused"]  # ExecutionNotRedrivable
+
+
+def test_every_call_the_commands_made_is_in_the_readmes_operator_role():
+    """Last in this module (tests run in file order): what an operator's role needs, as the
+    README lists it, covers every call the commands above made."""
+    listed = README.read_text().split("**What an operator's role needs:**")[1].split("\n\n")[0]
+    assert {"cloudformation:DescribeStacks", "cognito-idp:ListUsers", "lambda:Invoke",
+            "states:RedriveExecution"} <= CALLS
+    # IAM's action for the Invoke API is lambda:InvokeFunction
+    missing = {c for c in CALLS if f"`{c.replace('lambda:Invoke', 'lambda:InvokeFunction')}`" not in listed}
+    assert not missing, f"calls the README's operator role does not list: {sorted(missing)}"
