@@ -20,7 +20,7 @@ the function's timeout. Gaps in moto's Step Functions are filled:
   Sandbox.Timedout type);
 - RedriveExecution (moto has none), emulated: the failed state's recorded input is run by a copy
   of the machine that starts at that state, as an execution of its own
-  (<name>-redrive-<n>, listed in control/redrives.json); meanwhile the redriven execution
+  (<name>-redrive-<n>); meanwhile the redriven execution
   reports what that run does, as on AWS: its status (RUNNING, then the run's), its stop date,
   output or error, its redriveCount and redriveDate, and its history goes on with the run's
   events; in the run, the context object's Execution.Id is the redriven execution's and
@@ -86,7 +86,8 @@ from .lambda_runtime import FunctionConfig, LambdaService, Throttled
 CONTROL_DIR = Path("/nonexistent")  # set by serve()
 LAMBDA: LambdaService
 _faults_lock = threading.Lock()  # invocations run at once; each injected fault is taken once
-_redrives_lock = threading.Lock()
+_redrives_lock = threading.RLock()  # reentrant: an execution may start in the caller's thread
+REDRIVES: dict[str, dict] = {}  # each emulated redrive's run -> the execution it redrives, its count
 
 
 class TooManyRequestsException(JsonRESTError):
@@ -218,33 +219,36 @@ class ExecutionNotRedrivable(JsonRESTError):
 
 
 def redrive_execution(self) -> ActionResult:
-    """StepFunctionResponse's RedriveExecution (see the module's docstring)."""
+    """StepFunctionResponse's RedriveExecution (see the module's docstring). One redrive at a
+    time: a second request for the same execution finds it RUNNING and is refused, as on AWS."""
     arn = self._get_param("executionArn")
     backend = stepfunctions_parser_backends[self.current_account][self.region]
-    execution = backend.describe_execution(arn)
-    if execution.status not in REDRIVABLE:
-        raise ExecutionNotRedrivable(f"Execution {arn} is {execution.status}")
-    failed_state = newest_state_entered(backend.get_execution_history(arn)["events"])
-    definition = json.loads(execution.state_machine.definition) | {"StartAt": failed_state["name"]}
-    machine = execution.state_machine
-    copy_name = f"{machine.name}-from-{failed_state['name']}"
-    copy = next((m for m in backend.state_machines if m.name == copy_name), None)
-    if copy:
-        backend.update_state_machine(copy.arn, definition=json.dumps(definition))
-    else:
-        copy = backend.create_state_machine(name=copy_name, definition=json.dumps(definition),
-                                            roleArn=execution.role_arn)
-    count = getattr(execution, "redrive_count", 0) + 1
-    run_name = f"{execution.name}-redrive-{count}"
     with _redrives_lock:
-        path = CONTROL_DIR / "redrives.json"
-        redrives = json.loads(path.read_text()) if path.exists() else {}
-        redrives[execution_arn(copy.arn, run_name)] = {"execution": arn, "redrive_count": count}
-        path.write_text(json.dumps(redrives))
-    execution.redrive_count, execution.redrive_date = count, datetime.now(timezone.utc)
-    execution.exec_status, execution.stop_date = ExecutionStatus.RUNNING, None
-    execution.error = execution.cause = execution.output = None
-    run = backend.start_execution(copy.arn, name=run_name, execution_input=failed_state["input"])
+        execution = backend.describe_execution(arn)
+        failed_state = newest_state_entered(backend.get_execution_history(arn)["events"])
+        if execution.status not in REDRIVABLE or failed_state is None:
+            raise ExecutionNotRedrivable(f"Execution {arn} is {execution.status}"
+                                         + ("" if failed_state else " and entered no state"))
+        definition = json.loads(execution.state_machine.definition) | {"StartAt": failed_state["name"]}
+        copy_name = f"{execution.state_machine.name}-from-{failed_state['name']}"
+        copy = next((m for m in backend.state_machines if m.name == copy_name), None)
+        if copy:
+            backend.update_state_machine(copy.arn, definition=json.dumps(definition))
+        else:
+            copy = backend.create_state_machine(name=copy_name, definition=json.dumps(definition),
+                                                roleArn=execution.role_arn)
+        count = getattr(execution, "redrive_count", 0) + 1
+        run_name = f"{execution.name}-redrive-{count}"
+        run_arn = execution_arn(copy.arn, run_name)
+        REDRIVES[run_arn] = {"execution": arn, "redrive_count": count}  # before the run reads its context
+        try:
+            run = backend.start_execution(copy.arn, name=run_name, execution_input=failed_state["input"])
+        except Exception:
+            del REDRIVES[run_arn]
+            raise
+        execution.redrive_count, execution.redrive_date = count, datetime.now(timezone.utc)
+        execution.exec_status, execution.stop_date = ExecutionStatus.RUNNING, None
+        execution.error = execution.cause = execution.output = None
     threading.Thread(target=_report_as, args=(run, execution), daemon=True).start()
     return ActionResult({"redriveDate": execution.redrive_date})
 
@@ -258,11 +262,13 @@ def _report_as(run, execution) -> None:
 
 
 def with_redrive_fields(describe):
-    """DescribeExecution's redriveCount and redriveDate."""
+    """DescribeExecution's redriveCount, redriveDate and redriveStatus (not emulated: AWS's
+    NOT_REDRIVABLE for an execution whose end is more than 14 days old)."""
     def described(self) -> ActionResult:
         result = describe(self)
         execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
         return ActionResult({**result.result, "redriveCount": getattr(execution, "redrive_count", 0),
+                             "redriveStatus": "REDRIVABLE" if execution.status in REDRIVABLE else "NOT_REDRIVABLE",
                              **({"redriveDate": execution.redrive_date} if hasattr(execution, "redrive_date") else {})})
     return described
 
@@ -274,8 +280,8 @@ def with_redrive_context(get_environment):
     def environment(self):
         env = get_environment(self)
         execution = env.states.context_object.context_object_data["Execution"]
-        path = CONTROL_DIR / "redrives.json"
-        redrive = json.loads(path.read_text()).get(execution["Id"]) if path.exists() else None
+        with _redrives_lock:
+            redrive = REDRIVES.get(execution["Id"])
         execution["RedriveCount"] = redrive["redrive_count"] if redrive else 0
         if redrive:
             execution["Id"] = redrive["execution"]
@@ -289,16 +295,18 @@ def with_redrive_history(get_history):
     its own, whose ExecutionStarted that event stands for)."""
     def history(self, execution_arn: str):
         output = get_history(self, execution_arn)
-        path = CONTROL_DIR / "redrives.json"
-        redrives = json.loads(path.read_text()) if path.exists() else {}
+        with _redrives_lock:
+            runs = sorted((v["redrive_count"], r) for r, v in REDRIVES.items() if v["execution"] == execution_arn)
         events = list(output["events"])
-        for run in sorted((r for r, v in redrives.items() if v["execution"] == execution_arn),
-                          key=lambda r: redrives[r]["redrive_count"]):
+        for count, run in runs:
             offset = len(events)
-            started, *rest = get_history(self, run)["events"]
+            run_events = get_history(self, run)["events"]
+            if not run_events:  # started, its first event not written yet
+                continue
+            started, *rest = run_events
             events.append({"id": started["id"] + offset, "previousEventId": offset,
                            "timestamp": started["timestamp"], "type": "ExecutionRedriven",
-                           "executionRedrivenEventDetails": {"redriveCount": redrives[run]["redrive_count"]}})
+                           "executionRedrivenEventDetails": {"redriveCount": count}})
             events += [{**e, "id": e["id"] + offset, "previousEventId": e.get("previousEventId", 0) + offset}
                        for e in rest]
         return {**output, "events": events}

@@ -90,7 +90,8 @@ class ChatProvisioningStack(Stack):
                 self, f"{name}Function", runtime=RUNTIME, architecture=ARCHITECTURE,
                 handler=handler, code=code, environment=env, memory_size=MEMORY_MB.get(name, 256),
                 timeout=timeout or Duration.seconds(timeouts[name]), tracing=lambda_.Tracing.ACTIVE,
-                reserved_concurrent_executions=config.synapse_concurrency if calls_synapse else None,
+                reserved_concurrent_executions=None if not calls_synapse else wiring.INSPECT_CONCURRENCY
+                if name in wiring.TOOLS else config.synapse_concurrency,
                 log_group=logs.LogGroup(self, f"{name}Logs", retention=LOG_RETENTION,
                                         removal_policy=RemovalPolicy.DESTROY),
                 **(network if calls_synapse else {}), **kw)

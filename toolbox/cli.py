@@ -14,6 +14,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from . import operations
 from .deployment import Deployment, ToolError
 
@@ -32,11 +34,19 @@ def when(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+class Parser(argparse.ArgumentParser):
+    """A usage error is an error (exit 1, and JSON): argparse's own exit 2 would read as drift."""
+
+    def error(self, message: str):
+        print(json.dumps({"error": f"{self.prog}: {message}"}))
+        sys.exit(1)
+
+
 def parser() -> argparse.ArgumentParser:
     from local_run import cli as local_cli
 
-    p = argparse.ArgumentParser(prog="chat-provisioning", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="chat-provisioning", description=__doc__.split("\n\n")[0],
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stack", default="ChatProvisioning", help="the deployed stack's name")
     p.add_argument("--region", help="default: as the AWS CLI finds it")
     p.add_argument("--profile", help="an AWS CLI profile")
@@ -104,8 +114,8 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
     if args.area == "user":
         return operations.user_sync(d, args.who, progress, wait=not args.no_wait)
     if args.area == "executions":
-        if not args.arns and not args.since:
-            raise ToolError("name the executions, or --since a time")
+        if bool(args.arns) == bool(args.since):
+            raise ToolError("name the executions, or --since a time (not both)")
         return operations.redrive(d, args.arns, args.since, args.dry_run, progress, wait=not args.no_wait)
     return operations.sweep(d, args.dry_run, args.approve_deactivations, progress)
 
@@ -143,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         result, code = run(args)
     except ToolError as e:
         result, code = {"error": str(e)}, e.exit_code
+    except (ClientError, BotoCoreError) as e:  # AccessDenied, a mistyped ARN, no credentials...
+        result, code = {"error": str(e)}, 1
     if args.output == "table":
         print(table(result))
     else:

@@ -8,9 +8,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from chat_provisioning.audit import AuditStore
 from chat_provisioning.aws import start_once
-from chat_provisioning.policy import SUB
+from chat_provisioning.errors import InvalidInput
+from chat_provisioning.policy import normalise_sub
 from chat_provisioning.triggers import newest_state_entered
 from chat_provisioning.wiring import FAILED_STATUSES
 
@@ -25,8 +28,10 @@ POLL_SECONDS = 1.0
 def find_sub(d: Deployment, who: str) -> str:
     """The sub of the user `who` names: a sub, an email address or a username. Looked up in
     Cognito (ListUsers), the only authority; nothing else is echoed back."""
-    if SUB.match(who.lower()):
-        return who.lower()
+    try:
+        return normalise_sub(who)
+    except InvalidInput:
+        pass
     attribute = "email" if "@" in who else "username"
     if not who or len(who) > 240 or any(c in who for c in '"\\'):
         raise ToolError(f"not a sub, email address or username: {who[:40]!r}")
@@ -54,7 +59,8 @@ def execution(d: Deployment, arn: str) -> dict:
     sfn = d.client("stepfunctions")
     e = sfn.describe_execution(executionArn=arn)
     out = {"name": e["name"], "status": e["status"], "start": _time(e["startDate"]),
-           "stop": _time(e.get("stopDate")), "redrive_count": e.get("redriveCount", 0), "execution_arn": arn}
+           "stop": _time(e.get("stopDate")), "redrive_count": e.get("redriveCount", 0),
+           "redrivable": e.get("redriveStatus"), "execution_arn": arn}
     if e["status"] in FAILED_STATUSES:
         out |= {"failed_state": failed_state(d, arn), "error": e.get("error"), "cause": (e.get("cause") or "")[:300]}
     return out
@@ -87,8 +93,10 @@ def user_status(d: Deployment, who: str, since: datetime) -> tuple[dict, int]:
 
 
 def judge(seen: dict, runs: list[dict]) -> tuple[str, int]:
-    """One line and an exit code: in sync, drift (what), or failed at a step (which, why, what
-    to do). A failed last run comes first: it is why the drift is still there."""
+    """One line and an exit code: in sync, drift (what, and whether a sync fixes it), or failed
+    at a step (which, why, what to do). A failed last run comes first: it is why the drift is
+    still there. Findings are what a sync cannot fix (a sweep or a run never reactivates, a
+    group no role knows, a configured room Synapse does not have): a person must look."""
     fixes, findings = seen["drift"]["fixes"], seen["drift"]["findings"]
     if seen["cognito"]["standing"] == "absent" and not seen["matrix"]["exists"]:
         return "not found: neither Cognito nor Matrix has this user", NOT_FOUND
@@ -97,14 +105,19 @@ def judge(seen: dict, runs: list[dict]) -> tuple[str, int]:
         return (f"failed at {last['failed_state']}: {last['error']} ({last['name']}); once the cause is "
                 f"fixed: chat-provisioning executions redrive {last['execution_arn']}"), FAILED
     rooms = {r["room_id"]: r["name"] for r in seen["matrix"]["rooms"]}
-    what = [f"{f['kind']} {rooms.get(f['room_id'], f['room_id'])}" if f["room_id"] else f["kind"] for f in fixes]
-    what += [f"finding {f['kind']}" for f in findings]
-    if not what:
-        running = [r["name"] for r in runs if r["status"] == "RUNNING"]
-        return "in sync" + (f" ({', '.join(running)} running)" if running else ""), IN_SYNC
-    if last and last["status"] == "RUNNING":
-        return f"drift: {', '.join(what)}; {last['name']} is running", DRIFT
-    return f"drift: {', '.join(what)}; fix: chat-provisioning user sync {seen['sub']}", DRIFT
+    parts = []
+    if fixes:
+        what = ", ".join(f"{f['kind']} {rooms.get(f['room_id'], f['room_id'])}" if f["room_id"] else f["kind"]
+                         for f in fixes)
+        fix = f"{last['name']} is running" if last and last["status"] == "RUNNING" \
+            else f"fix: chat-provisioning user sync {seen['sub']}"
+        parts.append(f"drift: {what}; {fix}")
+    if findings:
+        parts.append(f"needs a person: {', '.join(f['kind'] for f in findings)} (see drift.findings)")
+    if parts:
+        return "; ".join(parts), DRIFT
+    running = [r["name"] for r in runs if r["status"] == "RUNNING"]
+    return "in sync" + (f" ({', '.join(running)} running)" if running else ""), IN_SYNC
 
 
 def user_sync(d: Deployment, who: str, progress: Progress, wait: bool = True) -> tuple[dict, int]:
@@ -148,7 +161,8 @@ def redrive(d: Deployment, arns: list[str], since: datetime | None, dry_run: boo
             wait: bool = True) -> tuple[dict, int]:
     """Redrive the executions named, or every FAILED, TIMED_OUT or ABORTED one of the stack's
     state machines that stopped since `since`, through Step Functions' RedriveExecution: each
-    resumes at the state it failed in. `dry_run`: list them and where each would resume."""
+    resumes at the state it failed in. All are redriven first, then followed. `dry_run`: list
+    them, where each would resume, and whether Step Functions says it can be redriven."""
     sfn = d.client("stepfunctions")
     if not arns:
         arns = [e["executionArn"]
@@ -156,26 +170,29 @@ def redrive(d: Deployment, arns: list[str], since: datetime | None, dry_run: boo
                 for status in FAILED_STATUSES
                 for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine, statusFilter=status)
                 for e in page["executions"] if e.get("stopDate", e["startDate"]) >= since]
-    results, code = [], IN_SYNC
+    results, code, redriven = [], IN_SYNC, {}
     for arn in arns:
-        before = execution(d, arn)
-        result = {"execution_arn": arn, "name": before["name"], "status": before["status"],
-                  "resumes_at": before.get("failed_state"), "error": before.get("error")}
-        if not dry_run:
-            told = len(history(d, arn))
-            try:
+        result = {"execution_arn": arn}
+        try:
+            before = execution(d, arn)
+            result |= {"name": before["name"], "status": before["status"], "resumes_at": before.get("failed_state"),
+                       "error": before.get("error"), "redrivable": before["redrivable"]}
+            if not dry_run:
+                told = len(history(d, arn))
                 sfn.redrive_execution(executionArn=arn)
-            except sfn.exceptions.ExecutionNotRedrivable as e:
-                result["refused"], code = str(e), ERROR
-            else:
                 progress(f"{before['name']}: redriven at {before.get('failed_state')}")
-                after = follow(d, arn, progress, told) if wait else execution(d, arn)
-                result |= {"status": after["status"], "redrive_count": after["redrive_count"],
-                           **({"failed_state": after["failed_state"], "error": after["error"]}
-                              if after["status"] in FAILED_STATUSES else {"error": None})}
-                if after["status"] in FAILED_STATUSES and code == IN_SYNC:
-                    code = FAILED
+                redriven[arn] = told
+        except (ClientError, BotoCoreError) as e:  # this one refused (ExecutionNotRedrivable...); the rest go on
+            result["refused"], code = str(e), ERROR
         results.append(result)
+    for result in results:
+        if result["execution_arn"] in redriven:
+            arn = result["execution_arn"]
+            after = follow(d, arn, progress, redriven[arn]) if wait else execution(d, arn)
+            result |= {"status": after["status"], "redrive_count": after["redrive_count"],
+                       "failed_state": after.get("failed_state"), "error": after.get("error")}
+            if after["status"] in FAILED_STATUSES and code == IN_SYNC:
+                code = FAILED
     return {"dry_run": dry_run, "executions": results}, code
 
 

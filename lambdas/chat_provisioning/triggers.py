@@ -66,7 +66,8 @@ def record_failure(event: dict, context) -> dict:
         sub, execution, attempt=detail.redriveCount, status=detail.status,
         failed_state=failed_state, error=detail.error, cause=detail.cause,
         event=str(request["cause"])[:64] if request.get("cause") else None)
-    count("ExecutionsFailed", cause=request.get("cause") if request.get("cause") in CAUSES else "other",
+    cause = request.get("cause")
+    count("ExecutionsFailed", cause=cause if isinstance(cause, str) and cause in CAUSES else "other",
           step=failed_state or "none", error=detail.error if ERROR_NAME.fullmatch(detail.error or "") else "other")
     logger.info("failure audited", extra={"state": failed_state, "new": new})
     return {"execution": execution, "failed_state": failed_state}

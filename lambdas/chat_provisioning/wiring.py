@@ -31,7 +31,8 @@ TRIGGERS = {
 }
 # Operators' functions, invoked by `chat-provisioning` (toolbox/): read-only.
 TOOLS = {"InspectUser": "chat_provisioning.inspection.inspect_user"}
-INSPECT_SECONDS = 30  # a user and a few rooms: about ten GETs
+INSPECT_SECONDS = 30  # a user and a few rooms: about ten GETs (the deadline ends a slow Synapse's)
+INSPECT_CONCURRENCY = 2  # operators asking at once; the rest are throttled, not piled on Synapse
 FUNCTIONS = {**STEPS, **TRIGGERS, **TOOLS}  # every function the stack deploys -> its handler
 # The state machines (the stack, the local run and the tests walk this) and their ASL files.
 STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"

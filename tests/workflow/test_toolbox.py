@@ -30,7 +30,10 @@ def recorded_calls(monkeypatch):
 
 def cli(local, capsys, *args: str) -> tuple[dict, int, str]:
     """The answer (stdout, JSON), the exit code, and the progress (stderr)."""
-    code = main(["--state-dir", local.state["state_dir"], "--local", *args])
+    try:
+        code = main(["--state-dir", local.state["state_dir"], "--local", *args])
+    except SystemExit as e:  # a usage error, as argparse ends it
+        code = e.code
     out = capsys.readouterr()
     return json.loads(out.out), code, out.err
 
@@ -97,19 +100,33 @@ def test_a_failed_run_is_named_then_redriven_where_it_failed(local, sub, capsys)
     listed, code, _ = cli(local, capsys, "executions", "redrive", "--since", "10m", "--dry-run")
     mine = [e for e in listed["executions"] if e["execution_arn"] == failed["execution_arn"]]
     assert (code, mine) == (0, [{"execution_arn": failed["execution_arn"], "name": f"signup-{sub}",
-                                 "status": "FAILED", "resumes_at": "JoinRooms", "error": "UserDeactivated"}])
+                                 "status": "FAILED", "resumes_at": "JoinRooms", "error": "UserDeactivated",
+                                 "redrivable": "REDRIVABLE"}])
     assert local.rooms(sub) == set()  # a dry run changes nothing
 
     redriven, code, progress = cli(local, capsys, "executions", "redrive", failed["execution_arn"])
-    assert code == 0 and redriven["executions"][0] | {"error": None} == {
-        **mine[0], "status": "SUCCEEDED", "redrive_count": 1, "error": None}
+    assert code == 0 and redriven["executions"] == [{
+        **mine[0], "status": "SUCCEEDED", "redrive_count": 1, "failed_state": None, "error": None}]
     assert "redriven at JoinRooms" in progress and "ReadCognitoUser done" not in progress
     assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0)}
     status, code, _ = cli(local, capsys, "user", "status", sub)
     assert (code, status["verdict"]) == (0, "in sync")
 
     again, code, _ = cli(local, capsys, "executions", "redrive", failed["execution_arn"])
-    assert code == 1 and "SUCCEEDED" in again["executions"][0]["refused"]  # ExecutionNotRedrivable
+    assert code == 1 and "ExecutionNotRedrivable" in again["executions"][0]["refused"]  # it SUCCEEDED
+
+
+def test_errors_are_json_with_exit_1_never_a_traceback_or_drifts_2(local, capsys):
+    """Scripts read exit 2 as drift: a usage error, an AWS refusal, a bad ARN are 1."""
+    for args, error in ((["executions", "redrive", "--since", "yesterday"], "not a time"),
+                        (["executions", "redrive"], "name the executions, or --since"),
+                        (["--stack", "NoSuchStack", "user", "status", "x"], "cannot read the stack NoSuchStack"),
+                        (["user", "status", 'a"b'], "not a sub, email address or username")):
+        answer, code, _ = cli(local, capsys, *args)
+        assert code == 1 and error in answer["error"], (args, answer)
+    missing = local.execution_arn("no-such-execution")
+    answer, code, _ = cli(local, capsys, "executions", "redrive", missing)
+    assert code == 1 and "ExecutionDoesNotExist" in answer["executions"][0]["refused"]
 
 
 def test_every_call_the_commands_made_is_in_the_readmes_operator_role():

@@ -1,0 +1,78 @@
+"""What an operator reads, without AWS: the verdict `user status` ends with, and the failure
+metric's dimensions, which come from an execution's input (whatever its starter sent)."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from chat_provisioning import telemetry, triggers
+from toolbox.operations import DRIFT, FAILED, IN_SYNC, NOT_FOUND, judge
+
+SUB = "11111111-2222-4333-8444-555555555555"
+RED = {"room": "red_room", "name": "The Red Room", "room_id": "!red:x", "exists": True, "joined": False,
+       "power_level": 0}
+
+
+def seen(fixes=(), findings=(), standing="confirmed", exists=True) -> dict:
+    return {"sub": SUB, "cognito": {"standing": standing}, "matrix": {"exists": exists, "rooms": [RED]},
+            "drift": {"fixes": list(fixes), "findings": list(findings)}}
+
+
+def run(status: str, name: str = f"signup-{SUB}") -> dict:
+    return {"name": name, "status": status, "execution_arn": f"arn:x:{name}", "failed_state": "JoinRooms",
+            "error": "SynapseUnavailable"}
+
+
+JOIN = {"kind": "join", "room_id": "!red:x"}
+BANNED = {"kind": "deactivated_in_matrix", "detail": "..."}
+
+
+@pytest.mark.parametrize("user, runs, verdict, code", [
+    (seen(), [run("SUCCEEDED")], "in sync", IN_SYNC),
+    (seen(), [run("RUNNING", "operator-x")], "in sync (operator-x running)", IN_SYNC),
+    (seen([JOIN]), [run("SUCCEEDED")], f"drift: join The Red Room; fix: chat-provisioning user sync {SUB}", DRIFT),
+    (seen([JOIN]), [run("RUNNING", "operator-x"), run("SUCCEEDED")], "drift: join The Red Room; operator-x is running",
+     DRIFT),
+    (seen([JOIN]), [run("FAILED")], f"failed at JoinRooms: SynapseUnavailable (signup-{SUB}); once the cause is "
+     f"fixed: chat-provisioning executions redrive arn:x:signup-{SUB}", FAILED),
+    # A failed run long since repaired is history, not the verdict.
+    (seen(), [run("FAILED")], "in sync", IN_SYNC),
+    # What a sync cannot fix is not offered one.
+    (seen(findings=[BANNED]), [], "needs a person: deactivated_in_matrix (see drift.findings)", DRIFT),
+    (seen([{"kind": "create", "room_id": None}], [BANNED]), [],
+     f"drift: create; fix: chat-provisioning user sync {SUB}; needs a person: deactivated_in_matrix "
+     "(see drift.findings)", DRIFT),
+    (seen(standing="absent", exists=False), [], "not found: neither Cognito nor Matrix has this user", NOT_FOUND),
+])
+def test_the_verdict_names_what_is_wrong_and_what_to_do(user, runs, verdict, code):
+    assert judge(user, runs) == (verdict, code)
+
+
+@pytest.mark.parametrize("cause, error, dimensions", [
+    ("signup", "SynapseUnavailable", {"cause": "signup", "error": "SynapseUnavailable"}),
+    ([], "Lambda.Unknown", {"cause": "other", "error": "Lambda.Unknown"}),
+    ({"a": 1}, None, {"cause": "other", "error": "other"}),
+    ("x" * 500, "not an error name; with spaces", {"cause": "other", "error": "other"}),
+])
+def test_the_failure_metric_takes_only_known_causes_and_error_names(monkeypatch, context, cause, error, dimensions):
+    """Anyone with states:StartExecution writes the input: a dimension value of theirs would
+    be a new CloudWatch metric each time, and a cause of the wrong type must not fail the
+    failure audit."""
+    counted = []
+    monkeypatch.setattr(triggers, "count", lambda name, **dims: counted.append((name, dims)))
+    monkeypatch.setattr(triggers, "last_state_entered", lambda execution: "JoinRooms")
+    monkeypatch.setattr(triggers, "runtime", lambda: SimpleNamespace(audit=SimpleNamespace(
+        record_failure=lambda *a, **kw: True)))
+    triggers.record_failure({"id": "e", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+                             "detail": {"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "status": "FAILED",
+                                        "input": json.dumps({"sub": SUB, "cause": cause}), "error": error,
+                                        "cause": "c", "redriveCount": 0}}, context)
+    assert counted == [("ExecutionsFailed", {**dimensions, "step": "JoinRooms"})]
+
+
+def test_only_declared_metrics_with_their_dimensions_are_published():
+    with pytest.raises(KeyError):
+        telemetry.count("NotDeclared")
+    with pytest.raises(ValueError):
+        telemetry.count("ExecutionsFailed", cause="signup")  # step and error missing
