@@ -15,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ATTACKS = "tests/attacks/test_attacks.py"
+OPERATOR = "tests/unit/test_operator.py"
+TOOLBOX = "tests/workflow/test_toolbox.py"
 
 # (protection, file, the code that makes it, the code without it, the tests that must fail)
 MUTATIONS = [
@@ -122,9 +124,36 @@ MUTATIONS = [
      'sid="OnlyTheSweepWritesPlans", effect=iam.Effect.DENY', 'sid="OnlyTheSweepWritesPlans", effect=iam.Effect.ALLOW',
      ["tests/infra/test_stack.py::test_only_the_sweep_writes_its_plans"]),
     ("reserved concurrency for Synapse's callers", "stacks/provisioning_stack.py",
-     "reserved_concurrent_executions=config.synapse_concurrency if calls_synapse else None",
-     "reserved_concurrent_executions=None",
+     "reserved_concurrent_executions=None if not calls_synapse else wiring.INSPECT_CONCURRENCY\n"
+     "                if name in wiring.TOOLS else config.synapse_concurrency,",
+     "reserved_concurrent_executions=None,",
      ["tests/infra/test_stack.py::test_functions_that_call_synapse_have_reserved_concurrency"]),
+    # The operator's toolbox and the metrics (issue 12)
+    ("the failure metric keeps only known causes", "lambdas/chat_provisioning/triggers.py",
+     'cause=cause if isinstance(cause, str) and cause in CAUSES else "other"', 'cause=cause or "other"',
+     [f"{OPERATOR}::test_the_failure_metric_takes_only_known_causes_and_error_names"]),
+    ("the failure metric keeps only error-shaped names", "lambdas/chat_provisioning/triggers.py",
+     'error=detail.error if ERROR_NAME.fullmatch(detail.error or "") else "other"', 'error=detail.error or "other"',
+     [f"{OPERATOR}::test_the_failure_metric_takes_only_known_causes_and_error_names"]),
+    ("only declared metrics, with their dimensions, are published", "lambdas/chat_provisioning/telemetry.py",
+     "if set(dimensions) != set(METRICS[name]):", "if False:",
+     [f"{OPERATOR}::test_only_declared_metrics_with_their_dimensions_are_published"]),
+    ("the dashboard shows only what is published", "stacks/dashboard.py",
+     'ours("SignUpsStarted", "started")', 'ours("SignUpsBegun", "started")',
+     ["tests/infra/test_stack.py::test_the_dashboard_shows_what_is_published_and_nothing_else"]),
+    ("a lookup cannot change Cognito's filter", "toolbox/operations.py",
+     r""" or any(c in who for c in '"\\'):""", ":",
+     [f"{TOOLBOX}::test_errors_are_json_with_exit_1_never_a_traceback_or_drifts_2"]),
+    ("a usage error is exit 1, not drift's 2", "toolbox/cli.py",
+     '        print(json.dumps({"error": f"{self.prog}: {message}"}))\n        sys.exit(1)',
+     "        super().error(message)",
+     [f"{TOOLBOX}::test_errors_are_json_with_exit_1_never_a_traceback_or_drifts_2"]),
+    ("the local redrive refuses what AWS refuses", "local_run/aws_server.py",
+     "if execution.status not in REDRIVABLE or failed_state is None:", "if failed_state is None:",
+     [f"{TOOLBOX}::test_a_failed_run_is_named_then_redriven_where_it_failed"]),
+    ("a user's executions name the user", "lambdas/chat_provisioning/triggers.py",
+     'f"sync-{sub}-{bridge.id}"', 'f"sync-{bridge.id}"',
+     ["tests/workflow/test_sync.py::test_a_record_without_the_sub_falls_back_to_a_username_that_is_there"]),
 ]
 
 
