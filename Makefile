@@ -56,6 +56,7 @@ test: install
 # The reliability suite: every fault kind at every step, through a fault proxy (~4 min).
 proof: install
 	$(PY) -m pytest tests/proof
+	FUZZ_EXAMPLES=2000 $(PY) -m pytest -n 4 tests/unit/test_fuzz.py
 
 # Each protection removed in turn: a test must fail each time (~13 min).
 negative-controls: install

@@ -1,7 +1,8 @@
-"""Property-based fuzzing of every handler's event parsing (hypothesis, 500 cases each): the
+"""Property-based fuzzing of every handler's event parsing (hypothesis, 200 cases each): the
 answer is a typed error or a valid result, never an unhandled exception, and nothing is
 written: the domain below the parsing is replaced by a recorder that raises on first use."""
 
+import os
 import string
 
 import pytest
@@ -13,7 +14,9 @@ from chat_provisioning import signup, steps, triggers
 from chat_provisioning.errors import ProvisioningError
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
-FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# 200 cases per handler in `make test`; `make proof` runs 2,000 (FUZZ_EXAMPLES).
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 200)), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
