@@ -7,7 +7,9 @@ shape {"errorType", "errorMessage", ...} whose errorType Step Functions matches 
 Retry/ErrorEquals, a throttle (HTTP 429) beyond the reserved concurrency, Sandbox.Timedout past
 the function's timeout. Gaps in moto's Step Functions are filled:
 - IAM: moto checks a call's action against resource "*" (but S3's), which no least-privilege
-  statement matches: it gets the ARN the call names (iam_check.resource_of);
+  statement matches: it gets the ARN the call names (iam_check.resource_of; a CloudFormation
+  form's stack, the function a Lambda path names); Lambda's Invoke is checked as IAM names it,
+  lambda:InvokeFunction;
   a GET has its signature checked over its empty body (moto uses its headers); a refusal of
   a JSON-protocol call is that protocol's AccessDeniedException (moto answers IAM's XML);
   each function's environment gets its role's credentials (assumed in moto), and moto's
@@ -42,16 +44,19 @@ Run: python -m local_run.aws_server PORT STATE_DIR   (stops on SIGTERM)
 
 import json
 import os
+import re
 import signal
 import sys
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import unquote
 
 import boto3
 from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaFunction
+from moto.cloudformation.models import cloudformation_backends
 from moto.core.config import default_user_config
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
@@ -172,6 +177,10 @@ def with_call_resources(authorize):
         secret = secretsmanager_backends[ACCOUNT][REGION].secrets.get(secret_id)
         return secret.arn if secret else f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{secret_id}"
 
+    def stack_arn(name: str) -> str:
+        stack = next((s for s in cloudformation_backends[ACCOUNT][REGION].stacks.values() if s.name == name), None)
+        return stack.stack_id if stack else f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{name}/*"
+
     def authorized(self, resource: str = "*") -> None:
         if resource == "*":
             params = self.body
@@ -179,8 +188,12 @@ def with_call_resources(authorize):
                 params = json.loads(params or "{}") if isinstance(params, (str, bytes)) else params
             except ValueError:
                 params = None
+            if params == {} and self.querystring:  # a query-protocol form (CloudFormation): moto parsed it
+                params = {k: v[0] for k, v in self.querystring.items()}
+            if invoked := re.fullmatch(r"/2015-03-31/functions/([^/]+)/invocations", self.path or ""):
+                params = {"FunctionName": unquote(invoked[1])}  # Lambda names the function in the path
             if isinstance(params, dict):
-                resource = resource_of(params, secret_arn)
+                resource = resource_of(params, secret_arn, stack_arn)
         authorize(self, resource)
     return authorized
 
@@ -194,6 +207,17 @@ def with_empty_bodies(create_request):
             aws_request.data = b""
         return aws_request
     return request
+
+
+# IAM's action names where moto takes the API operation's: Lambda's Invoke is lambda:InvokeFunction.
+IAM_ACTIONS = {"lambda:Invoke": "lambda:InvokeFunction"}
+
+
+def with_iam_action_names(init):
+    def named(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self._action = IAM_ACTIONS.get(self._action, self._action)
+    return named
 
 
 def with_json_denials(raise_denied):
@@ -346,6 +370,7 @@ def serve(port: int, state_dir: Path) -> None:
     boto_client.boto3 = SignedAsAdmin
     IAMPolicyStatement._match = staticmethod(iam_match)
     IAMRequestBase._create_aws_request = with_empty_bodies(IAMRequestBase._create_aws_request)
+    IAMRequestBase.__init__ = with_iam_action_names(IAMRequestBase.__init__)
     IAMRequest._raise_access_denied = with_json_denials(IAMRequest._raise_access_denied)
     ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = with_call_resources(
         ActionAuthenticatorMixin._authenticate_and_authorize_normal_action)

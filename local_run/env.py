@@ -159,11 +159,12 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         token_file.chmod(0o600)
         handlers_config = config.model_copy(update={"synapse_url": handlers_synapse_url or config.synapse_url})
         resources = deploy.deploy(aws, handlers_config, token, state_dir / "cdk.out", retry_seconds)
-        credentials = deploy.enforce_iam(aws, endpoint, state_dir / "control", set(resources["roles"].values()))
+        credentials, operator = deploy.enforce_iam(aws, endpoint, state_dir / "control",
+                                                   set(resources["roles"].values()), resources["operator_policy_arn"])
         state = {
             "synapse_url": synapse["url"], "server_name": synapse["server_name"],
             "synapse_version": synapse["version"],
-            "aws_endpoint_url": endpoint, "aws_credentials": credentials, "sync_state_machine_arn": resources["sync_state_machine_arn"],
+            "aws_endpoint_url": endpoint, "aws_credentials": credentials, "operator_credentials": operator, "sync_state_machine_arn": resources["sync_state_machine_arn"],
             "sweep_state_machine_arn": resources["sweep_state_machine_arn"],
             "plans_bucket": resources["plans_bucket"],
             "rooms": {k: r.model_dump() for k, r in config.rooms.items()},
@@ -401,9 +402,10 @@ class LocalEnv:
 
     @functools.cached_property
     def deployment(self) -> Deployment:
-        """The local stack as an operator's command finds any deployment (toolbox)."""
+        """The local stack as an operator's command finds any deployment (toolbox), signed as
+        the local operator (the stack's OperatorPolicy)."""
         return Deployment.find(deploy.STACK, deploy.REGION, None, self.state["aws_endpoint_url"],
-                               self.state["aws_credentials"])
+                               self.state["operator_credentials"])
 
     def s3_json(self, bucket: str, key: str):
         return json.loads(self.aws["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())

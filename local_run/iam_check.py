@@ -17,10 +17,16 @@ from pathlib import Path
 from .deploy import ACCOUNT, REGION
 
 
-def resource_of(call: dict, secret_arn) -> str:
+def resource_of(call: dict, secret_arn, stack_arn=None) -> str:
     """The ARN IAM evaluates for the call, from the parameters that name it (aws_server.py
-    gives it to moto's check too); `secret_arn`: a secret's name -> its ARN."""
+    gives it to moto's check too); `secret_arn`, `stack_arn`: a secret's, a stack's name -> its
+    ARN."""
     arn = f"{REGION}:{ACCOUNT}"
+    if "StackName" in call and stack_arn:
+        return stack_arn(call["StackName"])
+    if "FunctionName" in call:
+        name = call["FunctionName"]
+        return name if name.startswith("arn:") else f"arn:aws:lambda:{arn}:function:{name}"
     if "TableName" in call:
         return f"arn:aws:dynamodb:{arn}:table/{call['TableName']}"
     if "UserPoolId" in call:

@@ -271,6 +271,7 @@ class ChatProvisioningStack(Stack):
         CfnOutput(self, "InspectUserFunctionName", value=inspect_user.function_name)
         CfnOutput(self, "EventBusName", value=bus.event_bus_name,
                   description="Put 'Sync chat user' events here (config event_senders may)")
+        self._operator_policy(pool, inspect_user, audit, plans)
         dlqs = {"StartRetryDLQ": retry_dlq, "EventsDLQ": events_dlq, "FailedEventsQueue": failed_events}
         operations_dashboard(self, self.machines, dlqs, self._alarms(list(dlqs.values())))
         self._acknowledge(invoked=list(steps.values()),
@@ -311,6 +312,26 @@ class ChatProvisioningStack(Stack):
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
             resources=[self.format_arn(service="events", resource="rule",
                                        resource_name="StepFunctionsGetEventsForStepFunctionsExecutionRule")]))
+
+    def _operator_policy(self, pool: str, inspect_user: lambda_.Function, audit: dynamodb.Table,
+                         plans: s3.Bucket) -> None:
+        """What `chat-provisioning` calls (toolbox/), and nothing more: attach it to the
+        operators' role. Reading Matrix goes through InspectUser: no token, no network path."""
+        machines = list(self.machines.values())
+
+        def allowed(actions: list[str], resources: list[str]) -> iam.PolicyStatement:
+            return iam.PolicyStatement(actions=actions, resources=resources)
+        policy = iam.ManagedPolicy(self, "OperatorPolicy", description="chat-provisioning's operator commands", statements=[
+            allowed(["cloudformation:DescribeStacks"], [self.stack_id]),
+            allowed(["cognito-idp:ListUsers"], [pool]),  # a user named by email or username
+            allowed(["lambda:InvokeFunction"], [inspect_user.function_arn]),
+            allowed(["dynamodb:Query"], [audit.table_arn]),
+            allowed(["states:ListExecutions", "states:StartExecution"], [m.state_machine_arn for m in machines]),
+            allowed(["states:DescribeExecution", "states:GetExecutionHistory", "states:RedriveExecution"],
+                    [self._execution_arn(name) for name in self.machines]),
+            allowed(["s3:GetObject"], [plans.arn_for_objects("sweeps/*")])])
+        CfnOutput(self, "OperatorPolicyArn", value=policy.managed_policy_arn,
+                  description="Attach to the role of the people who run chat-provisioning's commands")
 
     def _machine_arn(self, name: str) -> str:
         return self.format_arn(service="states", resource="stateMachine",

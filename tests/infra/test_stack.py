@@ -483,3 +483,14 @@ def test_the_dashboard_shows_what_is_published_and_nothing_else(template):
     alarms = {a.removeprefix("ref:") for a in status["properties"]["alarms"]}
     assert alarms == set(resources(template, "AWS::CloudWatch::Alarm"))
     assert "#dashboards/dashboard/ChatProvisioning-operations" in json.dumps(template["Outputs"]["DashboardUrl"])
+
+
+def test_the_operator_policy_is_what_the_readme_lists(template):
+    """The stack's OperatorPolicy allows what README's "What an operator's role needs" lists
+    (the workflow tests check the commands' calls against that list, signed with this policy)."""
+    (policy,) = resources(template, "AWS::IAM::ManagedPolicy").values()
+    allowed = {a for s in policy["PolicyDocument"]["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str)
+                                                                          else s["Action"])}
+    listed = (ROOT / "README.md").read_text().split("**What an operator's role needs:**")[1].split("\n\n")[0]
+    assert allowed == set(re.findall(r"`([a-z0-9-]+:[A-Za-z]+)`", listed))
+    assert "OperatorPolicyArn" in template["Outputs"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from toolbox.cli import main
 
@@ -127,6 +128,19 @@ def test_errors_are_json_with_exit_1_never_a_traceback_or_drifts_2(local, capsys
     missing = local.execution_arn("no-such-execution")
     answer, code, _ = cli(local, capsys, "executions", "redrive", missing)
     assert code == 1 and "ExecutionDoesNotExist" in answer["executions"][0]["refused"]
+
+
+def test_the_operator_signs_with_the_stacks_operator_policy_and_nothing_more(local):
+    """The commands ran as a user with the stack's OperatorPolicy only (the local run enforces
+    IAM, resources included): the token and the steps are not theirs."""
+    operator, recorded = local.deployment, set(CALLS)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        operator.client("secretsmanager").get_secret_value(SecretId=local.config.admin_token_secret_name)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        operator.client("lambda").invoke(FunctionName=local.state["functions"]["ProvisionUser"], Payload=b"{}")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        operator.client("dynamodb").put_item(TableName=local.state["audit_table"], Item={"sub": {"S": "x"}})
+    CALLS.intersection_update(recorded)  # these were this test's, not the commands'
 
 
 def test_every_call_the_commands_made_is_in_the_readmes_operator_role():
