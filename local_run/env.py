@@ -164,7 +164,8 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         state = {
             "synapse_url": synapse["url"], "server_name": synapse["server_name"],
             "synapse_version": synapse["version"],
-            "aws_endpoint_url": endpoint, "aws_credentials": credentials, "operator_credentials": operator, "sync_state_machine_arn": resources["sync_state_machine_arn"],
+            "aws_endpoint_url": endpoint, "aws_credentials": credentials, "operator_credentials": operator,
+            "sync_state_machine_arn": resources["sync_state_machine_arn"],
             "sweep_state_machine_arn": resources["sweep_state_machine_arn"],
             "plans_bucket": resources["plans_bucket"],
             "rooms": {k: r.model_dump() for k, r in config.rooms.items()},

@@ -19,7 +19,7 @@ from chat_provisioning.wiring import FAILED_STATUSES
 
 from .deployment import Deployment, ToolError
 
-# Exit codes, for scripts (README, "Operating it").
+# Exit codes, for scripts (README, "Operating").
 IN_SYNC, ERROR, DRIFT, FAILED, NOT_FOUND = 0, 1, 2, 3, 4
 Progress = Callable[[str], None]
 POLL_SECONDS = 1.0
