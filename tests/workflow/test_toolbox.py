@@ -130,6 +130,19 @@ def test_errors_are_json_with_exit_1_never_a_traceback_or_drifts_2(local, capsys
     assert code == 1 and "ExecutionDoesNotExist" in answer["executions"][0]["refused"]
 
 
+def test_a_dry_run_sweep_reports_its_plan_and_changes_nothing(local, sub, capsys):
+    """The sweep command on the suite's shared stack: a dry run (the other users are other
+    tests'; tests/workflow/test_sweep.py applies sweeps on a stack of its own, through the same
+    report)."""
+    local.cognito_user(sub, ["analysts"], "Noor")  # admin-created: no trigger, no account
+    swept, code, progress = cli(local, capsys, "sweep", "--dry-run")
+    assert (swept["status"], swept["outcome"], swept["workflows"]) == ("SUCCEEDED", "dry_run", {})
+    assert {"sub": sub, "kind": "create", "room": None} in swept["fixes"] and code == 2  # left unapplied
+    assert swept["plan_key"].endswith("/plan.json") and "PlanSweep done" in progress
+    status, _, _ = cli(local, capsys, "user", "status", sub)
+    assert status["matrix"]["exists"] is False
+
+
 def test_the_operator_signs_with_the_stacks_operator_policy_and_nothing_more(local):
     """The commands ran as a user with the stack's OperatorPolicy only (the local run enforces
     IAM, resources included): the token and the steps are not theirs."""
