@@ -128,6 +128,10 @@ MUTATIONS = [
      "                if name in wiring.TOOLS else config.synapse_concurrency,",
      "reserved_concurrent_executions=None,",
      ["tests/infra/test_stack.py::test_functions_that_call_synapse_have_reserved_concurrency"]),
+    ("every transient error, subclasses too, is retried", "lambdas/chat_provisioning/errors.py",
+     "class SynapseRateLimited(TransientError):",
+     "class SynapseTimeout(SynapseUnavailable):\n    pass\n\n\nclass SynapseRateLimited(TransientError):",
+     ["tests/infra/test_stack.py::test_every_task_retries_transient_errors_only"]),
     # The operator's toolbox and the metrics (issue 12)
     ("the failure metric keeps only known causes", "lambdas/chat_provisioning/triggers.py",
      'cause=cause if isinstance(cause, str) and cause in CAUSES else "other"', 'cause=cause or "other"',
