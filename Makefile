@@ -9,7 +9,7 @@ CHECKOV_VERSION := 3.2.533
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 
-.PHONY: install test proof negative-controls demo bench synth diagram down clean
+.PHONY: install lint test proof negative-controls demo bench synth diagram down clean
 
 install:
 	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp $(SYNAPSE_VERSIONS:%=.synapse/%/.stamp) .checkov-venv/.stamp \
@@ -49,8 +49,13 @@ node_modules/.stamp: package.json package-lock.json
 		--platform manylinux2014_aarch64 --python-version 3.14 --implementation cp --only-binary=:all:
 	touch $@
 
-# Four workers on two cores: much of the suite waits (Synapse, Step Functions' retries).
-test: install
+# ruff's rules are in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check .
+
+# Lint, then the suite on four workers on two cores: much of it waits (Synapse, Step
+# Functions' retries).
+test: install lint
 	$(PY) -m pytest -n 4 --ignore=tests/proof
 
 # The reliability suite: every fault kind at every step, through a fault proxy (~4 min).
