@@ -30,7 +30,6 @@ from chat_provisioning.config import ChatConfig, UserPool
 from chat_provisioning.policy import level_of, user_id_for
 from chat_provisioning.synapse import SynapseAdmin
 from chat_provisioning.signup import SIGN_UP, signup_execution_name
-from chat_provisioning.triggers import newest_state_entered
 
 from toolbox import operations
 from toolbox.deployment import Deployment
@@ -405,8 +404,7 @@ class LocalEnv:
     def deployment(self) -> Deployment:
         """The local stack as an operator's command finds any deployment (toolbox), signed as
         the local operator (the stack's OperatorPolicy)."""
-        return Deployment.find(deploy.STACK, deploy.REGION, None, self.state["aws_endpoint_url"],
-                               self.state["operator_credentials"])
+        return Deployment.local(Path(self.state["state_dir"]), deploy.STACK)
 
     def s3_json(self, bucket: str, key: str):
         return json.loads(self.aws["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -459,20 +457,13 @@ class LocalEnv:
 
     def redrive(self, arn: str) -> dict:
         """Step Functions' RedriveExecution (emulated by aws_server.py), and its end."""
-        failed_state, _ = self.failed_state(arn)
+        failed_state = operations.failed_state(self.history(arn))
         self.aws["stepfunctions"].redrive_execution(executionArn=arn)
         return {"redriven": arn, "from_state": failed_state, **self.wait(arn)}
 
-    def failed_state(self, arn: str) -> tuple[str, str]:
-        """The last state entered and its recorded input."""
-        details = newest_state_entered(self.history(arn))
-        if not details:
-            raise RuntimeError(f"{arn} entered no state")
-        return details["name"], details["input"]
-
     def history(self, arn: str) -> list[dict]:
-        pages = self.aws["stepfunctions"].get_paginator("get_execution_history").paginate(executionArn=arn)
-        return sorted((e for page in pages for e in page["events"]), key=lambda e: e["id"])
+        """Any execution's (the administrator reads them all: the redrives' runs too)."""
+        return operations.history(self.aws["stepfunctions"], arn)
 
     def synapse_requests(self) -> list[tuple[str, float]]:
         return synapse_server.requests_served(Path(self.state["state_dir"]) / "synapse")

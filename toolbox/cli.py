@@ -92,11 +92,7 @@ def parser() -> argparse.ArgumentParser:
 
 def deployment(args: argparse.Namespace) -> Deployment:
     if args.local:  # the local run is an endpoint; its operator has the stack's OperatorPolicy
-        path = args.state_dir / "state.json"
-        if not path.exists():
-            raise ToolError(f"no {path}: run `chat-provisioning local up` first")
-        state = json.loads(path.read_text())
-        return Deployment.find(args.stack, "us-east-1", None, state["aws_endpoint_url"], state["operator_credentials"])
+        return Deployment.local(args.state_dir, args.stack)
     return Deployment.find(args.stack, args.region, args.profile, args.endpoint_url)
 
 

@@ -2,7 +2,9 @@
 code serves a stack in AWS (credentials and region as the AWS CLI finds them) and the local run
 (`local up`'s endpoint): only the endpoint differs."""
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import boto3
 from botocore.config import Config
@@ -44,6 +46,16 @@ class Deployment:
         if missing := [o for o in OUTPUTS if o not in outputs]:
             raise ToolError(f"the stack {stack} has no output {', '.join(missing)}: deploy this version of it")
         return cls(stack, outputs, session, endpoint_url)
+
+    @classmethod
+    def local(cls, state_dir: Path, stack: str = "ChatProvisioning") -> "Deployment":
+        """The local run's stack (`local up`): its endpoint, signed as its operator, a user with
+        the stack's OperatorPolicy alone."""
+        path = state_dir / "state.json"
+        if not path.exists():
+            raise ToolError(f"no {path}: run `chat-provisioning local up` first")
+        state = json.loads(path.read_text())
+        return cls.find(stack, "us-east-1", None, state["aws_endpoint_url"], state["operator_credentials"])
 
     def client(self, service: str):
         if service not in self._clients:

@@ -54,21 +54,22 @@ def inspect(d: Deployment, sub: str) -> dict:
     return answer
 
 
-def execution(d: Deployment, arn: str) -> dict:
-    """One execution as an operator reads it: status and dates, and where and why it failed."""
+def execution(d: Deployment, arn: str, events: list[dict] | None = None) -> dict:
+    """One execution as an operator reads it: status and dates, and where and why it failed
+    (from its history: `events`, when the caller has read it already)."""
     sfn = d.client("stepfunctions")
     e = sfn.describe_execution(executionArn=arn)
     out = {"name": e["name"], "status": e["status"], "start": _time(e["startDate"]),
            "stop": _time(e.get("stopDate")), "redrive_count": e.get("redriveCount", 0),
            "redrivable": e.get("redriveStatus"), "execution_arn": arn}
     if e["status"] in FAILED_STATUSES:
-        out |= {"failed_state": failed_state(d, arn), "error": e.get("error"), "cause": (e.get("cause") or "")[:300]}
+        out |= {"failed_state": failed_state(events if events is not None else history(sfn, arn)), "error": e.get("error"), "cause": (e.get("cause") or "")[:300]}
     return out
 
 
-def failed_state(d: Deployment, arn: str) -> str | None:
-    """The last state the execution entered: where a redrive resumes."""
-    entered = newest_state_entered(history(d, arn))
+def failed_state(events: list[dict]) -> str | None:
+    """The last state an execution's history entered: where a redrive resumes."""
+    entered = newest_state_entered(events)
     return entered["name"] if entered else None
 
 
@@ -84,7 +85,7 @@ def user_status(d: Deployment, who: str, since: datetime) -> tuple[dict, int]:
     seen = inspect(d, sub)
     runs = user_executions(d, sub, since)
     verdict, code = judge(seen, runs)
-    rooms = {r["room_id"]: r["name"] for r in seen["matrix"]["rooms"]}
+    rooms = room_names(seen)
     trail = [{"time": i["time"], "execution": i["execution"].rsplit(":", 1)[-1], "event": i.get("event"),
               "step": i.get("step"), "action": i["action"], "room": rooms.get(i.get("room"), i.get("room")),
               "outcome": i["outcome"], **({"error": i["error"]} if i.get("error") else {})}
@@ -104,7 +105,7 @@ def judge(seen: dict, runs: list[dict]) -> tuple[str, int]:
     if last and last["status"] in FAILED_STATUSES and (fixes or findings):
         return (f"failed at {last['failed_state']}: {last['error']} ({last['name']}); once the cause is "
                 f"fixed: chat-provisioning executions redrive {last['execution_arn']}"), FAILED
-    rooms = {r["room_id"]: r["name"] for r in seen["matrix"]["rooms"]}
+    rooms = room_names(seen)
     parts = []
     if fixes:
         what = ", ".join(f"{f['kind']} {rooms.get(f['room_id'], f['room_id'])}" if f["room_id"] else f["kind"]
@@ -120,6 +121,11 @@ def judge(seen: dict, runs: list[dict]) -> tuple[str, int]:
     return "in sync" + (f" ({', '.join(running)} running)" if running else ""), IN_SYNC
 
 
+def room_names(seen: dict) -> dict[str, str]:
+    """Room ID -> the room's name, for what InspectUser answered."""
+    return {r["room_id"]: r["name"] for r in seen["matrix"]["rooms"]}
+
+
 def user_sync(d: Deployment, who: str, progress: Progress, wait: bool = True) -> tuple[dict, int]:
     """Start the user's workflow now, as an operator (cause "manual": it never reactivates)."""
     sub = find_sub(d, who)
@@ -132,8 +138,9 @@ def user_sync(d: Deployment, who: str, progress: Progress, wait: bool = True) ->
     return {"sub": sub, **ended}, IN_SYNC if ended["status"] == "SUCCEEDED" else FAILED
 
 
-def history(d: Deployment, arn: str) -> list[dict]:
-    pages = d.client("stepfunctions").get_paginator("get_execution_history").paginate(executionArn=arn)
+def history(sfn, arn: str) -> list[dict]:
+    """The execution's whole history, in Step Functions' order (its event ids)."""
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
     return sorted((e for page in pages for e in page["events"]), key=lambda e: e["id"])
 
 
@@ -143,7 +150,7 @@ def follow(d: Deployment, arn: str, progress: Progress, told: int = 0, timeout: 
     sfn, deadline = d.client("stepfunctions"), time.monotonic() + timeout
     while True:
         status = sfn.describe_execution(executionArn=arn)["status"]
-        events = history(d, arn)
+        events = history(sfn, arn)
         for e in events[told:]:
             if "stateExitedEventDetails" in e:
                 progress(f"{_time(e['timestamp'])}  {e['stateExitedEventDetails']['name']} done")
@@ -174,14 +181,14 @@ def redrive(d: Deployment, arns: list[str], since: datetime | None, dry_run: boo
     for arn in arns:
         result = {"execution_arn": arn}
         try:
-            before = execution(d, arn)
+            events = history(sfn, arn)
+            before = execution(d, arn, events)
             result |= {"name": before["name"], "status": before["status"], "resumes_at": before.get("failed_state"),
                        "error": before.get("error"), "redrivable": before["redrivable"]}
             if not dry_run:
-                told = len(history(d, arn))
                 sfn.redrive_execution(executionArn=arn)
                 progress(f"{before['name']}: redriven at {before.get('failed_state')}")
-                redriven[arn] = told
+                redriven[arn] = len(events)  # follow tells only what comes after
         except (ClientError, BotoCoreError) as e:  # this one refused (ExecutionNotRedrivable...); the rest go on
             result["refused"], code = str(e), ERROR
         results.append(result)
