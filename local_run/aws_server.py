@@ -82,7 +82,7 @@ from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBa
 from moto.secretsmanager.models import secretsmanager_backends
 
 from chat_provisioning.aws import execution_arn
-from chat_provisioning.triggers import newest_state_entered
+from chat_provisioning.aws import newest_state_entered
 
 from .deploy import ACCOUNT, REGION
 from .iam_check import iam_match, resource_of

@@ -33,8 +33,10 @@ import boto3
 from chat_provisioning import wiring
 from chat_provisioning.config import CONTEXT_KEY, ChatConfig
 
+from .aws_events import ACCOUNT
+
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNT, REGION = "123456789012", "us-east-1"  # moto's account
+REGION = "us-east-1"
 STACK = "ChatProvisioning"
 SERVICES = ("cognito-idp", "dynamodb", "events", "iam", "lambda", "s3", "secretsmanager", "sqs",
             "stepfunctions", "cloudformation", "ssm", "sts")

@@ -24,7 +24,7 @@ import jwt
 from moto.events.models import EventPattern
 
 from chat_provisioning import wiring
-from chat_provisioning.audit import AuditStore
+from chat_provisioning.audit import DynamoAuditStore
 from chat_provisioning.aws import execution_arn
 from chat_provisioning.config import ChatConfig, UserPool
 from chat_provisioning.policy import level_of, user_id_for
@@ -35,50 +35,13 @@ from toolbox import operations
 from toolbox.deployment import Deployment
 
 from . import deploy, iam_check, synapse_server
+from .aws_events import LOCAL_OPERATOR, bus_event, cloudtrail_event
 
 ROOT = Path(__file__).resolve().parent.parent
-ACCOUNT = deploy.ACCOUNT
 DONE = {"SUCCEEDED", *wiring.FAILED_STATUSES}
-# The principal the local run sends custom events as: the local config's only event sender.
-LOCAL_OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/chat-operator"
 
 
-def bus_event(pattern: dict, detail: dict, resources: tuple[str, ...] = ()) -> dict:
-    """An EventBridge event of the source and detail-type `pattern` names, as targets get it."""
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": pattern["detail-type"][0],
-            "source": pattern["source"][0], "account": ACCOUNT,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": "us-east-1",
-            "resources": list(resources), "detail": detail}
-
-
-MASKED = "HIDDEN_DUE_TO_SECURITY_REASONS"
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
-
-
-def cloudtrail_event(event_name: str, user_pool_id: str, sub: str | None, group: str | None = None,
-                     error_code: str | None = None) -> dict:
-    """CloudTrail's record of a Cognito admin call about one user, as EventBridge delivers it on
-    the default bus, in AWS's documented shape: Cognito masks the username and records the
-    user's sub in additionalEventData (`sub` None: a record without it); a call Cognito refused
-    has an errorCode."""
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    params = {"userPoolId": user_pool_id, "username": MASKED} | ({"groupName": group} if group else {})
-    detail = {
-        "eventVersion": "1.08",
-        "userIdentity": {"type": "AssumedRole", "principalId": "AROAEXAMPLEOPERATOR:operator",
-                         "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/chat-operator/operator",
-                         "accountId": ACCOUNT, "accessKeyId": "ASIAEXAMPLEOPERATOR",
-                         "sessionContext": {"sessionIssuer": {"type": "Role", "arn": LOCAL_OPERATOR,
-                                                              "accountId": ACCOUNT, "userName": "chat-operator"}}},
-        "eventTime": now, "eventSource": "cognito-idp.amazonaws.com", "eventName": event_name,
-        "awsRegion": "us-east-1", "sourceIPAddress": "192.0.2.1", "userAgent": "aws-cli/2",
-        "requestParameters": params, "responseElements": None,
-        **({"additionalEventData": {"sub": sub}} if sub else {}),
-        **({"errorCode": error_code, "errorMessage": "refused"} if error_code else {}),
-        "requestID": str(uuid.uuid4()), "eventID": str(uuid.uuid4()), "readOnly": False,
-        "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": ACCOUNT,
-        "eventCategory": "Management"}
-    return bus_event(wiring.cognito_event_pattern(user_pool_id, ACCOUNT), detail)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -237,7 +200,7 @@ class LocalEnv:
         self.token = Path(self.state["admin_token_file"]).read_text().strip()  # the bot's (a canary)
         self.synapse = SynapseAdmin(self.state["synapse_url"], lambda refresh=False: self.token,
                                     self.config.bot_user_id)
-        self.audit = AuditStore(self.state["audit_table"], self.aws["dynamodb"])
+        self.audit = DynamoAuditStore(self.state["audit_table"], lambda: self.aws["dynamodb"])
 
     def role_credentials(self, function: str) -> dict:
         """The AWS_* variables of the function's role, as its execution environments get them."""

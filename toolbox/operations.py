@@ -10,11 +10,10 @@ from datetime import datetime, timezone
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_provisioning.audit import AuditStore
-from chat_provisioning.aws import start_once
+from chat_provisioning.audit import DynamoAuditStore
+from chat_provisioning.aws import newest_state_entered, start_once
 from chat_provisioning.errors import InvalidInput
 from chat_provisioning.policy import normalise_sub
-from chat_provisioning.triggers import newest_state_entered
 from chat_provisioning.wiring import FAILED_STATUSES
 
 from .deployment import Deployment, ToolError
@@ -89,7 +88,7 @@ def user_status(d: Deployment, who: str, since: datetime) -> tuple[dict, int]:
     trail = [{"time": i["time"], "execution": i["execution"].rsplit(":", 1)[-1], "event": i.get("event"),
               "step": i.get("step"), "action": i["action"], "room": rooms.get(i.get("room"), i.get("room")),
               "outcome": i["outcome"], **({"error": i["error"]} if i.get("error") else {})}
-             for i in AuditStore(d.outputs["AuditTableName"], d.client("dynamodb")).trail(sub)]
+             for i in DynamoAuditStore(d.outputs["AuditTableName"], lambda: d.client("dynamodb")).trail(sub)]
     return {**seen, "audit": trail, "executions": runs, "verdict": verdict}, code
 
 

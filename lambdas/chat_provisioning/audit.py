@@ -1,11 +1,14 @@
-"""The audit trail in DynamoDB: one item per action, keyed so that a retried or redriven step
-writes the same keys again and a conditional put turns the repeat into a no-op."""
+"""The audit trail in DynamoDB (ports.AuditStore): one item per action, keyed so that a retried
+or redriven step writes the same keys again and a conditional put turns the repeat into a
+no-op."""
 
+from abc import ABC, abstractmethod
 from datetime import datetime, timezone
+from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from .aws import Client
 from .models import Action
 
 
@@ -18,17 +21,22 @@ def execution_name(execution_arn: str) -> str:
     return execution_arn.rsplit(":", 1)[-1]
 
 
-class AuditStore:
-    def __init__(self, table_name: str, client=None):
-        self.table_name = table_name
-        self._client = client or boto3.client("dynamodb")
+class AuditRecords(ABC):
+    """What the trail records and how it is read, over two primitives a store provides: `put`
+    (an item, once: False when its key exists) and `trail` (a user's items, oldest first)."""
+
+    @abstractmethod
+    def put(self, item: dict[str, Any]) -> bool: ...
+
+    @abstractmethod
+    def trail(self, sub: str) -> list[dict[str, Any]]: ...
 
     def record_actions(self, sub: str, user_id: str | None, execution: str,
                        actions: tuple[Action, ...], cause: str | None = None) -> int:
         """One item per action, with the event that caused the run (`event`: a Cognito API
         name for a role sync); returns how many were new."""
         run = execution_name(execution)
-        return sum(self._put({
+        return sum(self.put({
             "sub": sub, "sk": f"{run}#{i:03d}", "user_id": user_id, "step": a.step,
             "action": a.action, "room": a.room, "outcome": a.outcome, "execution": execution,
             "event": cause,
@@ -39,7 +47,7 @@ class AuditStore:
                        event: str | None = None) -> bool:
         """The audit item for an execution that did not succeed. `attempt` (the redrive
         count) keeps each failed attempt of one execution as its own item."""
-        return self._put({
+        return self.put({
             # an execution whose input had no valid sub is still recorded, under its name
             "sub": sub or f"unknown:{execution_name(execution)}",
             "sk": f"{execution_name(execution)}#failed#{attempt}", "step": failed_state,
@@ -55,18 +63,28 @@ class AuditStore:
         changes = [i for i in self.trail(sub) if (i.get("action"), i.get("outcome")) in STATUS_CHANGES]
         return bool(changes) and changes[-1]["outcome"] == "deactivated"
 
-    def trail(self, sub: str) -> list[dict]:
-        pages = self._client.get_paginator("query").paginate(
+
+def timestamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class DynamoAuditStore(AuditRecords):
+    def __init__(self, table_name: str, client: Client):
+        self.table_name = table_name
+        self._client = client
+
+    def trail(self, sub: str) -> list[dict[str, Any]]:
+        pages = self._client().get_paginator("query").paginate(
             TableName=self.table_name, KeyConditionExpression="#s = :s",
             ExpressionAttributeNames={"#s": "sub"}, ExpressionAttributeValues={":s": {"S": sub}})
         items = [{k: next(iter(v.values())) for k, v in item.items()}
                  for page in pages for item in page["Items"]]
         return sorted(items, key=lambda i: (i["time"], i["sk"]))
 
-    def _put(self, item: dict) -> bool:
-        item["time"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    def put(self, item: dict[str, Any]) -> bool:
+        item["time"] = timestamp()
         try:
-            self._client.put_item(
+            self._client().put_item(
                 TableName=self.table_name,
                 Item={k: {"S": str(v)} for k, v in item.items() if v is not None},
                 ConditionExpression="attribute_not_exists(sk)")

@@ -3,18 +3,17 @@ sweep's planner computes it for this user alone. Read-only, for operators (`chat
 user status`): it runs in the VPC beside the steps, so nobody needs the bot's token or a route
 to Synapse to ask why someone is not in a room. The input names a sub and nothing else."""
 
-from . import cognito
-from .aws import aws_client
 from .config import ChatConfig
 from .models import Sub, parse
 from .policy import CognitoUser, default_level, level_of, standing, user_id_for
-from .runtime import runtime, tracer
+from .ports import ChatServer
+from .runtime import Runtime, runtime, tracer
 from .sweep import MatrixSide, plan
-from .synapse import SynapseAdmin, external_ids
+from .synapse import external_ids
 from .telemetry import logger
 
 
-def read_matrix_user(synapse: SynapseAdmin, config: ChatConfig, user_id: str) -> MatrixSide:
+def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> MatrixSide:
     """What the sweep reads of Matrix (sweeper.read_matrix), for one user: whether it exists,
     which configured rooms exist and hold it, and its level and the default in each. Nothing
     of other users is kept."""
@@ -55,10 +54,10 @@ def report(sub: str, user: CognitoUser | None, matrix: MatrixSide, config: ChatC
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def inspect_user(event: dict, context) -> dict:
+def inspect_user(event: dict, context, rt: Runtime | None = None) -> dict:
     sub = parse(Sub, event).sub
     logger.append_keys(sub=sub)
-    rt = runtime()
+    rt = rt or runtime()
     rt.deadline.start(context.get_remaining_time_in_millis())
-    user = cognito.read_user(aws_client("cognito-idp"), rt.config.user_pool.user_pool_id, sub)
+    user = rt.directory.user(sub)
     return report(sub, user, read_matrix_user(rt.synapse, rt.config, user_id_for(sub, rt.config)), rt.config)

@@ -3,18 +3,18 @@ serialised across executions and Lambda instances (two unguarded writers lose an
 both PUTs return 200). A lease expires on its own, so a crashed holder blocks the room for
 at most `lease_seconds`; each acquisition increments the room's fence, and the holder checks
 fence and expiry right before it writes, so a holder that stalled past its lease writes
-nothing."""
+nothing. The DynamoDB adapter of ports.RoomLocks."""
 
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import boto3
 from botocore.exceptions import ClientError
 
+from .aws import Client
 from .deadline import Deadline
 from .errors import LeaseLost, RoomBusy
 
@@ -29,7 +29,7 @@ def _conditional_failed(e: ClientError) -> bool:
 
 @dataclass
 class Lease:
-    locks: "RoomLocks"
+    locks: "DynamoRoomLocks"
     room_id: str
     owner: str
     fence: int
@@ -38,7 +38,7 @@ class Lease:
         """Still ours, with time left to write: extend it, or raise LeaseLost."""
         now = self.locks.clock()
         try:
-            self.locks.client.update_item(
+            self.locks.client().update_item(
                 TableName=self.locks.table, Key={"lock": {"S": self.room_id}},
                 UpdateExpression="SET expires_at = :e",
                 ConditionExpression="#o = :o AND fence = :f AND expires_at > :now",
@@ -52,11 +52,12 @@ class Lease:
             raise
 
 
-class RoomLocks:
-    def __init__(self, table: str, client=None, lease_seconds: float = 10.0,
-                 wait_seconds: float = WAIT_SECONDS, clock=time.time, deadline: Deadline | None = None):
+class DynamoRoomLocks:
+    def __init__(self, table: str, client: Client, lease_seconds: float = 10.0,
+                 wait_seconds: float = WAIT_SECONDS, clock: Callable[[], float] = time.time,
+                 deadline: Deadline | None = None):
         self.table = table
-        self.client = client or boto3.client("dynamodb")
+        self.client = client
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
         self.clock = clock
@@ -79,7 +80,7 @@ class RoomLocks:
         while True:
             now = self.clock()
             try:
-                item = self.client.update_item(
+                item = self.client().update_item(
                     TableName=self.table, Key={"lock": {"S": room_id}},
                     UpdateExpression="SET #o = :o, expires_at = :e ADD fence :one",
                     ConditionExpression="attribute_not_exists(#l) OR expires_at < :now",
@@ -101,7 +102,7 @@ class RoomLocks:
     def _release(self, lease: Lease) -> None:
         """Expire it now; the item (and its fence) stays, one per room."""
         try:
-            self.client.update_item(
+            self.client().update_item(
                 TableName=self.table, Key={"lock": {"S": lease.room_id}},
                 UpdateExpression="SET expires_at = :zero",
                 ConditionExpression="#o = :o AND fence = :f",

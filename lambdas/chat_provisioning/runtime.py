@@ -1,23 +1,27 @@
-"""What the steps share, built once per Lambda instance (cold start): config, the Synapse
-adapter with the bot token cached, the audit store, the room leases, the invocation's
-deadline, and the X-Ray tracer. Logging and metrics are in telemetry.py, AWS clients in
-aws.py."""
+"""What a function's handlers share, built once per Lambda instance (cold start) from its
+environment, checked first: the config, one adapter per port (ports.py), the invocation's
+deadline, and the X-Ray tracer. Tests build a Runtime of fakes instead (tests/fakes.py).
+Logging and metrics are in telemetry.py."""
 
 import functools
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities import parameters
+from pydantic import BaseModel, ConfigDict, Field, Json
 
-from .audit import AuditStore
-from .aws import aws_client
-from .config import ChatConfig
-from .deadline import Deadline
-from .locks import RoomLocks
-from .synapse import SynapseAdmin
 from . import telemetry  # noqa: F401 - its caps keep botocore from logging the token read here
+from .audit import DynamoAuditStore
+from .aws import S3PlanStore, StepFunctionsWorkflows, aws_client, client_of
+from .cognito import CognitoDirectory
+from .config import CONFIG_ENV, ChatConfig
+from .deadline import Deadline
+from .locks import DynamoRoomLocks
+from .ports import AuditStore, ChatServer, PlanStore, RoomLocks, UserDirectory, Workflows
+from .synapse import SynapseAdmin
 
 tracer = Tracer()
 
@@ -27,10 +31,28 @@ TOKEN_CACHE_SECONDS = 300
 @dataclass(frozen=True)
 class Runtime:
     config: ChatConfig
-    synapse: SynapseAdmin
+    synapse: ChatServer
+    directory: UserDirectory
+    workflows: Workflows
+    plans: PlanStore
     audit: AuditStore
     locks: RoomLocks
-    deadline: Deadline  # the adapter's and the leases': started by each step's handler
+    deadline: Deadline  # the adapter's and the leases': started by each handler
+
+
+class FunctionEnv(BaseModel):
+    """A function's environment as the stack sets it (wiring.lambda_environment). Validated
+    at cold start, so that a wrong deployment fails its first invocation naming the variable.
+    The steps' functions have no state machine ARN (the machine is built from theirs) and the
+    triggers' no plans bucket: an adapter refuses a call that needs what it was not given."""
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    config: Json[ChatConfig] = Field(alias=CONFIG_ENV)
+    audit_table: str = Field(alias="AUDIT_TABLE", min_length=3)
+    locks_table: str = Field(alias="LOCKS_TABLE", min_length=3)
+    sync_state_machine_arn: str | None = Field(
+        default=None, alias="SYNC_STATE_MACHINE_ARN", pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:.+$")
+    plans_bucket: str | None = Field(default=None, alias="PLANS_BUCKET", min_length=3)
 
 
 @functools.cache
@@ -43,25 +65,31 @@ def bot_token(secret_name: str, refresh: bool = False) -> str:
     """The bot's access token: the secret's plain string, or its `access_token` field when
     the secret holds JSON. Cached by Powertools; never logged."""
     value = secrets().get(secret_name, max_age=TOKEN_CACHE_SECONDS, force_fetch=refresh)
+    if not isinstance(value, str):
+        raise TypeError("the bot's token secret is not a string")
     if value.lstrip().startswith("{"):
-        return json.loads(value)["access_token"]
+        token: str = json.loads(value)["access_token"]
+        return token
     return value.strip()
 
 
-@functools.cache
-def chat_config() -> ChatConfig:
-    return ChatConfig.from_env(os.environ)
+def build(environ: Mapping[str, str]) -> Runtime:
+    env = FunctionEnv.model_validate(environ)
+    config = env.config
+    deadline = Deadline()
+    dynamodb = client_of("dynamodb")  # one client for both tables
+    return Runtime(
+        config=config,
+        synapse=SynapseAdmin(config.synapse_url, functools.partial(bot_token, config.admin_token_secret_name),
+                             config.bot_user_id, timeout=config.synapse_timeout_seconds, deadline=deadline),
+        directory=CognitoDirectory(config.user_pool.user_pool_id, client_of("cognito-idp")),
+        workflows=StepFunctionsWorkflows(env.sync_state_machine_arn, client_of("stepfunctions")),
+        plans=S3PlanStore(env.plans_bucket, client_of("s3")),
+        audit=DynamoAuditStore(env.audit_table, dynamodb),
+        locks=DynamoRoomLocks(env.locks_table, dynamodb, deadline=deadline),
+        deadline=deadline)
 
 
 @functools.cache
 def runtime() -> Runtime:
-    """What the steps share; the triggers need chat_config() only."""
-    config = chat_config()
-    deadline = Deadline()
-    synapse = SynapseAdmin(
-        config.synapse_url,
-        functools.partial(bot_token, config.admin_token_secret_name),
-        config.bot_user_id, timeout=config.synapse_timeout_seconds, deadline=deadline)
-    dynamodb = aws_client("dynamodb")  # one client (~0.3 s to build) for both tables
-    return Runtime(config, synapse, AuditStore(os.environ["AUDIT_TABLE"], dynamodb),
-                   RoomLocks(os.environ["LOCKS_TABLE"], dynamodb, deadline=deadline), deadline)
+    return build(os.environ)

@@ -4,17 +4,19 @@ pure rules (not pydantic, httpx or the X-Ray SDK: Lambda's active tracing still 
 invocation), and its AWS calls are cut short: a start that does not answer in time goes to the
 retry queue, whose consumer (triggers.retry_start) runs the same checks again."""
 
-import json
+import functools
 import math
 import os
 from collections.abc import Callable
+from typing import NamedTuple
 
 from botocore.config import Config
 
-from . import cognito
-from .aws import aws_client, start_sync
+from .aws import SqsRetryQueue, StepFunctionsWorkflows, client_of, given
+from .cognito import CognitoDirectory
 from .errors import InvalidInput
 from .policy import normalise_sub
+from .ports import RetryQueue, UserDirectory, Workflows
 from .telemetry import count, logger
 
 SIGN_UP = "PostConfirmation_ConfirmSignUp"
@@ -31,22 +33,39 @@ def signup_execution_name(sub: str) -> str:
     return f"signup-{sub}"
 
 
-def start_signup(user_pool_id: str, user_name: str, sub: str, idp, sfn,
+class SignUpPorts(NamedTuple):
+    """The trigger's own few ports, not runtime.Runtime: that one loads pydantic and httpx."""
+    directory: UserDirectory
+    workflows: Workflows
+    retry_queue: RetryQueue
+
+
+@functools.cache
+def signup_ports() -> SignUpPorts:
+    """From the environment the stack sets (wiring.lambda_environment), with QUICK clients. A
+    missing value fails the call that needs it (aws.given), caught below: never the sign-up."""
+    env = os.environ.get
+    return SignUpPorts(CognitoDirectory(env("USER_POOL_ID", ""), client_of("cognito-idp", QUICK)),
+                       StepFunctionsWorkflows(env("SYNC_STATE_MACHINE_ARN"), client_of("stepfunctions", QUICK)),
+                       SqsRetryQueue(env("START_RETRY_QUEUE_URL"), client_of("sqs", QUICK)))
+
+
+def start_signup(user_pool_id: str, user_name: str, sub: str, directory: UserDirectory, workflows: Workflows,
                  time_left: Callable[[], float] = lambda: math.inf) -> str:
     """Start the workflow for a confirmed sign-up of our pool whose username is this sub's;
     returns the execution ARN. Safe to repeat. InvalidInput: not a sign-up to start;
     TimeoutError: no time left to start it (`time_left`, in seconds)."""
-    pool = os.environ["USER_POOL_ID"]
+    pool = given(directory.user_pool_id, "USER_POOL_ID")
     if user_pool_id != pool:
         raise InvalidInput(f"a sign-up in pool {user_pool_id!r:.60}, not in {pool}")
-    if cognito.sub_of_username(idp, pool, user_name) != sub:
+    if directory.sub_of_username(user_name) != sub:
         raise InvalidInput("the sign-up's username does not resolve to its sub in the pool")
     if time_left() < START_NEEDS_SECONDS:
         raise TimeoutError(f"{time_left():.1f}s left: too little to start, and queue should that fail")
-    return start_sync(sfn, sub, "signup", signup_execution_name(sub))
+    return workflows.start_sync(sub, "signup", signup_execution_name(sub))
 
 
-def signup_job(event: dict) -> dict:
+def signup_job(event: dict) -> dict[str, str]:
     """The sign-up a PostConfirmation event names, as the retry queue carries it (models.RetryJob):
     {"user_pool_id", "user_name", "sub"}. InvalidInput when the event lacks one of them."""
     request = event.get("request")
@@ -59,7 +78,7 @@ def signup_job(event: dict) -> dict:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def post_confirmation(event: dict, context) -> dict:
+def post_confirmation(event: dict, context, ports: SignUpPorts | None = None) -> dict:
     """Never fails the sign-up (Cognito cannot re-fire it): a failed start goes to the retry
     queue, and if even that fails, to the log and a metric the sweep's alarm watches."""
     source = event.get("triggerSource") if isinstance(event, dict) else None
@@ -69,10 +88,11 @@ def post_confirmation(event: dict, context) -> dict:
     if source != SIGN_UP:
         logger.info("not a sign-up, nothing to start", extra={"trigger_source": source})
         return event
+    ports = ports or signup_ports()
     try:
         job = signup_job(event)
         logger.append_keys(sub=job["sub"])
-        arn = start_signup(**job, idp=aws_client("cognito-idp", QUICK), sfn=aws_client("stepfunctions", QUICK),
+        arn = start_signup(**job, directory=ports.directory, workflows=ports.workflows,
                            time_left=lambda: context.get_remaining_time_in_millis() / 1000)
         logger.info("workflow started", extra={"execution": arn})
         count("SignUpsStarted")
@@ -83,8 +103,7 @@ def post_confirmation(event: dict, context) -> dict:
         logger.warning("start failed; queued for retry", extra={"error": type(e).__name__})
         count("SignUpStartFailures")
         try:
-            aws_client("sqs", QUICK).send_message(QueueUrl=os.environ["START_RETRY_QUEUE_URL"],
-                                             MessageBody=json.dumps(job))
+            ports.retry_queue.send(job)
         except Exception as e2:  # noqa: BLE001
             logger.error("retry queue unreachable: the sweep must repair this user",
                          extra={"error": type(e2).__name__})

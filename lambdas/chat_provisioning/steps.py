@@ -3,15 +3,12 @@ Every step is idempotent: run twice, the second run changes nothing in Synapse o
 table."""
 
 import hashlib
-import json
-import os
 from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from . import cognito, sweeper
+from . import sweeper
 from .audit import execution_name
-from .aws import aws_client
 from .errors import UserDeactivated
 from .models import Action, Run, StartRequest, StepEvent, SweepEvent, SweepRequest, WorkflowState, parse
 from .policy import desired_levels, desired_memberships, split_groups, standing, user_id_for
@@ -23,19 +20,20 @@ from .telemetry import count, errors_counted, logger
 def step(reads: type[BaseModel] = WorkflowState):
     """Make `fn(state, rt, run)` a handler of the payload {"execution", "redrive", "workflow"}
     (built by the Task's Parameters): `workflow` is parsed strictly as `reads`, the run comes
-    from the context object. Typed errors propagate: their names drive the ASL's Retry."""
+    from the context object. Typed errors propagate: their names drive the ASL's Retry. `rt`
+    is the function's Runtime (built at cold start) unless a test passes one of fakes."""
 
     def wrap(fn: Callable[..., WorkflowState]):
         step_name = "".join(word.title() for word in fn.__name__.split("_"))  # as the ASL names it
         @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
         @tracer.capture_lambda_handler(capture_response=False)
-        def handler(event: dict, context) -> dict:
+        def handler(event: dict, context, rt: Runtime | None = None) -> dict:
             logger.append_keys(step=fn.__name__)
             event = parse(StepEvent, event)
             state = parse(reads, event.workflow)
             logger.append_keys(sub=state.sub)
             run = Run(execution=event.execution, redrive=event.redrive)
-            rt = runtime()
+            rt = rt or runtime()
             rt.deadline.start(context.get_remaining_time_in_millis())
             with errors_counted(step_name):
                 result = fn(state, rt, run)
@@ -59,7 +57,7 @@ def read_cognito_user(request: StartRequest, rt: Runtime, run: Run) -> WorkflowS
     if request.sub in rt.config.unmanaged_subs:
         return WorkflowState(**base, cognito="unmanaged").did(Action(
             step="ReadCognitoUser", action="sync", outcome="skipped:unmanaged"))
-    user = read_user(rt, request.sub)
+    user = rt.directory.user(request.sub)
     status = standing(user)
     if status != "confirmed":
         state = WorkflowState(**base, cognito=status)
@@ -71,10 +69,6 @@ def read_cognito_user(request: StartRequest, rt: Runtime, run: Run) -> WorkflowS
         count("UnknownGroups", len(unknown))
     return WorkflowState(**base, cognito=status, groups=known, display_name=user.display_name).did(*(
         Action(step="ReadCognitoUser", action="finding", outcome=f"unknown_group:{g}"[:128]) for g in unknown))
-
-
-def read_user(rt: Runtime, sub: str, groups: bool = True):
-    return cognito.read_user(aws_client("cognito-idp"), rt.config.user_pool.user_pool_id, sub, groups)
 
 
 @step()
@@ -89,7 +83,7 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
                   outcome="created" if user.created else "updated")
     if user.deactivated:
         if (state.cause != "AdminEnableUser" or not rt.audit.deactivated_by_workflow(state.sub)
-                or standing(read_user(rt, state.sub, groups=False)) != "confirmed"):
+                or standing(rt.directory.user(state.sub, groups=False)) != "confirmed"):
             raise UserDeactivated(f"{user_id} is deactivated in Synapse; only Cognito's enable of a user "
                                   f"this workflow deactivated, still enabled now, reactivates (cause {state.cause})")
         rt.synapse.reactivate(user_id)
@@ -133,7 +127,7 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     actions = []
     groups = state.groups if state.cognito == "confirmed" else ()
     if any(level is not None for level in desired_levels(groups, rt.config).values()):
-        now = read_user(rt, state.sub)
+        now = rt.directory.user(state.sub)
         still = split_groups(now.groups, rt.config)[0] if standing(now) == "confirmed" else ()
         if still != groups:
             actions.append(Action(step="AssignRoles", action="finding", outcome="groups_changed_since_read"))
@@ -189,26 +183,23 @@ def record_audit(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
 
 @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def plan_sweep(event: dict, context) -> dict:
+def plan_sweep(event: dict, context, rt: Runtime | None = None) -> dict:
     """The sweep's first step (statemachines/sweep_users.asl.json): plan, store the plan in S3
     (the report, and the subs to sync for the Distributed Map), and say whether to apply it:
     not on a dry run, not when nothing drifted, not when it would deactivate more than the
     cap allows unless an operator approved that many."""
     sweep = parse(SweepEvent, event)
     request = parse(SweepRequest, sweep.request)
-    rt = runtime()
+    rt = rt or runtime()
     rt.deadline.start(context.get_remaining_time_in_millis())
     with errors_counted("PlanSweep"):
-        the_plan = sweeper.sweep(aws_client("cognito-idp"), rt.synapse, rt.config)
+        the_plan = sweeper.sweep(rt.directory, rt.synapse, rt.config)
     held = the_plan.held(rt.config, request.approve_deactivations)
     sweep_id = execution_name(sweep.execution)
-    bucket, prefix = os.environ["PLANS_BUCKET"], f"sweeps/{sweep_id}"
+    prefix = f"sweeps/{sweep_id}"
     report = {**the_plan.report(), "held": held}
-    s3 = aws_client("s3")
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/plan.json", ContentType="application/json",
-                  Body=json.dumps(report).encode())
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/requests.json", ContentType="application/json",
-                  Body=json.dumps([{"sub": s} for s in the_plan.users]).encode())
+    rt.plans.put(f"{prefix}/plan.json", report)
+    rt.plans.put(f"{prefix}/requests.json", [{"sub": s} for s in the_plan.users])
     summary = report["summary"]
     count("SweepUsersToFix", summary["users_to_fix"])
     count("SweepFindings", len(the_plan.findings))
@@ -217,7 +208,7 @@ def plan_sweep(event: dict, context) -> dict:
                else "in_step" if not the_plan.users else "apply")
     logger.info("sweep planned", extra={"summary": summary, "outcome": outcome, "held": held})
     return {"sweep_id": sweep_id, "outcome": outcome, "apply": outcome == "apply", "summary": summary,
-            "held": held, "bucket": bucket, "plan_key": f"{prefix}/plan.json",
+            "held": held, "bucket": rt.plans.bucket, "plan_key": f"{prefix}/plan.json",
             "requests_key": f"{prefix}/requests.json",
             "max_concurrency": rt.config.sweep_max_concurrency,
             # names the users' executions sweep-<tag>-<sub>: unique per sweep, within 80 characters

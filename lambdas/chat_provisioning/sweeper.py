@@ -2,14 +2,14 @@
 room, never one per user) and plan with sweep.plan. The plan is applied by the state
 machine's Distributed Map, which starts each drifted user's own workflow."""
 
-from . import cognito
 from .config import ChatConfig
 from .policy import CognitoUser
+from .ports import ChatServer, UserDirectory
 from .sweep import MatrixSide, Plan, matrix_only, plan
-from .synapse import SynapseAdmin, external_ids
+from .synapse import external_ids
 
 
-def read_matrix(synapse: SynapseAdmin, config: ChatConfig, users_in_cognito: list[CognitoUser]) -> MatrixSide:
+def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[CognitoUser]) -> MatrixSide:
     users = synapse.list_users()
     members, levels = {}, {}
     for room in config.rooms.values():
@@ -22,6 +22,6 @@ def read_matrix(synapse: SynapseAdmin, config: ChatConfig, users_in_cognito: lis
     return MatrixSide(users, members, levels, external)
 
 
-def sweep(idp, synapse: SynapseAdmin, config: ChatConfig) -> Plan:
-    users = cognito.read_all(idp, config.user_pool.user_pool_id)
+def sweep(directory: UserDirectory, synapse: ChatServer, config: ChatConfig) -> Plan:
+    users = directory.all_users()
     return plan(users, read_matrix(synapse, config, users), config)

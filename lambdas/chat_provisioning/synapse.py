@@ -1,9 +1,9 @@
-"""The one Synapse adapter: every admin-API call the workflow makes, and the mapping of every
-failure to a typed error (errors.py) whose name the ASL's Retry/ErrorEquals lists."""
+"""The one Synapse adapter (ports.ChatServer): every admin-API call the workflow makes, and the
+mapping of every failure to a typed error (errors.py) whose name the ASL's Retry/ErrorEquals
+lists."""
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
@@ -22,6 +22,7 @@ from .errors import (
     UserDeactivated,
 )
 from .policy import default_level, level_of, with_power_level
+from .ports import Lease, UserRecord
 
 # Waiting out a 429 in-process is cheaper than a Step Functions retry, up to a point: past
 # this the step fails with SynapseRateLimited and the ASL's backoff takes over.
@@ -29,13 +30,6 @@ MAX_INLINE_WAIT_MS = 5_000
 INLINE_RATE_LIMIT_RETRIES = 2
 # A request is not started with less time left than this (Deadline): it could not finish.
 MIN_REQUEST_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class UserRecord:
-    user_id: str
-    created: bool
-    deactivated: bool
 
 
 class SynapseAdmin:
@@ -89,11 +83,12 @@ class SynapseAdmin:
             raise
         return True
 
-    def set_power_levels(self, room_id: str, levels: dict[str, int | None], lease=None) -> dict[str, int | None]:
+    def set_power_levels(self, room_id: str, levels: dict[str, int | None],
+                         lease: Lease | None = None) -> dict[str, int | None]:
         """Put each user in `levels` at its level with one write to the room's power levels;
         returns the users whose level changed.
 
-        With a `lease` (locks.Lease): the lease is checked right before the PUT, and the write
+        With a `lease` (ports.Lease): the lease is checked right before the PUT, and the write
         is read back; a write that did not stick (a writer outside the lease, e.g. a person in
         a client) is redone, up to twice, then PowerLevelWriteLost. Without one this is a plain
         read-modify-write, which loses updates when two run at once."""

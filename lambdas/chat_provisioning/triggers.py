@@ -9,12 +9,12 @@ from typing import get_args
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from . import cognito, wiring
-from .aws import aws_client, start_sync
+from . import wiring
 from .errors import InvalidInput
 from .models import BusEvent, Cause, ExecutionStatus, RetryJob, Sub, parse
 from .policy import SUB, normalise_sub
-from .runtime import chat_config, runtime
+from .ports import UserDirectory
+from .runtime import Runtime, runtime
 from .signup import start_signup
 from .telemetry import count, logger
 
@@ -29,7 +29,7 @@ _batch = BatchProcessor(event_type=EventType.SQS)
 
 
 @logger.inject_lambda_context(clear_state=True)
-def retry_start(event: dict, context) -> dict:
+def retry_start(event: dict, context, rt: Runtime | None = None) -> dict:
     """Consumes the retry queue: each message is a sign-up whose start failed, checked again as
     the trigger checks it. A message that fails again returns to the queue, and after
     maxReceiveCount to its DLQ (alarmed)."""
@@ -38,19 +38,20 @@ def retry_start(event: dict, context) -> dict:
             isinstance(r, dict) and isinstance(r.get("messageId"), str) and isinstance(r.get("body"), str)
             for r in records):
         raise InvalidInput("not an SQS batch of messages with messageId and body")
+    rt = rt or runtime()
 
     def handle(record):
         try:
             job = parse(RetryJob, json.loads(record.body))
         except ValueError as e:  # not JSON, or not a job (InvalidInput is a ValueError too)
             raise InvalidInput(f"retry message is not a sign-up job: {str(e)[:200]}") from None
-        execution = start_signup(**job.model_dump(), idp=aws_client("cognito-idp"), sfn=aws_client("stepfunctions"))
+        execution = start_signup(job.user_pool_id, job.user_name, job.sub, rt.directory, rt.workflows)
         logger.info("retrying start", extra={"sub": job.sub, "execution": execution})
     return process_partial_response(event=event, record_handler=handle, processor=_batch, context=context)
 
 
 @logger.inject_lambda_context(clear_state=True)
-def record_failure(event: dict, context) -> dict:
+def record_failure(event: dict, context, rt: Runtime | None = None) -> dict:
     """Target of the rule on 'Step Functions Execution Status Change' (FAILED, TIMED_OUT,
     ABORTED): the audit item for a run that did not finish, with the state it stopped at."""
     detail = parse(ExecutionStatus, parse(BusEvent, event).detail)
@@ -61,8 +62,9 @@ def record_failure(event: dict, context) -> dict:
         sub = normalise_sub(request.get("sub"))
     except (InvalidInput, ValueError, AttributeError):
         request, sub = {}, None
-    failed_state = last_state_entered(execution)
-    new = runtime().audit.record_failure(
+    rt = rt or runtime()
+    failed_state = rt.workflows.last_state_entered(execution)
+    new = rt.audit.record_failure(
         sub, execution, attempt=detail.redriveCount, status=detail.status,
         failed_state=failed_state, error=detail.error, cause=detail.cause,
         event=str(request["cause"])[:64] if request.get("cause") else None)
@@ -73,23 +75,8 @@ def record_failure(event: dict, context) -> dict:
     return {"execution": execution, "failed_state": failed_state}
 
 
-def last_state_entered(execution: str) -> str | None:
-    """Asks for the newest events first: the failed state is among them."""
-    events = aws_client("stepfunctions").get_execution_history(
-        executionArn=execution, reverseOrder=True, maxResults=100)["events"]
-    entered = newest_state_entered(events)
-    return entered["name"] if entered else None
-
-
-def newest_state_entered(events: list[dict]) -> dict | None:
-    """The details (name, input) of the newest state entered, picked by event id: that order
-    is what Step Functions defines, and moto ignores reverseOrder."""
-    entered = [e for e in events if "stateEnteredEventDetails" in e]
-    return max(entered, key=lambda e: e["id"])["stateEnteredEventDetails"] if entered else None
-
-
 @logger.inject_lambda_context(clear_state=True)
-def on_cognito_change(event: dict, context) -> dict:
+def on_cognito_change(event: dict, context, rt: Runtime | None = None) -> dict:
     """Target of the CloudTrail rule (the Cognito admin calls in wiring.COGNITO_EVENT_NAMES)
     on the default bus, and of the custom 'Sync chat user' rule on the stack's own bus: start
     the user's workflow. The execution is named sync-<sub>-<event id>: a doubled delivery
@@ -97,13 +84,14 @@ def on_cognito_change(event: dict, context) -> dict:
     reads Cognito's current state itself. A custom event names a sub and nothing else, and
     its cause is "event", which never reactivates."""
     bridge = parse(BusEvent, event)
+    rt = rt or runtime()
     if bridge.detail_type == wiring.SYNC_EVENT_PATTERN["detail-type"][0]:
         sub, cause = parse(Sub, bridge.detail).sub, "event"  # a bad detail raises (see below)
     else:
         cause = bridge.detail.get("eventName")
         if cause not in wiring.COGNITO_EVENT_NAMES:
             raise InvalidInput(f"not a Cognito event this handles: {cause!r:.60}")
-        sub = resolve_sub(bridge.detail)
+        sub = resolve_sub(bridge.detail, rt.directory)
         if sub is None:
             # Another pool's record, or one without the sub whose username is masked or gone.
             logger.warning("event names no user we can resolve; the sweep will catch up",
@@ -113,7 +101,7 @@ def on_cognito_change(event: dict, context) -> dict:
     logger.append_keys(sub=sub)
     # A failure raises: EventBridge invoked us asynchronously, so Lambda retries the event
     # twice, then sends it with the error to the on-failure destination (FailedEventsQueue).
-    execution = start_sync(aws_client("stepfunctions"), sub, cause, f"sync-{sub}-{bridge.id}"[:80])
+    execution = rt.workflows.start_sync(sub, cause, f"sync-{sub}-{bridge.id}"[:80])
     logger.info("sync started", extra={"execution": execution, "cause": cause})
     return {"started": True, "execution": execution}
 
@@ -122,14 +110,14 @@ def on_cognito_change(event: dict, context) -> dict:
 MASKED = {"HIDDEN_DUE_TO_SECURITY_REASONS", "HIDDEN_FOR_SECURITY_REASONS"}
 
 
-def resolve_sub(record: dict) -> str | None:
+def resolve_sub(record: dict, directory: UserDirectory) -> str | None:
     """The sub of the user a CloudTrail record of a Cognito admin call names, in our pool only.
     For a request about one user Cognito records the user's sub in `additionalEventData.sub`
     and masks `requestParameters.username`; only a record without the sub falls back to
     looking the username up, and only when the username is really there."""
     params = record.get("requestParameters")
     params = params if isinstance(params, dict) else {}
-    if params.get("userPoolId") != chat_config().user_pool.user_pool_id:
+    if params.get("userPoolId") != directory.user_pool_id:
         return None
     extra = record.get("additionalEventData")
     recorded = extra.get("sub") if isinstance(extra, dict) else None
@@ -138,7 +126,7 @@ def resolve_sub(record: dict) -> str | None:
     username = params.get("username")
     if not isinstance(username, str) or username in MASKED:
         return None
-    sub = cognito.sub_of_username(aws_client("cognito-idp"), params["userPoolId"], username)
+    sub = directory.sub_of_username(username)
     # Gone (AdminDeleteUser). In pools that sign in by email or phone the username is the
     # sub itself; in others the deleted user cannot be named any more.
     sub = sub if sub is not None else username

@@ -16,9 +16,9 @@ import pytest
 
 from chat_provisioning.config import RoleGrant
 from local_run import env
-from local_run.env import cloudtrail_event
+from local_run.aws_events import ACCOUNT, cloudtrail_event
 
-OUTSIDER = f"arn:aws:iam::{env.ACCOUNT}:role/ci-deployer"  # may call PutEvents, is not a sender
+OUTSIDER = f"arn:aws:iam::{ACCOUNT}:role/ci-deployer"  # may call PutEvents, is not a sender
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from chat_provisioning import errors, signup, steps
 from chat_provisioning.deadline import RESERVE_SECONDS, Deadline
 from chat_provisioning.models import StartRequest, WorkflowState, parse
 from chat_provisioning.synapse import SynapseAdmin
+from tests.fakes import FakeDirectory, FakeRetryQueue, FakeWorkflows
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 
@@ -24,10 +25,17 @@ def signup_event(source="PostConfirmation_ConfirmSignUp", sub=SUB):
             "request": {"userAttributes": {"sub": sub, "email": "a@b.c"}}, "response": {}}
 
 
-def test_password_reset_confirmation_starts_nothing(context, monkeypatch):
-    monkeypatch.setattr(signup, "start_signup", lambda **_: pytest.fail("started"))
+def sign_up_ports(pool="us-east-1_abc"):
+    directory = FakeDirectory(pool)
+    directory.add(SUB, username="u")
+    return signup.SignUpPorts(directory, FakeWorkflows(), FakeRetryQueue())
+
+
+def test_password_reset_confirmation_starts_nothing(context):
+    ports = sign_up_ports()
     event = signup_event("PostConfirmation_ConfirmForgotPassword")
-    assert signup.post_confirmation(event, context) == event
+    assert signup.post_confirmation(event, context, ports=ports) == event
+    assert ports.workflows.calls == [] and ports.retry_queue.sent == []
 
 
 @pytest.mark.parametrize("source", ["PreSignUp_SignUp", None, 42])
@@ -37,28 +45,19 @@ def test_a_trigger_that_is_not_post_confirmation_is_a_typed_error(context, sourc
 
 
 @pytest.mark.parametrize("sub", [None, "", "nope", "0F9E8D7C-1234-4ABC-8DEF-0123456789AB-x"])
-def test_signup_without_valid_sub_starts_nothing_and_does_not_fail(context, monkeypatch, sub):
-    monkeypatch.setattr(signup, "start_signup", lambda **_: pytest.fail("started"))
+def test_signup_without_valid_sub_starts_nothing_and_does_not_fail(context, sub):
+    ports = sign_up_ports()
     event = signup_event(sub=sub)
-    assert signup.post_confirmation(event, context) == event
+    assert signup.post_confirmation(event, context, ports=ports) == event
+    assert ports.workflows.calls == [] and ports.retry_queue.sent == []
 
 
-def test_failed_start_is_queued_and_signup_still_succeeds(context, monkeypatch):
-    sent = []
-
-    def boom(**_):
-        raise RuntimeError("Step Functions unreachable")
-
-    class Sqs:
-        def send_message(self, QueueUrl, MessageBody):
-            sent.append(MessageBody)
-
-    monkeypatch.setattr(signup, "start_signup", boom)
-    monkeypatch.setattr(signup, "aws_client", lambda service, config: Sqs())
-    monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs/queue")
+def test_failed_start_is_queued_and_signup_still_succeeds(context):
+    ports = sign_up_ports()
+    ports.workflows.fail("start_sync", RuntimeError("Step Functions unreachable"))
     event = signup_event()
-    assert signup.post_confirmation(event, context) == event
-    assert [json.loads(m) for m in sent] == [{"user_pool_id": "us-east-1_abc", "user_name": "u", "sub": SUB}]
+    assert signup.post_confirmation(event, context, ports=ports) == event
+    assert ports.retry_queue.sent == [{"user_pool_id": "us-east-1_abc", "user_name": "u", "sub": SUB}]
 
 
 @pytest.mark.parametrize("workflow, problem", [
@@ -289,25 +288,9 @@ def test_the_sign_up_trigger_loads_only_what_a_sign_up_needs():
 def test_a_sign_up_without_time_to_start_and_queue_goes_to_the_queue_at_once(context, monkeypatch):
     """The trigger has 4 s: StartExecution is tried only with time left for it and for the
     retry queue after it (2.8 s); with less, the job is queued without trying."""
-    sent = []
-
-    class Idp:
-        def admin_get_user(self, UserPoolId, Username):
-            return {"UserAttributes": [{"Name": "sub", "Value": SUB}]}
-
-    class Sfn:
-        def start_execution(self, **_):
-            pytest.fail("started with too little time left")
-
-    class Sqs:
-        def send_message(self, QueueUrl, MessageBody):
-            sent.append(json.loads(MessageBody))
-    clients = {"cognito-idp": Idp(), "stepfunctions": Sfn(), "sqs": Sqs()}
-    monkeypatch.setattr(signup, "aws_client", lambda service, config: clients[service])
-    monkeypatch.setenv("USER_POOL_ID", "us-east-1_abc")
-    monkeypatch.setenv("SYNC_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:1:stateMachine:s")
-    monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs/queue")
+    ports = sign_up_ports()
     monkeypatch.setattr(context, "get_remaining_time_in_millis", lambda: 2500, raising=False)
     event = signup_event()
-    assert signup.post_confirmation(event, context) == event
-    assert sent == [{"user_pool_id": "us-east-1_abc", "user_name": "u", "sub": SUB}]
+    assert signup.post_confirmation(event, context, ports=ports) == event
+    assert ports.workflows.called("start_sync") == []
+    assert ports.retry_queue.sent == [{"user_pool_id": "us-east-1_abc", "user_name": "u", "sub": SUB}]

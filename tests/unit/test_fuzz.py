@@ -1,6 +1,6 @@
 """Property-based fuzzing of every handler's event parsing (hypothesis, 200 cases each): the
 answer is a typed error or a valid result, never an unhandled exception, and nothing is
-written: the domain below the parsing is replaced by a recorder that raises on first use."""
+written: every port below the parsing raises on first use."""
 
 import os
 import string
@@ -11,7 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat_provisioning import signup, steps, triggers
+from chat_provisioning.deadline import Deadline
 from chat_provisioning.errors import ProvisioningError
+from chat_provisioning.runtime import Runtime
+from tests.fakes import sample_config
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 # 200 cases per handler in `make test`; `make proof` runs 2,000 (FUZZ_EXAMPLES).
@@ -34,24 +37,18 @@ class Reached(Exception):
     """The event was valid: the handler got past its parsing to the domain."""
 
 
-@pytest.fixture
-def no_domain(monkeypatch):
-    def reached(*args, **kwargs):
+class Unreachable:
+    def __getattr__(self, name):
         raise Reached()
-    monkeypatch.setattr(steps, "runtime", reached)
-    monkeypatch.setattr(triggers, "runtime", reached)
-    monkeypatch.setattr(triggers, "chat_config", reached)
-    monkeypatch.setattr(triggers, "aws_client", reached)
-    monkeypatch.setattr(triggers, "start_signup", reached)
-    monkeypatch.setattr(signup, "start_signup", reached)
-    monkeypatch.setattr(signup, "aws_client", reached)
-    monkeypatch.setenv("START_RETRY_QUEUE_URL", "https://sqs.invalid/q")
-    monkeypatch.setenv("SYNC_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:1:stateMachine:s")
 
 
-def outcome(handler, event, context):
+NO_DOMAIN = Runtime(config=sample_config(), synapse=Unreachable(), directory=Unreachable(), workflows=Unreachable(),
+                    plans=Unreachable(), audit=Unreachable(), locks=Unreachable(), deadline=Deadline())
+
+
+def outcome(handler, event, context, **injected):
     try:
-        return handler(event, context)
+        return handler(event, context, **(injected or {"rt": NO_DOMAIN}))
     except (ProvisioningError, Reached) as e:
         return e
 
@@ -68,7 +65,7 @@ STEP_EVENT = {"execution": "arn:aws:states:us-east-1:1:execution:m:e", "redrive"
 @given(event=events_like(STEP_EVENT) | st.fixed_dictionaries(
     {"execution": st.text(max_size=30), "redrive": json_values, "workflow": events_like(STEP_EVENT["workflow"]),
      "dry_run": json_values}))
-def test_steps(no_domain, context, handler, event):
+def test_steps(context, handler, event):
     outcome(handler, event, context)
 
 
@@ -82,8 +79,9 @@ SIGN_UP = {"version": "1", "region": "us-east-1", "userPoolId": "us-east-1_abc",
     {**{k: st.just(v) for k, v in SIGN_UP.items() if k != "request"},
      "request": st.fixed_dictionaries({"userAttributes": st.dictionaries(
          st.sampled_from(["sub", "name", "email", "nickname"]), subs | json_values)})}))
-def test_post_confirmation_never_fails_a_valid_sign_up(no_domain, context, event):
-    result = outcome(signup.post_confirmation, event, context)
+def test_post_confirmation_never_fails_a_valid_sign_up(context, event):
+    result = outcome(signup.post_confirmation, event, context,
+                     ports=signup.SignUpPorts(Unreachable(), Unreachable(), Unreachable()))
     if isinstance(event, dict) and event.get("triggerSource") == SIGN_UP["triggerSource"]:
         assert result == event  # a sign-up always goes through, whatever else is wrong
 
@@ -97,7 +95,7 @@ CLOUDTRAIL = {"id": "e1", "source": "aws.cognito-idp", "detail-type": "AWS API C
 @given(event=events_like(CLOUDTRAIL) | st.fixed_dictionaries(
     {"id": st.text(max_size=10), "detail-type": st.sampled_from(["Sync chat user", "AWS API Call via CloudTrail"]),
      "detail": events_like({"sub": SUB, "eventName": "AdminEnableUser"})}))
-def test_on_cognito_change(no_domain, context, event):
+def test_on_cognito_change(context, event):
     outcome(triggers.on_cognito_change, event, context)
 
 
@@ -108,7 +106,7 @@ STATUS = {"id": "e2", "source": "aws.states", "detail-type": "Step Functions Exe
 
 @FUZZ
 @given(event=events_like(STATUS) | st.fixed_dictionaries({"detail": events_like(STATUS["detail"])}))
-def test_record_failure(no_domain, context, event):
+def test_record_failure(context, event):
     outcome(triggers.record_failure, event, context)
 
 
@@ -116,7 +114,7 @@ def test_record_failure(no_domain, context, event):
 @given(event=events_like({"Records": [{"messageId": "m", "body": '{"sub": "%s"}' % SUB}]})
        | st.fixed_dictionaries({"Records": st.lists(st.fixed_dictionaries(
            {"messageId": st.text(max_size=5), "body": st.text(max_size=60) | st.just('{"sub": 1}')}), max_size=3)}))
-def test_retry_start(no_domain, context, event):
+def test_retry_start(context, event):
     try:
         outcome(triggers.retry_start, event, context)
     except BatchProcessingError:

@@ -8,7 +8,7 @@ from moto import mock_aws
 
 from chat_provisioning.deadline import RESERVE_SECONDS, Deadline
 from chat_provisioning.errors import LeaseLost, RoomBusy
-from chat_provisioning.locks import RoomLocks
+from chat_provisioning.locks import DynamoRoomLocks
 
 
 class Clock:
@@ -25,7 +25,7 @@ def locks():
         client.create_table(TableName="locks", BillingMode="PAY_PER_REQUEST",
                             KeySchema=[{"AttributeName": "lock", "KeyType": "HASH"}],
                             AttributeDefinitions=[{"AttributeName": "lock", "AttributeType": "S"}])
-        yield RoomLocks("locks", client, lease_seconds=10, wait_seconds=0.3, clock=Clock())
+        yield DynamoRoomLocks("locks", lambda: client, lease_seconds=10, wait_seconds=0.3, clock=Clock())
 
 
 def test_a_held_room_is_busy_for_others(locks):
@@ -65,8 +65,8 @@ def test_the_lease_wait_leaves_half_the_time_left_to_write(locks):
     # below once ate the time before the wait began, and the wait was 0.0 s).
     deadline = Deadline(clock=lambda: 0.0)
     deadline.start(remaining_ms=int((RESERVE_SECONDS + 0.2) * 1000))  # 0.2 s left
-    waiting = RoomLocks("locks", locks.client, lease_seconds=10, wait_seconds=20, clock=locks.clock,
-                        deadline=deadline)
+    waiting = DynamoRoomLocks("locks", locks.client, lease_seconds=10, wait_seconds=20, clock=locks.clock,
+                              deadline=deadline)
     with locks.hold("!r:x"):
         started = time.monotonic()
         with pytest.raises(RoomBusy, match="stayed locked for 0.1s"):

@@ -2,11 +2,11 @@
 metric's dimensions, which come from an execution's input (whatever its starter sent)."""
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
 from chat_provisioning import telemetry, triggers
+from tests.fakes import runtime_of
 from toolbox.operations import DRIFT, FAILED, IN_SYNC, NOT_FOUND, judge
 
 SUB = "11111111-2222-4333-8444-555555555555"
@@ -61,13 +61,12 @@ def test_the_failure_metric_takes_only_known_causes_and_error_names(monkeypatch,
     failure audit."""
     counted = []
     monkeypatch.setattr(triggers, "count", lambda name, **dims: counted.append((name, dims)))
-    monkeypatch.setattr(triggers, "last_state_entered", lambda execution: "JoinRooms")
-    monkeypatch.setattr(triggers, "runtime", lambda: SimpleNamespace(audit=SimpleNamespace(
-        record_failure=lambda *a, **kw: True)))
+    rt = runtime_of()
+    rt.workflows.stopped_at["arn:aws:states:us-east-1:1:execution:m:e"] = "JoinRooms"
     triggers.record_failure({"id": "e", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
                              "detail": {"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "status": "FAILED",
                                         "input": json.dumps({"sub": SUB, "cause": cause}), "error": error,
-                                        "cause": "c", "redriveCount": 0}}, context)
+                                        "cause": "c", "redriveCount": 0}}, context, rt=rt)
     assert counted == [("ExecutionsFailed", {**dimensions, "step": "JoinRooms"})]
 
 

@@ -5,9 +5,9 @@ from chat_provisioning.config import ChatConfig
 from chat_provisioning.errors import InvalidInput, PowerLevelForbidden
 from chat_provisioning.policy import (CognitoUser, desired_memberships, display_name_of, split_groups,
                                       standing, user_id_for, with_power_level)
+from tests.fakes import BOT, SERVER
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
-BOT = "@phenom-provisioner-bot:chat.thephenom.app"
 
 
 def rooms_of(memberships):
@@ -52,7 +52,7 @@ def test_display_names_are_normalised_never_refused(raw, name):
 
 
 def test_user_id_is_lowercased_sub_on_the_server(config):
-    assert user_id_for(SUB.upper(), config) == f"@{SUB}:chat.thephenom.app"
+    assert user_id_for(SUB.upper(), config) == f"@{SUB}:{SERVER}"
 
 
 @pytest.mark.parametrize("bad", [None, "", "not-a-uuid", 42, SUB + "x", "../" + SUB])
@@ -80,23 +80,23 @@ def test_config_travels_through_the_lambda_env(config):
     assert len(config.to_env()) < 2048  # a function's whole environment is capped at 4 KB
 
 
-LEVELS = {"users": {BOT: 100, "@other:chat.thephenom.app": 50}, "users_default": 0,
+LEVELS = {"users": {BOT: 100, "@other:x": 50}, "users_default": 0,
           "events": {"m.room.name": 50}}
 
 
 def test_power_level_keeps_bot_and_others():
-    new = with_power_level(LEVELS, "@u:chat.thephenom.app", 100, BOT)
-    assert new["users"] == {**LEVELS["users"], "@u:chat.thephenom.app": 100}
+    new = with_power_level(LEVELS, "@u:x", 100, BOT)
+    assert new["users"] == {**LEVELS["users"], "@u:x": 100}
     assert new["events"] == LEVELS["events"]
 
 
 def test_power_level_unchanged_is_none():
-    assert with_power_level(LEVELS, "@other:chat.thephenom.app", 50, BOT) is None
+    assert with_power_level(LEVELS, "@other:x", 50, BOT) is None
 
 
 def test_default_level_is_not_listed():
-    new = with_power_level(LEVELS, "@other:chat.thephenom.app", 0, BOT)
-    assert "@other:chat.thephenom.app" not in new["users"] and new["users"][BOT] == 100
+    new = with_power_level(LEVELS, "@other:x", 0, BOT)
+    assert "@other:x" not in new["users"] and new["users"][BOT] == 100
 
 
 def test_above_the_bot_is_refused():

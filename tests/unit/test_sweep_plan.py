@@ -2,11 +2,10 @@
 
 from chat_provisioning.policy import CognitoUser
 from chat_provisioning.sweep import MatrixSide, plan
+from tests.fakes import BOT, SERVER
 
 A = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 B = "1f9e8d7c-1234-4abc-8def-0123456789ab"
-SERVER = "chat.thephenom.app"
-BOT = f"@phenom-provisioner-bot:{SERVER}"
 
 
 def uid(sub):

@@ -2,6 +2,7 @@
 AssignRoles step (its code, its Runtime, a real Synapse, the lease table in moto), against the
 same 50 changes as plain read-modify-writes, which must show the loss (so this test can fail)."""
 
+import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,10 +28,10 @@ def step_runtime(local):
         mp.setenv("AWS_ENDPOINT_URL", local.state["aws_endpoint_url"])
         for key, value in local.role_credentials("AssignRoles").items():  # its role's, as Lambda gives
             mp.setenv(key, value)
-        caches = (runtime_module.runtime, runtime_module.chat_config, runtime_module.secrets, aws.aws_client)
-        for cache in caches:  # built for this environment
+        caches = (runtime_module.secrets, aws.aws_client)
+        for cache in caches:  # clients for this environment
             cache.cache_clear()
-        yield runtime_module.runtime()
+        yield runtime_module.build(os.environ)
         for cache in caches:
             cache.cache_clear()
 

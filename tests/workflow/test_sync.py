@@ -5,7 +5,7 @@ deployed rules, the SyncUser workflow, a real Synapse."""
 import json
 
 from toolbox import cli
-from local_run.env import MASKED, cloudtrail_event
+from local_run.aws_events import MASKED, cloudtrail_event
 
 
 def synapse_user(local, sub) -> dict:

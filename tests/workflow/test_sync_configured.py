@@ -7,7 +7,7 @@ import pytest
 
 from chat_provisioning.config import RoleGrant
 from local_run import env
-from local_run.env import cloudtrail_event
+from local_run.aws_events import cloudtrail_event
 
 UNMANAGED = str(uuid.uuid4())
 

@@ -1,0 +1,240 @@
+"""Every step of the workflows through its whole handler (parsing, logging, metrics), on a
+Runtime of in-memory fakes (tests/fakes.py): what each step does to Synapse, the audit trail and
+the plans, what it reads of Cognito, and the typed errors it lets through for the ASL's Retry."""
+
+import pytest
+
+from chat_provisioning import steps
+from chat_provisioning.errors import (LeaseLost, PowerLevelForbidden, RoomBusy, SynapseUnavailable,
+                                      UserDeactivated)
+from chat_provisioning.models import Action, WorkflowState
+from tests.fakes import SERVER, runtime_of, sample_config
+
+SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
+USER = f"@{SUB}:{SERVER}"
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:test-SyncUser:run-1"
+RED, STAFF, ANALYSTS = (f"!{r}:{SERVER}" for r in ("red_room", "staff", "analysts"))
+
+
+def run(handler, state, rt, context, redrive=0) -> WorkflowState:
+    """The handler, given the payload the ASL's Parameters build."""
+    workflow = state.model_dump(mode="json", exclude_none=True) if isinstance(state, WorkflowState) else state
+    return WorkflowState.model_validate(
+        handler({"execution": EXECUTION, "redrive": redrive, "workflow": workflow}, context, rt=rt))
+
+
+def outcomes(state: WorkflowState, step: str) -> list[tuple]:
+    return [(a.action, a.room, a.outcome) for a in state.actions if a.step == step]
+
+
+def confirmed(groups=(), **kw) -> WorkflowState:
+    return WorkflowState(sub=SUB, cause="signup", cognito="confirmed", groups=groups, **kw)
+
+
+def test_read_cognito_user_keeps_known_groups_and_reports_unknown_ones(context):
+    rt = runtime_of()
+    rt.directory.add(SUB, ("staff", "admins"), display_name="Aaron")
+    state = run(steps.read_cognito_user, {"sub": SUB, "cause": "signup"}, rt, context)
+    assert (state.cognito, state.groups, state.display_name) == ("confirmed", ("staff",), "Aaron")
+    assert outcomes(state, "ReadCognitoUser") == [("finding", None, "unknown_group:admins")]
+
+
+@pytest.mark.parametrize("enabled, status, standing, actions", [
+    (False, "CONFIRMED", "disabled", []),
+    (True, "UNCONFIRMED", "unconfirmed", [("sync", None, "unconfirmed:no_grants")]),
+    (True, "RESET_REQUIRED", "unconfirmed", [("sync", None, "unconfirmed:no_grants")]),
+])
+def test_read_cognito_user_lets_status_decide_before_groups(context, enabled, status, standing, actions):
+    rt = runtime_of()
+    rt.directory.add(SUB, ("staff",), enabled=enabled, status=status)
+    state = run(steps.read_cognito_user, {"sub": SUB, "cause": "AdminAddUserToGroup"}, rt, context)
+    assert (state.cognito, state.groups) == (standing, ())
+    assert outcomes(state, "ReadCognitoUser") == actions
+
+
+def test_read_cognito_user_of_a_deleted_user_and_of_an_unmanaged_one(context):
+    rt = runtime_of()
+    assert run(steps.read_cognito_user, {"sub": SUB, "cause": "AdminDeleteUser"}, rt, context).cognito == "absent"
+    rt = runtime_of(sample_config(unmanaged_subs=[SUB]))
+    state = run(steps.read_cognito_user, {"sub": SUB, "cause": "sweep"}, rt, context)
+    assert state.cognito == "unmanaged" and rt.directory.calls == []
+
+
+def test_provision_user_creates_then_updates(context):
+    rt = runtime_of()
+    state = run(steps.provision_user, confirmed(display_name="Aaron"), rt, context)
+    assert state.user_id == USER and state.active_in_run == f"{EXECUTION}#0"
+    assert outcomes(state, "ProvisionUser") == [("create_user", None, "created")]
+    assert rt.synapse.users[USER]["displayname"] == "Aaron"
+    assert rt.synapse.users[USER]["external_ids"] == [{"auth_provider": "cognito", "external_id": SUB}]
+    again = run(steps.provision_user, confirmed(), rt, context)
+    assert outcomes(again, "ProvisionUser") == [("update_user", None, "updated")]
+
+
+def test_provision_user_reactivates_only_a_deactivation_of_ours_on_cognitos_enable(context):
+    rt = runtime_of()
+    rt.directory.add(SUB)
+    rt.synapse.upsert_user(USER, None, SUB, "cognito")
+    rt.synapse.deactivate(USER, erase=False)
+    enable = WorkflowState(sub=SUB, cause="AdminEnableUser", cognito="confirmed")
+    with pytest.raises(UserDeactivated):  # a Matrix admin's deactivation: not on record as ours
+        run(steps.provision_user, enable, rt, context)
+    rt.audit.record_actions(SUB, USER, EXECUTION, (Action(step="DeactivateUser", action="deactivate_user",
+                                                          outcome="deactivated"),))
+    with pytest.raises(UserDeactivated):  # ours, but this run's cause is not Cognito's enable
+        run(steps.provision_user, confirmed(), rt, context)
+    rt.directory.add(SUB, enabled=False)
+    with pytest.raises(UserDeactivated):  # Cognito's enable, but disabled again since
+        run(steps.provision_user, enable, rt, context)
+    rt.directory.add(SUB)
+    state = run(steps.provision_user, enable, rt, context)
+    assert outcomes(state, "ProvisionUser") == [("reactivate_user", None, "reactivated")]
+    assert rt.synapse.users[USER]["deactivated"] is False
+
+
+def test_a_synapse_outage_is_the_typed_error_the_asl_retries(context):
+    rt = runtime_of()
+    rt.synapse.fail("upsert_user", SynapseUnavailable("PUT /users: ConnectError"))
+    with pytest.raises(SynapseUnavailable):
+        run(steps.provision_user, confirmed(), rt, context)
+    assert rt.synapse.users == {}
+    assert run(steps.provision_user, confirmed(), rt, context).user_id == USER  # the retry
+
+
+def test_join_rooms_joins_what_the_groups_earn_once(context):
+    rt = runtime_of()
+    created = run(steps.provision_user, confirmed(("staff",)), rt, context)
+    state = run(steps.join_rooms, created, rt, context)
+    assert outcomes(state, "JoinRooms") == [("join", RED, "joined"), ("join", STAFF, "joined")]
+    assert state.joined == tuple(sorted((RED, STAFF)))
+    assert rt.synapse.called("joined_rooms") == []  # created in this run: in no room yet
+    again = run(steps.join_rooms, confirmed(("staff",)), rt, context, redrive=1)
+    assert outcomes(again, "JoinRooms") == [("join", RED, "already_joined"), ("join", STAFF, "already_joined")]
+    assert len(rt.synapse.called("join")) == 2  # the second run read the rooms instead
+
+
+def test_join_rooms_refuses_a_user_deactivated_since_provisioning(context):
+    rt = runtime_of()
+    run(steps.provision_user, confirmed(), rt, context)
+    rt.synapse.deactivate(USER, erase=False)
+    with pytest.raises(UserDeactivated):
+        run(steps.join_rooms, confirmed(), rt, context)  # another run: active_in_run is not set
+
+
+def staff_member(rt, context) -> WorkflowState:
+    rt.directory.add(SUB, ("staff",))
+    return run(steps.join_rooms, run(steps.provision_user, confirmed(("staff",)), rt, context), rt, context)
+
+
+def test_assign_roles_grants_under_the_rooms_lease(context):
+    rt = runtime_of()
+    state = run(steps.assign_roles, staff_member(rt, context), rt, context)
+    assert outcomes(state, "AssignRoles") == [("set_power_level", STAFF, "set:100")]
+    assert rt.synapse.levels[STAFF]["users"][USER] == 100
+    assert rt.locks.called("hold") == [(STAFF,)] and rt.locks.called("check") == [(STAFF,)]
+    again = run(steps.assign_roles, state, rt, context)
+    assert outcomes(again, "AssignRoles")[-1] == ("set_power_level", STAFF, "unchanged")
+
+
+def test_assign_roles_grants_nothing_cognito_took_away_since_the_read(context):
+    rt = runtime_of()
+    state = staff_member(rt, context)
+    rt.directory.add(SUB, ())  # staff removed after ReadCognitoUser
+    done = run(steps.assign_roles, state, rt, context)
+    assert ("finding", None, "groups_changed_since_read") in outcomes(done, "AssignRoles")
+    assert USER not in rt.synapse.levels[STAFF]["users"]
+
+
+@pytest.mark.parametrize("port, method, error", [
+    ("locks", "hold", RoomBusy("locked")), ("locks", "check", LeaseLost("expired")),
+    ("synapse", "set_power_levels", SynapseUnavailable("down"))])
+def test_assign_roles_writes_nothing_without_the_lease_and_fails_typed(context, port, method, error):
+    rt = runtime_of()
+    state = staff_member(rt, context)
+    getattr(rt, port).fail(method, error)
+    with pytest.raises(type(error)):
+        run(steps.assign_roles, state, rt, context)
+    assert USER not in rt.synapse.levels[STAFF]["users"] and rt.locks.held == set()
+
+
+def test_assign_roles_demotes_and_with_the_flag_leaves_rooms_no_group_grants(context):
+    rt = runtime_of(sample_config(leave_rooms_on_role_removal=True))
+    state = staff_member(rt, context)
+    run(steps.join_rooms, state.model_copy(update={"groups": ("analysts", "staff")}), rt, context)
+    rt.synapse.levels[STAFF]["users"][USER] = 50
+    rt.directory.add(SUB, ())
+    removed = WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed", groups=())
+    done = run(steps.assign_roles, removed, rt, context)
+    assert outcomes(done, "AssignRoles") == [("set_power_level", STAFF, "set:default"),
+                                             ("leave", STAFF, "left"), ("leave", ANALYSTS, "left")]
+    assert rt.synapse.joined_rooms(USER) == [RED]
+
+
+def test_assign_roles_will_not_demote_a_peer_of_the_bot(context):
+    rt = runtime_of()
+    run(steps.assign_roles, staff_member(rt, context), rt, context)  # at 100, the bot's level
+    rt.directory.add(SUB, ())
+    with pytest.raises(PowerLevelForbidden):
+        run(steps.assign_roles, WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed"),
+            rt, context)
+
+
+@pytest.mark.parametrize("cognito, cause, erase, tied, outcome", [
+    ("disabled", "AdminDisableUser", True, True, "deactivated"),
+    ("absent", "AdminDeleteUser", False, True, "deactivated"),
+    ("absent", "AdminDeleteUser", True, True, "erased"),
+    ("absent", "sweep", True, True, "deactivated"),  # a sweep never erases
+    ("absent", "AdminDeleteUser", True, False, "skipped:not_tied_to_cognito"),
+])
+def test_deactivate_user(context, cognito, cause, erase, tied, outcome):
+    rt = runtime_of(sample_config(erase_deleted_users=erase))
+    rt.synapse.upsert_user(USER, None, SUB if tied else "someone-else", "cognito")
+    state = run(steps.deactivate_user, WorkflowState(sub=SUB, cause=cause, cognito=cognito), rt, context)
+    assert outcomes(state, "DeactivateUser") == [("deactivate_user", None, outcome)]
+    assert rt.synapse.users[USER]["deactivated"] is tied
+    assert rt.synapse.called("deactivate") == ([(USER, outcome == "erased")] if tied else [])
+
+
+def test_deactivate_user_leaves_an_absent_or_already_deactivated_user_alone(context):
+    rt = runtime_of()
+    disabled = WorkflowState(sub=SUB, cause="AdminDisableUser", cognito="disabled")
+    assert outcomes(run(steps.deactivate_user, disabled, rt, context), "DeactivateUser") == [
+        ("deactivate_user", None, "skipped:no_matrix_user")]
+    rt.synapse.upsert_user(USER, None, SUB, "cognito")
+    rt.synapse.deactivate(USER, erase=False)
+    assert outcomes(run(steps.deactivate_user, disabled, rt, context), "DeactivateUser") == [
+        ("deactivate_user", None, "already_deactivated")]
+
+
+def test_record_audit_writes_each_action_once(context):
+    rt = runtime_of()
+    state = staff_member(rt, context)
+    run(steps.record_audit, state, rt, context)
+    run(steps.record_audit, state, rt, context, redrive=1)  # a redrive writes the same keys
+    assert [i["outcome"] for i in rt.audit.trail(SUB)] == ["created", "joined", "joined"]
+    assert {i["event"] for i in rt.audit.trail(SUB)} == {"signup"}
+
+
+def sweep(rt, context, **request) -> dict:
+    return steps.plan_sweep({"execution": "arn:aws:states:us-east-1:123456789012:execution:test-SweepUsers:s1",
+                             "request": request}, context, rt=rt)
+
+
+def test_plan_sweep_stores_the_plan_and_the_users_to_sync(context):
+    rt = runtime_of()
+    rt.directory.add(SUB, ("staff",))
+    result = sweep(rt, context)
+    assert (result["outcome"], result["apply"], result["bucket"]) == ("apply", True, "test-plans")
+    assert rt.plans.documents[result["requests_key"]] == [{"sub": SUB}]
+    assert rt.plans.documents[result["plan_key"]]["summary"] == result["summary"]
+    assert sweep(rt, context, dry_run=True)["outcome"] == "dry_run"
+
+
+def test_plan_sweep_holds_a_sweep_that_would_deactivate_too_many(context):
+    rt = runtime_of(sample_config(sweep_max_deactivations=1))
+    for i in range(3):  # Matrix users of our pool that Cognito no longer has
+        sub = f"0f9e8d7c-1234-4abc-8def-00000000000{i}"
+        rt.synapse.upsert_user(f"@{sub}:{SERVER}", None, sub, "cognito")
+    held = sweep(rt, context)
+    assert (held["outcome"], held["apply"]) == ("held", False) and held["held"]
+    assert sweep(rt, context, approve_deactivations=3)["outcome"] == "apply"
