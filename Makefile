@@ -9,7 +9,7 @@ CHECKOV_VERSION := 3.2.533
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 
-.PHONY: install lint test proof negative-controls demo bench synth diagram down clean
+.PHONY: install lint unit test proof negative-controls demo bench synth diagram down clean
 
 install:
 	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp $(SYNAPSE_VERSIONS:%=.synapse/%/.stamp) .checkov-venv/.stamp \
@@ -49,12 +49,19 @@ node_modules/.stamp: package.json package-lock.json
 		--platform manylinux2014_aarch64 --python-version 3.14 --implementation cp --only-binary=:all:
 	touch $@
 
-# ruff's rules are in pyproject.toml.
-lint: install
+# ruff (pyflakes, syntax) on the tree; mypy, strict, on the Lambda package and the fakes it
+# holds to the ports. Their settings are in pyproject.toml.
+lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
-# Lint, then the suite on four workers on two cores: much of it waits (Synapse, Step
-# Functions' retries).
+# The fast tier: every step and trigger on in-memory fakes, offline (tests/unit/conftest.py
+# refuses sockets), no Synapse, no stack; fuzzing at 50 cases per handler (make test: 200).
+unit: $(VENV)/.stamp
+	FUZZ_EXAMPLES=50 $(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+# Lint, then the whole suite (unit, integration, workflow, infra) on four workers on two
+# cores: much of it waits (Synapse, Step Functions' retries).
 test: install lint
 	$(PY) -m pytest -n 4 --ignore=tests/proof
 

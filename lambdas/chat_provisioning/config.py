@@ -3,7 +3,7 @@ synth), passed to every Lambda as one environment variable, and reused by the lo
 
 import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -46,8 +46,10 @@ class UserPool(Frozen):
 
 
 # What the functions in the VPC call besides Synapse: the services of config's network.endpoints.
-INTERFACE_ENDPOINTS = ("secretsmanager", "cognito-idp", "xray")
-GATEWAY_ENDPOINTS = ("dynamodb", "s3")
+InterfaceEndpoint = Literal["secretsmanager", "cognito-idp", "xray"]
+GatewayEndpoint = Literal["dynamodb", "s3"]
+INTERFACE_ENDPOINTS: tuple[str, ...] = get_args(InterfaceEndpoint)
+GATEWAY_ENDPOINTS: tuple[str, ...] = get_args(GatewayEndpoint)
 
 
 class Network(Frozen):
@@ -59,7 +61,7 @@ class Network(Frozen):
     # gateway), each named: interface endpoints (private DNS, for the whole VPC: HTTPS from
     # vpc_cidr) and gateway endpoints on route_table_ids (one per subnet). Leave out a service
     # the VPC already has an endpoint for, and Cognito if the pool has a domain (README).
-    endpoints: tuple[Literal[INTERFACE_ENDPOINTS + GATEWAY_ENDPOINTS], ...] = ()
+    endpoints: tuple[InterfaceEndpoint | GatewayEndpoint, ...] = ()
     vpc_cidr: str | None = Field(default=None, pattern=r"^[0-9.]+/[0-9]{1,2}$")
     route_table_ids: tuple[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")], ...] = ()
 
@@ -169,7 +171,7 @@ class ChatConfig(Frozen):
         return self.model_dump_json(exclude={"network", "unconfirmed", "event_senders"})
 
     @classmethod
-    def from_env(cls, environ: dict) -> "ChatConfig":
+    def from_env(cls, environ: dict[str, Any]) -> "ChatConfig":
         raw = environ.get(CONFIG_ENV)
         if not raw:
             raise RuntimeError(f"{CONFIG_ENV} is not set")

@@ -5,13 +5,14 @@ next attempt goes on from there)."""
 
 import math
 import time
+from collections.abc import Callable
 
 # Kept back from Lambda's remaining time: to raise, log and answer before the timeout.
 RESERVE_SECONDS = 2.0
 
 
 class Deadline:
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._at = math.inf  # no invocation (a script, a test): no deadline
 

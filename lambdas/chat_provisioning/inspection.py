@@ -3,6 +3,9 @@ sweep's planner computes it for this user alone. Read-only, for operators (`chat
 user status`): it runs in the VPC beside the steps, so nobody needs the bot's token or a route
 to Synapse to ask why someone is not in a room. The input names a sub and nothing else."""
 
+from typing import Any
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from .config import ChatConfig
 from .models import Sub, parse
 from .policy import CognitoUser, default_level, level_of, standing, user_id_for
@@ -19,7 +22,7 @@ def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> M
     of other users is kept."""
     user = synapse.user(user_id)
     members: dict[str, frozenset[str]] = {}
-    levels: dict[str, dict] = {}
+    levels: dict[str, dict[str, Any]] = {}
     for room in config.rooms.values():
         joined = synapse.room_members(room.room_id)
         if joined is None:
@@ -33,7 +36,7 @@ def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> M
                       external_ids={user_id: external_ids(user, config.auth_provider)} if user else {})
 
 
-def report(sub: str, user: CognitoUser | None, matrix: MatrixSide, config: ChatConfig) -> dict:
+def report(sub: str, user: CognitoUser | None, matrix: MatrixSide, config: ChatConfig) -> dict[str, Any]:
     """The answer: both sides, and the plan's fixes and findings for this user (JSON)."""
     user_id = user_id_for(sub, config)
     drift = plan([user] if user else [], matrix, config).report()
@@ -54,7 +57,7 @@ def report(sub: str, user: CognitoUser | None, matrix: MatrixSide, config: ChatC
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def inspect_user(event: dict, context, rt: Runtime | None = None) -> dict:
+def inspect_user(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]:
     sub = parse(Sub, event).sub
     logger.append_keys(sub=sub)
     rt = rt or runtime()

@@ -24,7 +24,7 @@ WAIT_SECONDS = 20.0
 
 
 def _conditional_failed(e: ClientError) -> bool:
-    return e.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    return bool(e.response["Error"]["Code"] == "ConditionalCheckFailedException")
 
 
 @dataclass

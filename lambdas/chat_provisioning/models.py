@@ -2,7 +2,7 @@
 else in the execution input is refused, so no caller can grant, forge or carry anything. The
 state after that is built by the steps themselves, from Cognito and Synapse."""
 
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -16,6 +16,9 @@ from .policy import Standing, normalise_sub
 Cause = Literal["signup", "AdminAddUserToGroup", "AdminRemoveUserFromGroup", "AdminDisableUser",
                 "AdminEnableUser", "AdminDeleteUser", "AdminResetUserPassword", "AdminSetUserPassword",
                 "event", "sweep", "manual"]
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Sub(Frozen):
@@ -75,7 +78,7 @@ class Run(Frozen):
 
 class StepEvent(Run):
     """The Lambda payload each Task builds with Parameters: the context and the state."""
-    workflow: dict
+    workflow: dict[str, Any]
 
 
 class SweepRequest(Frozen):
@@ -89,7 +92,7 @@ class SweepRequest(Frozen):
 class SweepEvent(Frozen):
     """The PlanSweep Task's payload: the execution (the sweep's id) and its input."""
     execution: str
-    request: dict
+    request: dict[str, Any]
 
 
 class Loose(BaseModel):
@@ -101,7 +104,7 @@ class BusEvent(Loose):
     """An EventBridge event: its id, detail-type and detail."""
     id: str
     detail_type: str = Field(alias="detail-type")
-    detail: dict
+    detail: dict[str, Any]
 
 
 class ExecutionStatus(Loose):
@@ -122,7 +125,7 @@ class RetryJob(Frozen):
     sub: str
 
 
-def parse(model: type[BaseModel], data: object):
+def parse(model: type[M], data: object) -> M:
     """Validate into `model`, turning pydantic's error into the typed InvalidInput."""
     try:
         return model.model_validate(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Any, TYPE_CHECKING, Literal
 
 from .errors import InvalidInput, PowerLevelForbidden
 
@@ -63,7 +63,7 @@ def standing(user: CognitoUser | None) -> Standing:
     return "confirmed" if user.status in CONFIRMED else "unconfirmed"
 
 
-def display_name_of(attributes: dict) -> str | None:
+def display_name_of(attributes: dict[str, Any]) -> str | None:
     """The first display-name attribute set, with control characters and surrounding space
     removed and cut to what Synapse takes."""
     raw = next((attributes[a] for a in DISPLAY_NAME_ATTRIBUTES if attributes.get(a)), None)
@@ -105,16 +105,16 @@ def desired_levels(groups: tuple[str, ...] | list[str], config: ChatConfig) -> d
     return {room: earned.get(room) for room in config.rooms if room in managed}
 
 
-def default_level(content: dict) -> int:
+def default_level(content: dict[str, Any]) -> int:
     """The level of users an m.room.power_levels content does not list."""
     return int(content.get("users_default", 0))
 
 
-def level_of(content: dict, user_id: str) -> int:
+def level_of(content: dict[str, Any], user_id: str) -> int:
     return int((content.get("users") or {}).get(user_id, default_level(content)))
 
 
-def with_power_level(content: dict, user_id: str, level: int | None, bot_user_id: str) -> dict | None:
+def with_power_level(content: dict[str, Any], user_id: str, level: int | None, bot_user_id: str) -> dict[str, Any] | None:
     """The power-levels content with `user_id` at `level` (None: the room's default), or None
     when nothing changes.
 

@@ -8,8 +8,9 @@ import functools
 import math
 import os
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from .aws import SqsRetryQueue, StepFunctionsWorkflows, client_of, given
@@ -65,7 +66,7 @@ def start_signup(user_pool_id: str, user_name: str, sub: str, directory: UserDir
     return workflows.start_sync(sub, "signup", signup_execution_name(sub))
 
 
-def signup_job(event: dict) -> dict[str, str]:
+def signup_job(event: dict[str, Any]) -> dict[str, str]:
     """The sign-up a PostConfirmation event names, as the retry queue carries it (models.RetryJob):
     {"user_pool_id", "user_name", "sub"}. InvalidInput when the event lacks one of them."""
     request = event.get("request")
@@ -78,7 +79,7 @@ def signup_job(event: dict) -> dict[str, str]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def post_confirmation(event: dict, context, ports: SignUpPorts | None = None) -> dict:
+def post_confirmation(event: dict[str, Any], context: LambdaContext, ports: SignUpPorts | None = None) -> dict[str, Any]:
     """Never fails the sign-up (Cognito cannot re-fire it): a failed start goes to the retry
     queue, and if even that fails, to the log and a metric the sweep's alarm watches."""
     source = event.get("triggerSource") if isinstance(event, dict) else None

@@ -4,35 +4,40 @@ table."""
 
 import hashlib
 from collections.abc import Callable
+from typing import Any, cast
 
-from pydantic import BaseModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import sweeper
 from .audit import execution_name
 from .errors import UserDeactivated
-from .models import Action, Run, StartRequest, StepEvent, SweepEvent, SweepRequest, WorkflowState, parse
+from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
 from .policy import desired_levels, desired_memberships, split_groups, standing, user_id_for
 from .runtime import Runtime, runtime, tracer
 from .synapse import external_ids
 from .telemetry import count, errors_counted, logger
 
 
-def step(reads: type[BaseModel] = WorkflowState):
+Step = Callable[[Any, Runtime, Run], WorkflowState]  # (the state as `reads` parses it, ...)
+Handler = Callable[..., dict[str, Any]]  # (event, context, rt=None)
+
+
+def step(reads: type[Sub] = WorkflowState) -> Callable[[Step], Handler]:
     """Make `fn(state, rt, run)` a handler of the payload {"execution", "redrive", "workflow"}
     (built by the Task's Parameters): `workflow` is parsed strictly as `reads`, the run comes
     from the context object. Typed errors propagate: their names drive the ASL's Retry. `rt`
     is the function's Runtime (built at cold start) unless a test passes one of fakes."""
 
-    def wrap(fn: Callable[..., WorkflowState]):
+    def wrap(fn: Step) -> Handler:
         step_name = "".join(word.title() for word in fn.__name__.split("_"))  # as the ASL names it
         @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
         @tracer.capture_lambda_handler(capture_response=False)
-        def handler(event: dict, context, rt: Runtime | None = None) -> dict:
+        def handler(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]:
             logger.append_keys(step=fn.__name__)
-            event = parse(StepEvent, event)
-            state = parse(reads, event.workflow)
+            payload = parse(StepEvent, event)
+            state = parse(reads, payload.workflow)
             logger.append_keys(sub=state.sub)
-            run = Run(execution=event.execution, redrive=event.redrive)
+            run = Run(execution=payload.execution, redrive=payload.redrive)
             rt = rt or runtime()
             rt.deadline.start(context.get_remaining_time_in_millis())
             with errors_counted(step_name):
@@ -42,8 +47,8 @@ def step(reads: type[BaseModel] = WorkflowState):
             return result.model_dump(mode="json", exclude_none=True)
 
         handler.__name__ = fn.__name__
-        handler.step = fn  # the step without its Lambda shell, for tests that share one Runtime
-        return handler
+        handler.step = fn  # the step alone, for tests that share one Runtime
+        return cast(Handler, handler)
     return wrap
 
 
@@ -59,7 +64,7 @@ def read_cognito_user(request: StartRequest, rt: Runtime, run: Run) -> WorkflowS
             step="ReadCognitoUser", action="sync", outcome="skipped:unmanaged"))
     user = rt.directory.user(request.sub)
     status = standing(user)
-    if status != "confirmed":
+    if user is None or status != "confirmed":
         state = WorkflowState(**base, cognito=status)
         # Not confirmed: no account is made, and one that exists keeps no group's grant.
         return state.did(Action(step="ReadCognitoUser", action="sync", outcome="unconfirmed:no_grants")) \
@@ -128,7 +133,7 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     groups = state.groups if state.cognito == "confirmed" else ()
     if any(level is not None for level in desired_levels(groups, rt.config).values()):
         now = rt.directory.user(state.sub)
-        still = split_groups(now.groups, rt.config)[0] if standing(now) == "confirmed" else ()
+        still = split_groups(now.groups, rt.config)[0] if now is not None and standing(now) == "confirmed" else ()
         if still != groups:
             actions.append(Action(step="AssignRoles", action="finding", outcome="groups_changed_since_read"))
         groups = still
@@ -143,10 +148,10 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
                               if changed else "unchanged"))
     if rt.config.leave_rooms_on_role_removal and not created_now:
         earned = {m.room_id for m in desired_memberships(groups, rt.config)}
-        for room in rt.config.rooms.values():
-            if room.room_id in joined and room.room_id not in earned:
-                rt.synapse.kick(room.room_id, user_id, reason="no Cognito group grants this room")
-                actions.append(Action(step="AssignRoles", action="leave", room=room.room_id, outcome="left"))
+        for configured in rt.config.rooms.values():
+            if configured.room_id in joined and configured.room_id not in earned:
+                rt.synapse.kick(configured.room_id, user_id, reason="no Cognito group grants this room")
+                actions.append(Action(step="AssignRoles", action="leave", room=configured.room_id, outcome="left"))
     return state.did(*actions)
 
 
@@ -183,7 +188,7 @@ def record_audit(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
 
 @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-def plan_sweep(event: dict, context, rt: Runtime | None = None) -> dict:
+def plan_sweep(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]:
     """The sweep's first step (statemachines/sweep_users.asl.json): plan, store the plan in S3
     (the report, and the subs to sync for the Distributed Map), and say whether to apply it:
     not on a dry run, not when nothing drifted, not when it would deactivate more than the

@@ -11,7 +11,7 @@ holds itself when it would deactivate more than config allows."""
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .config import ChatConfig
 from .policy import (SUB, CognitoUser, Standing, default_level, desired_levels, desired_memberships, level_of,
@@ -25,7 +25,7 @@ FindingKind = Literal["invalid_sub", "unknown_group", "no_external_id", "room_mi
 class MatrixSide:
     users: dict[str, bool]  # user ID -> deactivated
     members: dict[str, frozenset[str]]  # configured room ID -> joined users; absent: no such room
-    levels: dict[str, dict]  # configured room ID -> m.room.power_levels content
+    levels: dict[str, dict[str, Any]]  # configured room ID -> m.room.power_levels content
     # Cognito external ids of the users that exist only in Matrix (fetched for those alone).
     external_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -55,17 +55,17 @@ class Plan:
         """The subs to sync, each once: each user's own workflow makes all its fixes."""
         return tuple(sorted({f.sub for f in self.fixes}))
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"users_to_fix": len(self.users),
                 "fixes": dict(sorted(Counter(f.kind for f in self.fixes).items())),
                 "findings": dict(sorted(Counter(f.kind for f in self.findings).items()))}
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         """The summary and every fix and finding: what a sweep stores and prints."""
         return {"summary": self.summary(), "fixes": [vars(f) for f in self.fixes],
                 "findings": [vars(f) for f in self.findings]}
 
-    def held(self, config: ChatConfig, approved: int | None = None) -> dict | None:
+    def held(self, config: ChatConfig, approved: int | None = None) -> dict[str, Any] | None:
         """Why this plan must not be applied without a person, or None. More deactivations
         than the count or the share of managed users allow (at least one is always allowed)
         is what an emptied or wrong user pool looks like."""

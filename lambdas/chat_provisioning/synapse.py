@@ -5,6 +5,7 @@ lists."""
 import time
 from collections.abc import Callable
 from urllib.parse import quote
+from typing import Any
 
 import httpx
 
@@ -48,7 +49,7 @@ class SynapseAdmin:
     def upsert_user(self, user_id: str, displayname: str | None, external_id: str,
                     auth_provider: str) -> UserRecord:
         """Create or update the user (201 and 200 are both success); ties it to Cognito."""
-        body: dict = {"external_ids": [{"auth_provider": auth_provider, "external_id": external_id}]}
+        body: dict[str, Any] = {"external_ids": [{"auth_provider": auth_provider, "external_id": external_id}]}
         if displayname:
             body["displayname"] = displayname
         path = _user_path(user_id)
@@ -63,7 +64,7 @@ class SynapseAdmin:
         return UserRecord(user_id, created=r.status_code == 201,
                           deactivated=bool(r.json().get("deactivated")))
 
-    def user(self, user_id: str) -> dict | None:
+    def user(self, user_id: str) -> dict[str, Any] | None:
         """The admin API's view of the user (deactivated, external_ids...), or None."""
         r = self._unless_missing("GET", _user_path(user_id))
         return r.json() if r is not None else None
@@ -144,12 +145,14 @@ class SynapseAdmin:
         return frozenset(r.json()["members"]) if r is not None else None
 
     def joined_rooms(self, user_id: str) -> list[str]:
-        return self._call("GET", f"/_synapse/admin/v1/users/{_segment(user_id)}/joined_rooms").json()["joined_rooms"]
+        rooms: list[str] = self._call("GET", f"/_synapse/admin/v1/users/{_segment(user_id)}/joined_rooms").json()["joined_rooms"]
+        return rooms
 
-    def power_levels(self, room_id: str) -> dict:
-        return self._call("GET", f"/_matrix/client/v3/rooms/{_segment(room_id)}/state/m.room.power_levels").json()
+    def power_levels(self, room_id: str) -> dict[str, Any]:
+        content: dict[str, Any] = self._call("GET", f"/_matrix/client/v3/rooms/{_segment(room_id)}/state/m.room.power_levels").json()
+        return content
 
-    def _unless_missing(self, method: str, path: str, json: dict | None = None) -> httpx.Response | None:
+    def _unless_missing(self, method: str, path: str, json: dict[str, Any] | None = None) -> httpx.Response | None:
         """The answer, or None when Synapse says the user or room does not exist (404 M_NOT_FOUND)."""
         try:
             return self._call(method, path, json=json)
@@ -158,8 +161,8 @@ class SynapseAdmin:
                 raise
             return None
 
-    def _call(self, method: str, path: str, json: dict | None = None,
-              params: dict | None = None) -> httpx.Response:
+    def _call(self, method: str, path: str, json: dict[str, Any] | None = None,
+              params: dict[str, Any] | None = None) -> httpx.Response:
         refreshed = False
         rate_limited = 0
         while True:
@@ -203,7 +206,7 @@ class SynapseAdmin:
             raise SynapseRejected(f"{where} {error}", r.status_code, errcode, error)
 
 
-def external_ids(user: dict, auth_provider: str) -> tuple[str, ...]:
+def external_ids(user: dict[str, Any], auth_provider: str) -> tuple[str, ...]:
     """The ids that tie a Matrix user (the admin API's view of it) to `auth_provider`."""
     return tuple(e.get("external_id") for e in user.get("external_ids") or []
                  if e.get("auth_provider") == auth_provider)
@@ -219,7 +222,7 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _missing(content: dict, levels: dict[str, int | None]) -> dict[str, int | None]:
+def _missing(content: dict[str, Any], levels: dict[str, int | None]) -> dict[str, int | None]:
     """The users of `levels` that `content` does not show at their level (None: default)."""
     return {u: lvl for u, lvl in levels.items()
             if level_of(content, u) != (default_level(content) if lvl is None else lvl)}

@@ -5,9 +5,12 @@ sub) and a cause, and nothing else: the workflow asks Cognito for the rest."""
 
 import json
 import re
-from typing import get_args
+from typing import Any, get_args
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import wiring
 from .errors import InvalidInput
@@ -29,7 +32,7 @@ _batch = BatchProcessor(event_type=EventType.SQS)
 
 
 @logger.inject_lambda_context(clear_state=True)
-def retry_start(event: dict, context, rt: Runtime | None = None) -> dict:
+def retry_start(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> PartialItemFailureResponse:
     """Consumes the retry queue: each message is a sign-up whose start failed, checked again as
     the trigger checks it. A message that fails again returns to the queue, and after
     maxReceiveCount to its DLQ (alarmed)."""
@@ -40,7 +43,7 @@ def retry_start(event: dict, context, rt: Runtime | None = None) -> dict:
         raise InvalidInput("not an SQS batch of messages with messageId and body")
     rt = rt or runtime()
 
-    def handle(record):
+    def handle(record: SQSRecord) -> None:
         try:
             job = parse(RetryJob, json.loads(record.body))
         except ValueError as e:  # not JSON, or not a job (InvalidInput is a ValueError too)
@@ -51,7 +54,7 @@ def retry_start(event: dict, context, rt: Runtime | None = None) -> dict:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def record_failure(event: dict, context, rt: Runtime | None = None) -> dict:
+def record_failure(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]:
     """Target of the rule on 'Step Functions Execution Status Change' (FAILED, TIMED_OUT,
     ABORTED): the audit item for a run that did not finish, with the state it stopped at."""
     detail = parse(ExecutionStatus, parse(BusEvent, event).detail)
@@ -68,15 +71,15 @@ def record_failure(event: dict, context, rt: Runtime | None = None) -> dict:
         sub, execution, attempt=detail.redriveCount, status=detail.status,
         failed_state=failed_state, error=detail.error, cause=detail.cause,
         event=str(request["cause"])[:64] if request.get("cause") else None)
-    cause = request.get("cause")
+    cause, error = request.get("cause"), detail.error or ""
     count("ExecutionsFailed", cause=cause if isinstance(cause, str) and cause in CAUSES else "other",
-          step=failed_state or "none", error=detail.error if ERROR_NAME.fullmatch(detail.error or "") else "other")
+          step=failed_state or "none", error=error if ERROR_NAME.fullmatch(error) else "other")
     logger.info("failure audited", extra={"state": failed_state, "new": new})
     return {"execution": execution, "failed_state": failed_state}
 
 
 @logger.inject_lambda_context(clear_state=True)
-def on_cognito_change(event: dict, context, rt: Runtime | None = None) -> dict:
+def on_cognito_change(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]:
     """Target of the CloudTrail rule (the Cognito admin calls in wiring.COGNITO_EVENT_NAMES)
     on the default bus, and of the custom 'Sync chat user' rule on the stack's own bus: start
     the user's workflow. The execution is named sync-<sub>-<event id>: a doubled delivery
@@ -88,16 +91,17 @@ def on_cognito_change(event: dict, context, rt: Runtime | None = None) -> dict:
     if bridge.detail_type == wiring.SYNC_EVENT_PATTERN["detail-type"][0]:
         sub, cause = parse(Sub, bridge.detail).sub, "event"  # a bad detail raises (see below)
     else:
-        cause = bridge.detail.get("eventName")
-        if cause not in wiring.COGNITO_EVENT_NAMES:
-            raise InvalidInput(f"not a Cognito event this handles: {cause!r:.60}")
-        sub = resolve_sub(bridge.detail, rt.directory)
-        if sub is None:
+        name = bridge.detail.get("eventName")
+        if name not in wiring.COGNITO_EVENT_NAMES:
+            raise InvalidInput(f"not a Cognito event this handles: {name!r:.60}")
+        cause, resolved = str(name), resolve_sub(bridge.detail, rt.directory)
+        if resolved is None:
             # Another pool's record, or one without the sub whose username is masked or gone.
             logger.warning("event names no user we can resolve; the sweep will catch up",
                            extra={"cause": cause})
             count("UnresolvedCognitoEvents")
             return {"started": False, "cause": cause}
+        sub = resolved
     logger.append_keys(sub=sub)
     # A failure raises: EventBridge invoked us asynchronously, so Lambda retries the event
     # twice, then sends it with the error to the on-failure destination (FailedEventsQueue).
@@ -110,7 +114,7 @@ def on_cognito_change(event: dict, context, rt: Runtime | None = None) -> dict:
 MASKED = {"HIDDEN_DUE_TO_SECURITY_REASONS", "HIDDEN_FOR_SECURITY_REASONS"}
 
 
-def resolve_sub(record: dict, directory: UserDirectory) -> str | None:
+def resolve_sub(record: dict[str, Any], directory: UserDirectory) -> str | None:
     """The sub of the user a CloudTrail record of a Cognito admin call names, in our pool only.
     For a request about one user Cognito records the user's sub in `additionalEventData.sub`
     and masks `requestParameters.username`; only a record without the sub falls back to

@@ -6,6 +6,7 @@ step in every state machine that has it."""
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from .config import CONFIG_ENV, ChatConfig
 from .deadline import RESERVE_SECONDS
@@ -44,7 +45,7 @@ SERVICE = "chat-provisioning"
 SYNC_EVENT_PATTERN = {"source": ["chat-provisioning"], "detail-type": ["Sync chat user"]}
 
 
-def sync_event_pattern(account: str) -> dict:
+def sync_event_pattern(account: str) -> dict[str, Any]:
     """The custom event from this account only: a bus policy could one day let another in."""
     return {**SYNC_EVENT_PATTERN, "account": [account]}
 
@@ -55,7 +56,7 @@ COGNITO_EVENT_NAMES = ["AdminAddUserToGroup", "AdminRemoveUserFromGroup", "Admin
                        "AdminSetUserPassword"]
 
 
-def cognito_event_pattern(user_pool_id: str, account: str) -> dict:
+def cognito_event_pattern(user_pool_id: str, account: str) -> dict[str, Any]:
     """CloudTrail's record of the admin calls that change a user's roles or status, when they
     succeeded (a refused call's record has an errorCode: it changed nothing), in this account
     (events forwarded from another account keep their aws.* source)."""
@@ -80,7 +81,7 @@ def function_timeouts() -> dict[str, int]:
     """Each step's function timeout, from its Task's TimeoutSeconds (the same in every machine)."""
     found: dict[str, set[int]] = {}
 
-    def walk(states: dict) -> None:
+    def walk(states: dict[str, Any]) -> None:
         for state in states.values():
             step = re.fullmatch(r"\$\{(\w+)FunctionArn\}", str(state.get("Resource")))
             if step:

@@ -137,7 +137,7 @@ MUTATIONS = [
      'cause=cause if isinstance(cause, str) and cause in CAUSES else "other"', 'cause=cause or "other"',
      [f"{OPERATOR}::test_the_failure_metric_takes_only_known_causes_and_error_names"]),
     ("the failure metric keeps only error-shaped names", "lambdas/chat_provisioning/triggers.py",
-     'error=detail.error if ERROR_NAME.fullmatch(detail.error or "") else "other"', 'error=detail.error or "other"',
+     'error=error if ERROR_NAME.fullmatch(error) else "other"', 'error=error or "other"',
      [f"{OPERATOR}::test_the_failure_metric_takes_only_known_causes_and_error_names"]),
     ("only declared metrics, with their dimensions, are published", "lambdas/chat_provisioning/telemetry.py",
      "if set(dimensions) != set(METRICS[name]):", "if False:",

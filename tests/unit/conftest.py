@@ -2,6 +2,7 @@
 editing cdk.json for a real deployment must not break it."""
 
 import pytest
+import pytest_socket
 
 from chat_provisioning.config import ChatConfig
 from tests.fakes import sample_config
@@ -10,3 +11,12 @@ from tests.fakes import sample_config
 @pytest.fixture(scope="session")
 def config() -> ChatConfig:
     return sample_config()
+
+
+@pytest.fixture(autouse=True)
+def no_network():
+    """Every socket but a Unix one refused (pytest-socket), in `make unit` and `make test` alike:
+    a unit test that reaches for the network fails, whatever else is up."""
+    pytest_socket.disable_socket(allow_unix_socket=True)
+    yield
+    pytest_socket.enable_socket()
