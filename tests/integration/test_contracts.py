@@ -1,0 +1,109 @@
+"""The fakes' contract: each scenario runs on a fake of tests/fakes.py and on the real adapter
+(SynapseAdmin on the session's real Synapse; CognitoDirectory on moto's Cognito), and must see
+the same answers. What the unit tier learns through a fake is then true of the real thing."""
+
+import uuid
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chat_provisioning.cognito import CognitoDirectory
+from chat_provisioning.errors import RoomNotFound, UserDeactivated
+from tests.fakes import FakeChatServer, FakeDirectory
+
+
+@pytest.fixture(params=["fake", "synapse"])
+def chat(request, local):
+    rooms = [r["room_id"] for r in local.state["rooms"].values()]
+    return FakeChatServer(rooms, local.synapse.bot_user_id) if request.param == "fake" else local.synapse
+
+
+def test_a_user_is_created_once_tied_to_its_sub_and_deactivated(chat, local, sub):
+    user = local.user_id(sub)
+    assert chat.user(user) is None
+    assert (chat.upsert_user(user, "Aaron", sub, "cognito").created,
+            chat.upsert_user(user, None, sub, "cognito").created) == (True, False)
+    seen = chat.user(user)
+    assert (seen["deactivated"], seen["displayname"], seen["external_ids"]) == (
+        False, "Aaron", [{"auth_provider": "cognito", "external_id": sub}])
+    chat.require_active(user)
+    assert chat.list_users()[user] is False
+    room = local.state["rooms"]["red_room"]["room_id"]
+    chat.join(room, user)
+    assert chat.deactivate(user, erase=False) is True
+    assert chat.user(user)["deactivated"] is True and chat.list_users()[user] is True
+    assert user not in chat.room_members(room)  # a deactivated user leaves its rooms
+    with pytest.raises(UserDeactivated):
+        chat.require_active(user)
+    assert chat.upsert_user(user, None, sub, "cognito").deactivated is True
+    chat.reactivate(user)
+    chat.require_active(user)
+    assert chat.deactivate(local.user_id(str(uuid.uuid4())), erase=False) is False  # no such user
+
+
+def test_rooms_joins_levels_and_kicks(chat, local, sub):
+    user = local.user_id(sub)
+    room = local.state["rooms"]["analysts"]["room_id"]
+    chat.upsert_user(user, None, sub, "cognito")
+    assert (chat.join(room, user), chat.join(room, user)) == (True, False)
+    assert room in chat.joined_rooms(user) and user in chat.room_members(room)
+    assert chat.set_power_levels(room, {user: 50}) == {user: 50}
+    assert chat.set_power_levels(room, {user: 50}) == {}
+    levels = chat.power_levels(room)
+    assert levels["users"][user] == 50 and levels["users"][chat.bot_user_id] == 100
+    assert chat.set_power_levels(room, {user: None}) == {user: None}
+    assert user not in chat.power_levels(room)["users"]
+    chat.kick(room, user, reason="contract")
+    assert room not in chat.joined_rooms(user) and user not in chat.room_members(room)
+
+
+def test_an_unknown_room(chat, local, sub):
+    user, room = local.user_id(sub), f"!nosuchroom:{local.state['server_name']}"
+    chat.upsert_user(user, None, sub, "cognito")
+    assert chat.room_members(room) is None
+    with pytest.raises(RoomNotFound):
+        chat.join(room, user)
+    with pytest.raises(RoomNotFound):
+        chat.set_power_levels(room, {user: 50})
+
+
+def cognito_pool():
+    """moto's Cognito with four users, and a fake directory holding the same; their subs and
+    usernames by name."""
+    idp = boto3.client("cognito-idp", region_name="us-east-1")
+    pool = idp.create_user_pool(PoolName="contract", UsernameAttributes=["email"])["UserPool"]["Id"]
+    fake, users = FakeDirectory(pool), {}
+    for group in ("staff", "analysts"):
+        idp.create_group(UserPoolId=pool, GroupName=group)
+    for name in ("staff", "disabled", "unconfirmed", "plain"):
+        email = f"{name}@example.test"
+        created = idp.admin_create_user(UserPoolId=pool, Username=email, MessageAction="SUPPRESS", UserAttributes=[
+            {"Name": "email", "Value": email}, {"Name": "name", "Value": name}])["User"]
+        username, sub = created["Username"], {a["Name"]: a["Value"] for a in created["Attributes"]}["sub"]
+        users[name] = (sub, username)
+        if name != "unconfirmed":
+            idp.admin_set_user_password(UserPoolId=pool, Username=username, Password="Passw0rd!x", Permanent=True)
+        groups = ("analysts", "staff") if name in ("staff", "disabled") else ()
+        for group in groups:
+            idp.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=group)
+        if name == "disabled":
+            idp.admin_disable_user(UserPoolId=pool, Username=username)
+        fake.add(sub, groups, enabled=name != "disabled",
+                 status="FORCE_CHANGE_PASSWORD" if name == "unconfirmed" else "CONFIRMED",
+                 display_name=name, username=username)
+    return CognitoDirectory(pool, lambda: idp), fake, users
+
+
+def test_the_directory_answers_as_cognito_does():
+    with mock_aws():
+        real, fake, users = cognito_pool()
+        for name, (sub, username) in users.items():
+            for groups in (True, False):
+                assert fake.user(sub, groups) == real.user(sub, groups), (name, groups)
+            assert fake.sub_of_username(username) == real.sub_of_username(username) == sub
+        assert fake.user(str(uuid.uuid4())) is None is real.user(str(uuid.uuid4()))
+        assert fake.sub_of_username("nobody") is None is real.sub_of_username("nobody")
+        assert sorted(fake.all_users(), key=lambda u: u.sub) == sorted(real.all_users(), key=lambda u: u.sub)
+        assert real.user(users["staff"][0]).groups == ("analysts", "staff")
+        assert real.user(users["disabled"][0]).groups == ()  # status decides: no groups read
