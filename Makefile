@@ -9,7 +9,7 @@ CHECKOV_VERSION := 3.2.533
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 
-.PHONY: install lint unit test proof negative-controls demo bench synth diagram down clean
+.PHONY: install lint unit test proof negative-controls demo bench synth diagram asl down clean
 
 install:
 	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp $(SYNAPSE_VERSIONS:%=.synapse/%/.stamp) .checkov-venv/.stamp \
@@ -88,6 +88,10 @@ synth: install
 # Regenerates the workflow picture in README.md from the ASL file.
 diagram: install
 	$(PY) -m local_run.diagram
+
+# Writes the one retry policy (stacks/retries.py, from errors.py) into every Lambda Task's Retry.
+asl: $(VENV)/.stamp
+	$(PY) -m stacks.retries
 
 down:
 	$(VENV)/bin/chat-provisioning local down

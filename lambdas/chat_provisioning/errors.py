@@ -1,5 +1,19 @@
 """Typed failures. The class name is the error name Step Functions sees, so the ASL's
-Retry/ErrorEquals lists these names: the retry policy reads from one place."""
+Retry/ErrorEquals lists these names. A transient error's class says how it is retried
+(`retry`, inherited by its subclasses): stacks/retries.py writes every Lambda Task's Retry
+from these and AWS's own errors, and a test holds the ASL files to it."""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A Step Functions retrier's timing: the first wait, the attempts, the longest wait."""
+    interval_seconds: int
+    max_attempts: int
+    max_delay_seconds: int
+    backoff_rate: float = 2.0
 
 
 class ProvisioningError(Exception):
@@ -8,6 +22,7 @@ class ProvisioningError(Exception):
 
 class TransientError(ProvisioningError):
     """Worth retrying: the same call can succeed later."""
+    retry: ClassVar[Retry]
 
 
 class PermanentError(ProvisioningError):
@@ -16,10 +31,12 @@ class PermanentError(ProvisioningError):
 
 class SynapseUnavailable(TransientError):
     """Synapse did not answer (connection refused, timeout) or answered 5xx."""
+    retry = Retry(interval_seconds=2, max_attempts=4, max_delay_seconds=30)
 
 
 class SynapseRateLimited(TransientError):
     """429 M_LIMIT_EXCEEDED, still limited after waiting its retry_after_ms in-process."""
+    retry = Retry(interval_seconds=5, max_attempts=5, max_delay_seconds=60)
 
     def __init__(self, message: str, retry_after_ms: int | None = None):
         super().__init__(message)
@@ -66,12 +83,15 @@ class SynapseRejected(SynapseAnswer, PermanentError):
 
 class RoomBusy(TransientError):
     """Another execution holds the room's power-levels lease; try again after it."""
+    retry = Retry(interval_seconds=1, max_attempts=5, max_delay_seconds=20)
 
 
 class LeaseLost(TransientError):
     """Our room lease expired or was taken over before the write: nothing was written."""
+    retry = RoomBusy.retry
 
 
 class PowerLevelWriteLost(TransientError):
     """Our power-levels write was overwritten before it could be read back, repeatedly:
     a writer outside the lease (a person in a client) raced us."""
+    retry = RoomBusy.retry

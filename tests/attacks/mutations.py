@@ -131,7 +131,10 @@ MUTATIONS = [
     ("every transient error, subclasses too, is retried", "lambdas/chat_provisioning/errors.py",
      "class SynapseRateLimited(TransientError):",
      "class SynapseTimeout(SynapseUnavailable):\n    pass\n\n\nclass SynapseRateLimited(TransientError):",
-     ["tests/infra/test_stack.py::test_every_task_retries_transient_errors_only"]),
+     ["tests/infra/test_stack.py::test_every_lambda_task_retries_by_the_one_policy"]),
+    ("a Retry edited by hand is refused", "statemachines/sweep_users.asl.json",
+     '"MaxAttempts": 4,', '"MaxAttempts": 40,',
+     ["tests/infra/test_stack.py::test_every_lambda_task_retries_by_the_one_policy"]),
     # The operator's toolbox and the metrics (issue 12)
     ("the failure metric keeps only known causes", "lambdas/chat_provisioning/triggers.py",
      'cause=cause if isinstance(cause, str) and cause in CAUSES else "other"', 'cause=cause or "other"',

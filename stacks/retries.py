@@ -1,0 +1,75 @@
+"""The one retry policy of the workflows' Lambda Tasks: our transient errors, each retried as
+its class says (errors.py; a subclass as its parent, Step Functions matching exact names), and
+AWS's own errors, below. The ASL files show it in every Task, where operators read it;
+`make asl` writes it there, and an infra test fails on a Task whose Retry differs."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from chat_provisioning import errors, wiring
+from chat_provisioning.errors import Retry
+
+# AWS's errors, as Step Functions names them: a Lambda invocation's, and the AWS calls' the
+# steps make (boto3 raises each service error as a class of its code's name).
+AWS_ERRORS: dict[tuple[str, ...], Retry] = {
+    # Cognito's throttling and its own faults
+    ("TooManyRequestsException", "InternalErrorException"): Retry(2, 5, 30),
+    # the function's reserved concurrency reached: wait, up to about 10 minutes
+    ("Lambda.TooManyRequestsException",): Retry(1, 25, 30, backoff_rate=1.5),
+    # the function timed out or crashed (every step is idempotent)
+    ("Lambda.Unknown",): Retry(5, 3, 30),
+    # Lambda's service errors, the Task's own timeout, DynamoDB's throttling
+    ("Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+     "Lambda.ClientExecutionTimeoutException", "States.Timeout", "ProvisionedThroughputExceededException",
+     "ThrottlingException", "RequestLimitExceeded"): Retry(2, 6, 60),
+}
+
+
+def transient_errors() -> list[type[errors.TransientError]]:
+    """Every class below TransientError, in definition order, subclasses included."""
+    found: list[type[errors.TransientError]] = []
+
+    def walk(cls: type[errors.TransientError]) -> None:
+        for sub in cls.__subclasses__():
+            found.append(sub)
+            walk(sub)
+    walk(errors.TransientError)
+    return found
+
+
+def retriers() -> list[dict[str, Any]]:
+    """The Retry list of every Lambda Task: one retrier per timing, ours first."""
+    ours: dict[Retry, list[str]] = {}
+    for cls in transient_errors():
+        ours.setdefault(cls.retry, []).append(cls.__name__)
+    groups = [(names, retry) for retry, names in ours.items()] + [(list(n), r) for n, r in AWS_ERRORS.items()]
+    return [{"ErrorEquals": names, "IntervalSeconds": r.interval_seconds, "MaxAttempts": r.max_attempts,
+             "BackoffRate": r.backoff_rate, "MaxDelaySeconds": r.max_delay_seconds, "JitterStrategy": "FULL"}
+            for names, r in groups]
+
+
+def lambda_tasks(states: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Tasks that invoke a step's function (`${<Step>FunctionArn}`), nested ones included."""
+    found = []
+    for state in states.values():
+        if str(state.get("Resource", "")).endswith("FunctionArn}"):
+            found.append(state)
+        found += lambda_tasks(state.get("ItemProcessor", {}).get("States", {}))
+    return found
+
+
+def write(asl: Path) -> bool:
+    """Give every Lambda Task of the file the policy's Retry; True if the file changed."""
+    text = asl.read_text()
+    definition = json.loads(text)
+    for task in lambda_tasks(definition["States"]):
+        task["Retry"] = retriers()
+    new = json.dumps(definition, indent=2) + "\n"
+    asl.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    changed = [path.name for path in wiring.MACHINES.values() if write(path)]
+    print(f"Retry written from the policy: {', '.join(changed) or 'no file changed'}")
