@@ -19,7 +19,7 @@ install:
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[local,test]'
 	touch $@
 
 # Synapse lives in environments of its own, one per release: its pins are not the project's.
@@ -42,10 +42,11 @@ node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-# The Lambda asset's wheels for its platform, so that `cdk synth` needs no network.
-.wheels/.stamp: lambdas/requirements.txt $(VENV)/.stamp
+# The Lambda asset's wheels for its platform, so that `cdk synth` needs no network; its
+# requirements are pyproject.toml's pins of what it ships (stacks/bundling.py).
+.wheels/.stamp: pyproject.toml $(VENV)/.stamp
 	rm -rf .wheels
-	$(PY) -m pip download -q -d .wheels -r lambdas/requirements.txt \
+	$(PY) -m pip download -q -d .wheels $$($(PY) -m stacks.bundling) \
 		--platform manylinux2014_aarch64 --python-version 3.14 --implementation cp --only-binary=:all:
 	touch $@
 
@@ -89,9 +90,11 @@ synth: install
 diagram: install
 	$(PY) -m local_run.diagram
 
-# Writes the one retry policy (stacks/retries.py, from errors.py) into every Lambda Task's Retry.
-asl: $(VENV)/.stamp
+# Writes the one retry policy (stacks/retries.py, from errors.py) into every Lambda Task's
+# Retry, then the pictures that show it.
+asl: install
 	$(PY) -m stacks.retries
+	$(PY) -m local_run.diagram
 
 down:
 	$(VENV)/bin/chat-provisioning local down

@@ -5,7 +5,7 @@ the unit tier loads no moto to build them."""
 import time
 import uuid
 
-from chat_provisioning import wiring
+from stacks import wiring
 
 ACCOUNT = "123456789012"  # moto's, the local run's
 # The principal the local run sends custom events as: the local config's only event sender.

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import boto3
 
-from chat_provisioning import wiring
+from stacks import wiring
 from chat_provisioning.config import CONTEXT_KEY, ChatConfig
 
 from .aws_events import ACCOUNT

@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-from chat_provisioning import wiring
+from stacks import wiring
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

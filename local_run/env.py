@@ -23,7 +23,7 @@ import httpx
 import jwt
 from moto.events.models import EventPattern
 
-from chat_provisioning import wiring
+from stacks import wiring
 from chat_provisioning.audit import DynamoAuditStore
 from chat_provisioning.aws import execution_arn
 from chat_provisioning.config import ChatConfig, UserPool

@@ -10,7 +10,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 
 from chat_provisioning.telemetry import METRICS, NAMESPACE
-from chat_provisioning.wiring import SERVICE
+from stacks.wiring import SERVICE
 
 PERIOD = Duration.minutes(5)
 

@@ -21,7 +21,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from chat_provisioning import wiring
+from stacks import wiring
 from chat_provisioning.config import GATEWAY_ENDPOINTS, ChatConfig
 
 from .bundling import ARCHITECTURE, RUNTIME, lambda_code

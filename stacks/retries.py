@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chat_provisioning import errors, wiring
+from chat_provisioning import errors
+from stacks import wiring
 from chat_provisioning.errors import Retry
 
 # AWS's errors, as Step Functions names them: a Lambda invocation's, and the AWS calls' the

@@ -14,7 +14,7 @@ from chat_provisioning.audit import DynamoAuditStore
 from chat_provisioning.aws import newest_state_entered, start_once
 from chat_provisioning.errors import InvalidInput
 from chat_provisioning.policy import normalise_sub
-from chat_provisioning.wiring import FAILED_STATUSES
+from stacks.wiring import FAILED_STATUSES
 
 from .deployment import Deployment, ToolError
 

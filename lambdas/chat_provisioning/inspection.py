@@ -4,36 +4,16 @@ user status`): it runs in the VPC beside the steps, so nobody needs the bot's to
 to Synapse to ask why someone is not in a room. The input names a sub and nothing else."""
 
 from typing import Any
+
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .config import ChatConfig
+from .matrix_reads import read_matrix_user
 from .models import Sub, parse
-from .policy import CognitoUser, default_level, level_of, standing, user_id_for
-from .ports import ChatServer
+from .policy import CognitoUser, level_of, standing, user_id_for
 from .runtime import Runtime, runtime, tracer
-from .sweep import MatrixSide, plan
-from .synapse import external_ids
+from .sweep_plan import MatrixSide, plan
 from .telemetry import logger
-
-
-def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> MatrixSide:
-    """What the sweep reads of Matrix (sweeper.read_matrix), for one user: whether it exists,
-    which configured rooms exist and hold it, and its level and the default in each. Nothing
-    of other users is kept."""
-    user = synapse.user(user_id)
-    members: dict[str, frozenset[str]] = {}
-    levels: dict[str, dict[str, Any]] = {}
-    for room in config.rooms.values():
-        joined = synapse.room_members(room.room_id)
-        if joined is None:
-            continue  # the planner reports it as room_missing
-        members[room.room_id] = joined & {user_id}
-        content = synapse.power_levels(room.room_id)
-        levels[room.room_id] = {"users_default": default_level(content),
-                                "users": {user_id: level_of(content, user_id)}}
-    return MatrixSide(users={user_id: bool(user["deactivated"])} if user else {},
-                      members=members, levels=levels,
-                      external_ids={user_id: external_ids(user, config.auth_provider)} if user else {})
 
 
 def report(sub: str, user: CognitoUser | None, matrix: MatrixSide, config: ChatConfig) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 else in the execution input is refused, so no caller can grant, forge or carry anything. The
 state after that is built by the steps themselves, from Cognito and Synapse."""
 
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -16,6 +16,13 @@ from .policy import Standing, normalise_sub
 Cause = Literal["signup", "AdminAddUserToGroup", "AdminRemoveUserFromGroup", "AdminDisableUser",
                 "AdminEnableUser", "AdminDeleteUser", "AdminResetUserPassword", "AdminSetUserPassword",
                 "event", "sweep", "manual"]
+# The Cognito admin calls whose CloudTrail records start a user's sync (triggers.on_cognito_change):
+# those that change a user's groups or status (a password reset or a temporary password makes
+# a user unconfirmed: it keeps no grant until it is confirmed again).
+COGNITO_EVENT_NAMES = [c for c in get_args(Cause) if c.startswith("Admin")]
+# The documented custom event that syncs a user with Cognito now (README, "Who can start
+# what"), on the stack's own bus: detail {"sub": ...} and nothing else.
+SYNC_EVENT = {"source": "chat-provisioning", "detail-type": "Sync chat user"}
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -41,10 +41,10 @@ class Runtime:
 
 
 class FunctionEnv(BaseModel):
-    """A function's environment as the stack sets it (wiring.lambda_environment). Validated
-    at cold start, so that a wrong deployment fails its first invocation naming the variable.
-    The steps' functions have no state machine ARN (the machine is built from theirs) and the
-    triggers' no plans bucket: an adapter refuses a call that needs what it was not given."""
+    """A function's environment as the stack sets it (stacks/wiring.py, lambda_environment).
+    Validated at cold start, so that a wrong deployment fails its first invocation naming the
+    variable. The steps' functions have no state machine ARN (the machine is built from theirs)
+    and the triggers' no plans bucket: an adapter refuses a call that needs what it lacks."""
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     config: Json[ChatConfig] = Field(alias=CONFIG_ENV)

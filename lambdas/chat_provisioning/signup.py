@@ -43,8 +43,9 @@ class SignUpPorts(NamedTuple):
 
 @functools.cache
 def signup_ports() -> SignUpPorts:
-    """From the environment the stack sets (wiring.lambda_environment), with QUICK clients. A
-    missing value fails the call that needs it (aws.given), caught below: never the sign-up."""
+    """From the environment the stack sets (stacks/wiring.py, lambda_environment), with QUICK
+    clients. A missing value fails the call that needs it (aws.given), caught below: never the
+    sign-up."""
     env = os.environ.get
     return SignUpPorts(CognitoDirectory(env("USER_POOL_ID", ""), client_of("cognito-idp", QUICK)),
                        StepFunctionsWorkflows(env("SYNC_STATE_MACHINE_ARN"), client_of("stepfunctions", QUICK)),

@@ -8,12 +8,13 @@ from typing import Any, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from . import sweeper
 from .audit import execution_name
 from .errors import UserDeactivated
+from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
 from .policy import desired_levels, desired_memberships, split_groups, standing, user_id_for
 from .runtime import Runtime, runtime, tracer
+from .sweep_plan import plan
 from .synapse import external_ids
 from .telemetry import count, errors_counted, logger
 
@@ -198,7 +199,8 @@ def plan_sweep(event: dict[str, Any], context: LambdaContext, rt: Runtime | None
     rt = rt or runtime()
     rt.deadline.start(context.get_remaining_time_in_millis())
     with errors_counted("PlanSweep"):
-        the_plan = sweeper.sweep(rt.directory, rt.synapse, rt.config)
+        users = rt.directory.all_users()
+        the_plan = plan(users, read_matrix(rt.synapse, rt.config, users), rt.config)
     held = the_plan.held(rt.config, request.approve_deactivations)
     sweep_id = execution_name(sweep.execution)
     prefix = f"sweeps/{sweep_id}"

@@ -1,32 +1,22 @@
-"""What starts the workflow and what audits its failures, besides the sign-up trigger
-(signup.py): the consumer of its retry queue, the target of the Cognito-change and
-custom-event rules, and the Step Functions status-change rule's target. Each names a user (its
-sub) and a cause, and nothing else: the workflow asks Cognito for the rest."""
+"""What starts the workflow besides the sign-up trigger (signup.py): the consumer of its retry
+queue, and the target of the Cognito-change and custom-event rules. Each names a user (its sub)
+and a cause, and nothing else: the workflow asks Cognito for the rest."""
 
 import json
-import re
-from typing import Any, get_args
+from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from . import wiring
 from .errors import InvalidInput
-from .models import BusEvent, Cause, ExecutionStatus, RetryJob, Sub, parse
+from .models import COGNITO_EVENT_NAMES, SYNC_EVENT, BusEvent, RetryJob, Sub, parse
 from .policy import SUB, normalise_sub
 from .ports import UserDirectory
 from .runtime import Runtime, runtime
 from .signup import start_signup
 from .telemetry import count, logger
-
-# The failure metric's dimensions come from the execution input and error: only known causes
-# and names shaped like an error's (ours, Lambda.*, States.*) are kept, so nobody who can start
-# an execution can grow the metric's dimension values.
-CAUSES = set(get_args(Cause))
-ERROR_NAME = re.compile(r"[A-Za-z][\w.]{0,63}")
-
 
 _batch = BatchProcessor(event_type=EventType.SQS)
 
@@ -54,33 +44,8 @@ def retry_start(event: dict[str, Any], context: LambdaContext, rt: Runtime | Non
 
 
 @logger.inject_lambda_context(clear_state=True)
-def record_failure(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]:
-    """Target of the rule on 'Step Functions Execution Status Change' (FAILED, TIMED_OUT,
-    ABORTED): the audit item for a run that did not finish, with the state it stopped at."""
-    detail = parse(ExecutionStatus, parse(BusEvent, event).detail)
-    execution = detail.executionArn
-    logger.set_correlation_id(execution)
-    try:
-        request = json.loads(detail.input or "{}")
-        sub = normalise_sub(request.get("sub"))
-    except (InvalidInput, ValueError, AttributeError):
-        request, sub = {}, None
-    rt = rt or runtime()
-    failed_state = rt.workflows.last_state_entered(execution)
-    new = rt.audit.record_failure(
-        sub, execution, attempt=detail.redriveCount, status=detail.status,
-        failed_state=failed_state, error=detail.error, cause=detail.cause,
-        event=str(request["cause"])[:64] if request.get("cause") else None)
-    cause, error = request.get("cause"), detail.error or ""
-    count("ExecutionsFailed", cause=cause if isinstance(cause, str) and cause in CAUSES else "other",
-          step=failed_state or "none", error=error if ERROR_NAME.fullmatch(error) else "other")
-    logger.info("failure audited", extra={"state": failed_state, "new": new})
-    return {"execution": execution, "failed_state": failed_state}
-
-
-@logger.inject_lambda_context(clear_state=True)
 def on_cognito_change(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]:
-    """Target of the CloudTrail rule (the Cognito admin calls in wiring.COGNITO_EVENT_NAMES)
+    """Target of the CloudTrail rule (the Cognito admin calls in models.COGNITO_EVENT_NAMES)
     on the default bus, and of the custom 'Sync chat user' rule on the stack's own bus: start
     the user's workflow. The execution is named sync-<sub>-<event id>: a doubled delivery
     starts one run, and an operator finds the user's runs by the sub (`user status`). The run
@@ -88,11 +53,11 @@ def on_cognito_change(event: dict[str, Any], context: LambdaContext, rt: Runtime
     its cause is "event", which never reactivates."""
     bridge = parse(BusEvent, event)
     rt = rt or runtime()
-    if bridge.detail_type == wiring.SYNC_EVENT_PATTERN["detail-type"][0]:
+    if bridge.detail_type == SYNC_EVENT["detail-type"]:
         sub, cause = parse(Sub, bridge.detail).sub, "event"  # a bad detail raises (see below)
     else:
         name = bridge.detail.get("eventName")
-        if name not in wiring.COGNITO_EVENT_NAMES:
+        if name not in COGNITO_EVENT_NAMES:
             raise InvalidInput(f"not a Cognito event this handles: {name!r:.60}")
         cause, resolved = str(name), resolve_sub(bridge.detail, rt.directory)
         if resolved is None:

@@ -12,7 +12,8 @@ from aws_cdk import App
 
 import app as cdk_app
 from cdk_cli import checkov_failures, cli_synth
-from chat_provisioning import errors, wiring
+from chat_provisioning import errors
+from stacks import wiring
 from chat_provisioning.config import GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS, ChatConfig
 from chat_provisioning.models import Cause
 from chat_provisioning.telemetry import METRICS, NAMESPACE

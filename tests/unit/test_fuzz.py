@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat_provisioning import signup, steps, triggers
+from chat_provisioning import failure_audit, signup, steps, triggers
 from chat_provisioning.deadline import Deadline
 from chat_provisioning.errors import ProvisioningError
 from chat_provisioning.runtime import Runtime
@@ -107,7 +107,7 @@ STATUS = {"id": "e2", "source": "aws.states", "detail-type": "Step Functions Exe
 @FUZZ
 @given(event=events_like(STATUS) | st.fixed_dictionaries({"detail": events_like(STATUS["detail"])}))
 def test_record_failure(context, event):
-    outcome(triggers.record_failure, event, context)
+    outcome(failure_audit.record_failure, event, context)
 
 
 @FUZZ

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from chat_provisioning import telemetry, triggers
+from chat_provisioning import failure_audit, telemetry
 from tests.fakes import runtime_of
 from toolbox.operations import DRIFT, FAILED, IN_SYNC, NOT_FOUND, judge
 
@@ -60,10 +60,10 @@ def test_the_failure_metric_takes_only_known_causes_and_error_names(monkeypatch,
     be a new CloudWatch metric each time, and a cause of the wrong type must not fail the
     failure audit."""
     counted = []
-    monkeypatch.setattr(triggers, "count", lambda name, **dims: counted.append((name, dims)))
+    monkeypatch.setattr(failure_audit, "count", lambda name, **dims: counted.append((name, dims)))
     rt = runtime_of()
     rt.workflows.stopped_at["arn:aws:states:us-east-1:1:execution:m:e"] = "JoinRooms"
-    triggers.record_failure({"id": "e", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+    failure_audit.record_failure({"id": "e", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
                              "detail": {"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "status": "FAILED",
                                         "input": json.dumps({"sub": SUB, "cause": cause}), "error": error,
                                         "cause": "c", "redriveCount": 0}}, context, rt=rt)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from chat_provisioning import wiring
+from stacks import wiring
 from local_run.diagram import README, mermaid
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from chat_provisioning import inspection, signup, triggers, wiring
+from chat_provisioning import failure_audit, inspection, signup, triggers
+from stacks import wiring
 from chat_provisioning.errors import InvalidInput
 from local_run.aws_events import MASKED, bus_event, cloudtrail_event
 from tests.fakes import POOL, SERVER, FakeRetryQueue, runtime_of
@@ -123,8 +124,8 @@ def test_a_failed_run_is_audited_once_per_attempt_with_the_state_it_stopped_at(c
     rt.workflows.stopped_at[execution] = "JoinRooms"
     event = status_change(execution, json.dumps({"sub": SUB, "cause": "signup"}))
     for _ in range(2):  # EventBridge delivers at least once
-        assert triggers.record_failure(event, context, rt=rt) == {"execution": execution, "failed_state": "JoinRooms"}
-    triggers.record_failure(status_change(execution, json.dumps({"sub": SUB}), redrive=1), context, rt=rt)
+        assert failure_audit.record_failure(event, context, rt=rt) == {"execution": execution, "failed_state": "JoinRooms"}
+    failure_audit.record_failure(status_change(execution, json.dumps({"sub": SUB}), redrive=1), context, rt=rt)
     trail = rt.audit.trail(SUB)
     assert [(i["sk"], i["step"], i["outcome"], i["error"]) for i in trail] == [
         (f"signup-{SUB}#failed#0", "JoinRooms", "failed", "SynapseUnavailable"),
@@ -135,7 +136,7 @@ def test_a_failed_run_is_audited_once_per_attempt_with_the_state_it_stopped_at(c
 def test_a_failed_run_without_a_valid_sub_is_audited_under_its_name(context):
     rt = runtime_of()
     execution = f"{SYNC}:forged"
-    triggers.record_failure(status_change(execution, '{"sub": "not-a-sub"}'), context, rt=rt)
+    failure_audit.record_failure(status_change(execution, '{"sub": "not-a-sub"}'), context, rt=rt)
     assert [i["outcome"] for i in rt.audit.trail("unknown:forged")] == ["failed"]
 
 

@@ -6,7 +6,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from chat_provisioning import wiring
+from stacks import wiring
 from local_run import iam_check
 
 @contextmanager

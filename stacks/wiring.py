@@ -1,59 +1,61 @@
-"""Which handler serves which function, read by the CDK stack and by the local run alike, so
-the wiring exists once. Steps are named as the ASL names them: `${<Step>FunctionArn}` in
-statemachines/*.asl.json is the ARN of the function that serves <Step>; one function serves a
-step in every state machine that has it."""
+"""The deployment's metadata, read by the CDK stack and by the local run alike, so that it
+exists once (and ships in no Lambda asset): which handler serves which function, which call
+Synapse, the functions' environment, the rules' event patterns, the steps' time. Steps are
+named as the ASL names them: `${<Step>FunctionArn}` in statemachines/*.asl.json is the ARN of
+the function that serves <Step>; one function serves a step in every state machine that has it."""
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import CONFIG_ENV, ChatConfig
-from .deadline import RESERVE_SECONDS
-from .locks import WAIT_SECONDS as LEASE_WAIT_SECONDS
+from chat_provisioning import failure_audit, inspection, signup, steps, triggers
+from chat_provisioning.config import CONFIG_ENV, ChatConfig
+from chat_provisioning.deadline import RESERVE_SECONDS
+from chat_provisioning.locks import WAIT_SECONDS as LEASE_WAIT_SECONDS
+from chat_provisioning.models import COGNITO_EVENT_NAMES, SYNC_EVENT
 
-STEPS = {
-    "ProvisionUser": "chat_provisioning.steps.provision_user",
-    "JoinRooms": "chat_provisioning.steps.join_rooms",
-    "AssignRoles": "chat_provisioning.steps.assign_roles",
-    "RecordAudit": "chat_provisioning.steps.record_audit",
-    "ReadCognitoUser": "chat_provisioning.steps.read_cognito_user",
-    "DeactivateUser": "chat_provisioning.steps.deactivate_user",
-    "PlanSweep": "chat_provisioning.steps.plan_sweep",
-}
+
+def handler(fn: Callable[..., Any]) -> str:
+    """Lambda's name of a handler, from the function itself: a rename cannot leave it behind."""
+    return f"{fn.__module__}.{fn.__name__}"
+
+
+STEPS = {name: handler(fn) for name, fn in {
+    "ProvisionUser": steps.provision_user,
+    "JoinRooms": steps.join_rooms,
+    "AssignRoles": steps.assign_roles,
+    "RecordAudit": steps.record_audit,
+    "ReadCognitoUser": steps.read_cognito_user,
+    "DeactivateUser": steps.deactivate_user,
+    "PlanSweep": steps.plan_sweep,
+}.items()}
 # The steps that call Synapse: only these run in the VPC, read the bot's token, and have a
 # reserved concurrency (config synapse_concurrency). The others call AWS's public APIs only.
 CALLS_SYNAPSE = {"ProvisionUser", "JoinRooms", "AssignRoles", "DeactivateUser", "PlanSweep", "InspectUser"}
-TRIGGERS = {
-    "PostConfirmation": "chat_provisioning.signup.post_confirmation",
-    "RetryStart": "chat_provisioning.triggers.retry_start",
-    "RecordFailure": "chat_provisioning.triggers.record_failure",
-    "OnCognitoChange": "chat_provisioning.triggers.on_cognito_change",
-}
+TRIGGERS = {name: handler(fn) for name, fn in {
+    "PostConfirmation": signup.post_confirmation,
+    "RetryStart": triggers.retry_start,
+    "RecordFailure": failure_audit.record_failure,
+    "OnCognitoChange": triggers.on_cognito_change,
+}.items()}
 # Operators' functions, invoked by `chat-provisioning` (toolbox/): read-only.
-TOOLS = {"InspectUser": "chat_provisioning.inspection.inspect_user"}
+TOOLS = {"InspectUser": handler(inspection.inspect_user)}
 INSPECT_SECONDS = 30  # a user and a few rooms: about ten GETs (the deadline ends a slow Synapse's)
 INSPECT_CONCURRENCY = 2  # operators asking at once; the rest are throttled, not piled on Synapse
 FUNCTIONS = {**STEPS, **TRIGGERS, **TOOLS}  # every function the stack deploys -> its handler
 # The state machines (the stack, the local run and the tests walk this) and their ASL files.
-STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
+STATEMACHINES = Path(__file__).resolve().parents[1] / "statemachines"
 MACHINES = {"SyncUser": STATEMACHINES / "sync_user.asl.json",
             "SweepUsers": STATEMACHINES / "sweep_users.asl.json"}  # runs the one above
 SERVICE = "chat-provisioning"
-# The documented custom event that syncs a user with Cognito now (README, "Who can start
-# what"), on the stack's own bus: detail {"sub": ...} and nothing else.
-SYNC_EVENT_PATTERN = {"source": ["chat-provisioning"], "detail-type": ["Sync chat user"]}
+SYNC_EVENT_PATTERN = {key: [value] for key, value in SYNC_EVENT.items()}  # models.SYNC_EVENT
 
 
 def sync_event_pattern(account: str) -> dict[str, Any]:
     """The custom event from this account only: a bus policy could one day let another in."""
     return {**SYNC_EVENT_PATTERN, "account": [account]}
-
-# The admin calls that change a user's groups or status (a password reset or a temporary
-# password makes a user unconfirmed: it keeps no grant until it is confirmed again).
-COGNITO_EVENT_NAMES = ["AdminAddUserToGroup", "AdminRemoveUserFromGroup", "AdminDisableUser",
-                       "AdminEnableUser", "AdminDeleteUser", "AdminResetUserPassword",
-                       "AdminSetUserPassword"]
 
 
 def cognito_event_pattern(user_pool_id: str, account: str) -> dict[str, Any]:

@@ -1,0 +1,43 @@
+"""What the sweep and InspectUser read of Matrix, for sweep_plan.plan: the whole server in paged
+lists and one request per room, never one per user (read_matrix), or one user (read_matrix_user)."""
+
+from typing import Any
+
+from .config import ChatConfig
+from .policy import CognitoUser, default_level, level_of
+from .ports import ChatServer
+from .sweep_plan import MatrixSide, matrix_only
+from .synapse import external_ids
+
+
+def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[CognitoUser]) -> MatrixSide:
+    users = synapse.list_users()
+    members, levels = {}, {}
+    for room in config.rooms.values():
+        joined = synapse.room_members(room.room_id)
+        if joined is not None:
+            members[room.room_id] = joined
+            levels[room.room_id] = synapse.power_levels(room.room_id)
+    external = {u: external_ids(synapse.user(u) or {}, config.auth_provider)
+                for u in matrix_only(users_in_cognito, users, config)}
+    return MatrixSide(users, members, levels, external)
+
+
+def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> MatrixSide:
+    """What the sweep reads of Matrix (read_matrix), for one user: whether it exists,
+    which configured rooms exist and hold it, and its level and the default in each. Nothing
+    of other users is kept."""
+    user = synapse.user(user_id)
+    members: dict[str, frozenset[str]] = {}
+    levels: dict[str, dict[str, Any]] = {}
+    for room in config.rooms.values():
+        joined = synapse.room_members(room.room_id)
+        if joined is None:
+            continue  # the planner reports it as room_missing
+        members[room.room_id] = joined & {user_id}
+        content = synapse.power_levels(room.room_id)
+        levels[room.room_id] = {"users_default": default_level(content),
+                                "users": {user_id: level_of(content, user_id)}}
+    return MatrixSide(users={user_id: bool(user["deactivated"])} if user else {},
+                      members=members, levels=levels,
+                      external_ids={user_id: external_ids(user, config.auth_provider)} if user else {})
