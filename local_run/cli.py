@@ -58,7 +58,11 @@ def run(args: argparse.Namespace) -> dict:
     """The `local` command `args` names; its answer."""
     from chat_provisioning.config import ChatConfig
 
-    from . import env, iam_check
+    try:
+        from . import env, iam_check
+    except ImportError as e:  # moto and the rest are the `local` extra's, not every install's
+        raise SystemExit(json.dumps({"error": f"the local run needs the local extra "
+                                              f"(pip install '.[local]', or make install): {e}"}))
 
     state_dir: Path = args.state_dir
     if args.command == "up":

@@ -1,10 +1,13 @@
 """Bundle the Lambda asset without Docker: chat_provisioning plus its wheels for the Lambda
 platform (Python 3.14, arm64), installed from .wheels/ (made by `make install`) so that synth
-needs no network."""
+needs no network. The asset's requirements are the project's own pins (pyproject.toml) of the
+packages it ships: `python -m stacks.bundling` prints them for `make install`."""
 
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import jsii
@@ -17,8 +20,19 @@ WHEELS = ROOT / ".wheels"
 PYTHON_VERSION = "3.14"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
-# The Python runtime ships boto3 and botocore; aws-xray-sdk pulls them in again.
+# What the asset ships besides chat_provisioning. The Python runtime ships boto3 and botocore;
+# aws-xray-sdk (Powertools' tracer) pulls them in again.
+ASSET_PACKAGES = ("aws-lambda-powertools", "httpx", "pydantic")
 PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
+
+
+def asset_requirements() -> list[str]:
+    """The pins of ASSET_PACKAGES, as pyproject.toml's dependencies give them."""
+    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    found = [pin for pin in pins if re.match(r"[\w.-]+", pin).group(0) in ASSET_PACKAGES]
+    if len(found) != len(ASSET_PACKAGES):
+        raise ValueError(f"pyproject.toml pins {found}, not each of {ASSET_PACKAGES}")
+    return found
 
 
 @jsii.implements(ILocalBundling)
@@ -31,7 +45,7 @@ class LocalPipBundling:
              "--find-links", str(WHEELS), "--target", output_dir,
              "--platform", "manylinux2014_aarch64", "--python-version", PYTHON_VERSION,
              "--implementation", "cp", "--only-binary=:all:",
-             "-r", str(LAMBDAS / "requirements.txt")], check=True)
+             *asset_requirements()], check=True)
         out = Path(output_dir)
         for name in PROVIDED_BY_RUNTIME:
             for path in out.glob(f"{name}*"):
@@ -49,3 +63,7 @@ def lambda_code() -> lambda_.Code:
             # Required by the API, never pulled: local bundling always succeeds or raises.
             image=DockerImage.from_registry("unused-local-bundling-only"),
             local=LocalPipBundling()))
+
+
+if __name__ == "__main__":
+    print("\n".join(asset_requirements()))
