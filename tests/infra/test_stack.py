@@ -95,6 +95,26 @@ def test_each_function_times_out_before_its_task_and_fits_its_longest_unsplit_wo
     assert queue["VisibilityTimeout"] >= 6 * functions["retry_start"]["Timeout"]  # AWS's advice
 
 
+# What a deployed stack keeps only while its logical ID stays: data (the tables, the plans,
+# queued messages), names CloudFormation cannot take twice (a replacement of a named resource
+# fails), and what people hold by ARN (the operators' policy, the alarm topic's subscriptions).
+# Nesting a resource in a construct changes its logical ID: stacks/ composes plain classes.
+KEPT = {
+    "AuditTableB07F8EEB": "AWS::DynamoDB::Table", "LocksTable0C14848D": "AWS::DynamoDB::Table",
+    "SweepPlans14895004": "AWS::S3::Bucket",
+    "StartRetryQueue48B2781A": "AWS::SQS::Queue", "StartRetryDLQ1BAE6DDB": "AWS::SQS::Queue",
+    "EventsDLQ3D9C0575": "AWS::SQS::Queue", "FailedEventsQueueABD160EA": "AWS::SQS::Queue",
+    "SyncUser5A4D80B4": "AWS::StepFunctions::StateMachine", "SweepUsers35B3C959": "AWS::StepFunctions::StateMachine",
+    "EventBus7B8748AA": "AWS::Events::EventBus", "WorkflowLogs6DD5EEB0": "AWS::Logs::LogGroup",
+    "OperationsDashboard06307C07": "AWS::CloudWatch::Dashboard", "OperatorPolicy63C1EB6F": "AWS::IAM::ManagedPolicy",
+    "AlarmTopicD01E77F9": "AWS::SNS::Topic",
+}
+
+
+def test_what_a_deployed_stack_keeps_keeps_its_logical_id(template):
+    assert {k: template["Resources"].get(k, {}).get("Type") for k in KEPT} == KEPT
+
+
 def test_state_machine_logs_are_vended_logs(template):
     """Outside /aws/vendedlogs/states/, each log group grows the account's Logs resource policy."""
     for machine in machines(template).values():

@@ -1,11 +1,13 @@
-"""The operators' CloudWatch dashboard: sign-ups, executions by workflow and status, failures by
-step and error, errors the steps raised by type (Synapse's among them), the sweep's drift and
-findings, the dead-letter queues' depths, and the alarms. Every metric on it is one that AWS
-publishes for a resource of this stack, or one the functions publish (telemetry.METRICS; the
-infra tests check both)."""
+"""Monitoring: the alarms (to one SNS topic for the on-call) and the operators' CloudWatch
+dashboard: sign-ups, executions by workflow and status, failures by step and error, errors the
+steps raised by type (Synapse's among them), the sweep's drift and findings, the dead-letter
+queues' depths, and the alarms. Every metric on it is one that AWS publishes for a resource of
+this stack, or one the functions publish (telemetry.METRICS; the infra tests check both)."""
 
 from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 
@@ -64,3 +66,38 @@ def operations_dashboard(stack: Stack, machines: dict[str, sfn.StateMachine], dl
     CfnOutput(stack, "DashboardUrl", value=f"https://{Aws.REGION}.console.aws.amazon.com/cloudwatch/home"
                                            f"?region={Aws.REGION}#dashboards/dashboard/{name}")
     return board
+
+
+def alarms(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: list[sqs.Queue]) -> list[cloudwatch.Alarm]:
+    topic = sns.Topic(stack, "AlarmTopic", enforce_ssl=True,
+                      master_key=None, display_name="chat-provisioning alarms")
+    watched = {}
+    for name, machine in machines.items():
+        watched.update({
+            f"{name}Failed": machine.metric_failed(period=Duration.minutes(5)),
+            f"{name}Throttled": machine.metric_throttled(period=Duration.minutes(5)),
+            f"{name}Aborted": machine.metric_aborted(period=Duration.minutes(5)),
+            f"{name}TimedOut": machine.metric_timed_out(period=Duration.minutes(5)),
+        })
+    # Sign-ups that neither started nor reached the retry queue; Cognito events that name
+    # no user we can resolve (a deletion in a pool whose usernames are not subs); a sweep
+    # held for its deactivations (approve it, or find why the pool looks emptied); Cognito
+    # groups that are neither roles nor ignored; sign-up events that are not our pool's.
+    for metric_name in ("SignUpsLost", "UnresolvedCognitoEvents", "SweepsHeld", "UnknownGroups",
+                        "InvalidSignUpEvents"):
+        watched[metric_name] = ours(metric_name)
+    for i, dlq in enumerate(dlqs):
+        watched[f"DeadLetters{i}"] = dlq.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(5), statistic="Maximum")
+    CfnOutput(stack, "AlarmTopicArn", value=topic.topic_arn, description="Subscribe the on-call here")
+    made = [cloudwatch.Alarm(
+        stack, f"{name}Alarm", metric=metric, threshold=1, evaluation_periods=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING) for name, metric in watched.items()]
+    for alarm in made:
+        alarm.add_alarm_action(cw_actions.SnsAction(topic))
+    return made
+
+
+def monitoring(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: dict[str, sqs.Queue]) -> None:
+    operations_dashboard(stack, machines, dlqs, alarms(stack, machines, list(dlqs.values())))
