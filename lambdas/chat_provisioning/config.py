@@ -5,7 +5,7 @@ import json
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Room version 10 IDs: "!opaque:server". The server part is required: without it the ID is
 # ambiguous (and room version 12 IDs, which lack it, are not what production runs).
@@ -19,16 +19,18 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    """A string that `pattern` matches, or an error that says what it should be."""
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+    return AfterValidator(check)
+
+
 class Room(Frozen):
     name: str
-    room_id: str
-
-    @field_validator("room_id")
-    @classmethod
-    def full_room_id(cls, value: str) -> str:
-        if not ROOM_ID.match(value):
-            raise ValueError(f"{value!r} is not a full room ID like '!opaque:server.name'")
-        return value
+    room_id: Annotated[str, matching(ROOM_ID, "a full room ID like '!opaque:server.name'")]
 
 
 class RoleGrant(Frozen):
@@ -95,7 +97,7 @@ class ChatConfig(Frozen):
     # readers need kms:Decrypt on it (through Secrets Manager only).
     admin_token_kms_key_arn: str | None = Field(
         default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]{36}$")
-    bot_localpart: str
+    bot_localpart: Annotated[str, matching(LOCALPART, "a valid Matrix localpart")]
     auth_provider: str = "cognito"
     rooms: dict[str, Room]
     default_rooms: tuple[str, ...]
@@ -135,13 +137,6 @@ class ChatConfig(Frozen):
     @classmethod
     def lowercase_subs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(s.strip().lower() for s in value)  # as policy.normalise_sub makes them
-
-    @field_validator("bot_localpart")
-    @classmethod
-    def valid_localpart(cls, value: str) -> str:
-        if not LOCALPART.match(value):
-            raise ValueError(f"{value!r} is not a valid Matrix localpart")
-        return value
 
     @model_validator(mode="after")
     def consistent(self) -> "ChatConfig":

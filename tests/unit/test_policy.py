@@ -68,6 +68,11 @@ def test_config_refuses_room_without_server_part(config):
         ChatConfig.model_validate(data)
 
 
+def test_config_refuses_a_bot_localpart_matrix_refuses(config):
+    with pytest.raises(ValidationError, match="not a valid Matrix localpart"):
+        ChatConfig.model_validate({**config.model_dump(), "bot_localpart": "Provisioner Bot"})
+
+
 def test_config_refuses_role_naming_unknown_room(config):
     data = config.model_dump()
     data["roles"]["staff"] = [{"room": "lobby", "power_level": 100}]
