@@ -50,7 +50,7 @@ def main() -> None:
         plan = plan_seconds(local, clean["execution_arn"])
         no_drift = {"synapse_requests": requests() - before, "seconds": round(time.monotonic() - started, 2),
                     "users_to_fix": clean["summary"]["users_to_fix"], "plan_seconds": plan,
-                    # what sizes PlanSweep's timeout (README, "Time budgets")
+                    # what sizes PlanSweep's timeout (docs/how-it-works.md, "Time budgets")
                     "plan_seconds_per_10000_users": round(plan * 10000 / args.users, 1),
                     "plan_max_memory_mb": max_memory_mb(local, "PlanSweep")}
 

@@ -183,11 +183,11 @@ def main() -> None:
         calls = cli("calls")
         say(f"\nAWS calls the functions made: {len(calls['calls'])} kinds, each checked against its "
             f"function's deployed role (action and resource): not allowed {len(calls['not_allowed'])}, "
-            f"not in README.md {len(calls['not_in_readme'])}")
+            f"not in docs/local-run.md {len(calls['not_listed'])}")
         bad = [n for n, s in outcomes.items() if s != "SUCCEEDED"]
         if bad:
             sys.exit(f"demo: not every sign-up ended SUCCEEDED: {bad}")
-        if calls["not_allowed"] or calls["not_in_readme"]:
+        if calls["not_allowed"] or calls["not_listed"]:
             sys.exit(f"demo: AWS calls not allowed or not listed: {calls}")
     finally:
         stopped = cli("down")

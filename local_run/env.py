@@ -152,7 +152,7 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
 def running(state_dir: Path, config: ChatConfig, **up_options) -> Iterator["LocalEnv"]:
     """`up`, the environment, and `down` whatever happens: for tests and benchmarks. When the
     block ends without an error, every AWS call the functions made must be one their roles
-    allow, resource included, and one the README's table of calls lists (iam_check.py), and
+    allow, resource included, and one the table of calls lists (docs/local-run.md), and
     nothing the stack wrote may hold the bot's token or an email address (LocalEnv.leaks)."""
     down(state_dir)  # what an interrupted run left
     up(state_dir, config, **up_options)
@@ -160,8 +160,7 @@ def running(state_dir: Path, config: ChatConfig, **up_options) -> Iterator["Loca
         local = LocalEnv.load(state_dir)
         yield local
         problems = iam_check.unallowed_calls(local.state, local.aws)
-        problems += [f"not in README.md: {c}" for c in
-                     iam_check.unlisted_calls(local.state, (ROOT / "README.md").read_text())]
+        problems += [f"not in docs/local-run.md: {c}" for c in iam_check.unlisted_calls(local.state)]
         problems += [f"written {n} times: {what}" for what, n in local.leaks().items()
                      if what != "bytes_scanned" and n]
         if problems:

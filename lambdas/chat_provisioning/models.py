@@ -20,8 +20,8 @@ Cause = Literal["signup", "AdminAddUserToGroup", "AdminRemoveUserFromGroup", "Ad
 # those that change a user's groups or status (a password reset or a temporary password makes
 # a user unconfirmed: it keeps no grant until it is confirmed again).
 COGNITO_EVENT_NAMES = [c for c in get_args(Cause) if c.startswith("Admin")]
-# The documented custom event that syncs a user with Cognito now (README, "Who can start
-# what"), on the stack's own bus: detail {"sub": ...} and nothing else.
+# The documented custom event that syncs a user with Cognito now (docs/how-it-works.md, "Who
+# can start what"), on the stack's own bus: detail {"sub": ...} and nothing else.
 SYNC_EVENT = {"source": "chat-provisioning", "detail-type": "Sync chat user"}
 
 
