@@ -19,7 +19,7 @@ install:
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[local,test]'
+	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 # Synapse lives in environments of its own, one per release: its pins are not the project's.

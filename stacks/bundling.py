@@ -24,6 +24,7 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 # aws-xray-sdk (Powertools' tracer) pulls them in again.
 ASSET_PACKAGES = ("aws-lambda-powertools", "httpx", "pydantic")
 PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
+REQUIREMENTS = "ASSET_REQUIREMENTS"
 
 
 def asset_requirements() -> list[str]:
@@ -45,7 +46,7 @@ class LocalPipBundling:
              "--find-links", str(WHEELS), "--target", output_dir,
              "--platform", "manylinux2014_aarch64", "--python-version", PYTHON_VERSION,
              "--implementation", "cp", "--only-binary=:all:",
-             *asset_requirements()], check=True)
+             *options.environment[REQUIREMENTS].split()], check=True)
         out = Path(output_dir)
         for name in PROVIDED_BY_RUNTIME:
             for path in out.glob(f"{name}*"):
@@ -62,6 +63,9 @@ def lambda_code() -> lambda_.Code:
         bundling=BundlingOptions(
             # Required by the API, never pulled: local bundling always succeeds or raises.
             image=DockerImage.from_registry("unused-local-bundling-only"),
+            # The pins travel in the options, which CDK hashes with lambdas/: a new pin is a
+            # new asset (they live outside lambdas/, whose contents alone would not change).
+            environment={REQUIREMENTS: " ".join(asset_requirements())},
             local=LocalPipBundling()))
 
 

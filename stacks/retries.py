@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from chat_provisioning import errors
-from stacks import wiring
 from chat_provisioning.errors import Retry
+from stacks import wiring
 
 # AWS's errors, as Step Functions names them: a Lambda invocation's, and the AWS calls' the
 # steps make (boto3 raises each service error as a class of its code's name).
@@ -50,21 +50,11 @@ def retriers() -> list[dict[str, Any]]:
             for names, r in groups]
 
 
-def lambda_tasks(states: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Tasks that invoke a step's function (`${<Step>FunctionArn}`), nested ones included."""
-    found = []
-    for state in states.values():
-        if str(state.get("Resource", "")).endswith("FunctionArn}"):
-            found.append(state)
-        found += lambda_tasks(state.get("ItemProcessor", {}).get("States", {}))
-    return found
-
-
 def write(asl: Path) -> bool:
     """Give every Lambda Task of the file the policy's Retry; True if the file changed."""
     text = asl.read_text()
     definition = json.loads(text)
-    for task in lambda_tasks(definition["States"]):
+    for _, task in wiring.lambda_tasks(definition["States"]):
         task["Retry"] = retriers()
     new = json.dumps(definition, indent=2) + "\n"
     asl.write_text(new)

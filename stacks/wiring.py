@@ -79,18 +79,23 @@ EXECUTION_STATUS_PATTERN = {"source": ["aws.states"], "detail-type": ["Step Func
 TASK_OVERHEAD_SECONDS = 10
 
 
+def lambda_tasks(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The Tasks that invoke a step's function (`${<Step>FunctionArn}`), nested ones included,
+    with the step each serves."""
+    found = []
+    for state in states.values():
+        if step := re.fullmatch(r"\$\{(\w+)FunctionArn\}", str(state.get("Resource"))):
+            found.append((step.group(1), state))
+        found += lambda_tasks(state.get("ItemProcessor", {}).get("States", {}))
+    return found
+
+
 def function_timeouts() -> dict[str, int]:
     """Each step's function timeout, from its Task's TimeoutSeconds (the same in every machine)."""
     found: dict[str, set[int]] = {}
-
-    def walk(states: dict[str, Any]) -> None:
-        for state in states.values():
-            step = re.fullmatch(r"\$\{(\w+)FunctionArn\}", str(state.get("Resource")))
-            if step:
-                found.setdefault(step.group(1), set()).add(state["TimeoutSeconds"])
-            walk(state.get("ItemProcessor", {}).get("States", {}))
     for asl in MACHINES.values():
-        walk(json.loads(asl.read_text())["States"])
+        for step, task in lambda_tasks(json.loads(asl.read_text())["States"]):
+            found.setdefault(step, set()).add(task["TimeoutSeconds"])
     if differ := {step: t for step, t in found.items() if len(t) != 1}:
         raise ValueError(f"one function serves a step: its Tasks' TimeoutSeconds differ: {differ}")
     return {step: t.pop() - TASK_OVERHEAD_SECONDS for step, t in found.items()}

@@ -12,9 +12,11 @@ from dataclasses import replace
 from typing import Any
 
 from chat_provisioning.audit import AuditRecords, timestamp
+from chat_provisioning.aws import execution_arn
 from chat_provisioning.config import ChatConfig
 from chat_provisioning.deadline import Deadline
-from chat_provisioning.errors import LeaseLost, RoomBusy, RoomNotFound, SynapseRejected, UserDeactivated
+from chat_provisioning.errors import (LeaseLost, RoomBusy, RoomNotFound, SynapseForbidden, SynapseRejected,
+                                      UserDeactivated)
 from chat_provisioning.policy import CognitoUser, standing, with_power_level
 from chat_provisioning.ports import (AuditStore, ChatServer, Lease, PlanStore, RoomLocks, UserDirectory,
                                      UserRecord, Workflows)
@@ -126,6 +128,8 @@ class FakeChatServer(Fake):
 
     def kick(self, room_id: str, user_id: str, reason: str) -> None:
         self._call("kick", room_id, user_id)
+        if user_id not in self.members[room_id]:
+            raise SynapseForbidden(f"kick {user_id}: 403", 403, "M_FORBIDDEN", "The target user is not in the room")
         self.members[room_id].discard(user_id)
 
     def list_users(self) -> dict[str, bool]:
@@ -192,7 +196,7 @@ class FakeWorkflows(Fake):
     def start_sync(self, sub: str, cause: str, name: str) -> str:
         self._call("start_sync", sub, cause, name)
         self.started.setdefault(name, {"sub": sub, "cause": cause})
-        return f"{self.MACHINE.replace(':stateMachine:', ':execution:')}:{name}"
+        return execution_arn(self.MACHINE, name)
 
     def last_state_entered(self, execution_arn: str) -> str | None:
         self._call("last_state_entered", execution_arn)

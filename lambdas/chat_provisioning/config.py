@@ -3,7 +3,7 @@ synth), passed to every Lambda as one environment variable, and reused by the lo
 
 import json
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -164,13 +164,6 @@ class ChatConfig(Frozen):
     def to_env(self) -> str:
         """What the Lambdas need, compact: the env var space of a function is 4 KB."""
         return self.model_dump_json(exclude={"network", "unconfirmed", "event_senders"})
-
-    @classmethod
-    def from_env(cls, environ: dict[str, Any]) -> "ChatConfig":
-        raw = environ.get(CONFIG_ENV)
-        if not raw:
-            raise RuntimeError(f"{CONFIG_ENV} is not set")
-        return cls.model_validate_json(raw)
 
     @classmethod
     def from_cdk_json(cls, path: str = "cdk.json") -> "ChatConfig":

@@ -47,8 +47,10 @@ def signup_ports() -> SignUpPorts:
     clients. A missing value fails the call that needs it (aws.given), caught below: never the
     sign-up."""
     env = os.environ.get
-    return SignUpPorts(CognitoDirectory(env("USER_POOL_ID", ""), client_of("cognito-idp", QUICK)),
-                       StepFunctionsWorkflows(env("SYNC_STATE_MACHINE_ARN"), client_of("stepfunctions", QUICK)),
+    idp, sfn = client_of("cognito-idp", QUICK), client_of("stepfunctions", QUICK)
+    idp(), sfn()  # built now (about 0.25 s each), not inside START_NEEDS_SECONDS, which is the calls'
+    return SignUpPorts(CognitoDirectory(env("USER_POOL_ID", ""), idp),
+                       StepFunctionsWorkflows(env("SYNC_STATE_MACHINE_ARN"), sfn),
                        SqsRetryQueue(env("START_RETRY_QUEUE_URL"), client_of("sqs", QUICK)))
 
 

@@ -22,7 +22,7 @@ def cli_synth(out: Path, **environment: str) -> Path:
 
 def checkov_failures(template: Path) -> list[str]:
     """checkov's failed checks on a synthesized template (its own venv: its pins are not ours);
-    what stacks/checkov.py accepts is skipped through the template's metadata."""
+    what stacks/findings.py accepts is skipped through the template's metadata."""
     run = subprocess.run([str(ROOT / ".checkov-venv/bin/checkov"), "-f", str(template), "--framework",
                           "cloudformation", "--compact", "--quiet", "-o", "json"],
                          capture_output=True, text=True, timeout=300)

@@ -67,7 +67,7 @@ def test_every_lambda_task_retries_by_the_one_policy():
     without `make asl`, fails here."""
     assert {name for _, name, _ in TASKS} == set(wiring.STEPS)
     for machine, asl in ASLS.items():
-        for task in retries.lambda_tasks(asl["States"]):
+        for _, task in wiring.lambda_tasks(asl["States"]):
             assert task["Retry"] == retries.retriers(), f"{machine}: {task['Resource']}: run `make asl`"
             assert "Catch" not in task, f"{task['Resource']}: a Catch would end the execution elsewhere than the failing step"
 
@@ -530,3 +530,20 @@ def test_the_operator_policy_is_what_the_readme_lists(template):
     listed = (ROOT / "README.md").read_text().split("**What an operator's role needs:**")[1].split("\n\n")[0]
     assert allowed == set(re.findall(r"`([a-z0-9-]+:[A-Za-z]+)`", listed))
     assert "OperatorPolicyArn" in template["Outputs"]
+
+
+def test_a_new_pin_is_a_new_lambda_asset(monkeypatch):
+    """The asset's pins live in pyproject.toml, outside lambdas/: they must still change the
+    asset's hash, or a synth would reuse the asset built with the old ones."""
+    from aws_cdk import Stack
+    from aws_cdk import aws_lambda as lambda_
+
+    from stacks import bundling
+
+    def asset_key(pins: list[str]) -> str:
+        monkeypatch.setattr(bundling, "asset_requirements", lambda: pins)
+        stack = Stack(App(context={"aws:cdk:bundling-stacks": []}), "Assets")
+        fn = lambda_.Function(stack, "F", runtime=bundling.RUNTIME, handler="h.h", code=bundling.lambda_code())
+        return stack.resolve(fn.node.default_child.code)["s3Key"]
+    assert asset_key(["httpx==0.28.1"]) != asset_key(["httpx==0.28.2"])
+    assert asset_key(["httpx==0.28.1"]) == asset_key(["httpx==0.28.1"])

@@ -9,8 +9,10 @@ import pytest
 from moto import mock_aws
 
 from chat_provisioning.cognito import CognitoDirectory
-from chat_provisioning.errors import RoomNotFound, UserDeactivated
-from tests.fakes import FakeChatServer, FakeDirectory
+from chat_provisioning.audit import DynamoAuditStore
+from chat_provisioning.errors import RoomNotFound, SynapseForbidden, SynapseRejected, UserDeactivated
+from chat_provisioning.models import Action
+from tests.fakes import FakeAuditStore, FakeChatServer, FakeDirectory
 
 
 @pytest.fixture(params=["fake", "synapse"])
@@ -39,7 +41,10 @@ def test_a_user_is_created_once_tied_to_its_sub_and_deactivated(chat, local, sub
     assert chat.upsert_user(user, None, sub, "cognito").deactivated is True
     chat.reactivate(user)
     chat.require_active(user)
-    assert chat.deactivate(local.user_id(str(uuid.uuid4())), erase=False) is False  # no such user
+    nobody = local.user_id(str(uuid.uuid4()))
+    assert chat.deactivate(nobody, erase=False) is False
+    with pytest.raises(SynapseRejected):  # 404 M_NOT_FOUND
+        chat.require_active(nobody)
 
 
 def test_rooms_joins_levels_and_kicks(chat, local, sub):
@@ -56,6 +61,8 @@ def test_rooms_joins_levels_and_kicks(chat, local, sub):
     assert user not in chat.power_levels(room)["users"]
     chat.kick(room, user, reason="contract")
     assert room not in chat.joined_rooms(user) and user not in chat.room_members(room)
+    with pytest.raises(SynapseForbidden):  # no longer a member
+        chat.kick(room, user, reason="contract")
 
 
 def test_an_unknown_room(chat, local, sub):
@@ -107,3 +114,28 @@ def test_the_directory_answers_as_cognito_does():
         assert sorted(fake.all_users(), key=lambda u: u.sub) == sorted(real.all_users(), key=lambda u: u.sub)
         assert real.user(users["staff"][0]).groups == ("analysts", "staff")
         assert real.user(users["disabled"][0]).groups == ()  # status decides: no groups read
+
+
+def test_the_audit_store_answers_as_dynamodb_does():
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(TableName="audit", BillingMode="PAY_PER_REQUEST",
+                              KeySchema=[{"AttributeName": "sub", "KeyType": "HASH"},
+                                         {"AttributeName": "sk", "KeyType": "RANGE"}],
+                              AttributeDefinitions=[{"AttributeName": "sub", "AttributeType": "S"},
+                                                    {"AttributeName": "sk", "AttributeType": "S"}])
+        sub, run = str(uuid.uuid4()), "arn:aws:states:us-east-1:123456789012:execution:m:run-1"
+        done = (Action(step="ProvisionUser", action="create_user", outcome="created"),
+                Action(step="DeactivateUser", action="deactivate_user", outcome="deactivated"))
+        answers = []
+        for store in (FakeAuditStore(), DynamoAuditStore("audit", lambda: dynamodb)):
+            answers.append((
+                store.record_actions(sub, "@u:x", run, done, "AdminDisableUser"),
+                store.record_actions(sub, "@u:x", run, done, "AdminDisableUser"),  # a retried step
+                store.record_failure(sub, run, 0, "FAILED", "JoinRooms", "SynapseUnavailable", "503", "signup"),
+                store.record_failure(sub, run, 0, "FAILED", "JoinRooms", "SynapseUnavailable", "503", "signup"),
+                store.deactivated_by_workflow(sub),
+                [{k: v for k, v in i.items() if k != "time"} for i in store.trail(sub)]))
+        assert answers[0] == answers[1]
+        assert answers[0][:5] == (2, 0, True, False, True)
+

@@ -8,7 +8,7 @@ from chat_provisioning import steps
 from chat_provisioning.errors import (LeaseLost, PowerLevelForbidden, RoomBusy, SynapseUnavailable,
                                       UserDeactivated)
 from chat_provisioning.models import Action, WorkflowState
-from tests.fakes import SERVER, runtime_of, sample_config
+from tests.fakes import POOL, SERVER, FakeDirectory, runtime_of, sample_config
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 USER = f"@{SUB}:{SERVER}"
@@ -45,7 +45,11 @@ def test_read_cognito_user_keeps_known_groups_and_reports_unknown_ones(context):
     (True, "RESET_REQUIRED", "unconfirmed", [("sync", None, "unconfirmed:no_grants")]),
 ])
 def test_read_cognito_user_lets_status_decide_before_groups(context, enabled, status, standing, actions):
-    rt = runtime_of()
+    class GroupsAlways(FakeDirectory):
+        """A directory that answers groups whatever the status: the step must not use them."""
+        def user(self, sub, groups=True):
+            return self.users.get(sub)
+    rt = runtime_of(directory=GroupsAlways(POOL))
     rt.directory.add(SUB, ("staff",), enabled=enabled, status=status)
     state = run(steps.read_cognito_user, {"sub": SUB, "cause": "AdminAddUserToGroup"}, rt, context)
     assert (state.cognito, state.groups) == (standing, ())
