@@ -400,11 +400,18 @@ class LocalEnv:
 
     # --- as an operator would ---------------------------------------------------------------
     def wait(self, arn: str, timeout: float = 300) -> dict:
-        """Wait for the execution; deliver its status change to the failure audit, as the
-        deployed EventBridge rule would (moto routes no EventBridge events)."""
+        """Wait for the execution, started or yet to start (a sign-up whose start was queued is
+        started by RetryStart); deliver its status change to the failure audit, as the deployed
+        EventBridge rule would (moto routes no EventBridge events)."""
         sfn = self.aws["stepfunctions"]
         deadline = time.monotonic() + timeout
-        while (d := sfn.describe_execution(executionArn=arn))["status"] not in DONE:
+
+        def described() -> dict:
+            try:
+                return sfn.describe_execution(executionArn=arn)
+            except sfn.exceptions.ExecutionDoesNotExist:
+                return {"status": "NOT YET STARTED"}
+        while (d := described())["status"] not in DONE:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{arn} still {d['status']} after {timeout}s")
             time.sleep(0.2)
