@@ -81,8 +81,7 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase
 from moto.secretsmanager.models import secretsmanager_backends
 
-from chat_provisioning.aws import execution_arn
-from chat_provisioning.aws import newest_state_entered
+from chat_provisioning.aws import FAILED_STATUSES, execution_arn, newest_state_entered
 
 from .deploy import ACCOUNT, REGION
 from .iam_check import iam_match, resource_of
@@ -232,7 +231,7 @@ def with_json_denials(raise_denied):
     return denied
 
 
-REDRIVABLE = {"FAILED", "TIMED_OUT", "ABORTED"}
+REDRIVABLE = set(FAILED_STATUSES)
 
 
 class ExecutionNotRedrivable(JsonRESTError):

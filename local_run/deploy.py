@@ -33,10 +33,9 @@ import boto3
 from stacks import wiring
 from chat_provisioning.config import CONTEXT_KEY, ChatConfig
 
-from .aws_events import ACCOUNT
+from .aws_events import ACCOUNT, REGION
 
 ROOT = Path(__file__).resolve().parent.parent
-REGION = "us-east-1"
 STACK = "ChatProvisioning"
 SERVICES = ("cognito-idp", "dynamodb", "events", "iam", "lambda", "s3", "secretsmanager", "sqs",
             "stepfunctions", "cloudformation", "ssm", "sts")
@@ -183,17 +182,18 @@ def enforce_iam(aws: dict, endpoint: str, control_dir: Path, roles: set[str], op
     (control_dir / "role-credentials.json").write_text(json.dumps({role: {
         "AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
         "AWS_SESSION_TOKEN": c["SessionToken"]} for role, c in assumed.items()}))
-    iam.create_user(UserName="local-admin")
+
+    def user_keys(name: str) -> dict:
+        iam.create_user(UserName=name)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    credentials = user_keys("local-admin")
     iam.put_user_policy(UserName="local-admin", PolicyName="everything", PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
-    key = iam.create_access_key(UserName="local-admin")["AccessKey"]
-    credentials = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
-    (control_dir / "admin-credentials.json").write_text(json.dumps(credentials))
     # An operator, with the stack's OperatorPolicy only: what `chat-provisioning --local` signs as.
-    iam.create_user(UserName="operator")
+    operator = user_keys("operator")
     iam.attach_user_policy(UserName="operator", PolicyArn=operator_policy)
-    key = iam.create_access_key(UserName="operator")["AccessKey"]
-    operator = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    (control_dir / "admin-credentials.json").write_text(json.dumps(credentials))
     urllib.request.urlopen(urllib.request.Request(
         f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}))
     return credentials, operator

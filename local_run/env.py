@@ -35,7 +35,8 @@ from toolbox import operations
 from toolbox.deployment import Deployment
 
 from . import deploy, iam_check, synapse_server
-from .aws_events import LOCAL_OPERATOR, bus_event, cloudtrail_event
+from .aws_events import (LOCAL_OPERATOR, bus_event, cloudtrail_event, execution_status_change,
+                         post_confirmation_event)
 
 ROOT = Path(__file__).resolve().parent.parent
 DONE = {"SUCCEEDED", *wiring.FAILED_STATUSES}
@@ -246,22 +247,15 @@ class LocalEnv:
             return {"sub": sub, "trigger_source": trigger_source, "started": False,
                     "executions": self.executions(sub)}
         arn = self.execution_arn(signup_execution_name(sub.lower()))
-        return {"sub": sub, **(self.wait(arn) if wait else {"execution_arn": arn})}
+        return {"sub": sub, **(self.wait(arn, queued=True) if wait else {"execution_arn": arn})}
 
     def confirm(self, sub: str, name: str | None = None, trigger_source: str = SIGN_UP) -> dict:
         """What Cognito does once a user in the pool confirms: invoke the PostConfirmation
         trigger with its event."""
         attributes = {"sub": sub, "email": f"{sub[:8]}@example.invalid", "email_verified": "true",
                       "cognito:user_status": "CONFIRMED"} | ({"name": name} if name else {})
-        return self.invoke("PostConfirmation", self.post_confirmation_event(sub, attributes, trigger_source))
-
-    def post_confirmation_event(self, user_name: str, attributes: dict, trigger_source: str = SIGN_UP,
-                                user_pool_id: str | None = None) -> dict:
-        """The event Cognito sends the PostConfirmation trigger (AWS's documented shape)."""
-        return {"version": "1", "region": "us-east-1", "userPoolId": user_pool_id or self.state["user_pool_id"],
-                "userName": user_name, "triggerSource": trigger_source,
-                "callerContext": {"awsSdkVersion": "local", "clientId": self.state["client_id"]},
-                "request": {"userAttributes": attributes}, "response": {}}
+        return self.invoke("PostConfirmation", post_confirmation_event(
+            self.state["user_pool_id"], sub, attributes, trigger_source, self.state["client_id"]))
 
     def put_events(self, source: str, detail_type: str, detail: dict, bus: str = "own",
                    sender: str = LOCAL_OPERATOR, wait: bool = True) -> dict:
@@ -399,10 +393,10 @@ class LocalEnv:
         return {"sub": sub, "room": room, "kicked": True}
 
     # --- as an operator would ---------------------------------------------------------------
-    def wait(self, arn: str, timeout: float = 300) -> dict:
-        """Wait for the execution, started or yet to start (a sign-up whose start was queued is
-        started by RetryStart); deliver its status change to the failure audit, as the deployed
-        EventBridge rule would (moto routes no EventBridge events)."""
+    def wait(self, arn: str, timeout: float = 300, queued: bool = False) -> dict:
+        """Wait for the execution; deliver its status change to the failure audit, as the
+        deployed EventBridge rule would (moto routes no EventBridge events). `queued`: a
+        sign-up's, which may not exist yet (its start was queued: RetryStart makes it)."""
         sfn = self.aws["stepfunctions"]
         deadline = time.monotonic() + timeout
 
@@ -410,6 +404,8 @@ class LocalEnv:
             try:
                 return sfn.describe_execution(executionArn=arn)
             except sfn.exceptions.ExecutionDoesNotExist:
+                if not queued:
+                    raise
                 return {"status": "NOT YET STARTED"}
         while (d := described())["status"] not in DONE:
             if time.monotonic() > deadline:
@@ -417,10 +413,7 @@ class LocalEnv:
             time.sleep(0.2)
         result = {"execution_arn": arn, "status": d["status"]}
         if d["status"] != "SUCCEEDED":
-            result.update(self.invoke("RecordFailure", bus_event(wiring.EXECUTION_STATUS_PATTERN, {
-                "executionArn": arn, "stateMachineArn": d["stateMachineArn"], "name": d["name"],
-                "status": d["status"], "input": d.get("input"), "error": d.get("error"),
-                "cause": d.get("cause"), "redriveCount": d.get("redriveCount", 0)}, resources=(arn,))))
+            result.update(self.invoke("RecordFailure", execution_status_change(d)))
             result["error"] = d.get("error")
         return result
 

@@ -74,10 +74,10 @@ def alarms(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: list[sqs.Q
     watched = {}
     for name, machine in machines.items():
         watched.update({
-            f"{name}Failed": machine.metric_failed(period=Duration.minutes(5)),
-            f"{name}Throttled": machine.metric_throttled(period=Duration.minutes(5)),
-            f"{name}Aborted": machine.metric_aborted(period=Duration.minutes(5)),
-            f"{name}TimedOut": machine.metric_timed_out(period=Duration.minutes(5)),
+            f"{name}Failed": machine.metric_failed(period=PERIOD),
+            f"{name}Throttled": machine.metric_throttled(period=PERIOD),
+            f"{name}Aborted": machine.metric_aborted(period=PERIOD),
+            f"{name}TimedOut": machine.metric_timed_out(period=PERIOD),
         })
     # Sign-ups that neither started nor reached the retry queue; Cognito events that name
     # no user we can resolve (a deletion in a pool whose usernames are not subs); a sweep
@@ -88,7 +88,7 @@ def alarms(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: list[sqs.Q
         watched[metric_name] = ours(metric_name)
     for i, dlq in enumerate(dlqs):
         watched[f"DeadLetters{i}"] = dlq.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(5), statistic="Maximum")
+            period=PERIOD, statistic="Maximum")
     CfnOutput(stack, "AlarmTopicArn", value=topic.topic_arn, description="Subscribe the on-call here")
     made = [cloudwatch.Alarm(
         stack, f"{name}Alarm", metric=metric, threshold=1, evaluation_periods=1,

@@ -27,22 +27,15 @@ AWS_ERRORS: dict[tuple[str, ...], Retry] = {
 }
 
 
-def transient_errors() -> list[type[errors.TransientError]]:
-    """Every class below TransientError, in definition order, subclasses included."""
-    found: list[type[errors.TransientError]] = []
-
-    def walk(cls: type[errors.TransientError]) -> None:
-        for sub in cls.__subclasses__():
-            found.append(sub)
-            walk(sub)
-    walk(errors.TransientError)
-    return found
+def subclasses(cls: type) -> list[type]:
+    """Every class below `cls`, in definition order, subclasses of subclasses included."""
+    return [c for sub in cls.__subclasses__() for c in [sub, *subclasses(sub)]]
 
 
 def retriers() -> list[dict[str, Any]]:
     """The Retry list of every Lambda Task: one retrier per timing, ours first."""
     ours: dict[Retry, list[str]] = {}
-    for cls in transient_errors():
+    for cls in subclasses(errors.TransientError):
         ours.setdefault(cls.retry, []).append(cls.__name__)
     groups = [(names, retry) for retry, names in ours.items()] + [(list(n), r) for n, r in AWS_ERRORS.items()]
     return [{"ErrorEquals": names, "IntervalSeconds": r.interval_seconds, "MaxAttempts": r.max_attempts,

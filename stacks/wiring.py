@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_provisioning import failure_audit, inspection, signup, steps, triggers
+from chat_provisioning.aws import FAILED_STATUSES  # noqa: F401 - the stack's and the local run's
 from chat_provisioning.config import CONFIG_ENV, ChatConfig
 from chat_provisioning.deadline import RESERVE_SECONDS
 from chat_provisioning.locks import WAIT_SECONDS as LEASE_WAIT_SECONDS
@@ -68,8 +69,7 @@ def cognito_event_pattern(user_pool_id: str, account: str) -> dict[str, Any]:
                        "requestParameters": {"userPoolId": [user_pool_id]}}}
 
 
-# Executions that did not succeed, for the failure audit, and the events that report them.
-FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
+# The events that report an execution's status (the failure audit's rule takes FAILED_STATUSES).
 EXECUTION_STATUS_PATTERN = {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"]}
 
 
@@ -118,14 +118,6 @@ def machine_placeholder(machine: str) -> str:
 
 
 PLANS_BUCKET_PLACEHOLDER = "PlansBucketName"  # where the sweep's Distributed Map writes results
-
-
-def substitute(asl: str, values: dict[str, str]) -> str:
-    """What CDK's definition_substitutions does at deploy: replace every ${Key}."""
-    missing = set(re.findall(r"\$\{(\w+)\}", asl)) - set(values)
-    if missing:
-        raise KeyError(f"no value for ASL placeholders {sorted(missing)}")
-    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], asl)
 
 
 def lambda_environment(config: ChatConfig, audit_table: str, locks_table: str,

@@ -11,13 +11,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from chat_provisioning.audit import AuditRecords, timestamp
+from chat_provisioning.audit import AuditRecords
 from chat_provisioning.aws import execution_arn
 from chat_provisioning.config import ChatConfig
 from chat_provisioning.deadline import Deadline
 from chat_provisioning.errors import (LeaseLost, RoomBusy, RoomNotFound, SynapseForbidden, SynapseRejected,
                                       UserDeactivated)
-from chat_provisioning.policy import CognitoUser, standing, with_power_level
+from chat_provisioning.policy import CognitoUser, standing, with_power_levels
 from chat_provisioning.ports import (AuditStore, ChatServer, Lease, PlanStore, RoomLocks, UserDirectory,
                                      UserRecord, Workflows)
 from chat_provisioning.runtime import Runtime
@@ -102,11 +102,7 @@ class FakeChatServer(Fake):
     def set_power_levels(self, room_id: str, levels: dict[str, int | None],
                          lease: Lease | None = None) -> dict[str, int | None]:
         self._call("set_power_levels", room_id, levels)
-        wanted, changed = self.power_levels(room_id), {}
-        for user_id, level in levels.items():
-            new = with_power_level(wanted, user_id, level, self.bot_user_id)
-            if new is not None:
-                wanted, changed[user_id] = new, level
+        wanted, changed = with_power_levels(self.power_levels(room_id), levels, self.bot_user_id)
         if changed:
             if lease is not None:
                 lease.check()
@@ -229,19 +225,19 @@ class FakeAuditStore(Fake, AuditRecords):
 
     def __init__(self) -> None:
         super().__init__()
-        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.stored: dict[tuple[str, str], dict[str, str]] = {}
 
-    def put(self, item: dict[str, Any]) -> bool:
-        self._call("put", item["sub"], item["sk"])
+    def insert(self, item: dict[str, str]) -> bool:
+        self._call("insert", item["sub"], item["sk"])
         key = (item["sub"], item["sk"])
-        if key in self.items:
+        if key in self.stored:
             return False
-        self.items[key] = {**{k: str(v) for k, v in item.items() if v is not None}, "time": timestamp()}
+        self.stored[key] = item
         return True
 
-    def trail(self, sub: str) -> list[dict[str, Any]]:
-        self._call("trail", sub)
-        return sorted((i for (s, _), i in self.items.items() if s == sub), key=lambda i: (i["time"], i["sk"]))
+    def items(self, sub: str) -> list[dict[str, str]]:
+        self._call("items", sub)
+        return [i for (s, _), i in self.stored.items() if s == sub]
 
 
 class FakeLease:

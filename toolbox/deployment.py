@@ -48,7 +48,7 @@ class Deployment:
         return cls(stack, outputs, session, endpoint_url)
 
     @classmethod
-    def local(cls, state_dir: Path, stack: str = "ChatProvisioning") -> "Deployment":
+    def local(cls, state_dir: Path, stack: str) -> "Deployment":
         """The local run's stack (`local up`): its endpoint, signed as its operator, a user with
         the stack's OperatorPolicy alone."""
         path = state_dir / "state.json"

@@ -11,10 +11,9 @@ from datetime import datetime, timezone
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chat_provisioning.audit import DynamoAuditStore
-from chat_provisioning.aws import newest_state_entered, start_once
+from chat_provisioning.aws import FAILED_STATUSES, newest_state_entered, start_once
 from chat_provisioning.errors import InvalidInput
 from chat_provisioning.policy import normalise_sub
-from stacks.wiring import FAILED_STATUSES
 
 from .deployment import Deployment, ToolError
 
@@ -157,7 +156,7 @@ def follow(d: Deployment, arn: str, progress: Progress, told: int = 0, timeout: 
                 progress(f"{_time(e['timestamp'])}  redriven")
         told = len(events)
         if status != "RUNNING":
-            return execution(d, arn)
+            return execution(d, arn, events)
         if time.monotonic() > deadline:
             raise ToolError(f"{arn} still RUNNING after {timeout:.0f} s")
         time.sleep(POLL_SECONDS)

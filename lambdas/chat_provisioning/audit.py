@@ -22,14 +22,23 @@ def execution_name(execution_arn: str) -> str:
 
 
 class AuditRecords(ABC):
-    """What the trail records and how it is read, over two primitives a store provides: `put`
-    (an item, once: False when its key exists) and `trail` (a user's items, oldest first)."""
+    """What the trail records and how it is read, over two primitives a store provides:
+    `insert` (an item of strings, once: False when its key exists) and `items` (a user's)."""
 
     @abstractmethod
-    def put(self, item: dict[str, Any]) -> bool: ...
+    def insert(self, item: dict[str, str]) -> bool: ...
 
     @abstractmethod
-    def trail(self, sub: str) -> list[dict[str, Any]]: ...
+    def items(self, sub: str) -> list[dict[str, str]]: ...
+
+    def put(self, item: dict[str, Any]) -> bool:
+        """The item, stamped, its values strings and its empty ones left out."""
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        return self.insert({**{k: str(v) for k, v in item.items() if v is not None}, "time": now})
+
+    def trail(self, sub: str) -> list[dict[str, str]]:
+        """The user's items, oldest first."""
+        return sorted(self.items(sub), key=lambda i: (i["time"], i["sk"]))
 
     def record_actions(self, sub: str, user_id: str | None, execution: str,
                        actions: tuple[Action, ...], cause: str | None = None) -> int:
@@ -64,29 +73,21 @@ class AuditRecords(ABC):
         return bool(changes) and changes[-1]["outcome"] == "deactivated"
 
 
-def timestamp() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
 class DynamoAuditStore(AuditRecords):
     def __init__(self, table_name: str, client: Client):
         self.table_name = table_name
         self._client = client
 
-    def trail(self, sub: str) -> list[dict[str, Any]]:
+    def items(self, sub: str) -> list[dict[str, str]]:
         pages = self._client().get_paginator("query").paginate(
             TableName=self.table_name, KeyConditionExpression="#s = :s",
             ExpressionAttributeNames={"#s": "sub"}, ExpressionAttributeValues={":s": {"S": sub}})
-        items = [{k: next(iter(v.values())) for k, v in item.items()}
-                 for page in pages for item in page["Items"]]
-        return sorted(items, key=lambda i: (i["time"], i["sk"]))
+        return [{k: next(iter(v.values())) for k, v in item.items()} for page in pages for item in page["Items"]]
 
-    def put(self, item: dict[str, Any]) -> bool:
-        item["time"] = timestamp()
+    def insert(self, item: dict[str, str]) -> bool:
         try:
             self._client().put_item(
-                TableName=self.table_name,
-                Item={k: {"S": str(v)} for k, v in item.items() if v is not None},
+                TableName=self.table_name, Item={k: {"S": v} for k, v in item.items()},
                 ConditionExpression="attribute_not_exists(sk)")
             return True
         except ClientError as e:

@@ -69,6 +69,10 @@ def start_once(sfn: Any, state_machine_arn: str, name: str, workflow_input: str)
         return execution_arn(state_machine_arn, name)
 
 
+# The statuses of an execution that did not succeed: audited, and the ones a redrive takes.
+FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
+
+
 def execution_arn(state_machine_arn: str, name: str) -> str:
     return f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
 

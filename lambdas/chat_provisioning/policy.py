@@ -114,6 +114,18 @@ def level_of(content: dict[str, Any], user_id: str) -> int:
     return int((content.get("users") or {}).get(user_id, default_level(content)))
 
 
+def with_power_levels(content: dict[str, Any], levels: dict[str, int | None],
+                      bot_user_id: str) -> tuple[dict[str, Any], dict[str, int | None]]:
+    """The content with each user of `levels` at its level (with_power_level), and the users
+    whose level that changes."""
+    wanted, changed = content, {}
+    for user_id, level in levels.items():
+        new = with_power_level(wanted, user_id, level, bot_user_id)
+        if new is not None:
+            wanted, changed[user_id] = new, level
+    return wanted, changed
+
+
 def with_power_level(content: dict[str, Any], user_id: str, level: int | None, bot_user_id: str) -> dict[str, Any] | None:
     """The power-levels content with `user_id` at `level` (None: the room's default), or None
     when nothing changes.

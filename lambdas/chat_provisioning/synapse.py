@@ -2,6 +2,7 @@
 mapping of every failure to a typed error (errors.py) whose name the ASL's Retry/ErrorEquals
 lists."""
 
+import functools
 import time
 from collections.abc import Callable
 from urllib.parse import quote
@@ -22,7 +23,7 @@ from .errors import (
     SynapseUnavailable,
     UserDeactivated,
 )
-from .policy import default_level, level_of, with_power_level
+from .policy import default_level, level_of, with_power_levels
 from .ports import Lease, UserRecord
 
 # Waiting out a 429 in-process is cheaper than a Step Functions retry, up to a point: past
@@ -44,7 +45,12 @@ class SynapseAdmin:
         self.bot_user_id = bot_user_id
         self._timeout = timeout
         self._deadline = deadline or Deadline()
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+        self._base_url, self._transport = base_url, transport
+
+    @functools.cached_property
+    def _http(self) -> httpx.Client:
+        """Made at first use: the triggers share the Runtime and never call Synapse."""
+        return httpx.Client(base_url=self._base_url, timeout=self._timeout, transport=self._transport)
 
     def upsert_user(self, user_id: str, displayname: str | None, external_id: str,
                     auth_provider: str) -> UserRecord:
@@ -96,11 +102,7 @@ class SynapseAdmin:
         path = f"/_matrix/client/v3/rooms/{_segment(room_id)}/state/m.room.power_levels"
         for _ in range(3 if lease else 1):
             current = self.power_levels(room_id)
-            wanted, changed = current, {}
-            for user_id, level in levels.items():
-                new = with_power_level(wanted, user_id, level, self.bot_user_id)
-                if new is not None:
-                    wanted, changed[user_id] = new, level
+            wanted, changed = with_power_levels(current, levels, self.bot_user_id)
             if not changed:
                 return {}
             bot = self.bot_user_id

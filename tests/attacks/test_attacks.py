@@ -16,7 +16,7 @@ import pytest
 
 from chat_provisioning.config import RoleGrant
 from local_run import env
-from local_run.aws_events import ACCOUNT, cloudtrail_event
+from local_run.aws_events import ACCOUNT, cloudtrail_event, post_confirmation_event, sqs_batch
 
 OUTSIDER = f"arn:aws:iam::{ACCOUNT}:role/ci-deployer"  # may call PutEvents, is not a sender
 
@@ -105,8 +105,8 @@ def test_the_sign_up_trigger_and_its_retry_queue_check_pool_and_username(local):
     local.signup(attacker, [], None)
     pool = local.state["user_pool_id"]
     # The trigger invoked with a forged event: another pool's, or a username that is not the sub's.
-    for event in (local.post_confirmation_event(victim, {"sub": victim}, user_pool_id="us-east-1_Other"),
-                  local.post_confirmation_event(attacker, {"sub": victim})):
+    for event in (post_confirmation_event("us-east-1_Other", victim, {"sub": victim}),
+                  post_confirmation_event(pool, attacker, {"sub": victim})):
         assert local.invoke("PostConfirmation", event) == event  # a sign-up is never failed...
     assert local.executions(victim) == []  # ...and nothing started
     # The retry queue's consumer, given forged jobs beside a real one.
@@ -114,11 +114,7 @@ def test_the_sign_up_trigger_and_its_retry_queue_check_pool_and_username(local):
             {"user_pool_id": "us-east-1_Other", "user_name": victim, "sub": victim},
             {"user_pool_id": pool, "user_name": victim, "sub": victim, "groups": ["staff"]},
             {"user_pool_id": pool, "user_name": attacker, "sub": attacker}]
-    records = [{"messageId": f"m{i}", "receiptHandle": "r", "body": json.dumps(job), "attributes": {},
-                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
-               for i, job in enumerate(jobs)]
-    answer = local.invoke("RetryStart", {"Records": records})
+    answer = local.invoke("RetryStart", sqs_batch(*jobs))
     assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["m0", "m1", "m2"]  # back to the queue, then its DLQ
     assert local.executions(victim) == [] and matrix(local, victim) == {"exists": False}
 

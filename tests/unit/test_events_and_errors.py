@@ -14,15 +14,14 @@ from chat_provisioning import errors, signup, steps
 from chat_provisioning.deadline import RESERVE_SECONDS, Deadline
 from chat_provisioning.models import StartRequest, WorkflowState, parse
 from chat_provisioning.synapse import SynapseAdmin
+from local_run.aws_events import post_confirmation_event
 from tests.fakes import FakeDirectory, FakeRetryQueue, FakeWorkflows
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 
 
 def signup_event(source="PostConfirmation_ConfirmSignUp", sub=SUB):
-    return {"version": "1", "region": "us-east-1", "userPoolId": "us-east-1_abc", "userName": "u",
-            "triggerSource": source, "callerContext": {"awsSdkVersion": "x", "clientId": "c"},
-            "request": {"userAttributes": {"sub": sub, "email": "a@b.c"}}, "response": {}}
+    return post_confirmation_event("us-east-1_abc", "u", {"sub": sub, "email": "a@b.c"}, source)
 
 
 def sign_up_ports(pool="us-east-1_abc"):

@@ -11,10 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat_provisioning import failure_audit, signup, steps, triggers
-from chat_provisioning.deadline import Deadline
 from chat_provisioning.errors import ProvisioningError
-from chat_provisioning.runtime import Runtime
-from tests.fakes import sample_config
+from tests.fakes import runtime_of
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 # 200 cases per handler in `make test`; `make proof` runs 2,000 (FUZZ_EXAMPLES).
@@ -42,8 +40,7 @@ class Unreachable:
         raise Reached()
 
 
-NO_DOMAIN = Runtime(config=sample_config(), synapse=Unreachable(), directory=Unreachable(), workflows=Unreachable(),
-                    plans=Unreachable(), audit=Unreachable(), locks=Unreachable(), deadline=Deadline())
+NO_DOMAIN = runtime_of(**{port: Unreachable() for port in ("synapse", "directory", "workflows", "plans", "audit", "locks")})
 
 
 def outcome(handler, event, context, **injected):

@@ -1,11 +1,12 @@
 import pytest
 from pydantic import ValidationError
 
-from chat_provisioning.config import ChatConfig, Network
+from chat_provisioning.config import ChatConfig
 from chat_provisioning.runtime import FunctionEnv
 from chat_provisioning.errors import InvalidInput, PowerLevelForbidden
 from chat_provisioning.policy import (CognitoUser, desired_memberships, display_name_of, split_groups,
                                       standing, user_id_for, with_power_level)
+from stacks import wiring
 from tests.fakes import BOT, SERVER
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
@@ -82,8 +83,8 @@ def test_config_refuses_role_naming_unknown_room(config):
 
 
 def test_config_travels_through_the_lambda_env(config):
-    env = FunctionEnv.model_validate({"CHAT_CONFIG": config.to_env(), "AUDIT_TABLE": "audit", "LOCKS_TABLE": "locks"})
-    assert env.config == config.model_copy(update={"network": Network(), "unconfirmed": (), "event_senders": ()})
+    env = FunctionEnv.model_validate(wiring.lambda_environment(config, "audit", "locks"))
+    assert env.config.to_env() == config.to_env()
     assert len(config.to_env()) < 2048  # a function's whole environment is capped at 4 KB
 
 

@@ -10,17 +10,16 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from chat_provisioning import failure_audit, inspection, signup, triggers
 from stacks import wiring
 from chat_provisioning.errors import InvalidInput
-from local_run.aws_events import MASKED, bus_event, cloudtrail_event
-from tests.fakes import POOL, SERVER, FakeRetryQueue, runtime_of
+from local_run.aws_events import (MASKED, bus_event, cloudtrail_event, execution_status_change, post_confirmation_event,
+                                  sqs_batch)
+from tests.fakes import POOL, SERVER, FakeRetryQueue, FakeWorkflows, runtime_of
 
 SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
-SYNC = "arn:aws:states:us-east-1:123456789012:execution:test-SyncUser"
+SYNC = FakeWorkflows.MACHINE.replace(":stateMachine:", ":execution:")
 
 
 def sign_up(pool=POOL, user_name="aaron", sub=SUB) -> dict:
-    return {"version": "1", "region": "us-east-1", "userPoolId": pool, "userName": user_name,
-            "triggerSource": signup.SIGN_UP, "callerContext": {"awsSdkVersion": "x", "clientId": "c"},
-            "request": {"userAttributes": {"sub": sub, "email": "aaron@example.test"}}, "response": {}}
+    return post_confirmation_event(pool, user_name, {"sub": sub, "email": "aaron@example.test"})
 
 
 def test_a_sign_up_starts_one_workflow_named_by_its_sub(context):
@@ -42,18 +41,11 @@ def test_a_sign_up_of_another_pool_or_username_starts_nothing(context, event):
     assert rt.workflows.started == {} and ports.retry_queue.sent == []
 
 
-def sqs_batch(*bodies: str) -> dict:
-    return {"Records": [{"messageId": f"m{i}", "receiptHandle": "h", "body": body, "attributes": {},
-                         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-                         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
-                        for i, body in enumerate(bodies)]}
-
-
 def test_the_retry_queue_starts_each_job_checked_as_the_trigger_checks_it(context):
     rt = runtime_of()
     rt.directory.add(SUB, username="aaron")
-    good = json.dumps({"user_pool_id": POOL, "user_name": "aaron", "sub": SUB})
-    forged = json.dumps({"user_pool_id": POOL, "user_name": "aaron", "sub": "11111111-2222-4333-8444-555555555555"})
+    good = {"user_pool_id": POOL, "user_name": "aaron", "sub": SUB}
+    forged = {"user_pool_id": POOL, "user_name": "aaron", "sub": "11111111-2222-4333-8444-555555555555"}
     answer = triggers.retry_start(sqs_batch(good, forged, "not json"), context, rt=rt)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]}
     assert list(rt.workflows.started) == [f"signup-{SUB}"]
@@ -64,7 +56,7 @@ def test_a_retry_whose_start_fails_again_returns_to_the_queue(context):
     rt.directory.add(SUB, username="aaron")
     rt.workflows.fail("start_sync", RuntimeError("throttled"))
     with pytest.raises(BatchProcessingError):  # every record failed: SQS delivers it again
-        triggers.retry_start(sqs_batch(json.dumps({"user_pool_id": POOL, "user_name": "aaron", "sub": SUB})),
+        triggers.retry_start(sqs_batch({"user_pool_id": POOL, "user_name": "aaron", "sub": SUB}),
                              context, rt=rt)
 
 
@@ -111,11 +103,10 @@ def test_the_custom_event_names_a_sub_and_nothing_else(context):
 
 
 def status_change(execution: str, workflow_input: str, redrive: int = 0) -> dict:
-    return bus_event(wiring.EXECUTION_STATUS_PATTERN, {
-        "executionArn": execution, "stateMachineArn": SYNC.replace(":execution:", ":stateMachine:"),
-        "name": execution.rsplit(":", 1)[1], "status": "FAILED", "startDate": 1, "stopDate": 2,
-        "input": workflow_input, "inputDetails": {"included": True}, "output": None,
-        "error": "SynapseUnavailable", "cause": "GET /users: 503", "redriveCount": redrive})
+    return execution_status_change({
+        "executionArn": execution, "stateMachineArn": FakeWorkflows.MACHINE, "name": execution.rsplit(":", 1)[1],
+        "status": "FAILED", "input": workflow_input, "error": "SynapseUnavailable", "cause": "GET /users: 503",
+        "redriveCount": redrive})
 
 
 def test_a_failed_run_is_audited_once_per_attempt_with_the_state_it_stopped_at(context):

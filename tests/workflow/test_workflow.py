@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from local_run import synapse_server
+from local_run.aws_events import sqs_batch
 
 
 def audit_actions(local, sub):
@@ -189,11 +190,8 @@ def test_retry_queue_consumer_starts_the_workflow(local, sub):
     """What RetryStart receives when the trigger could not start the execution itself."""
     local.cognito_user(sub, ["analysts"])
     job = {"user_pool_id": local.state["user_pool_id"], "user_name": sub, "sub": sub}
-    record = {"messageId": "m1", "receiptHandle": "r", "body": json.dumps(job), "attributes": {},
-              "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-              "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
     r = local.aws["lambda"].invoke(FunctionName=local.state["functions"]["RetryStart"],
-                                   Payload=json.dumps({"Records": [record]}).encode())
+                                   Payload=json.dumps(sqs_batch(job)).encode())
     assert json.loads(r["Payload"].read()) == {"batchItemFailures": []}
     arn = local.execution_arn(f"signup-{sub}")
     assert local.wait(arn)["status"] == "SUCCEEDED"
