@@ -1,21 +1,19 @@
 """Shared fixtures. The local environment (a real Synapse, moto executing the ASL with the
-real handlers) is started once per session; each test signs up its own users."""
+real handlers) is started once per session, on the test deployment's config (not cdk.json's,
+which `make demo` runs); each test signs up its own users."""
 
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 
 from chat_provisioning.config import ChatConfig
 from local_run import env
-
-ROOT = Path(__file__).resolve().parent.parent
-
+from tests.fakes import sample_config
 
 @pytest.fixture(scope="session")
 def config() -> ChatConfig:
-    return ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))
+    return sample_config()
 
 
 @pytest.fixture(scope="session")

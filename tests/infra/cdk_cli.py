@@ -1,21 +1,38 @@
-"""The CDK CLI as infra runs it, for the infra tests."""
+"""The CDK CLI as infra runs it, for the infra tests: on the test deployment's config (the
+project's cdk.json with tests.fakes.sample_config in place of Phenom's), or on the shipped
+cdk.json itself (test_deploy_synth.py, the one test that reads it)."""
 
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
+
+from chat_provisioning.config import CONTEXT_KEY, ChatConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli_synth(out: Path, **environment: str) -> Path:
-    """`cdk synth` through the CLI, offline, with no credentials; `environment`: what the CLI
-    adds when it deploys (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION)."""
+def project_context(config: ChatConfig) -> dict:
+    """cdk.json's context (its feature flags) with `config` as the deployment's."""
+    return json.loads((ROOT / "cdk.json").read_text())["context"] | {CONTEXT_KEY: config.model_dump(mode="json")}
+
+
+def cli_synth(out: Path, config: ChatConfig | None, **environment: str) -> Path:
+    """`cdk synth` through the CLI, offline, with no credentials, in a project whose cdk.json
+    holds `config` (None: the shipped cdk.json); `environment`: what the CLI adds when it
+    deploys (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION)."""
+    project = ROOT
+    if config is not None:  # as an operator edits it: the same app, another cdk.json
+        project = out.parent / f"{out.name}-project"
+        project.mkdir()
+        (project / "cdk.json").write_text(json.dumps({"app": f"{sys.executable} {ROOT / 'app.py'}",
+                                                      "context": project_context(config)}))
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_DEFAULT_"))}
     clean_env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
                      AWS_SHARED_CREDENTIALS_FILE="/dev/null", CDK_DISABLE_VERSION_CHECK="true", **environment)
     run = subprocess.run([str(ROOT / "node_modules/.bin/cdk"), "synth", "--quiet", "--output", str(out)],
-                         cwd=ROOT, env=clean_env, capture_output=True, text=True, timeout=300)
+                         cwd=project, env=clean_env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     return out
 

@@ -1,15 +1,18 @@
-"""`cdk synth` as `cdk deploy` runs it: with the account and region of its credentials. A module
-of its own, so that it runs beside test_stack.py's synth without an account."""
+"""The shipped cdk.json, synthesized as `cdk deploy` runs it: with the account and region of its
+credentials. The only test that reads cdk.json (the rest synthesize a test deployment's config,
+so that an operator's edit of cdk.json breaks nothing but this), and a module of its own, so that
+it runs beside test_stack.py's synth."""
 
 import json
 
 from cdk_cli import checkov_failures, cli_synth
 
 
-def test_synth_as_cdk_deploy_does_with_an_account(tmp_path):
-    """`cdk deploy` gives the stack the account of its credentials: ARNs then hold it, and the
-    cdk-nag acknowledgments must still match; checkov too finds nothing not accepted."""
-    out = cli_synth(tmp_path, CDK_DEFAULT_ACCOUNT="111122223333", CDK_DEFAULT_REGION="us-east-1")
+def test_the_shipped_cdk_json_is_valid_and_synthesizes_as_cdk_deploy_does(tmp_path):
+    """app.py validates the config at synth; `cdk deploy` gives the stack the account of its
+    credentials, ARNs then hold it, and the cdk-nag acknowledgments must still match; checkov
+    too finds nothing not accepted."""
+    out = cli_synth(tmp_path / "cdk.out", None, CDK_DEFAULT_ACCOUNT="111122223333", CDK_DEFAULT_REGION="us-east-1")
     report = json.loads((out / "validation-report.json").read_text())
     assert {p["pluginName"]: p["conclusion"] for p in report["pluginReports"]
             if p["pluginName"] in ("AwsSolutions", "Serverless")} == {"AwsSolutions": "success", "Serverless": "success"}

@@ -1,5 +1,7 @@
 """The synthesized stack: `cdk synth` run once, offline and without credentials, through the
-CDK CLI as infra runs it; then the template, the cdk-nag report, cfn-lint and asl-validator."""
+CDK CLI as infra runs it, on the test deployment's config (tests.fakes.sample_config, not
+cdk.json's: test_deploy_synth.py is the one test of that); then the template, the cdk-nag report,
+cfn-lint and asl-validator."""
 
 import json
 import re
@@ -11,13 +13,14 @@ import pytest
 from aws_cdk import App
 
 import app as cdk_app
-from cdk_cli import checkov_failures, cli_synth
+from cdk_cli import checkov_failures, cli_synth, project_context
 from chat_provisioning import errors
 from stacks import wiring
-from chat_provisioning.config import GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS, ChatConfig
+from chat_provisioning.config import CONTEXT_KEY, GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
 from chat_provisioning.models import Cause
 from chat_provisioning.telemetry import METRICS, NAMESPACE
 from stacks import retries
+from tests.fakes import POOL, sample_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ASLS = {name: json.loads(path.read_text()) for name, path in wiring.MACHINES.items()}
@@ -27,7 +30,7 @@ TASKS = [(machine, name, s) for machine, asl in ASLS.items()
 
 @pytest.fixture(scope="session")
 def cdk_out(tmp_path_factory) -> Path:
-    return cli_synth(tmp_path_factory.mktemp("cdk.out"))
+    return cli_synth(tmp_path_factory.mktemp("synth") / "cdk.out", sample_config())
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +84,7 @@ def test_each_function_times_out_before_its_task_and_fits_its_longest_unsplit_wo
         timeout = functions[handlers[name].rsplit(".", 1)[1]]["Timeout"]
         assert timeout == task["TimeoutSeconds"] - wiring.TASK_OVERHEAD_SECONDS, (machine, name)
         if name in wiring.CALLS_SYNAPSE:
-            assert timeout >= wiring.longest_unsplit_seconds(ChatConfig.from_cdk_json(str(ROOT / "cdk.json")))
+            assert timeout >= wiring.longest_unsplit_seconds(sample_config())
     assert functions["plan_sweep"]["Timeout"] == 900 and functions["plan_sweep"]["MemorySize"] == 1024
     assert functions["post_confirmation"]["Timeout"] < 5  # Cognito waits 5 s
     assert functions["post_confirmation"]["MemorySize"] == 1024  # its CPU share, for the cold start
@@ -198,7 +201,7 @@ def test_alarms_cover_failed_throttled_aborted_for_each_machine(template):
 
 def test_rules_start_the_workflow_and_audit_failures(template):
     rules = [r["EventPattern"] for r in resources(template, "AWS::Events::Rule").values() if "EventPattern" in r]
-    assert wiring.cognito_event_pattern("us-east-1_knEL7cqS3", {"Ref": "AWS::AccountId"}) in rules
+    assert wiring.cognito_event_pattern(POOL, {"Ref": "AWS::AccountId"}) in rules
     failure = next(p for p in rules if p["source"] == ["aws.states"])
     (schedule,) = [r for r in resources(template, "AWS::Events::Rule").values() if "ScheduleExpression" in r]
     assert schedule["ScheduleExpression"] == "rate(1 day)"
@@ -212,14 +215,16 @@ def test_prod_pool_is_imported_with_invoke_permission(template):
     assert resources(template, "AWS::Cognito::UserPool") == {}
     (permission,) = [p for p in resources(template, "AWS::Lambda::Permission").values()
                      if p["Principal"] == "cognito-idp.amazonaws.com"]
-    assert "us-east-1_knEL7cqS3" in json.dumps(permission["SourceArn"])
+    assert POOL in json.dumps(permission["SourceArn"])
 
 
 def synth_in_process(context_update: dict) -> dict:
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    settings = {**context["chat-provisioning"], **context_update}
+    """The test config with `context_update`, synthesized in this process (unvalidated: app.py
+    validates it)."""
+    context = project_context(sample_config())
+    settings = {**context[CONTEXT_KEY], **context_update}
     # bundling-stacks=[]: skip the asset bundling, this synth looks at resources only
-    app = App(context={**context, "chat-provisioning": settings, "aws:cdk:bundling-stacks": []})
+    app = App(context={**context, CONTEXT_KEY: settings, "aws:cdk:bundling-stacks": []})
     stack = cdk_app.build(app)
     return app.synth().get_stack_by_name(stack.stack_name).template
 
@@ -383,7 +388,7 @@ def test_the_token_audit_and_leases_are_reached_only_as_designed(template):
     assert with_token == wiring.CALLS_SYNAPSE  # RecordAudit and the triggers never see it
     for name in with_token:
         (arn,) = resources_allowed(statements[name], "secretsmanager:GetSecretValue")
-        assert ":secret:phenom-prod-synapse-admin-token-??????" in json.dumps(arn)
+        assert f":secret:{sample_config().admin_token_secret_name}-??????" in json.dumps(arn)
     tables = {k: json.dumps(v) for k, v in resources(template, "AWS::DynamoDB::Table").items()}
     audit = next(k for k in tables if k.startswith("AuditTable"))
     locks = next(k for k in tables if k.startswith("LocksTable"))
@@ -413,7 +418,7 @@ def test_custom_events_only_on_the_stacks_bus_from_configured_senders(template):
     on_default_bus = [r for r in rules if "EventPattern" in r and "EventBusName" not in r]
     assert all(r["EventPattern"]["source"][0].startswith("aws.") for r in on_default_bus)  # nobody can send those
     (policy,) = resources(template, "AWS::Events::EventBusPolicy").values()
-    # Phenom's config names no sender yet: the bus refuses everyone.
+    # The test config names no sender (as Phenom's does not yet): the bus refuses everyone.
     assert policy["Statement"] | {"Sid": None} == {"Action": "events:PutEvents", "Effect": "Deny", "Principal": {"AWS": "*"},
                                                    "Resource": {"Fn::GetAtt": [bus, "Arn"]}, "Sid": None}
 
@@ -456,7 +461,7 @@ def test_the_sweep_tolerates_every_failure_and_builds_each_input_from_a_sub():
 
 def test_an_http_synapse_needs_an_acknowledgment():
     with pytest.raises(SystemExit, match="allow_http_synapse"):
-        synth_in_process({"allow_http_synapse": False})
+        synth_in_process({"synapse_url": "http://synapse.internal.example.test:8008", "allow_http_synapse": False})
 
 
 # --- the operators' dashboard (issue 12) ------------------------------------------------
