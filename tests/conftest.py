@@ -11,6 +11,7 @@ from chat_provisioning.config import ChatConfig
 from local_run import env
 from tests.fakes import sample_config
 
+
 @pytest.fixture(scope="session")
 def config() -> ChatConfig:
     return sample_config()
