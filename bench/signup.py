@@ -65,7 +65,7 @@ def main() -> None:
 
         def since(start: int) -> tuple[int, float]:
             """Requests Synapse served since the `start`th, and its processing seconds for them."""
-            new = local.synapse_requests()[start:]
+            new = local.inspector.synapse_requests()[start:]
             return len(new), sum(t for _, t in new)
 
         sfn = local.aws["stepfunctions"]
@@ -73,13 +73,13 @@ def main() -> None:
         # Sequential sign-ups of plain mobile users: requests, time split, transitions.
         plain, splits, transitions, invocations, lambda_seconds, writes = [], [], [], [], [], []
         for _ in range(10):
-            start = len(local.synapse_requests())
-            signed_up = local.signup(None, [], None)
+            start = len(local.inspector.synapse_requests())
+            signed_up = local.cognito.signup(None, [], None)
             arn = signed_up["execution_arn"]
             writes.append(len(local.audit.trail(signed_up["sub"])))  # DynamoDB writes: its audit items
             requests, synapse_seconds = since(start)
             d = sfn.describe_execution(executionArn=arn)
-            history = local.history(arn)
+            history = local.inspector.history(arn)
             plain.append(requests)
             splits.append((seconds(d) - synapse_seconds, synapse_seconds))
             transitions.append(sum(1 for e in history if "stateEnteredEventDetails" in e))
@@ -92,19 +92,19 @@ def main() -> None:
         # Staff sign-ups, and role changes (analysts promoted to staff), through the workflow.
         staff, promoted = [], []
         for _ in range(5):
-            start = len(local.synapse_requests())
-            local.signup(None, ["staff"], None)
+            start = len(local.inspector.synapse_requests())
+            local.cognito.signup(None, ["staff"], None)
             staff.append(since(start)[0])
             sub = str(uuid.uuid4())
-            local.signup(sub, ["analysts"], None)
-            start = len(local.synapse_requests())
-            assert local.cognito_change(sub, "AdminAddUserToGroup", "staff")["status"] == "SUCCEEDED"
+            local.cognito.signup(sub, ["analysts"], None)
+            start = len(local.inspector.synapse_requests())
+            assert local.cognito.change(sub, "AdminAddUserToGroup", "staff")["status"] == "SUCCEEDED"
             promoted.append(since(start)[0])
 
         # The same by raw admin calls (the adapter with no checks, no reads of its own and no
         # lease): what no design can go below. A power-levels event is replaced whole, so a
         # level costs its read and its write.
-        rooms = {k: r["room_id"] for k, r in local.state["rooms"].items()}
+        rooms = {k: r.room_id for k, r in local.config.rooms.items()}
 
         def raw_signup(groups: list[str]) -> str:
             user = local.user_id(str(uuid.uuid4()))
@@ -120,7 +120,7 @@ def main() -> None:
             local.synapse.set_power_levels(rooms["staff"], {user: 100})
 
         def counted(change, *args) -> int:
-            start = len(local.synapse_requests())
+            start = len(local.inspector.synapse_requests())
             change(*args)
             return since(start)[0]
 
@@ -141,14 +141,14 @@ def main() -> None:
         def burst() -> tuple[float, dict]:
             subs = [str(uuid.uuid4()) for _ in range(n)]
             for sub in subs:
-                local.cognito_user(sub)
-            pids = local.state["pids"]
+                local.cognito.create_user(sub)
+            pids = local.state.pids
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             started = time.monotonic()
             with ThreadPoolExecutor(n) as pool:
-                list(pool.map(local.confirm, subs))
-            arns = [local.execution_arn(signup_execution_name(sub)) for sub in subs]
-            assert all(local.wait(a, queued=True)["status"] == "SUCCEEDED" for a in arns)
+                list(pool.map(local.cognito.confirm, subs))
+            arns = [local.inspector.execution_arn(signup_execution_name(sub)) for sub in subs]
+            assert all(local.operator.wait(a, queued=True)["status"] == "SUCCEEDED" for a in arns)
             return n / (time.monotonic() - started), {
                 name: round(cpu_seconds(pid) - before[name], 2) for name, pid in pids.items()}
         burst()
@@ -158,7 +158,7 @@ def main() -> None:
         with ThreadPoolExecutor(n) as pool:
             list(pool.map(lambda _: raw_signup([]), range(n)))
         raw_rate = n / (time.monotonic() - started)
-        invoked, inits = lambda_reports(Path(local.state["state_dir"]) / "lambda")
+        invoked, inits = lambda_reports(local.state.state_dir / "lambda")
 
     boto3_import = cold_import("boto3")
     imports = {m: cold_import(m) for m in ("chat_provisioning.signup", "chat_provisioning.steps",

@@ -30,13 +30,13 @@ def main() -> None:
     state_dir = ROOT / ".local" / "bench"
     with env.running(state_dir, ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))) as local:
         def requests() -> int:
-            return len(local.synapse_requests())
+            return len(local.inspector.synapse_requests())
 
-        red = local.state["rooms"]["red_room"]["room_id"]
+        red = local.config.rooms["red_room"].room_id
         subs = [str(uuid.uuid4()) for _ in range(args.users)]
 
         def seed(sub: str) -> None:
-            local.cognito_user(sub)
+            local.cognito.create_user(sub)
             local.synapse.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
             local.synapse.join(red, local.user_id(sub))
 
@@ -46,7 +46,7 @@ def main() -> None:
         print(f"seeded {args.users} users in {time.monotonic() - started:.0f} s")
 
         before, started = requests(), time.monotonic()
-        clean = local.sweep(dry_run=False)
+        clean = local.operator.sweep(dry_run=False)
         plan = plan_seconds(local, clean["execution_arn"])
         no_drift = {"synapse_requests": requests() - before, "seconds": round(time.monotonic() - started, 2),
                     "users_to_fix": clean["summary"]["users_to_fix"], "plan_seconds": plan,
@@ -58,7 +58,7 @@ def main() -> None:
         for sub in drifted:
             local.synapse.kick(red, local.user_id(sub), "benchmark drift")
         before, started = requests(), time.monotonic()
-        fixed = local.sweep(dry_run=False)
+        fixed = local.operator.sweep(dry_run=False)
         spent = requests() - before
         plan_cost = no_drift["synapse_requests"]
         results = {
@@ -76,14 +76,14 @@ def main() -> None:
 
 def max_memory_mb(local, function: str) -> int:
     """The largest Max Memory Used in the function's REPORT lines (the local Lambda runtime's)."""
-    log = Path(local.state["state_dir"]) / "lambda" / f"{local.state['functions'][function]}.log"
+    log = local.state.state_dir / "lambda" / f"{local.state.functions[function]}.log"
     return max(int(line.split("Max Memory Used: ")[1].split(" MB")[0])
                for line in log.read_text().splitlines() if "Max Memory Used: " in line)
 
 
 def plan_seconds(local, sweep_arn: str) -> float:
     """How long the PlanSweep Task ran: from its state's entry to its exit in the history."""
-    times = {e["type"]: e["timestamp"] for e in local.history(sweep_arn)
+    times = {e["type"]: e["timestamp"] for e in local.inspector.history(sweep_arn)
              if e.get("stateEnteredEventDetails", e.get("stateExitedEventDetails", {})).get("name") == "PlanSweep"}
     return round((times["TaskStateExited"] - times["TaskStateEntered"]).total_seconds(), 2)
 

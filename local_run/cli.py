@@ -66,8 +66,7 @@ def run(args: argparse.Namespace) -> dict:
 
     state_dir: Path = args.state_dir
     if args.command == "up":
-        result = env.up(state_dir, ChatConfig.from_cdk_json(str(args.cdk_json)))
-        return {k: v for k, v in result.items() if k not in ("config",)}
+        return env.up(state_dir, ChatConfig.from_cdk_json(str(args.cdk_json))).model_dump(mode="json")
     if args.command == "down":
         return env.down(state_dir)
     if args.command == "stop-synapse":
@@ -78,26 +77,27 @@ def run(args: argparse.Namespace) -> dict:
         return {"synapse": "started"}
     local_env = env.LocalEnv.load(state_dir)
     if args.command == "signup":
-        return local_env.signup(args.sub, args.groups, args.name, args.trigger_source, wait=not args.no_wait)
+        return local_env.cognito.signup(args.sub, args.groups, args.name, args.trigger_source, wait=not args.no_wait)
     if args.command == "admin-create":
         sub = args.sub or str(uuid.uuid4())
-        local_env.cognito_user(sub, args.groups, args.name, confirmed=not args.unconfirmed)
+        local_env.cognito.create_user(sub, args.groups, args.name, confirmed=not args.unconfirmed)
         return {"sub": sub, "groups": args.groups}
     if args.command == "event":
-        return local_env.send_sync_event(args.detail or {"sub": args.sub})
+        return local_env.events.send_sync_event(args.detail or {"sub": args.sub})
     if args.command == "group":
         event_name = "AdminAddUserToGroup" if args.change == "add" else "AdminRemoveUserFromGroup"
-        return local_env.cognito_change(args.sub, event_name, args.group)
+        return local_env.cognito.change(args.sub, event_name, args.group)
     if args.command in ("disable", "enable", "delete"):
-        return local_env.cognito_change(args.sub, f"Admin{args.command.title()}User")
+        return local_env.cognito.change(args.sub, f"Admin{args.command.title()}User")
     if args.command == "deliver":
-        return local_env.deliver(json.loads(args.event.read_text()), args.bus)
+        return local_env.events.deliver(json.loads(args.event.read_text()), args.bus)
     if args.command == "scan":
-        return local_env.leaks()
+        return local_env.inspector.leaks()
     if args.command == "calls":
-        return {"calls": sorted(f"{n} {a}" for n, a in iam_check.rows(local_env.state)),
-                "not_allowed": iam_check.unallowed_calls(local_env.state, local_env.aws),
-                "not_listed": iam_check.unlisted_calls(local_env.state)}
+        seen = iam_check.calls_seen(local_env.state)
+        return {"calls": sorted(f"{n} {a}" for n, a in iam_check.rows(seen)),
+                "not_allowed": iam_check.unallowed_calls(seen, local_env.state.roles, local_env.aws),
+                "not_listed": iam_check.unlisted_calls(seen)}
     if args.command == "kick":
         return local_env.kick(args.sub, args.room)
-    return local_env.login(args.sub)
+    return local_env.inspector.login(args.sub)

@@ -12,7 +12,7 @@ from its own properties:
 - the dashboard is left out: it names the alarms, which moto skips (below).
 Skipped by moto (it logs "No Moto CloudFormation support"): the alarms, the bucket, queue,
 topic and bus policies, and the functions' asynchronous-invocation configs. The bus policy is
-emulated by env.put_events from the same config; the configs are put here, from the template.
+emulated by actors.EventBridge.put from the same config; the configs are put here, from the template.
 
 What exists only here: the user pool stands in for production's, which the stack imports (with
 its groups); the bot's secret is created by hand, as the README asks of production."""
@@ -141,12 +141,11 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str, out: Path,
     functions = {name: resource(f"{name}Function") for name in wiring.FUNCTIONS}
     return {"sync_state_machine_arn": sync, "sweep_state_machine_arn": outputs["SweepUsersStateMachineArn"],
             "plans_bucket": resource("SweepPlans"), "audit_table": outputs["AuditTableName"],
-            "locks_table": resource("LocksTable"), "retry_queue_url": resource("StartRetryQueue"),
+            "locks_table": resource("LocksTable"),
             "failed_events_url": resource("FailedEventsQueue"), "operator_policy_arn": outputs["OperatorPolicyArn"],
             "event_bus": bus_name,
             "functions": functions, "roles": {name: aws["lambda"].get_function_configuration(
-                FunctionName=physical_name)["Role"] for name, physical_name in functions.items()},
-            "role_arn": aws["stepfunctions"].describe_state_machine(stateMachineArn=sync)["roleArn"]}
+                FunctionName=physical_name)["Role"] for name, physical_name in functions.items()}}
 
 
 def with_retry_wait(asl: str, seconds: int | None) -> str:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .deploy import ACCOUNT, REGION
+from .state import LocalState
 
 
 def resource_of(call: dict, secret_arn, stack_arn=None) -> str:
@@ -76,19 +77,20 @@ def allowed(action: str, resource: str, role_statements: list[dict]) -> bool:
     return any(s["Effect"] == "Allow" for s in matching) and not any(s["Effect"] == "Deny" for s in matching)
 
 
-def calls_seen(state: dict) -> dict[str, list[dict]]:
+def calls_seen(state: LocalState) -> dict[str, list[dict]]:
     """Function (as wiring names it) -> the calls its environments recorded."""
-    by_name = {physical: name for name, physical in state["functions"].items()}
+    by_name = {physical: name for name, physical in state.functions.items()}
     seen = {}
-    for path in sorted((Path(state["state_dir"]) / "lambda" / "calls").glob("*.jsonl")):
+    for path in sorted((state.state_dir / "lambda" / "calls").glob("*.jsonl")):
         seen[by_name[path.stem]] = [json.loads(line) for line in path.read_text().splitlines()]
     return seen
 
 
-def unallowed_calls(state: dict, aws: dict) -> list[str]:
+def unallowed_calls(seen: dict[str, list[dict]], roles: dict[str, str], aws: dict) -> list[str]:
+    """Calls seen that the function's role (`roles`: its ARN) does not allow."""
     problems = []
-    for name, calls in calls_seen(state).items():
-        role_statements = statements(state["roles"][name].rsplit("/", 1)[-1], aws)
+    for name, calls in seen.items():
+        role_statements = statements(roles[name].rsplit("/", 1)[-1], aws)
         for call in {json.dumps(c, sort_keys=True) for c in calls}:
             call = json.loads(call)
             action = f"{call['service']}:{call['action']}"
@@ -102,19 +104,19 @@ def unallowed_calls(state: dict, aws: dict) -> list[str]:
 CALLS_TABLE = Path(__file__).resolve().parent.parent / "docs" / "local-run.md"
 
 
-def unlisted_calls(state: dict) -> list[str]:
+def unlisted_calls(seen: dict[str, list[dict]]) -> list[str]:
     """Calls seen that the table of calls (CALLS_TABLE) does not list."""
     listed = CALLS_TABLE.read_text()
-    return sorted(f"{name}: {action}" for name, action in rows(state) if f"| {name} | `{action}` |" not in listed)
+    return sorted(f"{name}: {action}" for name, action in rows(seen) if f"| {name} | `{action}` |" not in listed)
 
 
-def rows(state: dict) -> set[tuple[str, str]]:
-    return {(name, f"{c['service']}:{c['action']}") for name, calls in calls_seen(state).items() for c in calls}
+def rows(seen: dict[str, list[dict]]) -> set[tuple[str, str]]:
+    return {(name, f"{c['service']}:{c['action']}") for name, calls in seen.items() for c in calls}
 
 
-def table(state: dict) -> str:
-    return "\n".join(["| function | call |", "|---|---|"] + [f"| {n} | `{a}` |" for n, a in sorted(rows(state))])
+def table(seen: dict[str, list[dict]]) -> str:
+    return "\n".join(["| function | call |", "|---|---|"] + [f"| {n} | `{a}` |" for n, a in sorted(rows(seen))])
 
 
 if __name__ == "__main__":
-    print(table(json.loads((Path(sys.argv[1]) / "state.json").read_text())))
+    print(table(calls_seen(LocalState.load(Path(sys.argv[1])))))

@@ -42,7 +42,7 @@ def matrix(local, sub) -> dict:
         return {"exists": False}
     user = r.json()
     return {"exists": True, "deactivated": user["deactivated"], "name": user.get("displayname"),
-            "rooms": local.rooms(sub)}
+            "rooms": local.inspector.rooms(sub)}
 
 
 def audited(local, sub) -> list[tuple]:
@@ -53,28 +53,28 @@ def audited(local, sub) -> list[tuple]:
 def banned(local) -> str:
     """A user a Matrix admin deactivated; Cognito still has it enabled."""
     sub = new()
-    local.signup(sub, ["experiencers"], "Banned")
+    local.cognito.signup(sub, ["experiencers"], "Banned")
     local.synapse.deactivate(local.user_id(sub), erase=False)
     return sub
 
 
 def test_events_cannot_grant_reactivate_or_reach_the_workflow_with_more_than_a_sub(local, banned):
     attacker = new()
-    local.signup(attacker, [], "Mallory")
+    local.cognito.signup(attacker, [], "Mallory")
     forged = {"sub": attacker, "groups": ["staff"], "reactivate": True, "cause": "AdminEnableUser"}
     # Any principal with events:PutEvents, on the default bus: no rule of ours takes custom events there.
-    assert local.put_events("chat-provisioning", "Sync chat user", forged, bus="default") == {"accepted": True, "matched": False}
+    assert local.events.put("chat-provisioning", "Sync chat user", forged, bus="default") == {"accepted": True, "matched": False}
     # ...on the stack's bus: only config's senders may put events there.
-    assert local.put_events("chat-provisioning", "Sync chat user", forged, sender=OUTSIDER)["error"] == "AccessDeniedException"
+    assert local.events.put("chat-provisioning", "Sync chat user", forged, sender=OUTSIDER)["error"] == "AccessDeniedException"
     # ...posing as CloudTrail: EventBridge refuses aws.* sources from callers.
-    record = cloudtrail_event("AdminEnableUser", local.state["user_pool_id"], banned)
-    assert local.put_events(record["source"], record["detail-type"], record["detail"], bus="default")["accepted"] is False
+    record = cloudtrail_event("AdminEnableUser", local.state.user_pool_id, banned)
+    assert local.events.put(record["source"], record["detail-type"], record["detail"], bus="default")["accepted"] is False
     # A configured sender's event that carries more than a sub is refused, and kept.
-    refused = local.send_sync_event(forged)
+    refused = local.events.send_sync_event(forged)
     assert (refused["started"], refused["error"], refused["dead_lettered"]) == (False, "InvalidInput", True)
     # A sub alone syncs the user with Cognito: nothing granted, the ban stays.
-    assert local.send_sync_event({"sub": attacker})["status"] == "SUCCEEDED"
-    stays = local.send_sync_event({"sub": banned})
+    assert local.events.send_sync_event({"sub": attacker})["status"] == "SUCCEEDED"
+    stays = local.events.send_sync_event({"sub": banned})
     assert (stays["status"], stays["failed_state"], stays["error"]) == ("FAILED", "ProvisionUser", "UserDeactivated")
     assert matrix(local, attacker)["rooms"] == {("The Red Room", 0)}
     assert matrix(local, banned)["deactivated"] is True
@@ -83,9 +83,9 @@ def test_events_cannot_grant_reactivate_or_reach_the_workflow_with_more_than_a_s
 
 def test_a_start_names_a_user_and_a_cause_and_nothing_else(local, banned):
     attacker = new()
-    local.signup(attacker, [], None)
+    local.cognito.signup(attacker, [], None)
     execution = "arn:aws:states:us-east-1:123456789012:execution:chat-provisioning-SyncUser:forged"
-    forged = local.start(attacker, {
+    forged = local.operator.start(attacker, {
         "sub": attacker, "groups": ["staff"], "reactivate": True, "cognito": "confirmed",
         "execution": execution, "joined": [], "display_name": "Admin",
         "actions": [{"step": "AssignRoles", "action": "set_power_level", "outcome": "set:100"}]})
@@ -94,21 +94,21 @@ def test_a_start_names_a_user_and_a_cause_and_nothing_else(local, banned):
     assert [a[2] for a in audited(local, attacker)].count("set:100") == 0  # no forged audit item
     assert all(item["execution"] != execution for item in local.audit.trail(attacker))
     # A cause is all a start may claim, and claiming Cognito's enable undoes no Matrix ban.
-    claimed = local.start(banned, {"sub": banned, "cause": "AdminEnableUser"})
+    claimed = local.operator.start(banned, {"sub": banned, "cause": "AdminEnableUser"})
     assert (claimed["failed_state"], claimed["error"]) == ("ProvisionUser", "UserDeactivated")
     assert matrix(local, banned)["deactivated"] is True
 
 
 def test_the_sign_up_trigger_and_its_retry_queue_check_pool_and_username(local):
     victim, attacker = new(), new()
-    local.cognito_user(victim, ["staff"])  # admin-created: its account is the sweep's to make
-    local.signup(attacker, [], None)
-    pool = local.state["user_pool_id"]
+    local.cognito.create_user(victim, ["staff"])  # admin-created: its account is the sweep's to make
+    local.cognito.signup(attacker, [], None)
+    pool = local.state.user_pool_id
     # The trigger invoked with a forged event: another pool's, or a username that is not the sub's.
     for event in (post_confirmation_event("us-east-1_Other", victim, {"sub": victim}),
                   post_confirmation_event(pool, attacker, {"sub": victim})):
         assert local.invoke("PostConfirmation", event) == event  # a sign-up is never failed...
-    assert local.executions(victim) == []  # ...and nothing started
+    assert local.inspector.executions(victim) == []  # ...and nothing started
     # The retry queue's consumer, given forged jobs beside a real one.
     jobs = [{"user_pool_id": pool, "user_name": attacker, "sub": victim},
             {"user_pool_id": "us-east-1_Other", "user_name": victim, "sub": victim},
@@ -116,23 +116,23 @@ def test_the_sign_up_trigger_and_its_retry_queue_check_pool_and_username(local):
             {"user_pool_id": pool, "user_name": attacker, "sub": attacker}]
     answer = local.invoke("RetryStart", sqs_batch(*jobs))
     assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["m0", "m1", "m2"]  # back to the queue, then its DLQ
-    assert local.executions(victim) == [] and matrix(local, victim) == {"exists": False}
+    assert local.inspector.executions(victim) == [] and matrix(local, victim) == {"exists": False}
 
 
 def test_a_swapped_plan_names_users_and_nothing_more(local, banned):
     """s3:PutObject on the plans bucket between PlanSweep and ApplyPlan (the stack's bucket
     policy denies it to all but the sweep; here it is done anyway)."""
     drifted = new()
-    local.cognito_user(drifted, [])  # admin-created: the sweep will create it
+    local.cognito.create_user(drifted, [])  # admin-created: the sweep will create it
     with local.holding("PlanSweep") as planned:
         arn = local.aws["stepfunctions"].start_execution(
-            stateMachineArn=local.state["sweep_state_machine_arn"], name=f"swap-{drifted}", input="{}")["executionArn"]
+            stateMachineArn=local.state.sweep_state_machine_arn, name=f"swap-{drifted}", input="{}")["executionArn"]
         planned()
         key = f"sweeps/swap-{drifted}/requests.json"
-        local.aws["s3"].put_object(Bucket=local.state["plans_bucket"], Key=key, Body=json.dumps([
+        local.aws["s3"].put_object(Bucket=local.state.plans_bucket, Key=key, Body=json.dumps([
             {"sub": drifted, "groups": ["staff"], "cause": "AdminEnableUser", "display_name": "Root"},
             {"sub": banned, "cause": "AdminEnableUser", "reactivate": True}]).encode())
-    result = local.sweep_result(arn)
+    result = local.operator.sweep_result(arn)
     inputs = {sub: json.loads(local.aws["stepfunctions"].describe_execution(executionArn=run["execution_arn"])["input"])
               for sub, run in result["executions"].items()}
     assert inputs == {drifted: {"sub": drifted, "cause": "sweep"}, banned: {"sub": banned, "cause": "sweep"}}
@@ -142,9 +142,9 @@ def test_a_swapped_plan_names_users_and_nothing_more(local, banned):
 
 def test_no_name_or_unknown_group_stops_a_deactivation(local):
     long_name, odd_group = new(), new()
-    local.signup(long_name, ["analysts"], None)
-    local.signup(odd_group, ["analysts"], None)
-    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    local.cognito.signup(long_name, ["analysts"], None)
+    local.cognito.signup(odd_group, ["analysts"], None)
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     idp.admin_update_user_attributes(UserPoolId=pool, Username=long_name,
                                      UserAttributes=[{"Name": "name", "Value": "N" * 300}])
     try:
@@ -153,30 +153,30 @@ def test_no_name_or_unknown_group_stops_a_deactivation(local):
         pass
     idp.admin_add_user_to_group(UserPoolId=pool, Username=odd_group, GroupName="hasura-admins")
     # Enabled: provisioned all the same, the name cut to what Synapse takes, the group a finding.
-    assert local.send_sync_event({"sub": long_name})["status"] == "SUCCEEDED"
+    assert local.events.send_sync_event({"sub": long_name})["status"] == "SUCCEEDED"
     assert matrix(local, long_name)["name"] == "N" * 256
-    assert local.send_sync_event({"sub": odd_group})["status"] == "SUCCEEDED"
+    assert local.events.send_sync_event({"sub": odd_group})["status"] == "SUCCEEDED"
     assert ("ReadCognitoUser", "finding", "unknown_group:hasura-admins", "event") in audited(local, odd_group)
     # Disabled: deactivated, whatever the name or groups.
     for sub in (long_name, odd_group):
-        assert local.cognito_change(sub, "AdminDisableUser")["status"] == "SUCCEEDED"
+        assert local.cognito.change(sub, "AdminDisableUser")["status"] == "SUCCEEDED"
         assert matrix(local, sub)["deactivated"] is True
 
 
 def test_unconfirmed_sign_ups_get_no_account_on_any_path(local):
     """Anyone with the app's public client ID can call SignUp; nobody confirms these."""
-    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     subs = []
     for i in range(3):
         name = f"anon-{new()}"
-        idp.sign_up(ClientId=local.state["client_id"], Username=name, Password="Anon-pass-1234!")
+        idp.sign_up(ClientId=local.state.client_id, Username=name, Password="Anon-pass-1234!")
         attributes = idp.admin_get_user(UserPoolId=pool, Username=name)
         assert attributes["UserStatus"] == "UNCONFIRMED"
         subs.append(next(a["Value"] for a in attributes["UserAttributes"] if a["Name"] == "sub"))
-    plan = local.sweep(dry_run=True)
+    plan = local.operator.sweep(dry_run=True)
     assert not {f["sub"] for f in plan["fixes"]} & set(subs)
     for sub in subs:  # an event or an operator naming one: audited, nothing made
-        assert local.send_sync_event({"sub": sub})["status"] == "SUCCEEDED"
+        assert local.events.send_sync_event({"sub": sub})["status"] == "SUCCEEDED"
         assert matrix(local, sub) == {"exists": False}
         assert audited(local, sub) == [("ReadCognitoUser", "sync", "unconfirmed:no_grants", "event")]
 
@@ -184,17 +184,17 @@ def test_unconfirmed_sign_ups_get_no_account_on_any_path(local):
 def test_a_user_no_longer_confirmed_keeps_no_grant(local):
     """An admin resets a compromised moderator's password or gives it a temporary one: until it
     is confirmed again it keeps no group's grant, by event and by sweep."""
-    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     by_event, by_sweep = new(), new()
     for sub in (by_event, by_sweep):
-        local.signup(sub, ["moderators"], None)
+        local.cognito.signup(sub, ["moderators"], None)
         assert ("Experiencers", 50) in matrix(local, sub)["rooms"]
         idp.admin_set_user_password(UserPoolId=pool, Username=sub, Password="Temp-pass-1234!", Permanent=False)
-    synced = local.deliver(cloudtrail_event("AdminSetUserPassword", pool, by_event))
+    synced = local.events.deliver(cloudtrail_event("AdminSetUserPassword", pool, by_event))
     assert synced["status"] == "SUCCEEDED"
     assert ("Experiencers", 0) in matrix(local, by_event)["rooms"]
     assert ("ReadCognitoUser", "sync", "unconfirmed:no_grants", "AdminSetUserPassword") in audited(local, by_event)
-    planned = local.sweep(dry_run=True)
+    planned = local.operator.sweep(dry_run=True)
     assert (by_sweep, "demote") in {(f["sub"], f["kind"]) for f in planned["fixes"]}
 
 
@@ -202,13 +202,13 @@ def test_a_redriven_enable_reactivates_nobody_cognito_disabled_since(local):
     """An enable's run fails before it reactivates; the user is disabled again; days later an
     operator redrives the old run. Cognito is read again before reactivating."""
     sub = new()
-    local.signup(sub, ["experiencers"], None)
-    assert local.cognito_change(sub, "AdminDisableUser")["status"] == "SUCCEEDED"
+    local.cognito.signup(sub, ["experiencers"], None)
+    assert local.cognito.change(sub, "AdminDisableUser")["status"] == "SUCCEEDED"
     local.fail_lambda("ProvisionUser", "SynapseAuthFailed", times=1)  # permanent: not retried
-    enable = local.cognito_change(sub, "AdminEnableUser")
+    enable = local.cognito.change(sub, "AdminEnableUser")
     assert (enable["failed_state"], enable["error"]) == ("ProvisionUser", "SynapseAuthFailed")
-    assert local.cognito_change(sub, "AdminDisableUser")["status"] == "SUCCEEDED"  # already deactivated
-    redriven = local.redrive(enable["execution_arn"])
+    assert local.cognito.change(sub, "AdminDisableUser")["status"] == "SUCCEEDED"  # already deactivated
+    redriven = local.operator.redrive(enable["execution_arn"])
     assert (redriven["failed_state"], redriven["error"]) == ("ProvisionUser", "UserDeactivated")
     assert matrix(local, sub)["deactivated"] is True
 
@@ -216,16 +216,16 @@ def test_a_redriven_enable_reactivates_nobody_cognito_disabled_since(local):
 def test_a_delayed_run_grants_no_level_a_later_change_took_away(local):
     """A moderator is added and removed within seconds: the add's run reads Cognito, then is
     delayed (throttled, waiting for a room's lease) while the removal's run completes."""
-    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     sub = new()
-    local.signup(sub, [], None)
+    local.cognito.signup(sub, [], None)
     idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName="moderators")
     with local.holding("ReadCognitoUser") as read:
-        added = local.deliver(cloudtrail_event("AdminAddUserToGroup", pool, sub, "moderators"), wait=False)
+        added = local.events.deliver(cloudtrail_event("AdminAddUserToGroup", pool, sub, "moderators"), wait=False)
         read()  # the add's run has read [moderators]
         idp.admin_remove_user_from_group(UserPoolId=pool, Username=sub, GroupName="moderators")
-        assert local.deliver(cloudtrail_event("AdminRemoveUserFromGroup", pool, sub, "moderators"))["status"] == "SUCCEEDED"
-    assert local.wait(added["execution"])["status"] == "SUCCEEDED"
+        assert local.events.deliver(cloudtrail_event("AdminRemoveUserFromGroup", pool, sub, "moderators"))["status"] == "SUCCEEDED"
+    assert local.operator.wait(added["execution"])["status"] == "SUCCEEDED"
     assert ("Experiencers", 50) not in matrix(local, sub)["rooms"]
     assert ("AssignRoles", "finding", "groups_changed_since_read", "AdminAddUserToGroup") in audited(local, sub)
 
@@ -234,49 +234,49 @@ def test_a_refused_cognito_call_starts_nothing(local):
     """CloudTrail records refused calls too (with an errorCode): anyone in the account can make
     one, and it changed nothing."""
     sub = new()
-    local.signup(sub, [], None)
-    refused = cloudtrail_event("AdminAddUserToGroup", local.state["user_pool_id"], sub, "staff", error_code="AccessDenied")
-    assert local.deliver(refused) == {"matched": False}
-    assert [e["name"] for e in local.executions(sub)] == [f"signup-{sub}"]  # the sign-up's alone
+    local.cognito.signup(sub, [], None)
+    refused = cloudtrail_event("AdminAddUserToGroup", local.state.user_pool_id, sub, "staff", error_code="AccessDenied")
+    assert local.events.deliver(refused) == {"matched": False}
+    assert [e["name"] for e in local.inspector.executions(sub)] == [f"signup-{sub}"]  # the sign-up's alone
 
 
 def test_a_sweep_never_reactivates(local, banned):
-    plan = local.sweep(dry_run=True)
+    plan = local.operator.sweep(dry_run=True)
     assert {(f["kind"], f["subject"]) for f in plan["findings"]} >= {("deactivated_in_matrix", banned)}
     assert banned not in {f["sub"] for f in plan["fixes"]}
 
 
 def test_one_failing_user_stops_no_other_and_the_sweep_reruns_it(local):
     peer, disabled, missing = new(), new(), new()
-    local.signup(peer, ["staff"], None)
-    local.signup(disabled, [], None)
-    local.signup(missing, ["analysts"], None)
-    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    local.cognito.signup(peer, ["staff"], None)
+    local.cognito.signup(disabled, [], None)
+    local.cognito.signup(missing, ["analysts"], None)
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     # Behind the events' back: staff removed (the bot cannot demote its peer: that user's
     # workflow fails for good), one user disabled, one membership lost.
     idp.admin_remove_user_from_group(UserPoolId=pool, Username=peer, GroupName="staff")
     idp.admin_disable_user(UserPoolId=pool, Username=disabled)
-    local.synapse.kick(local.state["rooms"]["analysts"]["room_id"], local.user_id(missing), "drift")
-    result = local.sweep()
+    local.synapse.kick(local.config.rooms["analysts"].room_id, local.user_id(missing), "drift")
+    result = local.operator.sweep()
     assert result["status"] == "SUCCEEDED"
     runs = {sub: run for sub, run in result["executions"].items() if sub in (peer, disabled, missing)}
     assert {s: (r["status"], r.get("failed_state")) for s, r in runs.items()} == {
         peer: ("FAILED", "AssignRoles"), disabled: ("SUCCEEDED", None), missing: ("SUCCEEDED", None)}
     assert matrix(local, disabled)["deactivated"] is True
     assert ("Analysts", 0) in matrix(local, missing)["rooms"]
-    again = local.sweep(dry_run=True)  # one operator action reruns what failed, and only that
+    again = local.operator.sweep(dry_run=True)  # one operator action reruns what failed, and only that
     assert {f["sub"] for f in again["fixes"]} == {peer}
 
 
 def test_an_emptied_pool_holds_the_sweep_and_it_never_erases(local):
     """Last here: it empties the pool. A script gone wrong, or a deploy pointed at the wrong
     pool, looks the same to a sweep: every managed Matrix user deleted in Cognito."""
-    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     for page in idp.get_paginator("list_users").paginate(UserPoolId=pool):
         for user in page["Users"]:
             idp.admin_delete_user(UserPoolId=pool, Username=user["Username"])
     before = local.synapse.list_users()
-    held = local.sweep()
+    held = local.operator.sweep()
     deactivations = held["summary"]["fixes"]["deactivate"]
     assert held["outcome"] == "held" and held["executions"] == {}
     assert held["held"]["deactivations"] == deactivations > held["held"]["cap"]
@@ -284,12 +284,12 @@ def test_an_emptied_pool_holds_the_sweep_and_it_never_erases(local):
     assert local.synapse.list_users() == before  # nobody deactivated
     # An operator who checked the plan approves it: applied, and a sweep never erases (with
     # erase_deleted_users on, only CloudTrail's own AdminDeleteUser does).
-    approved = local.sweep(approve_deactivations=deactivations)
+    approved = local.operator.sweep(approve_deactivations=deactivations)
     assert len(approved["executions"]) == deactivations
     assert {r["status"] for r in approved["executions"].values()} == {"SUCCEEDED"}
     outcomes = {audited(local, sub)[-1][1:] for sub in approved["executions"]}
     assert outcomes == {("deactivate_user", "deactivated", "sweep")}
     erased = new()
-    local.signup(erased, [], None)
-    assert local.cognito_change(erased, "AdminDeleteUser")["status"] == "SUCCEEDED"
+    local.cognito.signup(erased, [], None)
+    assert local.cognito.change(erased, "AdminDeleteUser")["status"] == "SUCCEEDED"
     assert audited(local, erased)[-1][1:] == ("deactivate_user", "erased", "AdminDeleteUser")

@@ -17,7 +17,7 @@ from tests.fakes import FakeAuditStore, FakeChatServer, FakeDirectory
 
 @pytest.fixture(params=["fake", "synapse"])
 def chat(request, local):
-    rooms = [r["room_id"] for r in local.state["rooms"].values()]
+    rooms = [r.room_id for r in local.config.rooms.values()]
     return FakeChatServer(rooms, local.synapse.bot_user_id) if request.param == "fake" else local.synapse
 
 
@@ -31,7 +31,7 @@ def test_a_user_is_created_once_tied_to_its_sub_and_deactivated(chat, local, sub
         False, "Aaron", [{"auth_provider": "cognito", "external_id": sub}])
     chat.require_active(user)
     assert chat.list_users()[user] is False
-    room = local.state["rooms"]["red_room"]["room_id"]
+    room = local.config.rooms["red_room"].room_id
     chat.join(room, user)
     assert chat.deactivate(user, erase=False) is True
     assert chat.user(user)["deactivated"] is True and chat.list_users()[user] is True
@@ -49,7 +49,7 @@ def test_a_user_is_created_once_tied_to_its_sub_and_deactivated(chat, local, sub
 
 def test_rooms_joins_levels_and_kicks(chat, local, sub):
     user = local.user_id(sub)
-    room = local.state["rooms"]["analysts"]["room_id"]
+    room = local.config.rooms["analysts"].room_id
     chat.upsert_user(user, None, sub, "cognito")
     assert (chat.join(room, user), chat.join(room, user)) == (True, False)
     assert room in chat.joined_rooms(user) and user in chat.room_members(room)
@@ -66,7 +66,7 @@ def test_rooms_joins_levels_and_kicks(chat, local, sub):
 
 
 def test_an_unknown_room(chat, local, sub):
-    user, room = local.user_id(sub), f"!nosuchroom:{local.state['server_name']}"
+    user, room = local.user_id(sub), f"!nosuchroom:{local.config.server_name}"
     chat.upsert_user(user, None, sub, "cognito")
     assert chat.room_members(room) is None
     with pytest.raises(RoomNotFound):

@@ -4,6 +4,7 @@ session's local environment) and against the current one (a Synapse of this modu
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -15,10 +16,16 @@ from local_run import env, synapse_server
 from local_run.env import free_port
 
 
+class Started(NamedTuple):
+    """What these tests read of a local environment's state (env.LocalState)."""
+    synapse_url: str
+    synapse_version: str
+
+
 @dataclass
 class SynapseAlone:
     """What these tests use of a local environment, for a Synapse without the AWS around it."""
-    state: dict
+    state: Started
     config: ChatConfig
     token: str
     synapse: SynapseAdmin
@@ -42,9 +49,8 @@ def local(request, tmp_path_factory, config):
                                                 started["server_name"], config)
         alone = config.model_copy(update={"server_name": started["server_name"], "rooms": rooms})
         yield SynapseAlone(
-            {"synapse_url": started["url"], "server_name": started["server_name"], "synapse_version": request.param,
-             "rooms": {k: r.model_dump() for k, r in rooms.items()}},
-            alone, token, SynapseAdmin(started["url"], lambda refresh=False: token, alone.bot_user_id))
+            Started(started["url"], request.param), alone, token,
+            SynapseAdmin(started["url"], lambda refresh=False: token, alone.bot_user_id))
     finally:
         synapse_server.stop(started["pid"])
 
@@ -56,13 +62,13 @@ def synapse(local) -> SynapseAdmin:
 
 @pytest.fixture(scope="module")
 def room(local) -> str:
-    return local.state["rooms"]["analysts"]["room_id"]  # invite-only, like every configured room
+    return local.config.rooms["analysts"].room_id  # invite-only, like every configured room
 
 
 def test_it_is_the_release_asked_for(local):
-    version = httpx.get(f"{local.state['synapse_url']}/_synapse/admin/v1/server_version",
+    version = httpx.get(f"{local.state.synapse_url}/_synapse/admin/v1/server_version",
                         headers={"Authorization": f"Bearer {local.token}"}).json()["server_version"]
-    assert version.split(" ")[0] == local.state["synapse_version"]
+    assert version.split(" ")[0] == local.state.synapse_version
 
 
 def test_create_twice_is_created_then_updated(local, synapse, sub):
@@ -108,13 +114,13 @@ def test_deactivated_user_is_refused(local, synapse, sub):
 def test_unknown_room_is_room_not_found(local, synapse, sub):
     synapse.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
     with pytest.raises(errors.RoomNotFound):
-        synapse.join(f"!nosuchroom:{local.state['server_name']}", local.user_id(sub))
+        synapse.join(f"!nosuchroom:{local.config.server_name}", local.user_id(sub))
     with pytest.raises(errors.RoomNotFound):
-        synapse.set_power_levels(f"!nosuchroom:{local.state['server_name']}", {local.user_id(sub): 50})
+        synapse.set_power_levels(f"!nosuchroom:{local.config.server_name}", {local.user_id(sub): 50})
 
 
 def test_power_level_round_trip_keeps_the_bot(local, synapse, sub):
-    staff = local.state["rooms"]["staff"]["room_id"]
+    staff = local.config.rooms["staff"].room_id
     user = local.user_id(sub)
     synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito")
     synapse.join(staff, user)
@@ -127,7 +133,7 @@ def test_power_level_round_trip_keeps_the_bot(local, synapse, sub):
 
 
 def test_bad_token_is_auth_failed(local, sub):
-    bad = SynapseAdmin(local.state["synapse_url"], lambda refresh=False: "not-a-token",
+    bad = SynapseAdmin(local.state.synapse_url, lambda refresh=False: "not-a-token",
                        local.synapse.bot_user_id)
     with pytest.raises(errors.SynapseAuthFailed):
         bad.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
@@ -137,7 +143,7 @@ def test_non_admin_token_is_forbidden(local, sub):
     user = local.user_id(sub)
     local.synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito")
     login = local.admin("POST", f"/_synapse/admin/v1/users/{user}/login", json={}).json()["access_token"]
-    plain = SynapseAdmin(local.state["synapse_url"], lambda refresh=False: login, user)
+    plain = SynapseAdmin(local.state.synapse_url, lambda refresh=False: login, user)
     with pytest.raises(errors.SynapseForbidden):
         plain.upsert_user(user, None, external_id=sub, auth_provider="cognito")
 

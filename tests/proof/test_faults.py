@@ -42,7 +42,7 @@ def local(tmp_path_factory, config, proxy):
     # the errors retried are the deployed ones; exhausting them takes seconds instead of minutes.
     with env.running(tmp_path_factory.mktemp("faults"), config, handlers_synapse_url=proxy.url,
                      retry_seconds=1) as local:
-        proxy.upstream = local.state["synapse_url"]
+        proxy.upstream = local.state.synapse_url
         yield local
 
 
@@ -55,13 +55,13 @@ def no_faults_left(proxy):
 def assert_provisioned_once(local, sub):
     user = local.user_id(sub)
     joined = local.synapse.joined_rooms(user)
-    rooms = {k: r["room_id"] for k, r in local.state["rooms"].items()}
+    rooms = {k: r.room_id for k, r in local.config.rooms.items()}
     assert sorted(joined) == sorted({rooms["red_room"], rooms["staff"]})  # one membership each
     assert local.synapse.power_levels(rooms["staff"])["users"][user] == 100
 
 
 def failed_attempts(local, arn):
-    return [e for e in local.history(arn) if e["type"] == "LambdaFunctionFailed"]
+    return [e for e in local.inspector.history(arn) if e["type"] == "LambdaFunctionFailed"]
 
 
 @pytest.mark.parametrize("step", list(AT_STEP))
@@ -69,7 +69,7 @@ def failed_attempts(local, arn):
 def test_a_transient_fault_is_retried(local, proxy, step, fault):
     sub = str(uuid.uuid4())
     rule = proxy.fail(*AT_STEP[step], fault, times=1)
-    result = local.signup(sub, ["staff"], None)
+    result = local.cognito.signup(sub, ["staff"], None)
     assert result["status"] == "SUCCEEDED" and rule.seen == 1
     errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])]
     assert errors == ([RECOVERABLE[fault]] if RECOVERABLE[fault] else [])
@@ -82,12 +82,12 @@ def test_a_transient_fault_is_retried(local, proxy, step, fault):
 def test_an_exhausted_or_permanent_fault_fails_at_its_step_and_redrives(local, proxy, step, fault, error, attempts):
     sub = str(uuid.uuid4())
     proxy.fail(*AT_STEP[step], fault, times=float("inf"))
-    failed = local.signup(sub, ["staff"], None)
+    failed = local.cognito.signup(sub, ["staff"], None)
     assert (failed["status"], failed["failed_state"], failed["error"]) == ("FAILED", step, error)
     assert len(failed_attempts(local, failed["execution_arn"])) == attempts
 
     proxy.clear()  # the outage is over, the token rotated back
-    redriven = local.redrive(failed["execution_arn"])
+    redriven = local.operator.redrive(failed["execution_arn"])
     assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", step)
     assert_provisioned_once(local, sub)
     trail = local.audit.trail(sub)
@@ -105,7 +105,7 @@ def test_lambda_and_dynamodb_faults_at_every_step_are_retried(local, step, error
     them (the error comes back as the invocation's errorType)."""
     sub = str(uuid.uuid4())
     local.fail_lambda(step, error, times=1)
-    result = local.signup(sub, ["staff"], None)
+    result = local.cognito.signup(sub, ["staff"], None)
     assert result["status"] == "SUCCEEDED"
     errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])]
     assert errors == [error]
@@ -117,11 +117,11 @@ def test_a_permanent_audit_store_fault_fails_at_record_audit_and_redrives(local)
     """The audit table missing (a broken deployment): not retried; fixed, then redriven."""
     sub = str(uuid.uuid4())
     local.fail_lambda("RecordAudit", "ResourceNotFoundException", times=100)
-    failed = local.signup(sub, ["staff"], None)
+    failed = local.cognito.signup(sub, ["staff"], None)
     assert (failed["failed_state"], failed["error"]) == ("RecordAudit", "ResourceNotFoundException")
     assert len(failed_attempts(local, failed["execution_arn"])) == 1
     local.fail_lambda("RecordAudit", "ResourceNotFoundException", times=0)
-    redriven = local.redrive(failed["execution_arn"])
+    redriven = local.operator.redrive(failed["execution_arn"])
     assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "RecordAudit")
     assert_provisioned_once(local, sub)
     assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:100"]
@@ -132,14 +132,14 @@ def test_a_fault_at_deactivate_user_fails_there_and_redrives(local, proxy, fault
     """The role sync's own Synapse step: a disable that cannot reach Synapse ends FAILED at
     DeactivateUser (audited with its event); once the fault is gone the redrive deactivates."""
     sub = str(uuid.uuid4())
-    local.signup(sub, ["analysts"], None)
+    local.cognito.signup(sub, ["analysts"], None)
     proxy.fail("POST", r"^/_synapse/admin/v1/deactivate/", fault, times=float("inf"))
-    failed = local.cognito_change(sub, "AdminDisableUser")
+    failed = local.cognito.change(sub, "AdminDisableUser")
     assert (failed["status"], failed["failed_state"], failed["error"]) == ("FAILED", "DeactivateUser", error)
     assert len(failed_attempts(local, failed["execution_arn"])) == attempts
 
     proxy.clear()
-    redriven = local.redrive(failed["execution_arn"])
+    redriven = local.operator.redrive(failed["execution_arn"])
     assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "DeactivateUser")
     user = local.user_id(sub)
     with pytest.raises(UserDeactivated):
@@ -157,12 +157,12 @@ def test_a_fault_at_deactivate_user_fails_there_and_redrives(local, proxy, fault
 @pytest.mark.parametrize("error", ["TooManyRequestsException", "Lambda.ServiceException"])
 def test_cognito_throttling_at_read_cognito_user_is_retried(local, error):
     sub = str(uuid.uuid4())
-    local.signup(sub, ["analysts"], None)
+    local.cognito.signup(sub, ["analysts"], None)
     local.fail_lambda("ReadCognitoUser", error, times=1)
-    result = local.cognito_change(sub, "AdminAddUserToGroup", "staff")
+    result = local.cognito.change(sub, "AdminAddUserToGroup", "staff")
     assert result["status"] == "SUCCEEDED"
     assert [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])] == [error]
-    assert ("Staff", 100) in local.rooms(sub)
+    assert ("Staff", 100) in local.inspector.rooms(sub)
 
 
 @pytest.mark.parametrize("fault, error, attempts", EXHAUSTED)
@@ -171,15 +171,15 @@ def test_a_fault_at_plan_sweep_fails_there_and_redrives(local, proxy, fault, err
     plan stored, nothing applied); once the fault is gone the redrive plans."""
     sfn, name = local.aws["stepfunctions"], f"dry-{uuid.uuid4()}"
     proxy.fail("GET", r"^/_synapse/admin/v2/users\?", fault, times=float("inf"))
-    arn = sfn.start_execution(stateMachineArn=local.state["sweep_state_machine_arn"],
+    arn = sfn.start_execution(stateMachineArn=local.state.sweep_state_machine_arn,
                               name=name, input='{"dry_run": true}')["executionArn"]
-    failed = local.wait(arn)
+    failed = local.operator.wait(arn)
     assert (failed["status"], failed["failed_state"], failed["error"]) == ("FAILED", "PlanSweep", error)
     assert len(failed_attempts(local, arn)) == attempts
-    stored = local.aws["s3"].list_objects_v2(Bucket=local.state["plans_bucket"], Prefix=f"sweeps/{name}/")
+    stored = local.aws["s3"].list_objects_v2(Bucket=local.state.plans_bucket, Prefix=f"sweeps/{name}/")
     assert stored["KeyCount"] == 0
 
     proxy.clear()
-    redriven = local.redrive(arn)
+    redriven = local.operator.redrive(arn)
     assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "PlanSweep")
-    assert local.states_entered(redriven["execution_arn"]) == ["PlanSweep", "ShouldApply", "PlanOnly"]
+    assert local.inspector.states_entered(redriven["execution_arn"]) == ["PlanSweep", "ShouldApply", "PlanOnly"]

@@ -4,7 +4,6 @@ reserved concurrency, a call its role does not allow."""
 import json
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 from stacks import wiring
 from local_run import iam_check
@@ -12,7 +11,7 @@ from local_run import iam_check
 @contextmanager
 def configured(local, function: str, **settings):
     """UpdateFunctionConfiguration as an operator would, undone afterwards."""
-    name, aws = local.state["functions"][function], local.aws["lambda"]
+    name, aws = local.state.functions[function], local.aws["lambda"]
     before = {k: aws.get_function(FunctionName=name)["Configuration"][k] for k in settings}
     aws.update_function_configuration(FunctionName=name, **settings)
     try:
@@ -27,14 +26,14 @@ def test_a_function_past_its_timeout_is_retried_as_the_asl_says(local, sub):
     it: held past a 2 s timeout once, RecordAudit succeeds on its retry."""
     asl = json.loads(wiring.MACHINES["SyncUser"].read_text())
     assert any("Lambda.Unknown" in r["ErrorEquals"] for r in asl["States"]["RecordAudit"]["Retry"])
-    local.cognito_user(sub)
-    log = Path(local.state["state_dir"]) / "lambda" / f"{local.state['functions']['RecordAudit']}.log"
+    local.cognito.create_user(sub)
+    log = local.state.state_dir / "lambda" / f"{local.state.functions['RecordAudit']}.log"
     with configured(local, "RecordAudit", Timeout=2), local.holding("RecordAudit") as reached:
-        arn = local.start(sub, wait=False)["execution_arn"]
+        arn = local.operator.start(sub, wait=False)["execution_arn"]
         reached()  # RecordAudit has written; its answer is held past the 2 s
-        result = local.wait(arn)
+        result = local.operator.wait(arn)
     assert result["status"] == "SUCCEEDED"
-    [failed] = [e["lambdaFunctionFailedEventDetails"] for e in local.history(arn) if e["type"] == "LambdaFunctionFailed"]
+    [failed] = [e["lambdaFunctionFailedEventDetails"] for e in local.inspector.history(arn) if e["type"] == "LambdaFunctionFailed"]
     assert failed["error"] == "Lambda.Unknown"
     cause = json.loads(failed["cause"])
     assert cause["errorType"] == "Sandbox.Timedout"
@@ -45,8 +44,8 @@ def test_a_function_past_its_timeout_is_retried_as_the_asl_says(local, sub):
 def test_a_throttled_step_is_retried_as_lambda_too_many_requests(local, sub):
     """Reserved concurrency 0 throttles every invocation (HTTP 429, TooManyRequestsException);
     Step Functions names it Lambda.TooManyRequestsException, which the ASL retries."""
-    lam, name = local.aws["lambda"], local.state["functions"]["ReadCognitoUser"]
-    local.cognito_user(sub)
+    lam, name = local.aws["lambda"], local.state.functions["ReadCognitoUser"]
+    local.cognito.create_user(sub)
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
     try:
         try:
@@ -54,36 +53,37 @@ def test_a_throttled_step_is_retried_as_lambda_too_many_requests(local, sub):
             raise AssertionError("invoked beyond its reserved concurrency")
         except lam.exceptions.TooManyRequestsException:
             pass
-        arn = local.start(sub, wait=False)["execution_arn"]
+        arn = local.operator.start(sub, wait=False)["execution_arn"]
         deadline = time.monotonic() + 30
-        while not (throttled := [e for e in local.history(arn) if e["type"] == "LambdaFunctionFailed"]):
+        while not (throttled := [e for e in local.inspector.history(arn) if e["type"] == "LambdaFunctionFailed"]):
             assert time.monotonic() < deadline, "no throttled attempt within 30 s"
             time.sleep(0.2)
     finally:
         lam.delete_function_concurrency(FunctionName=name)
     assert throttled[0]["lambdaFunctionFailedEventDetails"]["error"] == "Lambda.TooManyRequestsException"
-    assert local.wait(arn)["status"] == "SUCCEEDED"  # retried once the function could run
+    assert local.operator.wait(arn)["status"] == "SUCCEEDED"  # retried once the function could run
 
 
 def test_a_call_the_role_lacks_is_denied_and_flagged(local, sub):
     """Negative control of the IAM enforcement: without its PutItem statement, RecordAudit's
     write is refused by moto as AWS would refuse it, and the call check names it."""
     iam = local.aws["iam"]
-    role = local.state["roles"]["RecordAudit"].rsplit("/", 1)[-1]
+    role = local.state.roles["RecordAudit"].rsplit("/", 1)[-1]
     [default] = [p for p in iam.list_role_policies(RoleName=role)["PolicyNames"] if "DefaultPolicy" in p]
     document = iam.get_role_policy(RoleName=role, PolicyName=default)["PolicyDocument"]
     without = {**document, "Statement": [s for s in document["Statement"] if "dynamodb:PutItem" not in s["Action"]]}
     assert without["Statement"] != document["Statement"]
     iam.put_role_policy(RoleName=role, PolicyName=default, PolicyDocument=json.dumps(without))
     try:
-        local.cognito_user(sub)
-        result = local.start(sub)
-        flagged = iam_check.unallowed_calls(local.state, local.aws)
+        local.cognito.create_user(sub)
+        result = local.operator.start(sub)
+        flagged = iam_check.unallowed_calls(iam_check.calls_seen(local.state), local.state.roles, local.aws)
     finally:
         iam.put_role_policy(RoleName=role, PolicyName=default, PolicyDocument=json.dumps(document))
     assert (result["status"], result["failed_state"]) == ("FAILED", "RecordAudit")
-    calls = iam_check.calls_seen(local.state)["RecordAudit"]
-    assert {"service": "dynamodb", "action": "PutItem", "TableName": local.state["audit_table"],
+    seen = iam_check.calls_seen(local.state)
+    calls = seen["RecordAudit"]
+    assert {"service": "dynamodb", "action": "PutItem", "TableName": local.state.audit_table,
             "error": "AccessDeniedException"} in calls
-    assert f"RecordAudit: dynamodb:PutItem on arn:aws:dynamodb:us-east-1:123456789012:table/{local.state['audit_table']}" in flagged
-    assert not any(f.startswith("RecordAudit") for f in iam_check.unallowed_calls(local.state, local.aws))
+    assert f"RecordAudit: dynamodb:PutItem on arn:aws:dynamodb:us-east-1:123456789012:table/{local.state.audit_table}" in flagged
+    assert not any(f.startswith("RecordAudit") for f in iam_check.unallowed_calls(seen, local.state.roles, local.aws))

@@ -7,7 +7,6 @@ same way when it stops (the sweep tests' stacks, with plans that were applied, i
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -19,20 +18,20 @@ CANARY = "canary_bot_token_"
 @pytest.fixture(scope="module")
 def exercised(local):
     subs = [str(uuid.uuid4()) for _ in range(3)]
-    local.signup(subs[0], ["staff"], "Ann")
-    local.signup(subs[0], ["staff"], "Ann")  # Cognito's retry
+    local.cognito.signup(subs[0], ["staff"], "Ann")
+    local.cognito.signup(subs[0], ["staff"], "Ann")  # Cognito's retry
     user = local.user_id(subs[1])  # a failure, its audit and redrive
     local.synapse.upsert_user(user, None, external_id=subs[1], auth_provider="cognito")
     local.synapse.deactivate(user, erase=False)
-    failed = local.signup(subs[1], ["analysts"], None)
+    failed = local.cognito.signup(subs[1], ["analysts"], None)
     assert failed["error"] == "UserDeactivated"
     local.synapse.reactivate(user)
-    local.redrive(failed["execution_arn"])
-    local.cognito_change(subs[1], "AdminAddUserToGroup", "experiencers")
-    local.cognito_change(subs[0], "AdminDisableUser")
-    local.cognito_user(subs[2], [], "Zed")
-    local.send_sync_event({"sub": subs[2]})
-    local.sweep(dry_run=True)  # the shared stack's other users are other tests': plan only
+    local.operator.redrive(failed["execution_arn"])
+    local.cognito.change(subs[1], "AdminAddUserToGroup", "experiencers")
+    local.cognito.change(subs[0], "AdminDisableUser")
+    local.cognito.create_user(subs[2], [], "Zed")
+    local.events.send_sync_event({"sub": subs[2]})
+    local.operator.sweep(dry_run=True)  # the shared stack's other users are other tests': plan only
     return local, subs
 
 
@@ -40,19 +39,19 @@ def test_the_bot_token_is_written_nowhere(exercised):
     local, _ = exercised
     token = local.token
     assert token.startswith(CANARY)  # the value Synapse was given (synapse_server.canary_token)
-    written = local.everything_written()
+    written = local.inspector.everything_written()
     assert len(written) > 10_000  # the scan saw the runs, not an empty log
     assert "REPORT RequestId" in written and '"cold_start"' in written  # and the functions' own logs
     assert '"fixes"' in written  # and the sweep's plan
     assert written.count(token) == 0 and CANARY not in written
-    assert local.leaks()["bot_token"] == 0
+    assert local.inspector.leaks()["bot_token"] == 0
 
 
 def test_no_email_or_other_attribute_beyond_the_design(exercised):
     local, subs = exercised
-    written = local.everything_written()
+    written = local.inspector.everything_written()
     assert "example.invalid" not in written  # every sign-up event carried an email
-    assert "email" not in written.lower() and local.leaks()["emails"] == 0
+    assert "email" not in written.lower() and local.inspector.leaks()["emails"] == 0
     assert all(sub in written for sub in subs)  # what the design allows is there
 
 
@@ -61,7 +60,7 @@ def test_every_metric_the_functions_wrote_is_declared(exercised):
     functions publish: each Embedded Metric Format record in their logs, name and dimensions."""
     local, _ = exercised
     written = set()
-    for log in (Path(local.state["state_dir"]) / "lambda").glob("*.log"):
+    for log in (local.state.state_dir / "lambda").glob("*.log"):
         for line in log.read_text().splitlines():
             record = json.loads(line) if line.startswith('{"_aws"') else None
             for directive in (record or {}).get("_aws", {}).get("CloudWatchMetrics", []):

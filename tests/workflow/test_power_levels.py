@@ -21,11 +21,11 @@ N = 50
 def step_runtime(local):
     """The AssignRoles function's environment, as the local stack deployed it, in this process."""
     config = local.aws["lambda"].get_function_configuration(
-        FunctionName=local.state["functions"]["AssignRoles"])
+        FunctionName=local.state.functions["AssignRoles"])
     with pytest.MonkeyPatch.context() as mp:
         for key, value in config["Environment"]["Variables"].items():
             mp.setenv(key, value)
-        mp.setenv("AWS_ENDPOINT_URL", local.state["aws_endpoint_url"])
+        mp.setenv("AWS_ENDPOINT_URL", local.state.aws_endpoint_url)
         for key, value in local.role_credentials("AssignRoles").items():  # its role's, as Lambda gives
             mp.setenv(key, value)
         caches = (runtime_module.secrets, aws.aws_client)
@@ -54,10 +54,10 @@ def lost(local, room, subs, level) -> list[str]:
 
 
 def test_concurrent_promotions_lose_nothing_under_the_lease(local, step_runtime):
-    staff = local.state["rooms"]["staff"]["room_id"]
+    staff = local.config.rooms["staff"].room_id
     subs = members_of(local, staff, N)
     for sub in subs:  # AssignRoles reads the groups again before it grants a level
-        local.cognito_user(sub, ["staff"])
+        local.cognito.create_user(sub, ["staff"])
     states = [WorkflowState(sub=s, cause="AdminAddUserToGroup", cognito="confirmed", groups=("staff",))
               for s in subs]
     run = Run(execution="arn:test")

@@ -26,38 +26,38 @@ def new():
 
 
 def test_seeded_drift_is_planned_exactly_then_fixed(local):
-    rooms = {k: r["room_id"] for k, r in local.state["rooms"].items()}
-    server = local.state["server_name"]
+    rooms = {k: r.room_id for k, r in local.config.rooms.items()}
+    server = local.config.server_name
     uid = local.user_id
-    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     s = {k: new() for k in ("ok", "missing_user", "unconfirmed", "missing_membership", "lost_group_event",
                             "wrong_level", "disabled", "banned", "deleted", "no_external_id")}
 
-    local.signup(s["ok"], ["analysts"], None)  # in step: never in the plan
-    local.cognito_user(s["missing_user"], ["analysts"])  # admin-created: no trigger fired
-    local.cognito_user(s["unconfirmed"], ["staff"], confirmed=False)  # never signed in: no account
-    local.signup(s["missing_membership"], ["analysts"], None)
+    local.cognito.signup(s["ok"], ["analysts"], None)  # in step: never in the plan
+    local.cognito.create_user(s["missing_user"], ["analysts"])  # admin-created: no trigger fired
+    local.cognito.create_user(s["unconfirmed"], ["staff"], confirmed=False)  # never signed in: no account
+    local.cognito.signup(s["missing_membership"], ["analysts"], None)
     local.synapse.kick(rooms["analysts"], uid(s["missing_membership"]), "seeded drift")
-    local.signup(s["lost_group_event"], [], None)
+    local.cognito.signup(s["lost_group_event"], [], None)
     idp.admin_add_user_to_group(UserPoolId=pool, Username=s["lost_group_event"], GroupName="staff")
-    local.signup(s["wrong_level"], [], None)
+    local.cognito.signup(s["wrong_level"], [], None)
     local.synapse.join(rooms["staff"], uid(s["wrong_level"]))  # in Staff by hand, at 50
     local.synapse.set_power_levels(rooms["staff"], {uid(s["wrong_level"]): 50})
-    local.signup(s["disabled"], [], None)
+    local.cognito.signup(s["disabled"], [], None)
     idp.admin_disable_user(UserPoolId=pool, Username=s["disabled"])  # the event was lost
-    local.signup(s["banned"], [], None)
+    local.cognito.signup(s["banned"], [], None)
     local.synapse.deactivate(uid(s["banned"]), erase=False)  # a Matrix admin; Cognito: enabled
-    local.signup(s["deleted"], [], None)
+    local.cognito.signup(s["deleted"], [], None)
     idp.admin_delete_user(UserPoolId=pool, Username=s["deleted"])  # the event was lost
     local.synapse.upsert_user(uid(s["no_external_id"]), None, external_id="someone-else", auth_provider="other")
     # out of scope: an allow-listed user with drift, a hand-made account, a room not configured
-    local.cognito_user(UNMANAGED, ["staff"])
+    local.cognito.create_user(UNMANAGED, ["staff"])
     local.synapse.upsert_user(f"@logan:{server}", "Logan", external_id="x", auth_provider="other")
     # bad input: a Cognito sub that cannot be a Matrix localpart; a room missing from Synapse
-    local.cognito_user(new(), sub_attribute="Not-A-Sub")
+    local.cognito.create_user(new(), sub_attribute="Not-A-Sub")
     local.admin("DELETE", f"/_synapse/admin/v2/rooms/{rooms['experiencers']}", json={"purge": True}).raise_for_status()
 
-    planned = local.sweep(dry_run=True)
+    planned = local.operator.sweep(dry_run=True)
     fixes = {(f["sub"], f["kind"], f["room"]) for f in planned["fixes"]}
     assert fixes == {
         (s["missing_user"], "create", None),
@@ -72,13 +72,13 @@ def test_seeded_drift_is_planned_exactly_then_fixed(local):
         ("invalid_sub", "Not-A-Sub"), ("room_missing", rooms["experiencers"]),
         ("no_external_id", uid(s["no_external_id"])), ("deactivated_in_matrix", s["banned"])}
     assert (planned["outcome"], planned["executions"]) == ("dry_run", {})
-    assert local.status(s["missing_user"])["rooms"] == []  # the dry run wrote nothing
+    assert local.inspector.status(s["missing_user"])["rooms"] == []  # the dry run wrote nothing
 
-    applied = local.sweep()
+    applied = local.operator.sweep()
     assert applied["outcome"] == "apply"
     assert sorted(applied["executions"]) == sorted({f[0] for f in fixes})
     assert {r["status"] for r in applied["executions"].values()} == {"SUCCEEDED"}
-    assert local.sweep(dry_run=True)["fixes"] == []  # converged
+    assert local.operator.sweep(dry_run=True)["fixes"] == []  # converged
     levels = local.synapse.power_levels(rooms["staff"])["users"]
     assert levels[uid(s["lost_group_event"])] == 100 and uid(s["wrong_level"]) not in levels
     assert local.admin("GET", f"/_synapse/admin/v2/users/{uid(s['banned'])}").json()["deactivated"] is True
@@ -89,22 +89,22 @@ def test_seeded_drift_is_planned_exactly_then_fixed(local):
 
 
 def test_a_sweep_without_drift_starts_nothing(local):
-    local.signup(new(), ["analysts"], None)
-    result = local.sweep()
+    local.cognito.signup(new(), ["analysts"], None)
+    result = local.operator.sweep()
     assert result["summary"]["users_to_fix"] == 0
     assert (result["outcome"], result["executions"]) == ("in_step", {})
-    assert "ApplyPlan" not in local.states_entered(result["execution_arn"])
+    assert "ApplyPlan" not in local.inspector.states_entered(result["execution_arn"])
 
 
 def test_the_plan_is_stored_and_names_users_only(local):
     sub = new()
-    local.cognito_user(sub, ["analysts"])  # drift: an admin-created user
-    result = local.sweep(dry_run=True)
+    local.cognito.create_user(sub, ["analysts"])  # drift: an admin-created user
+    result = local.operator.sweep(dry_run=True)
     assert result["summary"]["fixes"] == {"create": 1}
-    stored = local.s3_json(result["bucket"], result["plan_key"])
+    stored = local.inspector.s3_json(result["bucket"], result["plan_key"])
     assert stored["fixes"] == [{"sub": sub, "kind": "create", "room": None}]
     # What the Distributed Map reads: subs, nothing a child could take as authority.
-    assert local.s3_json(result["bucket"], result["requests_key"]) == [{"sub": sub}]
-    assert local.states_entered(result["execution_arn"]) == ["PlanSweep", "ShouldApply", "PlanOnly"]
+    assert local.inspector.s3_json(result["bucket"], result["requests_key"]) == [{"sub": sub}]
+    assert local.inspector.states_entered(result["execution_arn"]) == ["PlanSweep", "ShouldApply", "PlanOnly"]
     assert json.loads(local.aws["stepfunctions"].describe_execution(
         executionArn=result["execution_arn"])["input"]) == {"dry_run": True}

@@ -17,41 +17,41 @@ def trail(local, sub, since=0):
 
 
 def test_group_added_promotes_with_the_event_audited(local, sub):
-    local.signup(sub, ["analysts"], None)
+    local.cognito.signup(sub, ["analysts"], None)
     before = len(local.audit.trail(sub))
-    result = local.cognito_change(sub, "AdminAddUserToGroup", "staff")
+    result = local.cognito.change(sub, "AdminAddUserToGroup", "staff")
     assert result["matched"] and result["status"] == "SUCCEEDED"
-    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0), ("Staff", 100)}
+    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Analysts", 0), ("Staff", 100)}
     assert ("AssignRoles", "set:100", "AdminAddUserToGroup") in trail(local, sub, before)
 
 
 def test_staff_removed_cannot_be_demoted_by_a_peer_bot_and_says_so(local, sub):
     """Phenom's staff level (100) is the bot's: Synapse forbids the bot to demote a peer, so the
     sync fails at AssignRoles with a typed, audited error instead of retrying."""
-    local.signup(sub, ["staff"], None)
-    result = local.cognito_change(sub, "AdminRemoveUserFromGroup", "staff")
+    local.cognito.signup(sub, ["staff"], None)
+    result = local.cognito.change(sub, "AdminRemoveUserFromGroup", "staff")
     assert (result["status"], result["failed_state"], result["error"]) == ("FAILED", "AssignRoles", "PowerLevelForbidden")
     failure = local.audit.trail(sub)[-1]
     assert failure["outcome"] == "failed" and "peer" in failure["cause"]
     assert failure["event"] == "AdminRemoveUserFromGroup"
-    assert ("Staff", 100) in local.rooms(sub)
+    assert ("Staff", 100) in local.inspector.rooms(sub)
 
 
 def test_removed_role_room_is_kept_by_default(local, sub):
-    local.signup(sub, ["analysts", "experiencers"], None)
-    result = local.cognito_change(sub, "AdminRemoveUserFromGroup", "analysts")
+    local.cognito.signup(sub, ["analysts", "experiencers"], None)
+    result = local.cognito.change(sub, "AdminRemoveUserFromGroup", "analysts")
     assert result["status"] == "SUCCEEDED", result  # failed_state and error, if it failed
-    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0), ("Experiencers", 0)}
+    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Analysts", 0), ("Experiencers", 0)}
 
 
 def test_disable_enable_delete(local, sub):
-    local.signup(sub, ["experiencers"], "Vic")
-    assert local.cognito_change(sub, "AdminDisableUser")["status"] == "SUCCEEDED"
+    local.cognito.signup(sub, ["experiencers"], "Vic")
+    assert local.cognito.change(sub, "AdminDisableUser")["status"] == "SUCCEEDED"
     assert synapse_user(local, sub)["deactivated"] is True
-    assert local.cognito_change(sub, "AdminEnableUser")["status"] == "SUCCEEDED"
+    assert local.cognito.change(sub, "AdminEnableUser")["status"] == "SUCCEEDED"
     assert synapse_user(local, sub)["deactivated"] is False
-    assert local.rooms(sub) == {("The Red Room", 0), ("Experiencers", 0)}  # rejoined
-    assert local.cognito_change(sub, "AdminDeleteUser")["status"] == "SUCCEEDED"
+    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Experiencers", 0)}  # rejoined
+    assert local.cognito.change(sub, "AdminDeleteUser")["status"] == "SUCCEEDED"
     assert synapse_user(local, sub)["deactivated"] is True
     assert [t[1] for t in trail(local, sub) if t[0] in ("DeactivateUser", "ProvisionUser")][-3:] == [
         "deactivated", "reactivated", "deactivated"]
@@ -60,34 +60,34 @@ def test_disable_enable_delete(local, sub):
 def test_a_matrix_admins_deactivation_survives_group_changes_and_enables(local, sub):
     """Only Cognito's enable brings a deactivated user back, and only from a deactivation this
     workflow made: an admin's ban in Matrix survives (the sync fails, typed and audited)."""
-    local.signup(sub, [], None)
+    local.cognito.signup(sub, [], None)
     local.synapse.deactivate(local.user_id(sub), erase=False)
-    result = local.cognito_change(sub, "AdminAddUserToGroup", "analysts")
+    result = local.cognito.change(sub, "AdminAddUserToGroup", "analysts")
     assert (result["failed_state"], result["error"]) == ("ProvisionUser", "UserDeactivated")
-    enabled = local.cognito_change(sub, "AdminEnableUser")
+    enabled = local.cognito.change(sub, "AdminEnableUser")
     assert (enabled["failed_state"], enabled["error"]) == ("ProvisionUser", "UserDeactivated")
     assert synapse_user(local, sub)["deactivated"] is True
 
 
 def test_a_late_event_converges_to_cognito_now(local, sub):
     """The event says 'added to staff', but staff was removed again before it arrived."""
-    local.signup(sub, [], None)
-    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    local.cognito.signup(sub, [], None)
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName="staff")
     idp.admin_remove_user_from_group(UserPoolId=pool, Username=sub, GroupName="staff")
-    late = local.deliver(cloudtrail_event("AdminAddUserToGroup", pool, sub, "staff"))
+    late = local.events.deliver(cloudtrail_event("AdminAddUserToGroup", pool, sub, "staff"))
     assert late["status"] == "SUCCEEDED"
-    assert local.rooms(sub) == {("The Red Room", 0)}
+    assert local.inspector.rooms(sub) == {("The Red Room", 0)}
 
 
 def test_out_of_order_and_doubled_events_converge(local, sub):
-    local.signup(sub, ["analysts"], None)
-    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    local.cognito.signup(sub, ["analysts"], None)
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     idp.admin_disable_user(UserPoolId=pool, Username=sub)
     idp.admin_enable_user(UserPoolId=pool, Username=sub)
     idp.admin_disable_user(UserPoolId=pool, Username=sub)  # Cognito: disabled
     for name in ("AdminEnableUser", "AdminDisableUser", "AdminEnableUser"):  # any order
-        assert local.deliver(cloudtrail_event(name, pool, sub))["status"] == "SUCCEEDED"
+        assert local.events.deliver(cloudtrail_event(name, pool, sub))["status"] == "SUCCEEDED"
     assert synapse_user(local, sub)["deactivated"] is True
 
     event = {"version": "0", "id": f"doubled-{sub}", "detail-type": "Sync chat user",
@@ -99,22 +99,22 @@ def test_out_of_order_and_doubled_events_converge(local, sub):
 
 
 def test_an_unknown_group_is_an_audited_finding_that_stops_nothing(local, sub):
-    local.signup(sub, ["analysts"], None)
-    idp, pool = local.aws["cognito-idp"], local.state["user_pool_id"]
+    local.cognito.signup(sub, ["analysts"], None)
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     try:
         idp.create_group(UserPoolId=pool, GroupName="hasura-admins")
     except idp.exceptions.GroupExistsException:
         pass
-    result = local.cognito_change(sub, "AdminAddUserToGroup", "hasura-admins")
+    result = local.cognito.change(sub, "AdminAddUserToGroup", "hasura-admins")
     assert result["status"] == "SUCCEEDED"
-    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0)}
+    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Analysts", 0)}
     assert ("ReadCognitoUser", "unknown_group:hasura-admins", "AdminAddUserToGroup") in trail(local, sub)
 
 
 def test_events_for_other_pools_or_without_a_user_start_nothing(local, sub):
-    other = local.deliver(cloudtrail_event("AdminDisableUser", "us-east-1_other", sub))
+    other = local.events.deliver(cloudtrail_event("AdminDisableUser", "us-east-1_other", sub))
     assert other == {"matched": False}
-    nobody = local.send_sync_event({"sub": "not-a-sub"})  # refused, retried, then kept
+    nobody = local.events.send_sync_event({"sub": "not-a-sub"})  # refused, retried, then kept
     assert nobody["matched"] and (nobody["started"], nobody["error"]) == (False, "InvalidInput")
     assert nobody["dead_lettered"] and nobody["attempts"] == 3  # Lambda's two async retries
     record = failed_event(local, lambda r: r["requestPayload"]["detail"] == {"sub": "not-a-sub"})
@@ -125,7 +125,7 @@ def test_events_for_other_pools_or_without_a_user_start_nothing(local, sub):
 def failed_event(local, which) -> dict:
     """The on-failure destination's record that `which` picks (other tests' may be there)."""
     sqs = local.aws["sqs"]
-    while messages := sqs.receive_message(QueueUrl=local.state["failed_events_url"], MaxNumberOfMessages=10,
+    while messages := sqs.receive_message(QueueUrl=local.state.failed_events_url, MaxNumberOfMessages=10,
                                           VisibilityTimeout=0).get("Messages"):
         for m in messages:
             if which(record := json.loads(m["Body"])):
@@ -137,20 +137,20 @@ def test_a_record_without_the_sub_falls_back_to_a_username_that_is_there(local, 
     """Cognito records the sub; a record without it (an older shape, a replay) is resolved by its
     username, unless the username is masked. Both delivered as an operator replays a captured
     record: `local deliver EVENT.json`."""
-    local.signup(sub, ["analysts"], None)
-    pool = local.state["user_pool_id"]
+    local.cognito.signup(sub, ["analysts"], None)
+    pool = local.state.user_pool_id
     for masked in (cloudtrail_event("AdminDisableUser", pool, None), cloudtrail_event("AdminDisableUser", pool, MASKED)):
-        assert local.deliver(masked) == {"matched": True, "started": False, "cause": "AdminDisableUser"}
+        assert local.events.deliver(masked) == {"matched": True, "started": False, "cause": "AdminDisableUser"}
     named = cloudtrail_event("AdminRemoveUserFromGroup", pool, None, "analysts")
     named["detail"]["requestParameters"]["username"] = sub  # usernames are subs in the local pool
     path = tmp_path / "event.json"
     path.write_text(json.dumps(named))
-    assert cli.main(["--state-dir", local.state["state_dir"], "local", "deliver", str(path)]) == 0
-    assert [e["status"] for e in local.executions(sub) if e["name"] == f"sync-{sub}-{named['id']}"] == ["SUCCEEDED"]
+    assert cli.main(["--state-dir", str(local.state.state_dir), "local", "deliver", str(path)]) == 0
+    assert [e["status"] for e in local.inspector.executions(sub) if e["name"] == f"sync-{sub}-{named['id']}"] == ["SUCCEEDED"]
 
 
 def test_a_record_whose_sub_is_not_a_uuid_is_kept_with_its_error(local):
-    forged = cloudtrail_event("AdminEnableUser", local.state["user_pool_id"], "../../admin")
-    refused = local.deliver(forged)
+    forged = cloudtrail_event("AdminEnableUser", local.state.user_pool_id, "../../admin")
+    refused = local.events.deliver(forged)
     assert (refused["started"], refused["error"], refused["dead_lettered"]) == (False, "InvalidInput", True)
     assert failed_event(local, lambda r: r["requestPayload"]["id"] == forged["id"])

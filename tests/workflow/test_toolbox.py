@@ -32,7 +32,7 @@ def recorded_calls(monkeypatch):
 def cli(local, capsys, *args: str) -> tuple[dict, int, str]:
     """The answer (stdout, JSON), the exit code, and the progress (stderr)."""
     try:
-        code = main(["--state-dir", local.state["state_dir"], "--local", *args])
+        code = main(["--state-dir", str(local.state.state_dir), "--local", *args])
     except SystemExit as e:  # a usage error, as argparse ends it
         code = e.code
     out = capsys.readouterr()
@@ -40,7 +40,7 @@ def cli(local, capsys, *args: str) -> tuple[dict, int, str]:
 
 
 def test_status_names_the_drift_and_sync_repairs_it(local, sub, capsys):
-    local.signup(sub, ["staff"], "Ann")
+    local.cognito.signup(sub, ["staff"], "Ann")
     status, code, _ = cli(local, capsys, "user", "status", sub)
     assert (code, status["verdict"]) == (0, "in sync")
     assert status["cognito"] == {"standing": "confirmed", "status": "CONFIRMED", "enabled": True, "groups": ["staff"]}
@@ -51,35 +51,35 @@ def test_status_names_the_drift_and_sync_repairs_it(local, sub, capsys):
 
     local.kick(sub, "red_room")  # by hand, in Synapse: no event reports it
     status, code, _ = cli(local, capsys, "user", "status", sub)
-    red = local.state["rooms"]["red_room"]["room_id"]
+    red = local.config.rooms["red_room"].room_id
     assert status["drift"]["fixes"] == [{"kind": "join", "room_id": red}]
     assert (code, status["verdict"]) == (2, f"drift: join The Red Room; fix: chat-provisioning user sync {sub}")
 
     synced, code, progress = cli(local, capsys, "user", "sync", sub)
     assert (code, synced["status"]) == (0, "SUCCEEDED")
     assert "JoinRooms done" in progress and "RecordAudit done" in progress
-    before = len(local.synapse_requests())
+    before = len(local.inspector.synapse_requests())
     status, code, _ = cli(local, capsys, "user", "status", sub)
     assert (code, status["verdict"]) == (0, "in sync")
     assert [e["name"].split("-")[0] for e in status["executions"]] == ["operator", "signup"]
-    assert {method for method, _ in local.synapse_requests()[before:]} == {"GET"}  # InspectUser reads only
+    assert {method for method, _ in local.inspector.synapse_requests()[before:]} == {"GET"}  # InspectUser reads only
 
 
 def test_table_output_is_for_people(local, sub, capsys):
-    local.signup(sub, [], None)
-    assert main(["--state-dir", local.state["state_dir"], "--local", "--output", "table", "user", "status", sub]) == 0
+    local.cognito.signup(sub, [], None)
+    assert main(["--state-dir", str(local.state.state_dir), "--local", "--output", "table", "user", "status", sub]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "verdict: in sync" and "cognito:" in lines
-    red = local.state["rooms"]["red_room"]["room_id"]
+    red = local.config.rooms["red_room"].room_id
     assert ["red_room", "The", "Red", "Room", red, "true", "true", "0"] in [line.split() for line in lines]  # columns
     assert any(line.strip().startswith(f"signup-{sub}  SUCCEEDED") for line in lines)
 
 
 def test_a_user_is_found_by_email_or_username_in_cognito(local, sub, capsys):
     username, email = f"ann-{sub[:8]}", f"ann-{sub[:8]}@example.invalid"
-    local.cognito_user(username, [], None, sub_attribute=sub)  # a pool whose usernames are not subs
+    local.cognito.create_user(username, [], None, sub_attribute=sub)  # a pool whose usernames are not subs
     local.aws["cognito-idp"].admin_update_user_attributes(
-        UserPoolId=local.state["user_pool_id"], Username=username,
+        UserPoolId=local.state.user_pool_id, Username=username,
         UserAttributes=[{"Name": "email", "Value": email}])
     for who in (email, username):
         status, code, _ = cli(local, capsys, "user", "status", who)
@@ -93,7 +93,7 @@ def test_a_user_is_found_by_email_or_username_in_cognito(local, sub, capsys):
 
 def test_a_failed_run_is_named_then_redriven_where_it_failed(local, sub, capsys):
     local.fail_lambda("JoinRooms", "UserDeactivated")  # permanent: not retried
-    failed = local.signup(sub, ["analysts"], None)
+    failed = local.cognito.signup(sub, ["analysts"], None)
     status, code, _ = cli(local, capsys, "user", "status", sub)
     assert code == 3 and status["verdict"].startswith(f"failed at JoinRooms: UserDeactivated (signup-{sub}); ")
     assert status["verdict"].endswith(f"executions redrive {failed['execution_arn']}")
@@ -103,13 +103,13 @@ def test_a_failed_run_is_named_then_redriven_where_it_failed(local, sub, capsys)
     assert (code, mine) == (0, [{"execution_arn": failed["execution_arn"], "name": f"signup-{sub}",
                                  "status": "FAILED", "resumes_at": "JoinRooms", "error": "UserDeactivated",
                                  "redrivable": "REDRIVABLE"}])
-    assert local.rooms(sub) == set()  # a dry run changes nothing
+    assert local.inspector.rooms(sub) == set()  # a dry run changes nothing
 
     redriven, code, progress = cli(local, capsys, "executions", "redrive", failed["execution_arn"])
     assert code == 0 and redriven["executions"] == [{
         **mine[0], "status": "SUCCEEDED", "redrive_count": 1, "failed_state": None, "error": None}]
     assert "redriven at JoinRooms" in progress and "ReadCognitoUser done" not in progress
-    assert local.rooms(sub) == {("The Red Room", 0), ("Analysts", 0)}
+    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Analysts", 0)}
     status, code, _ = cli(local, capsys, "user", "status", sub)
     assert (code, status["verdict"]) == (0, "in sync")
 
@@ -125,7 +125,7 @@ def test_errors_are_json_with_exit_1_never_a_traceback_or_drifts_2(local, capsys
                         (["user", "status", 'a"b'], "not a sub, email address or username")):
         answer, code, _ = cli(local, capsys, *args)
         assert code == 1 and error in answer["error"], (args, answer)
-    missing = local.execution_arn("no-such-execution")
+    missing = local.inspector.execution_arn("no-such-execution")
     answer, code, _ = cli(local, capsys, "executions", "redrive", missing)
     assert code == 1 and "ExecutionDoesNotExist" in answer["executions"][0]["refused"]
 
@@ -134,7 +134,7 @@ def test_a_dry_run_sweep_reports_its_plan_and_changes_nothing(local, sub, capsys
     """The sweep command on the suite's shared stack: a dry run (the other users are other
     tests'; tests/workflow/test_sweep.py applies sweeps on a stack of its own, through the same
     report)."""
-    local.cognito_user(sub, ["analysts"], "Noor")  # admin-created: no trigger, no account
+    local.cognito.create_user(sub, ["analysts"], "Noor")  # admin-created: no trigger, no account
     swept, code, progress = cli(local, capsys, "sweep", "--dry-run")
     assert (swept["status"], swept["outcome"], swept["workflows"]) == ("SUCCEEDED", "dry_run", {})
     assert {"sub": sub, "kind": "create", "room": None} in swept["fixes"] and code == 2  # left unapplied
@@ -146,13 +146,13 @@ def test_a_dry_run_sweep_reports_its_plan_and_changes_nothing(local, sub, capsys
 def test_the_operator_signs_with_the_stacks_operator_policy_and_nothing_more(local):
     """The commands ran as a user with the stack's OperatorPolicy only (the local run enforces
     IAM, resources included): the token and the steps are not theirs."""
-    operator, recorded = local.deployment, set(CALLS)
+    operator, recorded = local.operator.deployment, set(CALLS)
     with pytest.raises(ClientError, match="AccessDenied"):
         operator.client("secretsmanager").get_secret_value(SecretId=local.config.admin_token_secret_name)
     with pytest.raises(ClientError, match="AccessDenied"):
-        operator.client("lambda").invoke(FunctionName=local.state["functions"]["ProvisionUser"], Payload=b"{}")
+        operator.client("lambda").invoke(FunctionName=local.state.functions["ProvisionUser"], Payload=b"{}")
     with pytest.raises(ClientError, match="AccessDenied"):
-        operator.client("dynamodb").put_item(TableName=local.state["audit_table"], Item={"sub": {"S": "x"}})
+        operator.client("dynamodb").put_item(TableName=local.state.audit_table, Item={"sub": {"S": "x"}})
     CALLS.intersection_update(recorded)  # these were this test's, not the commands'
 
 
