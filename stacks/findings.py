@@ -60,7 +60,8 @@ class AcceptCheckovFindings:
 
 def acknowledge(stack: Stack, machines: list[str], invoked: list[lambda_.Function],
                 without_async_dlq: list[lambda_.Function], with_destination: list[lambda_.Function],
-                dlqs: list[sqs.Queue], sqs_consumer: lambda_.Function, plans: s3.Bucket) -> None:
+                dlqs: list[sqs.Queue], dlqs_of_targets: list[sqs.Queue], sqs_consumer: lambda_.Function,
+                plans: s3.Bucket) -> None:
     """The cdk-nag findings we accept for the whole stack, with their reasons."""
     basic = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
     ack(stack, basic, "AWSLambdaBasicExecutionRole only lets a function write its own logs.")
@@ -93,7 +94,7 @@ def acknowledge(stack: Stack, machines: list[str], invoked: list[lambda_.Functio
         ack(fn, "Serverless::Serverless-LambdaDLQ",
             "Its asynchronous failures go to an on-failure destination (FailedEventsQueue), "
             "which records the error with the event; a DLQ would keep the event alone.")
-    for queue in dlqs[1:]:
+    for queue in dlqs_of_targets:  # no queue's redrive policy names them: cdk-nag cannot tell
         ack(queue, "AwsSolutions::AwsSolutions-SQS3",
             "This queue is itself a dead-letter queue: of the rules' deliveries, or the "
             "on-failure destination of their Lambda targets.")

@@ -68,7 +68,7 @@ def operations_dashboard(stack: Stack, machines: dict[str, sfn.StateMachine], dl
     return board
 
 
-def alarms(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: list[sqs.Queue]) -> list[cloudwatch.Alarm]:
+def alarms(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: dict[str, sqs.Queue]) -> list[cloudwatch.Alarm]:
     topic = sns.Topic(stack, "AlarmTopic", enforce_ssl=True,
                       master_key=None, display_name="chat-provisioning alarms")
     watched = {}
@@ -86,8 +86,8 @@ def alarms(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: list[sqs.Q
     for metric_name in ("SignUpsLost", "UnresolvedCognitoEvents", "SweepsHeld", "UnknownGroups",
                         "InvalidSignUpEvents"):
         watched[metric_name] = ours(metric_name)
-    for i, dlq in enumerate(dlqs):
-        watched[f"DeadLetters{i}"] = dlq.metric_approximate_number_of_messages_visible(
+    for name, dlq in dlqs.items():
+        watched[name] = dlq.metric_approximate_number_of_messages_visible(
             period=PERIOD, statistic="Maximum")
     CfnOutput(stack, "AlarmTopicArn", value=topic.topic_arn, description="Subscribe the on-call here")
     made = [cloudwatch.Alarm(
@@ -100,4 +100,4 @@ def alarms(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: list[sqs.Q
 
 
 def monitoring(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: dict[str, sqs.Queue]) -> None:
-    operations_dashboard(stack, machines, dlqs, alarms(stack, machines, list(dlqs.values())))
+    operations_dashboard(stack, machines, dlqs, alarms(stack, machines, dlqs))

@@ -16,7 +16,7 @@ def network(stack: Stack, config: ChatConfig) -> dict[str, Any]:
         Annotations.of(stack).add_warning_v2(
             "chat-provisioning:no-vpc",
             "network.vpc_id is not set: the step functions run outside any VPC and cannot "
-            "reach synapse.phenom-prod.local. Set network.* in cdk.json for production.")
+            f"reach {config.synapse_url} if it is inside one. Set network.* in cdk.json for production.")
         return {}
     vpc = ec2.Vpc.from_vpc_attributes(stack, "Vpc", vpc_id=net.vpc_id, vpc_cidr_block=net.vpc_cidr,
                                       availability_zones=list(net.availability_zones),

@@ -67,7 +67,8 @@ class ChatProvisioningStack(Stack):
         acknowledge(self, list(workflow.machines), invoked=steps,
                     without_async_dlq=steps + [triggers.post_confirmation, triggers.retry_start, workflow.inspect_user],
                     with_destination=[triggers.record_failure, triggers.on_cognito_change],
-                    dlqs=list(triggers.dlqs.values()), sqs_consumer=triggers.retry_start, plans=plans)
+                    dlqs=list(triggers.dlqs.values()), dlqs_of_targets=[triggers.events_dlq, triggers.failed_events],
+                    sqs_consumer=triggers.retry_start, plans=plans)
 
     def _table(self, construct_id: str, partition: str, sort: str | None,
                removal: RemovalPolicy) -> dynamodb.Table:
