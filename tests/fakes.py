@@ -25,6 +25,7 @@ from chat_provisioning.runtime import Runtime
 SERVER = "chat.example.test"
 POOL = "us-east-1_TestPool1"
 BOT = f"@provisioner-bot:{SERVER}"
+SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"  # a Cognito sub, as the tests' one user
 
 
 def sample_config(**overrides: Any) -> ChatConfig:

@@ -15,9 +15,8 @@ from chat_provisioning.deadline import RESERVE_SECONDS, Deadline
 from chat_provisioning.models import StartRequest, WorkflowState, parse
 from chat_provisioning.synapse import SynapseAdmin
 from local_run.aws_events import post_confirmation_event
-from tests.fakes import FakeDirectory, FakeRetryQueue, FakeWorkflows
+from tests.fakes import FakeDirectory, FakeRetryQueue, FakeWorkflows, SUB
 
-SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 
 
 def signup_event(source="PostConfirmation_ConfirmSignUp", sub=SUB):

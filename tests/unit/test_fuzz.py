@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 
 from chat_provisioning import failure_audit, signup, steps, triggers
 from chat_provisioning.errors import ProvisioningError
-from tests.fakes import runtime_of
+from tests.fakes import SUB, runtime_of
 
-SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 # 200 cases per handler in `make test`; `make proof` runs 2,000 (FUZZ_EXAMPLES).
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 200)), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -7,9 +7,8 @@ from chat_provisioning.errors import InvalidInput, PowerLevelForbidden
 from chat_provisioning.policy import (CognitoUser, desired_memberships, display_name_of, split_groups,
                                       standing, user_id_for, with_power_level)
 from stacks import wiring
-from tests.fakes import BOT, SERVER
+from tests.fakes import BOT, SERVER, SUB
 
-SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 
 
 def rooms_of(memberships):

@@ -8,9 +8,8 @@ from chat_provisioning import steps
 from chat_provisioning.errors import (LeaseLost, PowerLevelForbidden, RoomBusy, SynapseUnavailable,
                                       UserDeactivated)
 from chat_provisioning.models import Action, WorkflowState
-from tests.fakes import POOL, SERVER, FakeDirectory, runtime_of, sample_config
+from tests.fakes import FakeDirectory, POOL, SERVER, SUB, runtime_of, sample_config
 
-SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 USER = f"@{SUB}:{SERVER}"
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:test-SyncUser:run-1"
 RED, STAFF, ANALYSTS = (f"!{r}:{SERVER}" for r in ("red_room", "staff", "analysts"))

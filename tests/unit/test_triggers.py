@@ -12,9 +12,8 @@ from stacks import wiring
 from chat_provisioning.errors import InvalidInput
 from local_run.aws_events import (MASKED, bus_event, cloudtrail_event, execution_status_change, post_confirmation_event,
                                   sqs_batch)
-from tests.fakes import POOL, SERVER, FakeRetryQueue, FakeWorkflows, runtime_of
+from tests.fakes import FakeRetryQueue, FakeWorkflows, POOL, SERVER, SUB, runtime_of
 
-SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 SYNC = FakeWorkflows.MACHINE.replace(":stateMachine:", ":execution:")
 
 
