@@ -55,12 +55,16 @@ def create_user_pool(aws: dict, config: ChatConfig) -> tuple[str, str]:
     return pool, client
 
 
+def project_context(config: ChatConfig) -> dict:
+    """cdk.json's context (its feature flags) with `config` as the deployment's."""
+    return json.loads((ROOT / "cdk.json").read_text())["context"] | {CONTEXT_KEY: config.model_dump(mode="json")}
+
+
 def synthesize(config: ChatConfig, out: Path) -> dict:
     """The app as the CDK CLI runs it (cdk.json's context, the account and region set). Not
     here: cdk-nag's validation and bundling (the workers run the checkout's code); the infra
     tests synthesize with both."""
-    context = json.loads((ROOT / "cdk.json").read_text())["context"] | {
-        CONTEXT_KEY: json.loads(config.model_dump_json()), "aws:cdk:bundling-stacks": []}
+    context = project_context(config) | {"aws:cdk:bundling-stacks": []}
     subprocess.run([sys.executable, "app.py"], cwd=ROOT, check=True, capture_output=True, env={
         **os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(out),
         "CDK_DEFAULT_ACCOUNT": ACCOUNT, "CDK_DEFAULT_REGION": REGION, "CDK_VALIDATION": "false"})

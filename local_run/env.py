@@ -73,6 +73,7 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
     """Start Synapse and moto, create the resources, write state.json; servers keep running.
     `handlers_synapse_url`: where the deployed handlers reach Synapse, when not directly (the
     reliability suite puts its fault proxy there); `retry_seconds`: see deploy.deploy."""
+    state_dir = state_dir.resolve()  # state.json is read from elsewhere (moto's server, the toolbox)
     if (state_dir / "state.json").exists():
         raise SystemExit(f"{state_dir}/state.json exists: run `local down` first")
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -250,20 +251,26 @@ class FunctionError(RuntimeError):
         self.error_type = (payload or {}).get("errorType")
 
 
+def pids(state_dir: Path) -> dict[str, int]:
+    """What `up` started, read alone: a state.json of an older shape, or one `up` left half
+    right, must still be stopped."""
+    return json.loads((state_dir / "state.json").read_text())["pids"]
+
+
 def down(state_dir: Path) -> dict:
     path = state_dir / "state.json"
     if not path.exists():
         return {"stopped": []}
-    pids = LocalState.load(state_dir).pids
-    for pid in pids.values():
+    started = pids(state_dir)
+    for pid in started.values():
         synapse_server.stop(pid)
     path.unlink()
-    return {"stopped": sorted(pids)}
+    return {"stopped": sorted(started)}
 
 
 def stop_synapse(state_dir: Path) -> None:
     """An outage, for the demo and the tests."""
-    synapse_server.stop(LocalState.load(state_dir).pids["synapse"])
+    synapse_server.stop(pids(state_dir)["synapse"])
 
 
 def start_synapse(state_dir: Path) -> None:

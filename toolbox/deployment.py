@@ -2,13 +2,14 @@
 code serves a stack in AWS (credentials and region as the AWS CLI finds them) and the local run
 (`local up`'s endpoint): only the endpoint differs."""
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from local_run.state import LocalState
 
 # What `chat-provisioning` reads of the stack (stacks/provisioning_stack.py writes them).
 OUTPUTS = ("SyncUserStateMachineArn", "SweepUsersStateMachineArn", "AuditTableName", "UserPoolId",
@@ -54,8 +55,8 @@ class Deployment:
         path = state_dir / "state.json"
         if not path.exists():
             raise ToolError(f"no {path}: run `chat-provisioning local up` first")
-        state = json.loads(path.read_text())
-        return cls.find(stack, "us-east-1", None, state["aws_endpoint_url"], state["operator_credentials"])
+        state = LocalState.load(state_dir)
+        return cls.find(stack, "us-east-1", None, state.aws_endpoint_url, state.operator_credentials)
 
     def client(self, service: str):
         if service not in self._clients:

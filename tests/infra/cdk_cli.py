@@ -8,14 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chat_provisioning.config import CONTEXT_KEY, ChatConfig
+from chat_provisioning.config import ChatConfig
+from local_run.deploy import project_context
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def project_context(config: ChatConfig) -> dict:
-    """cdk.json's context (its feature flags) with `config` as the deployment's."""
-    return json.loads((ROOT / "cdk.json").read_text())["context"] | {CONTEXT_KEY: config.model_dump(mode="json")}
 
 
 def cli_synth(out: Path, config: ChatConfig | None, **environment: str) -> Path:
@@ -26,8 +22,9 @@ def cli_synth(out: Path, config: ChatConfig | None, **environment: str) -> Path:
     if config is not None:  # as an operator edits it: the same app, another cdk.json
         project = out.parent / f"{out.name}-project"
         project.mkdir()
-        (project / "cdk.json").write_text(json.dumps({"app": f"{sys.executable} {ROOT / 'app.py'}",
-                                                      "context": project_context(config)}))
+        shipped = json.loads((ROOT / "cdk.json").read_text())  # its settings too ("notices": false: offline)
+        (project / "cdk.json").write_text(json.dumps(shipped | {"app": f"{sys.executable} {ROOT / 'app.py'}",
+                                                                "context": project_context(config)}))
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_DEFAULT_"))}
     clean_env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
                      AWS_SHARED_CREDENTIALS_FILE="/dev/null", CDK_DISABLE_VERSION_CHECK="true", **environment)
@@ -35,6 +32,14 @@ def cli_synth(out: Path, config: ChatConfig | None, **environment: str) -> Path:
                          cwd=project, env=clean_env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     return out
+
+
+def cfn_lint_errors(template: Path) -> str:
+    """cfn-lint's findings on a synthesized template; W3005 (an explicit DependsOn that is also
+    implied) is CDK's own doing."""
+    run = subprocess.run([str(ROOT / ".venv/bin/cfn-lint"), "--ignore-checks", "W3005", "--", str(template)],
+                         capture_output=True, text=True)
+    return "" if run.returncode == 0 else run.stdout + run.stderr
 
 
 def checkov_failures(template: Path) -> list[str]:

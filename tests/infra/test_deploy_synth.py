@@ -5,16 +5,18 @@ it runs beside test_stack.py's synth."""
 
 import json
 
-from cdk_cli import checkov_failures, cli_synth
+from cdk_cli import cfn_lint_errors, checkov_failures, cli_synth
 
 
 def test_the_shipped_cdk_json_is_valid_and_synthesizes_as_cdk_deploy_does(tmp_path):
     """app.py validates the config at synth; `cdk deploy` gives the stack the account of its
-    credentials, ARNs then hold it, and the cdk-nag acknowledgments must still match; checkov
-    too finds nothing not accepted."""
-    out = cli_synth(tmp_path / "cdk.out", None, CDK_DEFAULT_ACCOUNT="111122223333", CDK_DEFAULT_REGION="us-east-1")
+    credentials, ARNs then hold it, and the cdk-nag acknowledgments must still match; cfn-lint
+    and checkov find nothing either."""
+    out = cli_synth(tmp_path / "cdk.out", config=None,  # None: the shipped cdk.json
+                    CDK_DEFAULT_ACCOUNT="111122223333", CDK_DEFAULT_REGION="us-east-1")
     report = json.loads((out / "validation-report.json").read_text())
     assert {p["pluginName"]: p["conclusion"] for p in report["pluginReports"]
             if p["pluginName"] in ("AwsSolutions", "Serverless")} == {"AwsSolutions": "success", "Serverless": "success"}
     assert "111122223333" in (out / "ChatProvisioning.template.json").read_text()
+    assert cfn_lint_errors(out / "ChatProvisioning.template.json") == ""
     assert checkov_failures(out / "ChatProvisioning.template.json") == []

@@ -17,7 +17,7 @@ from local_run.env import free_port
 
 
 class Started(NamedTuple):
-    """What these tests read of a local environment's state (env.LocalState)."""
+    """What these tests read of a local environment's state (local_run.state.LocalState)."""
     synapse_url: str
     synapse_version: str
 

@@ -4,14 +4,6 @@ editing cdk.json for a real deployment must not break it."""
 import pytest
 import pytest_socket
 
-from chat_provisioning.config import ChatConfig
-from tests.fakes import sample_config
-
-
-@pytest.fixture(scope="session")
-def config() -> ChatConfig:
-    return sample_config()
-
 
 @pytest.fixture(autouse=True)
 def no_network():
