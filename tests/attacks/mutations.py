@@ -166,6 +166,9 @@ MUTATIONS = [
     ("a user's executions name the user", "lambdas/chat_provisioning/triggers.py",
      'f"sync-{sub}-{bridge.id}"', 'f"sync-{bridge.id}"',
      ["tests/workflow/test_sync.py::test_a_record_without_the_sub_falls_back_to_a_username_that_is_there"]),
+    ("local down stops what any state.json names", "local_run/env.py",
+     "    started = pids(state_dir)\n", "    started = LocalState.load(state_dir).pids\n",
+     ["tests/workflow/test_local_env.py::test_down_stops_what_a_state_json_of_another_shape_names"]),
 ]
 
 
