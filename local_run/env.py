@@ -73,7 +73,7 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
     """Start Synapse and moto, create the resources, write state.json; servers keep running.
     `handlers_synapse_url`: where the deployed handlers reach Synapse, when not directly (the
     reliability suite puts its fault proxy there); `retry_seconds`: see deploy.deploy."""
-    state_dir = state_dir.resolve()  # state.json is read from elsewhere (moto's server, the toolbox)
+    state_dir = state_dir.resolve()  # state.json is read by commands run from anywhere
     if (state_dir / "state.json").exists():
         raise SystemExit(f"{state_dir}/state.json exists: run `local down` first")
     state_dir.mkdir(parents=True, exist_ok=True)

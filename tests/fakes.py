@@ -1,5 +1,5 @@
-"""In-memory fakes of the ports (chat_provisioning/ports.py) and the test config, for the unit
-tier. Each fake holds plain data a test sets and reads, records the calls made to it, and fails
+"""In-memory fakes of the ports (chat_provisioning/ports.py), for the unit tier, and the test
+config, for every tier. Each fake holds plain data a test sets and reads, records the calls made to it, and fails
 on demand: `fake.fail("join", SynapseUnavailable("down"))` makes its next join raise. What the
 fakes do that Synapse and Cognito also do is pinned by tests/integration/test_contracts.py,
 which runs the same scenarios against the real adapters. `make lint` type-checks this file:
@@ -30,7 +30,8 @@ SUB = "0f9e8d7c-1234-4abc-8def-0123456789ab"  # a Cognito sub, as the tests' one
 
 def sample_config(**overrides: Any) -> ChatConfig:
     """A deployment's config with made-up values (not cdk.json's: editing that for a real
-    deployment must not break the unit tier): four rooms, three roles, as the service has."""
+    deployment must break no test but the one that checks it, test_deploy_synth.py): four
+    rooms, three roles, as the service has."""
     rooms = {key: {"name": name, "room_id": f"!{key}:{SERVER}"} for key, name in (
         ("red_room", "The Red Room"), ("staff", "Staff"), ("analysts", "Analysts"), ("experiencers", "Experiencers"))}
     return ChatConfig.model_validate({

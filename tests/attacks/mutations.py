@@ -3,7 +3,7 @@ test fail: the attack (or the check that pins the protection) then succeeds. A p
 test notices is not proven. Each mutation is made in a copy of the checkout (the original is
 never touched); prints one line per protection and exits 1 if any mutation went unnoticed.
 
-Not in `make test`: each run starts its own stack (about 13 min in all here)."""
+Not in `make test`: each run starts its own stack (13 to 18 min in all here)."""
 
 import os
 import shutil

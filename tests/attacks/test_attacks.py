@@ -23,8 +23,9 @@ OUTSIDER = f"arn:aws:iam::{ACCOUNT}:role/ci-deployer"  # may call PutEvents, is 
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory, config):
-    # Phenom's config, with deleted users erased and a role whose level the bot can take back
-    # (Phenom's staff level is the bot's own: the bot cannot demote its peers).
+    # The test config (Phenom's rooms and roles), with deleted users erased and a role whose
+    # level the bot can take back (the staff level, 100, is the bot's own: the bot cannot
+    # demote its peers).
     roles = {**config.roles, "moderators": (RoleGrant(room="experiencers", power_level=50),)}
     custom = config.model_copy(update={"erase_deleted_users": True, "roles": roles})
     with env.running(tmp_path_factory.mktemp("attacks"), custom) as local:

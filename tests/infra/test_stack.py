@@ -261,7 +261,7 @@ def test_vpc_placement_from_context_ids(in_a_vpc):
 
 
 def test_the_vpc_endpoints_the_functions_need_when_asked(template, in_a_vpc):
-    """Each AWS service the in-VPC functions call (test_each_function_may_make_its_own_calls)
+    """Each AWS service the in-VPC functions call (test_each_function_may_make_its_own_calls_and_no_other)
     can be reached without a NAT gateway; an interface endpoint answers for the whole VPC, so it
     takes HTTPS from the whole VPC."""
     in_vpc = {a.split(":")[0] for n, st in role_statements(template).items()

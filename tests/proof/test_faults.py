@@ -2,8 +2,8 @@
 Synapse (the sign-up's three, the sync's DeactivateUser, the sweep's PlanSweep), injected by
 a proxy between the handlers and the real Synapse, and Lambda, Cognito and DynamoDB faults at
 every step, injected by the local Lambda runner. Transient faults are retried and succeed;
-exhausted or permanent ones end FAILED at that step, and after the fault is gone `local
-redrive` completes the run; then Synapse and the audit table hold exactly one user, one
+exhausted or permanent ones end FAILED at that step, and after the fault is gone a redrive
+completes the run; then Synapse and the audit table hold exactly one user, one
 membership per room, the right levels, and an audit trail with both attempts."""
 
 import time

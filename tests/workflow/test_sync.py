@@ -26,7 +26,7 @@ def test_group_added_promotes_with_the_event_audited(local, sub):
 
 
 def test_staff_removed_cannot_be_demoted_by_a_peer_bot_and_says_so(local, sub):
-    """Phenom's staff level (100) is the bot's: Synapse forbids the bot to demote a peer, so the
+    """The staff level (100, as Phenom's) is the bot's: Synapse forbids the bot to demote a peer, so the
     sync fails at AssignRoles with a typed, audited error instead of retrying."""
     local.cognito.signup(sub, ["staff"], None)
     result = local.cognito.change(sub, "AdminRemoveUserFromGroup", "staff")

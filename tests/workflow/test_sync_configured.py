@@ -1,5 +1,5 @@
-"""Role sync under a deployment's own config (not Phenom's): a role whose level is below the
-bot's, so demotion is possible; leaving rooms on role removal; an allow-listed user."""
+"""Role sync under settings the other tests leave at their defaults: a role whose level is
+below the bot's, so demotion is possible; leaving rooms on role removal; an allow-listed user."""
 
 import uuid
 
