@@ -21,6 +21,7 @@ from chat_provisioning.policy import CognitoUser, standing, with_power_levels
 from chat_provisioning.ports import (AuditStore, ChatServer, Lease, PlanStore, RoomLocks, UserDirectory,
                                      UserRecord, Workflows)
 from chat_provisioning.runtime import Runtime
+from chat_provisioning.signup import SignUpPorts
 
 SERVER = "chat.example.test"
 POOL = "us-east-1_TestPool1"
@@ -285,3 +286,9 @@ def runtime_of(config: ChatConfig | None = None, *, synapse: ChatServer | None =
         directory=directory or FakeDirectory(config.user_pool.user_pool_id),
         workflows=workflows or FakeWorkflows(), plans=plans or FakePlanStore(),
         audit=audit or FakeAuditStore(), locks=locks or FakeRoomLocks(), deadline=Deadline())
+
+
+def signup_ports_of(rt: Runtime) -> SignUpPorts:
+    """The sign-up trigger's ports (it builds no Runtime): the Runtime's pool and executions,
+    and a queue of its own."""
+    return SignUpPorts(rt.directory, rt.workflows, FakeRetryQueue())

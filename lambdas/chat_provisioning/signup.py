@@ -50,8 +50,13 @@ def signup_ports() -> SignUpPorts:
     idp, sfn = client_of("cognito-idp", QUICK), client_of("stepfunctions", QUICK)
     idp(), sfn()  # built now (about 0.25 s each), not inside START_NEEDS_SECONDS, which is the calls'
     return SignUpPorts(CognitoDirectory(env("USER_POOL_ID", ""), idp),
-                       StepFunctionsWorkflows(env("SYNC_STATE_MACHINE_ARN"), sfn),
-                       SqsRetryQueue(env("START_RETRY_QUEUE_URL"), client_of("sqs", QUICK)))
+                       StepFunctionsWorkflows(env("SYNC_STATE_MACHINE_ARN"), sfn), retry_queue())
+
+
+def retry_queue() -> RetryQueue:
+    """Its client is made at the first send: a trigger whose other clients could not be made
+    still queues the sign-up."""
+    return SqsRetryQueue(os.environ.get("START_RETRY_QUEUE_URL"), client_of("sqs", QUICK))
 
 
 def start_signup(user_pool_id: str, user_name: str, sub: str, directory: UserDirectory, workflows: Workflows,
@@ -92,10 +97,10 @@ def post_confirmation(event: dict[str, Any], context: LambdaContext, ports: Sign
     if source != SIGN_UP:
         logger.info("not a sign-up, nothing to start", extra={"trigger_source": source})
         return event
-    ports = ports or signup_ports()
     try:
         job = signup_job(event)
         logger.append_keys(sub=job["sub"])
+        ports = ports or signup_ports()  # inside: a client that cannot be made queues the sign-up
         arn = start_signup(**job, directory=ports.directory, workflows=ports.workflows,
                            time_left=lambda: context.get_remaining_time_in_millis() / 1000)
         logger.info("workflow started", extra={"execution": arn})
@@ -107,7 +112,7 @@ def post_confirmation(event: dict[str, Any], context: LambdaContext, ports: Sign
         logger.warning("start failed; queued for retry", extra={"error": type(e).__name__})
         count("SignUpStartFailures")
         try:
-            ports.retry_queue.send(job)
+            (ports.retry_queue if ports else retry_queue()).send(job)
         except Exception as e2:  # noqa: BLE001
             logger.error("retry queue unreachable: the sweep must repair this user",
                          extra={"error": type(e2).__name__})

@@ -15,18 +15,17 @@ from chat_provisioning.deadline import RESERVE_SECONDS, Deadline
 from chat_provisioning.models import StartRequest, WorkflowState, parse
 from chat_provisioning.synapse import SynapseAdmin
 from local_run.aws_events import post_confirmation_event
-from tests.fakes import FakeDirectory, FakeRetryQueue, FakeWorkflows, SUB
-
+from tests.fakes import POOL, SUB, FakeRetryQueue, runtime_of, signup_ports_of
 
 
 def signup_event(source="PostConfirmation_ConfirmSignUp", sub=SUB):
-    return post_confirmation_event("us-east-1_abc", "u", {"sub": sub, "email": "a@b.c"}, source)
+    return post_confirmation_event(POOL, "u", {"sub": sub, "email": "a@b.c"}, source)
 
 
-def sign_up_ports(pool="us-east-1_abc"):
-    directory = FakeDirectory(pool)
-    directory.add(SUB, username="u")
-    return signup.SignUpPorts(directory, FakeWorkflows(), FakeRetryQueue())
+def sign_up_ports():
+    rt = runtime_of()
+    rt.directory.add(SUB, username="u")
+    return signup_ports_of(rt)
 
 
 def test_password_reset_confirmation_starts_nothing(context):
@@ -55,7 +54,7 @@ def test_failed_start_is_queued_and_signup_still_succeeds(context):
     ports.workflows.fail("start_sync", RuntimeError("Step Functions unreachable"))
     event = signup_event()
     assert signup.post_confirmation(event, context, ports=ports) == event
-    assert ports.retry_queue.sent == [{"user_pool_id": "us-east-1_abc", "user_name": "u", "sub": SUB}]
+    assert ports.retry_queue.sent == [{"user_pool_id": POOL, "user_name": "u", "sub": SUB}]
 
 
 @pytest.mark.parametrize("workflow, problem", [
@@ -291,4 +290,18 @@ def test_a_sign_up_without_time_to_start_and_queue_goes_to_the_queue_at_once(con
     event = signup_event()
     assert signup.post_confirmation(event, context, ports=ports) == event
     assert ports.workflows.called("start_sync") == []
-    assert ports.retry_queue.sent == [{"user_pool_id": "us-east-1_abc", "user_name": "u", "sub": SUB}]
+    assert ports.retry_queue.sent == [{"user_pool_id": POOL, "user_name": "u", "sub": SUB}]
+
+
+def test_a_trigger_whose_clients_cannot_be_made_still_queues_the_sign_up(context, monkeypatch):
+    """signup_ports makes the Cognito and Step Functions clients (no region, a bad endpoint: it
+    raises): the sign-up goes through and its job to the queue, whose client is its own."""
+    queue = FakeRetryQueue()
+
+    def no_clients():
+        raise ValueError("You must specify a region.")
+    monkeypatch.setattr(signup, "signup_ports", no_clients)
+    monkeypatch.setattr(signup, "retry_queue", lambda: queue)
+    event = signup_event()
+    assert signup.post_confirmation(event, context) == event
+    assert queue.sent == [{"user_pool_id": POOL, "user_name": "u", "sub": SUB}]

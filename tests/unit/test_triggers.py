@@ -12,9 +12,9 @@ from stacks import wiring
 from chat_provisioning.errors import InvalidInput
 from local_run.aws_events import (MASKED, bus_event, cloudtrail_event, execution_status_change, post_confirmation_event,
                                   sqs_batch)
-from tests.fakes import FakeRetryQueue, FakeWorkflows, POOL, SERVER, SUB, runtime_of
+from chat_provisioning.aws import execution_arn
+from tests.fakes import FakeWorkflows, POOL, SERVER, SUB, runtime_of, signup_ports_of
 
-SYNC = FakeWorkflows.MACHINE.replace(":stateMachine:", ":execution:")
 
 
 def sign_up(pool=POOL, user_name="aaron", sub=SUB) -> dict:
@@ -24,7 +24,7 @@ def sign_up(pool=POOL, user_name="aaron", sub=SUB) -> dict:
 def test_a_sign_up_starts_one_workflow_named_by_its_sub(context):
     rt = runtime_of()
     rt.directory.add(SUB, username="aaron")
-    ports = signup.SignUpPorts(rt.directory, rt.workflows, FakeRetryQueue())
+    ports = signup_ports_of(rt)
     for _ in range(2):  # Cognito may call the trigger again: one execution
         assert signup.post_confirmation(sign_up(), context, ports=ports) == sign_up()
     assert rt.workflows.started == {f"signup-{SUB}": {"sub": SUB, "cause": "signup"}}
@@ -35,7 +35,7 @@ def test_a_sign_up_of_another_pool_or_username_starts_nothing(context, event):
     rt = runtime_of()
     rt.directory.add(SUB, username="aaron")
     rt.directory.add("11111111-2222-4333-8444-555555555555", username="someone-else")
-    ports = signup.SignUpPorts(rt.directory, rt.workflows, FakeRetryQueue())
+    ports = signup_ports_of(rt)
     assert signup.post_confirmation(event, context, ports=ports) == event
     assert rt.workflows.started == {} and ports.retry_queue.sent == []
 
@@ -65,7 +65,7 @@ def test_a_cloudtrail_record_starts_the_users_sync_by_the_recorded_sub(context, 
     event = cloudtrail_event(event_name, POOL, SUB, group)
     answer = triggers.on_cognito_change(event, context, rt=rt)
     name = f"sync-{SUB}-{event['id']}"
-    assert answer == {"started": True, "execution": f"{SYNC}:{name}"}
+    assert answer == {"started": True, "execution": execution_arn(FakeWorkflows.MACHINE, name)}
     assert rt.workflows.started == {name: {"sub": SUB, "cause": event_name}}
     assert rt.directory.calls == []  # the sub is in the record: no lookup
 
@@ -110,7 +110,7 @@ def status_change(execution: str, workflow_input: str, redrive: int = 0) -> dict
 
 def test_a_failed_run_is_audited_once_per_attempt_with_the_state_it_stopped_at(context):
     rt = runtime_of()
-    execution = f"{SYNC}:signup-{SUB}"
+    execution = execution_arn(FakeWorkflows.MACHINE, f"signup-{SUB}")
     rt.workflows.stopped_at[execution] = "JoinRooms"
     event = status_change(execution, json.dumps({"sub": SUB, "cause": "signup"}))
     for _ in range(2):  # EventBridge delivers at least once
@@ -125,7 +125,7 @@ def test_a_failed_run_is_audited_once_per_attempt_with_the_state_it_stopped_at(c
 
 def test_a_failed_run_without_a_valid_sub_is_audited_under_its_name(context):
     rt = runtime_of()
-    execution = f"{SYNC}:forged"
+    execution = execution_arn(FakeWorkflows.MACHINE, "forged")
     failure_audit.record_failure(status_change(execution, '{"sub": "not-a-sub"}'), context, rt=rt)
     assert [i["outcome"] for i in rt.audit.trail("unknown:forged")] == ["failed"]
 
