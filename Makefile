@@ -87,12 +87,12 @@ synth: install
 	node_modules/.bin/cdk synth --quiet
 
 # Regenerates the workflow picture in README.md from the ASL file.
-diagram: install
+diagram: $(VENV)/.stamp
 	$(PY) -m local_run.diagram
 
 # Writes the one retry policy (stacks/retries.py, from errors.py) into every Lambda Task's
 # Retry, then the pictures that show it.
-asl: install
+asl: $(VENV)/.stamp
 	$(PY) -m stacks.retries
 	$(PY) -m local_run.diagram
 

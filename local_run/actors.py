@@ -17,7 +17,7 @@ from moto.events.models import EventPattern
 from chat_provisioning.aws import FAILED_STATUSES, execution_arn
 from chat_provisioning.policy import level_of
 from chat_provisioning.signup import SIGN_UP, signup_execution_name
-from stacks import wiring
+from chat_provisioning.models import SYNC_EVENT
 from toolbox import operations
 from toolbox.deployment import Deployment
 
@@ -110,8 +110,7 @@ class EventBridge:
 
     def send_sync_event(self, detail: dict, wait: bool = True) -> dict:
         """The documented 'Sync chat user' event, sent by the configured operator."""
-        return self.put(wiring.SYNC_EVENT_PATTERN["source"][0], wiring.SYNC_EVENT_PATTERN["detail-type"][0],
-                        detail, wait=wait)
+        return self.put(SYNC_EVENT["source"], SYNC_EVENT["detail-type"], detail, wait=wait)
 
     def deliver(self, event: dict, bus: str | None = None, wait: bool = True) -> dict:
         """EventBridge's delivery of `event` on `bus` (by default: the default bus for an aws.*
@@ -167,7 +166,8 @@ class Operator:
     def deployment(self) -> Deployment:
         """The local stack as an operator's command finds any deployment (toolbox), signed as
         the local operator (the stack's OperatorPolicy)."""
-        return Deployment.local(self.env.state.state_dir, deploy.STACK)
+        state = self.env.state
+        return Deployment.find(deploy.STACK, deploy.REGION, None, state.aws_endpoint_url, state.operator_credentials)
 
     def start(self, sub: str, workflow_input: dict | None = None, wait: bool = True) -> dict:
         """StartExecution as an operator (the console) or anyone with states:StartExecution."""
@@ -235,6 +235,10 @@ class Inspector:
     def history(self, arn: str) -> list[dict]:
         """Any execution's (the administrator reads them all: the redrives' runs too)."""
         return operations.history(self.env.aws["stepfunctions"], arn)
+
+    def failed_attempts(self, arn: str) -> list[dict]:
+        """The Lambda failures in its history (each retried or final)."""
+        return [e for e in self.history(arn) if e["type"] == "LambdaFunctionFailed"]
 
     def states_entered(self, arn: str) -> list[str]:
         """The states its last attempt entered: since its last redrive, if it had one."""
@@ -315,10 +319,10 @@ class Inspector:
     def s3_json(self, bucket: str, key: str):
         return json.loads(self.env.aws["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
 
-    def leaks(self) -> dict[str, int]:
+    def leaks(self, written: str | None = None) -> dict[str, int]:
         """How often the bot's token and email addresses (every sign-up event carries one)
-        appear in all the stack wrote."""
-        written = self.everything_written()
+        appear in all the stack wrote (`written`: everything_written's, when read already)."""
+        written = self.everything_written() if written is None else written
         return {"bytes_scanned": len(written), "bot_token": written.count(self.env.token),
                 "emails": len(EMAIL.findall(written))}
 

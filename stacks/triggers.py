@@ -13,6 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 
+from chat_provisioning.aws import FAILED_STATUSES
 from chat_provisioning.config import ChatConfig
 from stacks import wiring
 
@@ -126,7 +127,7 @@ class Triggers:
         # Failed, timed-out and aborted executions are audited from their status change.
         rule("FailureAuditRule", "Audit executions that did not succeed",
              {**wiring.EXECUTION_STATUS_PATTERN,
-              "detail": {"status": wiring.FAILED_STATUSES,
+              "detail": {"status": FAILED_STATUSES,
                          "stateMachineArn": [m.state_machine_arn for m in workflow.machines.values()]}},
              targets.LambdaFunction(record_failure, **delivery))
 

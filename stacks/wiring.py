@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from chat_provisioning import failure_audit, inspection, signup, steps, triggers
-from chat_provisioning.aws import FAILED_STATUSES  # noqa: F401 - the stack's and the local run's
 from chat_provisioning.config import CONFIG_ENV, ChatConfig
 from chat_provisioning.deadline import RESERVE_SECONDS
 from chat_provisioning.locks import WAIT_SECONDS as LEASE_WAIT_SECONDS

@@ -35,11 +35,11 @@ def record_failure(event: dict[str, Any], context: LambdaContext, rt: Runtime | 
         request, sub = {}, None
     rt = rt or runtime()
     failed_state = rt.workflows.last_state_entered(execution)
+    cause, error = request.get("cause"), detail.error or ""
     new = rt.audit.record_failure(
         sub, execution, attempt=detail.redriveCount, status=detail.status,
         failed_state=failed_state, error=detail.error, cause=detail.cause,
-        event=str(request["cause"])[:64] if request.get("cause") else None)
-    cause, error = request.get("cause"), detail.error or ""
+        event=str(cause)[:64] if cause else None)
     count("ExecutionsFailed", cause=cause if isinstance(cause, str) and cause in CAUSES else "other",
           step=failed_state or "none", error=error if ERROR_NAME.fullmatch(error) else "other")
     logger.info("failure audited", extra={"state": failed_state, "new": new})

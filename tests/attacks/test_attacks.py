@@ -257,7 +257,7 @@ def test_one_failing_user_stops_no_other_and_the_sweep_reruns_it(local):
     # workflow fails for good), one user disabled, one membership lost.
     idp.admin_remove_user_from_group(UserPoolId=pool, Username=peer, GroupName="staff")
     idp.admin_disable_user(UserPoolId=pool, Username=disabled)
-    local.synapse.kick(local.config.rooms["analysts"].room_id, local.user_id(missing), "drift")
+    local.kick(missing, "analysts")
     result = local.operator.sweep()
     assert result["status"] == "SUCCEEDED"
     runs = {sub: run for sub, run in result["executions"].items() if sub in (peer, disabled, missing)}

@@ -16,6 +16,7 @@ import app as cdk_app
 from cdk_cli import cfn_lint_errors, checkov_failures, cli_synth
 from local_run.deploy import project_context
 from chat_provisioning import errors
+from chat_provisioning.aws import FAILED_STATUSES
 from stacks import wiring
 from chat_provisioning.config import CONTEXT_KEY, GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
 from chat_provisioning.models import Cause
@@ -204,7 +205,7 @@ def test_rules_start_the_workflow_and_audit_failures(template):
     failure = next(p for p in rules if p["source"] == ["aws.states"])
     (schedule,) = [r for r in resources(template, "AWS::Events::Rule").values() if "ScheduleExpression" in r]
     assert schedule["ScheduleExpression"] == "rate(1 day)"
-    assert failure["detail"]["status"] == wiring.FAILED_STATUSES
+    assert failure["detail"]["status"] == FAILED_STATUSES
     for rule in resources(template, "AWS::Events::Rule").values():
         for target in rule["Targets"]:
             assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] > 0

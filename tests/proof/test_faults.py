@@ -61,7 +61,7 @@ def assert_provisioned_once(local, sub):
 
 
 def failed_attempts(local, arn):
-    return [e for e in local.inspector.history(arn) if e["type"] == "LambdaFunctionFailed"]
+    return local.inspector.failed_attempts(arn)
 
 
 @pytest.mark.parametrize("step", list(AT_STEP))

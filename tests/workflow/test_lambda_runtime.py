@@ -33,7 +33,7 @@ def test_a_function_past_its_timeout_is_retried_as_the_asl_says(local, sub):
         reached()  # RecordAudit has written; its answer is held past the 2 s
         result = local.operator.wait(arn)
     assert result["status"] == "SUCCEEDED"
-    [failed] = [e["lambdaFunctionFailedEventDetails"] for e in local.inspector.history(arn) if e["type"] == "LambdaFunctionFailed"]
+    [failed] = [e["lambdaFunctionFailedEventDetails"] for e in local.inspector.failed_attempts(arn)]
     assert failed["error"] == "Lambda.Unknown"
     cause = json.loads(failed["cause"])
     assert cause["errorType"] == "Sandbox.Timedout"
@@ -55,7 +55,7 @@ def test_a_throttled_step_is_retried_as_lambda_too_many_requests(local, sub):
             pass
         arn = local.operator.start(sub, wait=False)["execution_arn"]
         deadline = time.monotonic() + 30
-        while not (throttled := [e for e in local.inspector.history(arn) if e["type"] == "LambdaFunctionFailed"]):
+        while not (throttled := local.inspector.failed_attempts(arn)):
             assert time.monotonic() < deadline, "no throttled attempt within 30 s"
             time.sleep(0.2)
     finally:
@@ -77,11 +77,11 @@ def test_a_call_the_role_lacks_is_denied_and_flagged(local, sub):
     try:
         local.cognito.create_user(sub)
         result = local.operator.start(sub)
-        flagged = iam_check.unallowed_calls(iam_check.calls_seen(local.state), local.state.roles, local.aws)
+        seen = iam_check.calls_seen(local.state)
+        flagged = iam_check.unallowed_calls(seen, local.state.roles, local.aws)
     finally:
         iam.put_role_policy(RoleName=role, PolicyName=default, PolicyDocument=json.dumps(document))
     assert (result["status"], result["failed_state"]) == ("FAILED", "RecordAudit")
-    seen = iam_check.calls_seen(local.state)
     calls = seen["RecordAudit"]
     assert {"service": "dynamodb", "action": "PutItem", "TableName": local.state.audit_table,
             "error": "AccessDeniedException"} in calls

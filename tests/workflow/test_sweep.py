@@ -37,7 +37,7 @@ def test_seeded_drift_is_planned_exactly_then_fixed(local):
     local.cognito.create_user(s["missing_user"], ["analysts"])  # admin-created: no trigger fired
     local.cognito.create_user(s["unconfirmed"], ["staff"], confirmed=False)  # never signed in: no account
     local.cognito.signup(s["missing_membership"], ["analysts"], None)
-    local.synapse.kick(rooms["analysts"], uid(s["missing_membership"]), "seeded drift")
+    local.kick(s["missing_membership"], "analysts")
     local.cognito.signup(s["lost_group_event"], [], None)
     idp.admin_add_user_to_group(UserPoolId=pool, Username=s["lost_group_event"], GroupName="staff")
     local.cognito.signup(s["wrong_level"], [], None)

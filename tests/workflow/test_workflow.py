@@ -79,7 +79,7 @@ def test_permanent_fault_fails_at_its_step_and_redrive_completes(local, sub):
 
     failed = local.cognito.signup(sub, ["analysts"], None)
     assert (failed["status"], failed["failed_state"], failed["error"]) == ("FAILED", "ProvisionUser", "UserDeactivated")
-    attempts = [e for e in local.inspector.history(failed["execution_arn"]) if e["type"] == "LambdaFunctionFailed"]
+    attempts = local.inspector.failed_attempts(failed["execution_arn"])
     assert len(attempts) == 1  # permanent: never retried
     assert local.inspector.status(sub)["rooms"] == []
 
