@@ -76,12 +76,23 @@ class FakeChatServer(Fake):
 
     def upsert_user(self, user_id: str, displayname: str | None, external_id: str,
                     auth_provider: str) -> UserRecord:
+        """As the adapter does it: our tie added to the links the user has, nothing else changed."""
         self._call("upsert_user", user_id)
         created = user_id not in self.users
-        user = self.users.setdefault(user_id, {"name": user_id, "deactivated": False, "displayname": None})
-        user["external_ids"] = [{"auth_provider": auth_provider, "external_id": external_id}]
+        user = self.users.setdefault(user_id, {"name": user_id, "deactivated": False, "displayname": None,
+                                               "external_ids": []})
+        ours = {"auth_provider": auth_provider, "external_id": external_id}
+        adopted = not created and ours not in user["external_ids"]
+        changed = created or adopted or bool(displayname and displayname != user["displayname"])
+        user["external_ids"] = user["external_ids"] + [ours] * (ours not in user["external_ids"])
         user["displayname"] = displayname or user["displayname"]
-        return UserRecord(user_id, created=created, deactivated=user["deactivated"])
+        return UserRecord(user_id, created=created, deactivated=user["deactivated"], adopted=adopted, changed=changed)
+
+    def add_user(self, user_id: str, links: tuple[tuple[str, str], ...] = (),
+                 displayname: str | None = None) -> None:
+        """An account this workflow did not make (the old Lambda's, a JWT or SSO login's)."""
+        self.users[user_id] = {"name": user_id, "deactivated": False, "displayname": displayname,
+                               "external_ids": [{"auth_provider": p, "external_id": e} for p, e in links]}
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         self._call("user", user_id)

@@ -20,6 +20,8 @@ class UserRecord:
     user_id: str
     created: bool
     deactivated: bool
+    adopted: bool = False  # an existing account (no tie of ours) that got our tie
+    changed: bool = True  # False: it held all we had to write, and nothing was sent
 
 
 class Lease(Protocol):

@@ -86,7 +86,8 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
     user = rt.synapse.upsert_user(user_id, state.display_name, external_id=state.sub,
                                   auth_provider=rt.config.auth_provider)
     done = Action(step="ProvisionUser", action="create_user" if user.created else "update_user",
-                  outcome="created" if user.created else "updated")
+                  outcome="created" if user.created else "adopted" if user.adopted
+                  else "updated" if user.changed else "unchanged")
     if user.deactivated:
         if (state.cause != "AdminEnableUser" or not rt.audit.deactivated_by_workflow(state.sub)
                 or standing(rt.directory.user(state.sub, groups=False)) != "confirmed"):

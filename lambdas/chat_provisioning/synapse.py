@@ -54,21 +54,35 @@ class SynapseAdmin:
 
     def upsert_user(self, user_id: str, displayname: str | None, external_id: str,
                     auth_provider: str) -> UserRecord:
-        """Create or update the user (201 and 200 are both success); ties it to Cognito."""
-        body: dict[str, Any] = {"external_ids": [{"auth_provider": auth_provider, "external_id": external_id}]}
-        if displayname:
-            body["displayname"] = displayname
-        path = _user_path(user_id)
+        """Create the user tied to its sub, or update it, keeping every link it has.
+
+        Synapse's PUT replaces the user's whole `external_ids` list, so an existing user is read
+        first and our tie added to what it holds (an SSO login's `oidc-...` link survives); a PUT
+        that would change nothing is not sent. A legacy account (the old Lambda's, a JWT
+        login's: no tie) that gets our tie here is `adopted`."""
+        ours = {"auth_provider": auth_provider, "external_id": external_id}
+        existing = self.user(user_id)
         try:
-            r = self._call("PUT", path, json=body)
+            return self._upsert(user_id, existing, displayname, ours)
         except SynapseRejected as e:
-            if e.errcode != "M_USER_IN_USE":
+            if existing is not None or e.errcode != "M_USER_IN_USE":
                 raise
-            # Two creates raced (a timed-out attempt Synapse still served, or the user's first
-            # JWT login): the loser gets 400 M_USER_IN_USE. The user exists now: update it.
-            r = self._call("PUT", path, json=body)
-        return UserRecord(user_id, created=r.status_code == 201,
-                          deactivated=bool(r.json().get("deactivated")))
+            # The user was made between our read and our create (its first JWT login, or a
+            # timed-out attempt Synapse still served): read what it holds now and merge again.
+            return self._upsert(user_id, self.user(user_id), displayname, ours)
+
+    def _upsert(self, user_id: str, existing: dict[str, Any] | None, displayname: str | None,
+                ours: dict[str, str]) -> UserRecord:
+        links = [{"auth_provider": e["auth_provider"], "external_id": e["external_id"]}
+                 for e in (existing or {}).get("external_ids") or []]
+        body: dict[str, Any] = {} if ours in links else {"external_ids": links + [ours]}
+        if displayname and displayname != (existing or {}).get("displayname"):
+            body["displayname"] = displayname
+        if existing is not None and not body:
+            return UserRecord(user_id, created=False, deactivated=bool(existing.get("deactivated")), changed=False)
+        r = self._call("PUT", _user_path(user_id), json=body)
+        return UserRecord(user_id, created=r.status_code == 201, deactivated=bool(r.json().get("deactivated")),
+                          adopted=existing is not None and "external_ids" in body)
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         """The admin API's view of the user (deactivated, external_ids...), or None."""

@@ -170,6 +170,10 @@ MUTATIONS = [
      "    try:\n        job = signup_job(event)\n        logger.append_keys(sub=job[\"sub\"])\n        ports = ports or signup_ports()",
      "    ports = ports or signup_ports()\n    try:\n        job = signup_job(event)\n        logger.append_keys(sub=job[\"sub\"])\n",
      ["tests/unit/test_events_and_errors.py::test_a_trigger_whose_clients_cannot_be_made_still_queues_the_sign_up"]),
+    # Going live on a Synapse that has users already (issue 21)
+    ("an upsert keeps every other provider's link", "lambdas/chat_provisioning/synapse.py",
+     '{"external_ids": links + [ours]}', '{"external_ids": [ours]}',
+     ["tests/integration/test_contracts.py::test_an_account_made_elsewhere_is_adopted_and_keeps_every_other_link"]),
     ("local down stops what any state.json names", "local_run/env.py",
      "    started = pids(state_dir)\n", "    started = LocalState.load(state_dir).pids\n",
      ["tests/workflow/test_local_env.py::test_down_stops_what_a_state_json_of_another_shape_names"]),

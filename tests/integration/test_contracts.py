@@ -47,6 +47,38 @@ def test_a_user_is_created_once_tied_to_its_sub_and_deactivated(chat, local, sub
         chat.require_active(nobody)
 
 
+def account_made_elsewhere(chat, local, user_id: str, links: tuple[tuple[str, str], ...]) -> None:
+    """An account this workflow did not make: the old Lambda's (no link), or one an SSO login
+    linked to its provider. On Synapse, through the admin API as they made it."""
+    if isinstance(chat, FakeChatServer):
+        chat.add_user(user_id, links)
+    else:
+        local.admin("PUT", f"/_synapse/admin/v2/users/{user_id}", json={"external_ids": [
+            {"auth_provider": p, "external_id": e} for p, e in links]}).raise_for_status()
+
+
+def links_of(chat, user_id: str) -> list[tuple[str, str]]:
+    return sorted((e["auth_provider"], e["external_id"]) for e in chat.user(user_id)["external_ids"])
+
+
+@pytest.mark.parametrize("linked", [False, True], ids=["old-lambda", "sso-linked"])
+def test_an_account_made_elsewhere_is_adopted_and_keeps_every_other_link(chat, local, sub, linked):
+    user = local.user_id(sub)
+    links = (("oidc-google", f"g-{sub[:8]}"),) if linked else ()  # an external id is one user's
+    account_made_elsewhere(chat, local, user, links)
+    adopted = chat.upsert_user(user, "Irena", sub, "cognito")
+    assert (adopted.created, adopted.adopted, adopted.changed) == (False, True, True)
+    assert links_of(chat, user) == sorted([*links, ("cognito", sub)])
+    again = chat.upsert_user(user, "Irena", sub, "cognito")
+    assert (again.created, again.adopted, again.changed) == (False, False, False)  # nothing sent
+    renamed = chat.upsert_user(user, "Irena L.", sub, "cognito")
+    assert (renamed.adopted, renamed.changed) == (False, True)
+    assert chat.user(user)["displayname"] == "Irena L."
+    chat.deactivate(user, erase=False)
+    chat.reactivate(user)
+    assert links_of(chat, user) == sorted([*links, ("cognito", sub)])  # deactivation keeps links
+
+
 def test_rooms_joins_levels_and_kicks(chat, local, sub):
     user = local.user_id(sub)
     room = local.config.rooms["analysts"].room_id

@@ -140,8 +140,8 @@ def test_401_rereads_the_token_once():
 
     def handler(request):
         ok = request.headers["Authorization"] == "Bearer new"
-        return httpx.Response(200 if ok else 401, json={"deactivated": False} if ok else {"errcode": "M_UNKNOWN_TOKEN"})
-    assert adapter(handler, token).upsert_user("@u:x", None, "u", "cognito").deactivated is False
+        return httpx.Response(200 if ok else 401, json={} if ok else {"errcode": "M_UNKNOWN_TOKEN"})
+    assert adapter(handler, token).join("!r:x", "@u:x") is True
     assert reads == [False, True]
 
 

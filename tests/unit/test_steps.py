@@ -71,7 +71,18 @@ def test_provision_user_creates_then_updates(context):
     assert rt.synapse.users[USER]["displayname"] == "Aaron"
     assert rt.synapse.users[USER]["external_ids"] == [{"auth_provider": "cognito", "external_id": SUB}]
     again = run(steps.provision_user, confirmed(), rt, context)
-    assert outcomes(again, "ProvisionUser") == [("update_user", None, "updated")]
+    assert outcomes(again, "ProvisionUser") == [("update_user", None, "unchanged")]
+    renamed = run(steps.provision_user, confirmed(display_name="Aaron S."), rt, context)
+    assert outcomes(renamed, "ProvisionUser") == [("update_user", None, "updated")]
+
+
+def test_provision_user_adopts_an_account_made_elsewhere_keeping_its_links(context):
+    rt = runtime_of()
+    rt.synapse.add_user(USER, (("oidc-google", "g-4242"),))  # an SSO-linked account of the old Lambda's
+    state = run(steps.provision_user, confirmed(), rt, context)
+    assert outcomes(state, "ProvisionUser") == [("update_user", None, "adopted")]
+    assert rt.synapse.users[USER]["external_ids"] == [{"auth_provider": "oidc-google", "external_id": "g-4242"},
+                                                      {"auth_provider": "cognito", "external_id": SUB}]
 
 
 def test_provision_user_reactivates_only_a_deactivation_of_ours_on_cognitos_enable(context):

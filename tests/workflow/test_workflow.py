@@ -31,19 +31,21 @@ def test_staff_signup_gets_rooms_levels_and_audit(local, sub):
 
 def test_synapse_requests_per_signup_and_role_change(local, sub):
     """Exact counts from Synapse's access log (bench/signup.py measures the raw minimums):
-    a sign-up is create + join; a staff sign-up adds Staff's join and a levels read, write and
-    read-back; a promotion re-puts the user, reads its rooms, joins Staff, levels as above."""
+    a sign-up reads the user (an existing account's links are kept), creates it, joins; a staff
+    sign-up adds Staff's join and a levels read, write and read-back; a promotion reads the user
+    (nothing to write), its rooms, joins Staff, levels as above."""
     def served(change) -> list[str]:
         before = len(local.inspector.synapse_requests())
         assert change()["status"] == "SUCCEEDED"
         return [method for method, _ in local.inspector.synapse_requests()[before:]]
 
-    assert served(lambda: local.cognito.signup(sub, [], None)) == ["PUT", "POST"]
-    assert served(lambda: local.cognito.signup(None, ["staff"], None)) == ["PUT", "POST", "POST", "GET", "PUT", "GET"]
+    assert served(lambda: local.cognito.signup(sub, [], None)) == ["GET", "PUT", "POST"]
+    assert served(lambda: local.cognito.signup(None, ["staff"], None)) == [
+        "GET", "PUT", "POST", "POST", "GET", "PUT", "GET"]
     analyst = str(uuid.uuid4())
     local.cognito.signup(analyst, ["analysts"], None)
     assert served(lambda: local.cognito.change(analyst, "AdminAddUserToGroup", "staff")) == [
-        "PUT", "GET", "POST", "GET", "PUT", "GET"]
+        "GET", "GET", "POST", "GET", "PUT", "GET"]
 
 
 def test_cognito_retry_starts_one_execution(local, sub):
@@ -89,7 +91,7 @@ def test_permanent_fault_fails_at_its_step_and_redrive_completes(local, sub):
     assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Analysts", 0)}
     trail = local.audit.trail(sub)
     assert [(a["step"], a["outcome"]) for a in trail] == [
-        ("ProvisionUser", "failed"), ("ProvisionUser", "updated"),
+        ("ProvisionUser", "failed"), ("ProvisionUser", "unchanged"),
         ("JoinRooms", "joined"), ("JoinRooms", "joined")]
     assert {a["execution"] for a in trail} == {failed["execution_arn"]}  # one execution's trail
 
@@ -179,7 +181,7 @@ def test_login_first_then_provision_is_the_same_account(local, sub):
     before = local.inspector.login(sub)  # the JWT login creates the account
     assert before["logged_in"] and before["rooms"] == []
     local.cognito.signup(sub, ["analysts"], None)
-    assert local.audit.trail(sub)[0]["outcome"] == "updated"  # not a second account
+    assert local.audit.trail(sub)[0]["outcome"] == "adopted"  # not a second account: tied to its sub
     after = local.inspector.login(sub)
     assert after["user_id"] == before["user_id"]
     assert {r["name"] for r in after["rooms"]} == {"The Red Room", "Analysts"}
