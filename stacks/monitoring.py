@@ -58,8 +58,9 @@ def operations_dashboard(stack: Stack, machines: dict[str, sfn.StateMachine], dl
     board.add_widgets(
         graph("Sweep: drift and findings", [ours("SweepUsersToFix", "users to fix"),
                                             ours("SweepFindings", "findings"), ours("SweepsHeld", "held")], width=8),
-        graph("Events that name no user or group we know", [ours("UnresolvedCognitoEvents", "unresolved users"),
-                                                            ours("UnknownGroups", "unknown groups")], width=8),
+        graph("For a person: events that name no user or group we know, levels beyond the bot",
+              [ours("UnresolvedCognitoEvents", "unresolved users"), ours("UnknownGroups", "unknown groups"),
+               ours("LevelsBeyondTheBot", "levels beyond the bot")], width=8),
         graph("Dead-letter queues (messages)", [q.metric_approximate_number_of_messages_visible(
             label=label, statistic="Maximum", period=PERIOD) for label, q in dlqs.items()], width=8))
     board.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=alarms, width=24))
@@ -82,9 +83,10 @@ def alarms(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: dict[str, 
     # Sign-ups that neither started nor reached the retry queue; Cognito events that name
     # no user we can resolve (a deletion in a pool whose usernames are not subs); a sweep
     # held for its deactivations (approve it, or find why the pool looks emptied); Cognito
-    # groups that are neither roles nor ignored; sign-up events that are not our pool's.
+    # groups that are neither roles nor ignored; sign-up events that are not our pool's; a
+    # level change the bot can never make (a peer's, or one above its own).
     for metric_name in ("SignUpsLost", "UnresolvedCognitoEvents", "SweepsHeld", "UnknownGroups",
-                        "InvalidSignUpEvents"):
+                        "InvalidSignUpEvents", "LevelsBeyondTheBot"):
         watched[metric_name] = ours(metric_name)
     for name, dlq in dlqs.items():
         watched[name] = dlq.metric_approximate_number_of_messages_visible(

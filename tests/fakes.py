@@ -17,7 +17,7 @@ from chat_provisioning.config import ChatConfig
 from chat_provisioning.deadline import Deadline
 from chat_provisioning.errors import (LeaseLost, RoomBusy, RoomNotFound, SynapseForbidden, SynapseRejected,
                                       UserDeactivated)
-from chat_provisioning.policy import CognitoUser, standing, with_power_levels
+from chat_provisioning.policy import CognitoUser, level_of, standing, with_power_levels
 from chat_provisioning.ports import (AuditStore, ChatServer, Lease, PlanStore, RoomLocks, UserDirectory,
                                      UserRecord, Workflows)
 from chat_provisioning.runtime import Runtime
@@ -140,6 +140,10 @@ class FakeChatServer(Fake):
         self._call("kick", room_id, user_id)
         if user_id not in self.members[room_id]:
             raise SynapseForbidden(f"kick {user_id}: 403", 403, "M_FORBIDDEN", "The target user is not in the room")
+        levels = self.levels[room_id]
+        if level_of(levels, user_id) >= level_of(levels, self.bot_user_id):
+            raise SynapseForbidden(f"kick {user_id}: 403", 403, "M_FORBIDDEN",
+                                   "You cannot kick user whose power level is greater than or equal to yours")
         self.members[room_id].discard(user_id)
 
     def list_users(self) -> dict[str, bool]:

@@ -77,6 +77,12 @@ class PowerLevelForbidden(PermanentError):
     would refuse it, and a retry loop would not change that."""
 
 
+class LevelBeyondTheBot(PowerLevelForbidden):
+    """A level the bot cannot set: above its own, or of a user at its level or above (Matrix
+    lets nobody change a peer's level). A finding for a person, not a failure: AssignRoles
+    records it and goes on, and the sweep plans it as a finding, never as a fix."""
+
+
 class SynapseRejected(SynapseAnswer, PermanentError):
     """Any other 4xx from Synapse, with its errcode."""
 

@@ -31,7 +31,8 @@ def report(sub: str, user: CognitoUser | None, matrix: MatrixSide, config: ChatC
                               if room.room_id in matrix.levels else None}
                              for key, room in config.rooms.items()]},
         "drift": {"fixes": [{"kind": f["kind"], "room_id": f["room"]} for f in drift["fixes"]],
-                  "findings": [{"kind": f["kind"], "detail": f["detail"]} for f in drift["findings"]]},
+                  "findings": [{"kind": f["kind"], "room_id": f["room"], "detail": f["detail"]}
+                               for f in drift["findings"]]},
     }
 
 

@@ -25,8 +25,8 @@ def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[
 
 def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> MatrixSide:
     """What the sweep reads of Matrix (read_matrix), for one user: whether it exists,
-    which configured rooms exist and hold it, and its level and the default in each. Nothing
-    of other users is kept."""
+    which configured rooms exist and hold it, and its level, the bot's and the default in each
+    (what the bot can change). Nothing of other users is kept."""
     user = synapse.user(user_id)
     members: dict[str, frozenset[str]] = {}
     levels: dict[str, dict[str, Any]] = {}
@@ -36,8 +36,8 @@ def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> M
             continue  # the planner reports it as room_missing
         members[room.room_id] = joined & {user_id}
         content = synapse.power_levels(room.room_id)
-        levels[room.room_id] = {"users_default": default_level(content),
-                                "users": {user_id: level_of(content, user_id)}}
+        levels[room.room_id] = {"users_default": default_level(content), "users": {
+            u: level_of(content, u) for u in (user_id, synapse.bot_user_id)}}
     return MatrixSide(users={user_id: bool(user["deactivated"])} if user else {},
                       members=members, levels=levels,
                       external_ids={user_id: external_ids(user, config.auth_provider)} if user else {})

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, TYPE_CHECKING, Literal
 
-from .errors import InvalidInput, PowerLevelForbidden
+from .errors import InvalidInput, LevelBeyondTheBot, PowerLevelForbidden
 
 if TYPE_CHECKING:  # pydantic stays unloaded where only the rules are needed (signup.py)
     from .config import ChatConfig
@@ -126,6 +126,21 @@ def with_power_levels(content: dict[str, Any], levels: dict[str, int | None],
     return wanted, changed
 
 
+def beyond_the_bot(content: dict[str, Any], user_id: str, level: int | None, bot_user_id: str) -> str | None:
+    """Why the bot cannot put `user_id` at `level` (None: the room's default) in a room with
+    these power levels, or None when it can. Matrix lets a user change another's level only
+    while that level is below its own, and to no more than its own."""
+    bot_level, current = level_of(content, bot_user_id), level_of(content, user_id)
+    level = default_level(content) if level is None else level
+    if level == current:
+        return None
+    if level > bot_level:
+        return f"level {level} is above the bot's {bot_level}"
+    if current >= bot_level:
+        return f"at {current}, the bot's peer or above: the bot cannot change it"
+    return None
+
+
 def with_power_level(content: dict[str, Any], user_id: str, level: int | None, bot_user_id: str) -> dict[str, Any] | None:
     """The power-levels content with `user_id` at `level` (None: the room's default), or None
     when nothing changes.
@@ -133,19 +148,13 @@ def with_power_level(content: dict[str, Any], user_id: str, level: int | None, b
     Keeps every other entry (the bot's above all: a PUT without it demotes the bot for good),
     and drops the user's entry when the level is the room default, because listing
     default-level users grows the event towards Synapse's 65,536-byte cap."""
-    users = dict(content.get("users") or {})
-    default = default_level(content)
-    bot_level, current = level_of(content, bot_user_id), level_of(content, user_id)
-    level = default if level is None else level
     if user_id == bot_user_id:
         raise PowerLevelForbidden("refusing to change the provisioning bot's own level")
-    if level > bot_level:
-        raise PowerLevelForbidden(
-            f"level {level} is above the bot's {bot_level}: Synapse would refuse it")
-    if current >= bot_level and level != current:
-        raise PowerLevelForbidden(
-            f"user is at {current}, the bot's peer or above: the bot cannot change it")
-    if level == default:
+    if beyond := beyond_the_bot(content, user_id, level, bot_user_id):
+        raise LevelBeyondTheBot(beyond)
+    users = dict(content.get("users") or {})
+    level = default_level(content) if level is None else level
+    if level == default_level(content):
         users.pop(user_id, None)
     else:
         users[user_id] = level

@@ -9,7 +9,7 @@ from typing import Any, cast
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .audit import execution_name
-from .errors import UserDeactivated
+from .errors import LevelBeyondTheBot, UserDeactivated
 from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
 from .policy import desired_levels, desired_memberships, split_groups, standing, user_id_for
@@ -139,19 +139,29 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
         if still != groups:
             actions.append(Action(step="AssignRoles", action="finding", outcome="groups_changed_since_read"))
         groups = still
+    beyond: set[str] = set()  # rooms where the bot cannot change the user's level
     for room, level in desired_levels(groups, rt.config).items():
         room_id = rt.config.rooms[room].room_id
         if level is None and room_id not in joined:
             continue  # nothing to demote where the user is not
-        with rt.locks.hold(room_id) as lease:
-            changed = rt.synapse.set_power_levels(room_id, {user_id: level}, lease)
+        try:
+            with rt.locks.hold(room_id) as lease:
+                changed = rt.synapse.set_power_levels(room_id, {user_id: level}, lease)
+        except LevelBeyondTheBot:
+            # Matrix will never let the bot make this change: a finding for a person (audited,
+            # alarmed, in `user status`), not a failure that every redrive and sweep repeats.
+            beyond.add(room_id)
+            count("LevelsBeyondTheBot")
+            actions.append(Action(step="AssignRoles", action="finding", room=room_id, outcome="level_beyond_the_bot"))
+            continue
         actions.append(Action(step="AssignRoles", action="set_power_level", room=room_id,
                               outcome=f"set:{'default' if level is None else level}"
                               if changed else "unchanged"))
     if rt.config.leave_rooms_on_role_removal and not created_now:
         earned = {m.room_id for m in desired_memberships(groups, rt.config)}
         for configured in rt.config.rooms.values():
-            if configured.room_id in joined and configured.room_id not in earned:
+            # A peer of the bot cannot be kicked by it either (Matrix: only a lower level).
+            if configured.room_id in joined and configured.room_id not in earned | beyond:
                 rt.synapse.kick(configured.room_id, user_id, reason="no Cognito group grants this room")
                 actions.append(Action(step="AssignRoles", action="leave", room=configured.room_id, outcome="left"))
     return state.did(*actions)

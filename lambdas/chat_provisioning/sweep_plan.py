@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import ChatConfig
-from .policy import (SUB, CognitoUser, Standing, default_level, desired_levels, desired_memberships, level_of,
-                     split_groups, standing, user_id_for)
+from .policy import (SUB, CognitoUser, Standing, beyond_the_bot, default_level, desired_levels, desired_memberships,
+                     level_of, split_groups, standing, user_id_for)
 
 FixKind = Literal["create", "join", "promote", "demote", "deactivate"]
-FindingKind = Literal["invalid_sub", "unknown_group", "no_external_id", "room_missing", "deactivated_in_matrix"]
+FindingKind = Literal["invalid_sub", "unknown_group", "no_external_id", "room_missing", "deactivated_in_matrix",
+                      "level_beyond_the_bot"]
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,11 @@ class Fix:
 
 @dataclass(frozen=True)
 class Finding:
+    """What a person must look at: who (a sub or a Matrix user), where, and what to do."""
     kind: FindingKind
     subject: str
     detail: str
+    room: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,9 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
         if status == "confirmed" and matrix.users.get(user_id) is True:
             findings.append(Finding("deactivated_in_matrix", user.sub, "enabled in Cognito, deactivated in "
                                     "Matrix: a sweep never reactivates (a Matrix admin may have banned it)"))
-        fixes += user_fixes(user, status, user_id, matrix, config)
+        user_fixes, user_findings = fixes_of(user, status, user_id, matrix, config)
+        fixes += user_fixes
+        findings += user_findings
 
     for user_id in matrix_only(cognito, matrix.users, config):
         sub = in_scope(user_id, config)
@@ -126,19 +131,21 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
     return Plan(tuple(fixes), tuple(findings), managed)
 
 
-def user_fixes(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSide,
-               config: ChatConfig) -> list[Fix]:
+def fixes_of(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSide,
+             config: ChatConfig) -> tuple[list[Fix], list[Finding]]:
+    """One user's fixes, and the changes it needs that the bot can never make (findings)."""
     deactivated = matrix.users.get(user_id)
     if status == "disabled":
-        return [Fix(user.sub, "deactivate")] if deactivated is False else []
+        return [Fix(user.sub, "deactivate")] if deactivated is False else [], []
     if deactivated or (deactivated is None and status != "confirmed"):
-        return []  # no reactivation by a sweep; no account for an unconfirmed user
+        return [], []  # no reactivation by a sweep; no account for an unconfirmed user
     if deactivated is None:
-        return [Fix(user.sub, "create")]
+        return [Fix(user.sub, "create")], []
     # An account whose user is not confirmed any more keeps no group's grant, and gains nothing.
     known = split_groups(user.groups, config)[0] if status == "confirmed" else ()
     fixes = [Fix(user.sub, "join", m.room_id) for m in desired_memberships(known, config)
              if status == "confirmed" and m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
+    findings = []
     for room, level in desired_levels(known, config).items():
         room_id = config.rooms[room].room_id
         if room_id not in matrix.levels or (level is None and user_id not in matrix.members[room_id]):
@@ -146,6 +153,14 @@ def user_fixes(user: CognitoUser, status: Standing, user_id: str, matrix: Matrix
         content = matrix.levels[room_id]
         current = level_of(content, user_id)
         wanted = default_level(content) if level is None else level
-        if current != wanted:
+        if beyond := beyond_the_bot(content, user_id, level, config.bot_user_id):
+            todo = (f"raise the bot to {wanted} there, or lower the role's level in config"
+                    if wanted > level_of(content, config.bot_user_id) else
+                    f"if {current} is right, put the user in the Cognito group that gives it; if not, "
+                    "only the user itself can lower it")
+            findings.append(Finding("level_beyond_the_bot", user.sub, room=room_id, detail=(
+                f"{config.rooms[room].name}: Cognito's groups give {wanted}, the user is at {current}; "
+                f"{beyond}: {todo}")))
+        elif current != wanted:
             fixes.append(Fix(user.sub, "promote" if current < wanted else "demote", room_id))
-    return fixes
+    return fixes, findings

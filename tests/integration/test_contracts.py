@@ -10,7 +10,8 @@ from moto import mock_aws
 
 from chat_provisioning.cognito import CognitoDirectory
 from chat_provisioning.audit import DynamoAuditStore
-from chat_provisioning.errors import RoomNotFound, SynapseForbidden, SynapseRejected, UserDeactivated
+from chat_provisioning.errors import (LevelBeyondTheBot, RoomNotFound, SynapseForbidden, SynapseRejected,
+                                      UserDeactivated)
 from chat_provisioning.models import Action
 from tests.fakes import FakeAuditStore, FakeChatServer, FakeDirectory
 
@@ -95,6 +96,18 @@ def test_rooms_joins_levels_and_kicks(chat, local, sub):
     assert room not in chat.joined_rooms(user) and user not in chat.room_members(room)
     with pytest.raises(SynapseForbidden):  # no longer a member
         chat.kick(room, user, reason="contract")
+
+
+def test_a_peer_of_the_bot_can_be_neither_demoted_nor_kicked(chat, local, sub):
+    user, room = local.user_id(sub), local.config.rooms["staff"].room_id
+    chat.upsert_user(user, None, sub, "cognito")
+    chat.join(room, user)
+    chat.set_power_levels(room, {user: 100})  # the bot's own level: granted, never taken back
+    with pytest.raises(LevelBeyondTheBot):
+        chat.set_power_levels(room, {user: None})
+    with pytest.raises(SynapseForbidden):
+        chat.kick(room, user, reason="contract")
+    assert user in chat.room_members(room) and chat.power_levels(room)["users"][user] == 100
 
 
 def test_an_unknown_room(chat, local, sub):

@@ -5,7 +5,7 @@ the plans, what it reads of Cognito, and the typed errors it lets through for th
 import pytest
 
 from chat_provisioning import steps
-from chat_provisioning.errors import (LeaseLost, PowerLevelForbidden, RoomBusy, SynapseUnavailable,
+from chat_provisioning.errors import (LeaseLost, RoomBusy, SynapseUnavailable,
                                       UserDeactivated)
 from chat_provisioning.models import Action, WorkflowState
 from tests.fakes import FakeDirectory, POOL, SERVER, SUB, runtime_of, sample_config
@@ -184,13 +184,26 @@ def test_assign_roles_demotes_and_with_the_flag_leaves_rooms_no_group_grants(con
     assert rt.synapse.joined_rooms(USER) == [RED]
 
 
-def test_assign_roles_will_not_demote_a_peer_of_the_bot(context):
-    rt = runtime_of()
+@pytest.mark.parametrize("leave", [False, True])
+def test_a_level_the_bot_cannot_change_is_a_finding_not_a_failure(context, leave):
+    """Matrix lets nobody change a peer's level (nor kick it): the run records what a person
+    must do and goes on; it does not fail, so nothing redrives or sweeps it again to fail."""
+    rt = runtime_of(sample_config(leave_rooms_on_role_removal=leave))
     run(steps.assign_roles, staff_member(rt, context), rt, context)  # at 100, the bot's level
     rt.directory.add(SUB, ())
-    with pytest.raises(PowerLevelForbidden):
-        run(steps.assign_roles, WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed"),
-            rt, context)
+    removed = WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed", joined=(RED, STAFF))
+    done = run(steps.assign_roles, removed, rt, context)
+    assert outcomes(done, "AssignRoles") == [("finding", STAFF, "level_beyond_the_bot")]
+    assert rt.synapse.levels[STAFF]["users"][USER] == 100 and STAFF in rt.synapse.joined_rooms(USER)
+    assert rt.locks.held == set()
+
+
+def test_a_level_above_the_bots_own_is_a_finding(context):
+    rt = runtime_of()
+    rt.synapse.levels[STAFF]["users"][rt.synapse.bot_user_id] = 50  # someone demoted the bot
+    done = run(steps.assign_roles, staff_member(rt, context), rt, context)
+    assert outcomes(done, "AssignRoles") == [("finding", STAFF, "level_beyond_the_bot")]
+    assert USER not in rt.synapse.levels[STAFF]["users"]
 
 
 @pytest.mark.parametrize("cognito, cause, erase, tied, outcome", [

@@ -90,3 +90,21 @@ def test_more_deactivations_than_the_cap_hold_the_plan_until_approved(config):
     assert p.held(config, approved=39) is not None and p.held(config, approved=40) is None
     few = plan([], matrix(config, users, external_ids={uid(s): (s,) for s in subs[:2]}), config)
     assert few.held(config) is None  # two of forty: within the share
+
+
+def test_a_level_the_bot_cannot_change_is_a_finding_never_a_fix(config):
+    """Staff set to 100 by hand (the bot's peer) with no staff group, and a role level above a
+    demoted bot's: the sweep starts no run that must fail; it tells a person what to do."""
+    red, staff = config.rooms["red_room"].room_id, config.rooms["staff"].room_id
+    members = {red: frozenset({uid(A), uid(B)}), staff: frozenset({uid(A), uid(B)})}
+    peer = plan([CognitoUser(A, True), CognitoUser(B, True, ("staff",))], matrix(
+        config, {uid(A): False, uid(B): False}, members,
+        {staff: {"users": {BOT: 100, uid(A): 100, uid(B): 100}, "users_default": 0}}), config)
+    assert peer.fixes == ()
+    assert [(f.kind, f.subject, f.room) for f in peer.findings] == [("level_beyond_the_bot", A, staff)]
+    assert "put the user in the Cognito group" in peer.findings[0].detail
+    demoted_bot = plan([CognitoUser(B, True, ("staff",))], matrix(
+        config, {uid(B): False}, members, {staff: {"users": {BOT: 50}, "users_default": 0}}), config)
+    assert demoted_bot.fixes == ()
+    assert [(f.kind, f.room) for f in demoted_bot.findings] == [("level_beyond_the_bot", staff)]
+    assert "raise the bot to 100" in demoted_bot.findings[0].detail

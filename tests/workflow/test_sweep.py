@@ -108,3 +108,19 @@ def test_the_plan_is_stored_and_names_users_only(local):
     assert local.inspector.states_entered(result["execution_arn"]) == ["PlanSweep", "ShouldApply", "PlanOnly"]
     assert json.loads(local.aws["stepfunctions"].describe_execution(
         executionArn=result["execution_arn"])["input"]) == {"dry_run": True}
+
+
+def test_a_level_the_bot_cannot_change_is_a_finding_and_starts_nothing(local):
+    """Phenom's Staff were set to 100 by hand: one of them in Cognito without a `staff` group is
+    the bot's peer, whom Matrix will not let it demote. The plan names who, where and what to
+    do; the sweep starts no run for it (a run would fail every day)."""
+    sub, staff = new(), local.config.rooms["staff"].room_id
+    local.cognito.signup(sub, [], None)
+    local.synapse.join(staff, local.user_id(sub))
+    local.synapse.set_power_levels(staff, {local.user_id(sub): 100})  # by hand: the bot's own level
+    applied = local.operator.sweep()
+    assert sub not in {f["sub"] for f in applied["fixes"]} and sub not in applied["executions"]
+    found = [f for f in applied["findings"] if f["subject"] == sub]
+    assert [(f["kind"], f["room"]) for f in found] == [("level_beyond_the_bot", staff)]
+    assert "put the user in the Cognito group that gives it" in found[0]["detail"]
+    assert local.synapse.power_levels(staff)["users"][local.user_id(sub)] == 100

@@ -4,7 +4,7 @@ deployed rules, the SyncUser workflow, a real Synapse."""
 
 import json
 
-from toolbox import cli
+from toolbox import cli, operations
 from local_run.aws_events import MASKED, cloudtrail_event
 
 
@@ -26,15 +26,19 @@ def test_group_added_promotes_with_the_event_audited(local, sub):
 
 
 def test_staff_removed_cannot_be_demoted_by_a_peer_bot_and_says_so(local, sub):
-    """The staff level (100, as Phenom's) is the bot's: Synapse forbids the bot to demote a peer, so the
-    sync fails at AssignRoles with a typed, audited error instead of retrying."""
+    """The staff level (100, as Phenom's) is the bot's: Matrix forbids the bot to demote a peer,
+    so the run records a finding for a person (audited, counted for the alarm, in `user
+    status`) and succeeds: no failed run for a redrive or a sweep to repeat."""
     local.cognito.signup(sub, ["staff"], None)
     result = local.cognito.change(sub, "AdminRemoveUserFromGroup", "staff")
-    assert (result["status"], result["failed_state"], result["error"]) == ("FAILED", "AssignRoles", "PowerLevelForbidden")
-    failure = local.audit.trail(sub)[-1]
-    assert failure["outcome"] == "failed" and "peer" in failure["cause"]
-    assert failure["event"] == "AdminRemoveUserFromGroup"
+    assert result["status"] == "SUCCEEDED"
+    staff = local.config.rooms["staff"].room_id
+    assert ("AssignRoles", "level_beyond_the_bot", "AdminRemoveUserFromGroup") in trail(local, sub)
     assert ("Staff", 100) in local.inspector.rooms(sub)
+    seen, code = operations.user_status(local.operator.deployment, sub, cli.when("1h"))
+    assert code == 2 and "needs a person: level_beyond_the_bot" in seen["verdict"]
+    assert [(f["kind"], f["room_id"]) for f in seen["drift"]["findings"]] == [("level_beyond_the_bot", staff)]
+    assert seen["drift"]["fixes"] == []  # nothing a sync could do
 
 
 def test_removed_role_room_is_kept_by_default(local, sub):

@@ -97,8 +97,24 @@ def test_permanent_fault_fails_at_its_step_and_redrive_completes(local, sub):
 
 
 def test_fault_at_a_later_step_redrives_from_there(local, sub):
-    """Someone demotes the bot in Staff: AssignRoles fails (PowerLevelForbidden, not retried);
-    a second room admin restores the bot; the redrive resumes at AssignRoles."""
+    """A permanent fault at AssignRoles (not retried) ends the run FAILED there; the redrive
+    resumes at AssignRoles, without provisioning or joining again."""
+    local.fail_lambda("AssignRoles", "SynapseForbidden", times=1)
+    failed = local.cognito.signup(sub, ["staff"], None)
+    assert (failed["failed_state"], failed["error"]) == ("AssignRoles", "SynapseForbidden")
+    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 0)}  # joined, not promoted
+
+    redriven = local.operator.redrive(failed["execution_arn"])
+    assert redriven["status"] == "SUCCEEDED" and redriven["from_state"] == "AssignRoles"
+    assert local.inspector.states_entered(redriven["execution_arn"]) == ["AssignRoles", "RecordAudit"]  # provisioning and joins were not rerun
+    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 100)}
+    assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:100"]
+
+
+def test_a_level_above_a_demoted_bots_own_is_a_finding_and_a_sync_grants_it_once_restored(local, sub):
+    """Someone demotes the bot in Staff: the staff sign-up joins, and the level it cannot grant
+    is an audited finding (the run succeeds: nothing to redrive); a second room admin restores
+    the bot; the operator's sync grants the level."""
     synapse_dir = local.state.state_dir / "synapse"
     secret = json.loads((synapse_dir / "homeserver.yaml").read_text())["registration_shared_secret"]
     helper_token = synapse_server.register_admin(local.state.synapse_url, secret, "helper-admin")
@@ -111,19 +127,16 @@ def test_fault_at_a_later_step_redrives_from_there(local, sub):
     levels = local.synapse.power_levels(staff)
     local.admin("PUT", path, json={**levels, "users": {**levels["users"], bot: 50}}).raise_for_status()
     try:
-        failed = local.cognito.signup(sub, ["staff"], None)
+        signed_up = local.cognito.signup(sub, ["staff"], None)
     finally:
         levels = local.synapse.power_levels(staff)
         httpx.put(local.state.synapse_url + path, headers={"Authorization": f"Bearer {helper_token}"},
                   json={**levels, "users": {**levels["users"], bot: 100}}).raise_for_status()
-    assert (failed["failed_state"], failed["error"]) == ("AssignRoles", "PowerLevelForbidden")
+    assert signed_up["status"] == "SUCCEEDED"
+    assert ("AssignRoles", "finding", "level_beyond_the_bot") in audit_actions(local, sub)
     assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 0)}  # joined, not promoted
-
-    redriven = local.operator.redrive(failed["execution_arn"])
-    assert redriven["status"] == "SUCCEEDED" and redriven["from_state"] == "AssignRoles"
-    assert local.inspector.states_entered(redriven["execution_arn"]) == ["AssignRoles", "RecordAudit"]  # provisioning and joins were not rerun
+    assert local.operator.start(sub)["status"] == "SUCCEEDED"
     assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 100)}
-    assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:100"]
 
 
 def test_a_redrive_checks_again_that_the_user_is_active(local, sub):
