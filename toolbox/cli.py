@@ -76,8 +76,14 @@ def parser() -> argparse.ArgumentParser:
 
     sweep = top.add_parser("sweep", help="reconcile Cognito and Matrix now: plan, then apply")
     sweep.add_argument("--dry-run", action="store_true", help="plan and report, change nothing")
-    sweep.add_argument("--approve-deactivations", type=int, metavar="N",
-                       help="apply a plan held for its deactivations, if it has at most N")
+    sweep.add_argument("--approve-removals", type=int, metavar="N",
+                       help="apply a plan held for its removals (leaves, demotions, deactivations), "
+                            "if it has at most N")
+    sweep.add_argument("--adopt", action="store_true",
+                       help="read every account's links (one Synapse request per user) and tie the "
+                            "accounts made before this stack: going live")
+    sweep.add_argument("--plan-file", type=Path, metavar="FILE",
+                       help="also write the plan to FILE, grouped by kind, to review and diff")
 
     attach = top.add_parser("attach-trigger", help="attach the PostConfirmation trigger to an existing "
                             "pool, keeping every other setting (dry run unless --apply)")
@@ -113,7 +119,11 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
         if bool(args.arns) == bool(args.since):
             raise ToolError("name the executions, or --since a time (not both)")
         return operations.redrive(d, args.arns, args.since, args.dry_run, progress, wait=not args.no_wait)
-    return operations.sweep(d, args.dry_run, args.approve_deactivations, progress)
+    result, code = operations.sweep(d, args.dry_run, args.approve_removals, args.adopt, progress)
+    if args.plan_file and "fixes" in result:
+        args.plan_file.write_text(json.dumps(operations.grouped(result), indent=1, sort_keys=True) + "\n")
+        result["plan_file"] = str(args.plan_file)
+    return result, code
 
 
 def progress(line: str) -> None:

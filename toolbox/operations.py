@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -14,6 +15,7 @@ from chat_provisioning.audit import DynamoAuditStore
 from chat_provisioning.aws import FAILED_STATUSES, newest_state_entered, start_once
 from chat_provisioning.errors import InvalidInput
 from chat_provisioning.policy import normalise_sub
+from chat_provisioning.sweep_plan import FixKind
 
 from .deployment import Deployment, ToolError
 
@@ -201,13 +203,14 @@ def redrive(d: Deployment, arns: list[str], since: datetime | None, dry_run: boo
     return {"dry_run": dry_run, "executions": results}, code
 
 
-def sweep(d: Deployment, dry_run: bool, approve_deactivations: int | None, progress: Progress) -> tuple[dict, int]:
+def sweep(d: Deployment, dry_run: bool, approve_removals: int | None, adopt: bool,
+          progress: Progress) -> tuple[dict, int]:
     """Start SweepUsers, follow it, and report its plan (from the plans bucket) and each user's
     workflow it ran. Exit 0: nothing to fix, or all fixed; 2: drift left (a dry run's or a held
     plan's fixes) or findings; 3: the sweep or a user's workflow failed."""
     sfn = d.client("stepfunctions")
-    request = ({"dry_run": True} if dry_run else {}) | (
-        {"approve_deactivations": approve_deactivations} if approve_deactivations is not None else {})
+    request = ({"dry_run": True} if dry_run else {}) | ({"adopt": True} if adopt else {}) | (
+        {"approve_removals": approve_removals} if approve_removals is not None else {})
     arn = start_once(sfn, d.outputs["SweepUsersStateMachineArn"],
                      f"operator-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}", json.dumps(request))
     return sweep_report(d, arn, progress)
@@ -225,12 +228,24 @@ def sweep_report(d: Deployment, arn: str, progress: Progress) -> tuple[dict, int
     workflows = {e["name"].removeprefix(prefix): execution(d, e["executionArn"])
                  for e in executions_since(d, d.outputs["SyncUserStateMachineArn"], _parse(ended["start"]))
                  if e["name"].startswith(prefix)}
-    unapplied = plan["fixes"] if output["outcome"] in ("dry_run", "held") else []
+    applied = set(plan["to_apply"]) if output["apply"] else set()
+    unapplied = [f for f in plan["fixes"] if f["sub"] not in applied]
     code = FAILED if any(w["status"] != "SUCCEEDED" for w in workflows.values()) \
         else DRIFT if unapplied or plan["findings"] else IN_SYNC
     return {**ended, **{k: output[k] for k in ("outcome", "bucket", "plan_key", "requests_key", "tag")},
-            "summary": plan["summary"], "held": plan["held"], "fixes": plan["fixes"],
+            "summary": plan["summary"], "held": plan["held"], "fixes": plan["fixes"], "unapplied": unapplied,
             "findings": plan["findings"], "workflows": workflows}, code
+
+
+def grouped(report: dict) -> dict:
+    """A sweep's plan for a person to review and diff: each kind of fix (sweep_plan.FixKind)
+    with its users, sorted, then the findings; whether it is held, and what it leaves undone."""
+    fixes = {kind: sorted(({k: v for k, v in f.items() if k != "kind" and v is not None} for f in report["fixes"]
+                           if f["kind"] == kind), key=lambda f: (f["sub"], f.get("room") or ""))
+             for kind in get_args(FixKind)}
+    return {"summary": report["summary"], "held": report["held"], **fixes,
+            "findings": sorted(report["findings"], key=lambda f: (f["kind"], f["subject"], f.get("room") or "")),
+            "unapplied": len(report["unapplied"])}
 
 
 def executions_since(d: Deployment, machine: str, since: datetime):

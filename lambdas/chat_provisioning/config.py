@@ -118,9 +118,9 @@ class ChatConfig(Frozen):
     sweep_max_concurrency: int = Field(default=8, ge=1, le=100)
     # A sweep that would deactivate more users than this count, or than this share of the
     # managed Matrix users, applies nothing and alarms (an emptied or wrong pool looks like
-    # that); an operator approves it with {"approve_deactivations": N}.
-    sweep_max_deactivations: int = Field(default=20, ge=0)
-    sweep_max_deactivation_share: float = Field(default=0.05, ge=0, le=1)
+    # that); an operator approves it with {"approve_removals": N}.
+    sweep_max_removals: int = Field(default=20, ge=0)
+    sweep_max_removal_share: float = Field(default=0.05, ge=0, le=1)
     # Reserved concurrency of each function that calls Synapse (single-threaded): an event
     # flood waits in Step Functions' retries instead of meeting Synapse at once. None: no limit.
     synapse_concurrency: int | None = Field(default=5, ge=1, le=1000)

@@ -6,11 +6,14 @@ from typing import Any
 from .config import ChatConfig
 from .policy import CognitoUser, default_level, level_of
 from .ports import ChatServer
-from .sweep_plan import MatrixSide, matrix_only
+from .sweep_plan import MatrixSide, in_scope, matrix_only
 from .synapse import external_ids
 
 
-def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[CognitoUser]) -> MatrixSide:
+def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[CognitoUser],
+                adopt: bool = False) -> MatrixSide:
+    """`adopt`: the links of every active user in scope too, not only of those Cognito does
+    not know (one request per user: for going live, not for the daily sweep)."""
     users = synapse.list_users()
     members, levels = {}, {}
     for room in config.rooms.values():
@@ -18,8 +21,9 @@ def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[
         if joined is not None:
             members[room.room_id] = joined
             levels[room.room_id] = synapse.power_levels(room.room_id)
-    external = {u: external_ids(synapse.user(u) or {}, config.auth_provider)
-                for u in matrix_only(users_in_cognito, users, config)}
+    linked = ([u for u, deactivated in users.items() if not deactivated and in_scope(u, config)] if adopt
+              else matrix_only(users_in_cognito, users, config))
+    external = {u: external_ids(synapse.user(u) or {}, config.auth_provider) for u in linked}
     return MatrixSide(users, members, levels, external)
 
 

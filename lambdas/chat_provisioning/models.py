@@ -91,9 +91,12 @@ class StepEvent(Run):
 class SweepRequest(Frozen):
     """The sweep's execution input (the schedule sends {})."""
     dry_run: bool = False
-    # An operator's approval of a sweep held for its deactivations: applies if it plans at
-    # most this many.
-    approve_deactivations: int | None = Field(default=None, ge=0)
+    # An operator's approval of a sweep held for its removals (leaves, demotions,
+    # deactivations): applies them if it plans at most this many.
+    approve_removals: int | None = Field(default=None, ge=0)
+    # Read every active account's links (one Synapse request per user) and adopt those without
+    # our tie: going live on a Synapse whose accounts the old trigger or a JWT login made.
+    adopt: bool = False
 
 
 class SweepEvent(Frozen):

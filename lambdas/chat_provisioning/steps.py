@@ -203,21 +203,22 @@ def record_audit(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
 def plan_sweep(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]:
     """The sweep's first step (statemachines/sweep_users.asl.json): plan, store the plan in S3
     (the report, and the subs to sync for the Distributed Map), and say whether to apply it:
-    not on a dry run, not when nothing drifted, not when it would deactivate more than the
-    cap allows unless an operator approved that many."""
+    not on a dry run, not when nothing drifted; when it would remove more than the cap allows
+    and no operator approved that many, only its users whose fixes all add."""
     sweep = parse(SweepEvent, event)
     request = parse(SweepRequest, sweep.request)
     rt = rt or runtime()
     rt.deadline.start(context.get_remaining_time_in_millis())
     with errors_counted("PlanSweep"):
         users = rt.directory.all_users()
-        the_plan = plan(users, read_matrix(rt.synapse, rt.config, users), rt.config)
-    held = the_plan.held(rt.config, request.approve_deactivations)
+        the_plan = plan(users, read_matrix(rt.synapse, rt.config, users, adopt=request.adopt), rt.config)
+    held = the_plan.held(rt.config, request.approve_removals)
+    to_apply = the_plan.to_apply(held)
     sweep_id = execution_name(sweep.execution)
     prefix = f"sweeps/{sweep_id}"
-    report = {**the_plan.report(), "held": held}
+    report = {**the_plan.report(), "held": held, "to_apply": list(to_apply)}
     rt.plans.put(f"{prefix}/plan.json", report)
-    rt.plans.put(f"{prefix}/requests.json", [{"sub": s} for s in the_plan.users])
+    rt.plans.put(f"{prefix}/requests.json", [{"sub": s} for s in to_apply])
     summary = report["summary"]
     count("SweepUsersToFix", summary["users_to_fix"])
     count("SweepFindings", len(the_plan.findings))
@@ -225,7 +226,9 @@ def plan_sweep(event: dict[str, Any], context: LambdaContext, rt: Runtime | None
     outcome = ("dry_run" if request.dry_run else "held" if held
                else "in_step" if not the_plan.users else "apply")
     logger.info("sweep planned", extra={"summary": summary, "outcome": outcome, "held": held})
-    return {"sweep_id": sweep_id, "outcome": outcome, "apply": outcome == "apply", "summary": summary,
+    # A held plan still applies what only adds (Plan.to_apply); its removals wait for a person.
+    apply = outcome in ("apply", "held") and bool(to_apply)
+    return {"sweep_id": sweep_id, "outcome": outcome, "apply": apply, "summary": summary,
             "held": held, "bucket": rt.plans.bucket, "plan_key": f"{prefix}/plan.json",
             "requests_key": f"{prefix}/requests.json",
             "max_concurrency": rt.config.sweep_max_concurrency,

@@ -17,7 +17,9 @@ from .config import ChatConfig
 from .policy import (SUB, CognitoUser, Standing, beyond_the_bot, default_level, desired_levels, desired_memberships,
                      level_of, split_groups, standing, user_id_for)
 
-FixKind = Literal["create", "join", "promote", "demote", "deactivate"]
+FixKind = Literal["adopt", "create", "join", "promote", "demote", "leave", "deactivate"]
+# The fixes that take a privilege away: together they count against the sweep's cap.
+REMOVALS: tuple[FixKind, ...] = ("leave", "demote", "deactivate")
 FindingKind = Literal["invalid_sub", "unknown_group", "no_external_id", "room_missing", "deactivated_in_matrix",
                       "level_beyond_the_bot"]
 
@@ -27,7 +29,8 @@ class MatrixSide:
     users: dict[str, bool]  # user ID -> deactivated
     members: dict[str, frozenset[str]]  # configured room ID -> joined users; absent: no such room
     levels: dict[str, dict[str, Any]]  # configured room ID -> m.room.power_levels content
-    # Cognito external ids of the users that exist only in Matrix (fetched for those alone).
+    # Cognito external ids of the users whose links were read (one request each): those only
+    # in Matrix, and for an adopting sweep (day one) every active user in scope.
     external_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
@@ -51,12 +54,22 @@ class Finding:
 class Plan:
     fixes: tuple[Fix, ...]
     findings: tuple[Finding, ...]
-    managed: int  # active Matrix users in scope: what the deactivation share is a share of
+    managed: int  # active Matrix users in scope: what the removal share is a share of
 
     @property
     def users(self) -> tuple[str, ...]:
         """The subs to sync, each once: each user's own workflow makes all its fixes."""
         return tuple(sorted({f.sub for f in self.fixes}))
+
+    @property
+    def removals(self) -> int:
+        return sum(1 for f in self.fixes if f.kind in REMOVALS)
+
+    def to_apply(self, held: dict[str, Any] | None) -> tuple[str, ...]:
+        """The users to sync: all of them, or for a held plan those whose fixes only add what
+        Cognito grants (adopt, create, join, promote): nothing a wrong pool could take away."""
+        removing = {f.sub for f in self.fixes if f.kind in REMOVALS} if held else set()
+        return tuple(u for u in self.users if u not in removing)
 
     def summary(self) -> dict[str, Any]:
         return {"users_to_fix": len(self.users),
@@ -69,16 +82,16 @@ class Plan:
                 "findings": [vars(f) for f in self.findings]}
 
     def held(self, config: ChatConfig, approved: int | None = None) -> dict[str, Any] | None:
-        """Why this plan must not be applied without a person, or None. More deactivations
-        than the count or the share of managed users allow (at least one is always allowed)
-        is what an emptied or wrong user pool looks like."""
-        deactivations = sum(1 for f in self.fixes if f.kind == "deactivate")
-        cap = min(config.sweep_max_deactivations,
-                  max(1, int(config.sweep_max_deactivation_share * self.managed)))
-        if deactivations <= cap or (approved is not None and deactivations <= approved):
+        """Why this plan's removals (leaves, demotions, deactivations) must not be applied
+        without a person, or None. More than the count or the share of managed users allow
+        (at least one is always allowed) is what an emptied or wrong user pool, or a renamed
+        group, looks like."""
+        removals = self.removals
+        cap = min(config.sweep_max_removals, max(1, int(config.sweep_max_removal_share * self.managed)))
+        if removals <= cap or (approved is not None and removals <= approved):
             return None
-        return {"deactivations": deactivations, "cap": cap, "managed_users": self.managed,
-                "approve": f'check the plan, then start the sweep with {{"approve_deactivations": {deactivations}}}'}
+        return {"removals": removals, "cap": cap, "managed_users": self.managed,
+                "approve": f'check the plan, then start the sweep with {{"approve_removals": {removals}}}'}
 
 
 def in_scope(user_id: str, config: ChatConfig) -> str | None:
@@ -143,9 +156,11 @@ def fixes_of(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSi
         return [Fix(user.sub, "create")], []
     # An account whose user is not confirmed any more keeps no group's grant, and gains nothing.
     known = split_groups(user.groups, config)[0] if status == "confirmed" else ()
-    fixes = [Fix(user.sub, "join", m.room_id) for m in desired_memberships(known, config)
-             if status == "confirmed" and m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
-    findings = []
+    links = matrix.external_ids.get(user_id)
+    fixes = [Fix(user.sub, "adopt")] if status == "confirmed" and links is not None and user.sub not in links else []
+    fixes += [Fix(user.sub, "join", m.room_id) for m in desired_memberships(known, config)
+              if status == "confirmed" and m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
+    findings, beyond = [], set()
     for room, level in desired_levels(known, config).items():
         room_id = config.rooms[room].room_id
         if room_id not in matrix.levels or (level is None and user_id not in matrix.members[room_id]):
@@ -153,14 +168,19 @@ def fixes_of(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSi
         content = matrix.levels[room_id]
         current = level_of(content, user_id)
         wanted = default_level(content) if level is None else level
-        if beyond := beyond_the_bot(content, user_id, level, config.bot_user_id):
+        if why := beyond_the_bot(content, user_id, level, config.bot_user_id):
             todo = (f"raise the bot to {wanted} there, or lower the role's level in config"
                     if wanted > level_of(content, config.bot_user_id) else
                     f"if {current} is right, put the user in the Cognito group that gives it; if not, "
                     "only the user itself can lower it")
             findings.append(Finding("level_beyond_the_bot", user.sub, room=room_id, detail=(
                 f"{config.rooms[room].name}: Cognito's groups give {wanted}, the user is at {current}; "
-                f"{beyond}: {todo}")))
+                f"{why}: {todo}")))
+            beyond.add(room_id)
         elif current != wanted:
             fixes.append(Fix(user.sub, "promote" if current < wanted else "demote", room_id))
+    if config.leave_rooms_on_role_removal:
+        earned = {m.room_id for m in desired_memberships(known, config)}
+        fixes += [Fix(user.sub, "leave", room.room_id) for room in config.rooms.values()
+                  if user_id in matrix.members.get(room.room_id, ()) and room.room_id not in earned | beyond]
     return fixes, findings

@@ -258,10 +258,25 @@ def test_plan_sweep_stores_the_plan_and_the_users_to_sync(context):
 
 
 def test_plan_sweep_holds_a_sweep_that_would_deactivate_too_many(context):
-    rt = runtime_of(sample_config(sweep_max_deactivations=1))
+    rt = runtime_of(sample_config(sweep_max_removals=1))
     for i in range(3):  # Matrix users of our pool that Cognito no longer has
         sub = f"0f9e8d7c-1234-4abc-8def-00000000000{i}"
         rt.synapse.upsert_user(f"@{sub}:{SERVER}", None, sub, "cognito")
     held = sweep(rt, context)
     assert (held["outcome"], held["apply"]) == ("held", False) and held["held"]
-    assert sweep(rt, context, approve_deactivations=3)["outcome"] == "apply"
+    assert sweep(rt, context, approve_removals=3)["outcome"] == "apply"
+    rt.directory.add(SUB, ("analysts",))  # a confirmed user with no account: a create adds only
+    still_held = sweep(rt, context)
+    assert (still_held["outcome"], still_held["apply"]) == ("held", True)
+    assert rt.plans.documents[still_held["requests_key"]] == [{"sub": SUB}]  # the removals wait
+    assert rt.plans.documents[still_held["plan_key"]]["to_apply"] == [SUB]
+
+
+def test_an_adopting_sweep_reads_every_accounts_links_and_plans_their_ties(context):
+    rt = runtime_of()
+    rt.directory.add(SUB)
+    rt.synapse.add_user(USER)  # the old Lambda's account: no tie
+    rt.synapse.members[RED].add(USER)
+    assert sweep(rt, context)["summary"]["fixes"] == {}  # the daily sweep does not read links
+    assert sweep(rt, context, adopt=True)["summary"]["fixes"] == {"adopt": 1}
+    assert rt.synapse.called("user") == [(USER,)]  # one read, for the adopting sweep

@@ -85,8 +85,8 @@ def test_more_deactivations_than_the_cap_hold_the_plan_until_approved(config):
     p = plan([], matrix(config, users, external_ids={uid(s): (s,) for s in subs}), config)
     assert p.summary()["fixes"] == {"deactivate": 40} and p.managed == 40
     held = p.held(config)  # cap: min(20, max(1, 5% of 40 = 2)) = 2
-    assert (held["deactivations"], held["cap"]) == (40, 2)
-    assert '{"approve_deactivations": 40}' in held["approve"]
+    assert (held["removals"], held["cap"]) == (40, 2)
+    assert '{"approve_removals": 40}' in held["approve"]
     assert p.held(config, approved=39) is not None and p.held(config, approved=40) is None
     few = plan([], matrix(config, users, external_ids={uid(s): (s,) for s in subs[:2]}), config)
     assert few.held(config) is None  # two of forty: within the share
@@ -108,3 +108,37 @@ def test_a_level_the_bot_cannot_change_is_a_finding_never_a_fix(config):
     assert demoted_bot.fixes == ()
     assert [(f.kind, f.room) for f in demoted_bot.findings] == [("level_beyond_the_bot", staff)]
     assert "raise the bot to 100" in demoted_bot.findings[0].detail
+
+
+def test_demotions_and_leaves_count_with_deactivations_and_a_held_plan_still_applies_what_adds(config):
+    """A renamed group looks like every member losing its role: with leave_rooms_on_role_removal,
+    each member of the role's room would be demoted and removed. Removals of every kind count
+    against the cap; a held plan still syncs the users whose fixes only add."""
+    leaving = config.model_copy(update={"leave_rooms_on_role_removal": True})
+    red, staff = config.rooms["red_room"].room_id, config.rooms["staff"].room_id
+    subs = [f"{i:08x}-1234-4abc-8def-0123456789ab" for i in range(40)]
+    users = {uid(s): False for s in subs}
+    staff_members = frozenset(uid(s) for s in subs[:3])
+    members = {red: frozenset(uid(s) for s in subs[1:]), staff: staff_members}
+    levels = {staff: {"users": {BOT: 100, **{u: 50 for u in staff_members}}, "users_default": 0}}
+    cognito = [CognitoUser(s, True) for s in subs]  # the staff group renamed: nobody holds `staff`
+    p = plan(cognito, matrix(leaving, users, members, levels), leaving)
+    assert sorted(set(kinds(p))) == [(subs[0], "demote"), (subs[0], "join"), (subs[0], "leave"),
+                                     (subs[1], "demote"), (subs[1], "leave"), (subs[2], "demote"), (subs[2], "leave")]
+    held = p.held(leaving)  # 6 removals, cap min(20, max(1, 5% of 40 = 2)) = 2
+    assert (held["removals"], held["cap"]) == (6, 2)
+    assert p.to_apply(held) == () and p.to_apply(None) == tuple(sorted(subs[:3]))
+    additive = plan(cognito + [CognitoUser(B, True)], matrix(leaving, {**users, uid(B): False}, members, levels), leaving)
+    assert additive.to_apply(additive.held(leaving)) == (B,)  # a join only: applied while the rest waits
+
+
+def test_an_adopting_sweep_plans_a_tie_for_accounts_without_one(config):
+    """Day one: accounts the old trigger or a JWT login made have no tie; the sweep that reads
+    every account's links plans their adoption (the daily one does not read them)."""
+    red = config.rooms["red_room"].room_id
+    users = {uid(A): False, uid(B): False}
+    members = {red: frozenset(users)}
+    linked = {uid(A): (), uid(B): (B,)}  # A: the old Lambda's; B: made by this workflow
+    p = plan([CognitoUser(A, True), CognitoUser(B, True)], matrix(config, users, members, external_ids=linked), config)
+    assert kinds(p) == [(A, "adopt")]
+    assert plan([CognitoUser(A, True)], matrix(config, users, members), config).fixes == ()  # links not read

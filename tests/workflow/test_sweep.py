@@ -16,7 +16,7 @@ UNMANAGED = str(uuid.uuid4())
 def local(tmp_path_factory, config):
     # Two deactivations among a dozen users: above the default 5% share, so allow half here (the
     # cap has tests of its own, in tests/attacks).
-    custom = config.model_copy(update={"unmanaged_subs": (UNMANAGED,), "sweep_max_deactivation_share": 0.5})
+    custom = config.model_copy(update={"unmanaged_subs": (UNMANAGED,), "sweep_max_removal_share": 0.5})
     with env.running(tmp_path_factory.mktemp("sweep"), custom) as local:
         yield local
 

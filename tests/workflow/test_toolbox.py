@@ -130,15 +130,20 @@ def test_errors_are_json_with_exit_1_never_a_traceback_or_drifts_2(local, capsys
     assert code == 1 and "ExecutionDoesNotExist" in answer["executions"][0]["refused"]
 
 
-def test_a_dry_run_sweep_reports_its_plan_and_changes_nothing(local, sub, capsys):
+def test_a_dry_run_sweep_reports_its_plan_and_changes_nothing(local, sub, capsys, tmp_path):
     """The sweep command on the suite's shared stack: a dry run (the other users are other
     tests'; tests/workflow/test_sweep.py applies sweeps on a stack of its own, through the same
-    report)."""
+    report), its plan also written to a file grouped by kind, for a person to review and diff."""
     local.cognito.create_user(sub, ["analysts"], "Noor")  # admin-created: no trigger, no account
-    swept, code, progress = cli(local, capsys, "sweep", "--dry-run")
+    plan_file = tmp_path / "day-one.json"
+    swept, code, progress = cli(local, capsys, "sweep", "--dry-run", "--adopt", "--plan-file", str(plan_file))
     assert (swept["status"], swept["outcome"], swept["workflows"]) == ("SUCCEEDED", "dry_run", {})
     assert {"sub": sub, "kind": "create", "room": None} in swept["fixes"] and code == 2  # left unapplied
     assert swept["plan_key"].endswith("/plan.json") and "PlanSweep done" in progress
+    grouped = json.loads(plan_file.read_text())
+    assert list(grouped) == ["adopt", "create", "deactivate", "demote", "findings", "held", "join", "leave",
+                             "promote", "summary", "unapplied"]  # sorted: a diff of two plans lines up
+    assert {"sub": sub} in grouped["create"] and grouped["unapplied"] == len(swept["fixes"])
     status, _, _ = cli(local, capsys, "user", "status", sub)
     assert status["matrix"]["exists"] is False
 
