@@ -205,11 +205,11 @@ class Operator:
         self.env.aws["stepfunctions"].redrive_execution(executionArn=arn)
         return {"redriven": arn, "from_state": failed_state, **self.wait(arn)}
 
-    def sweep(self, dry_run: bool = False, approve_removals: int | None = None) -> dict:
+    def sweep(self, dry_run: bool = False, approve_removals: int | None = None, adopt: bool = False) -> dict:
         """The deployed SweepUsers state machine, run by moto to the end (its Distributed Map
         included); then each user's workflow it started, and its failure audit. A sweep that
         applies is started with {}, as the schedule starts it."""
-        request = ({"dry_run": True} if dry_run else {}) | (
+        request = ({"dry_run": True} if dry_run else {}) | ({"adopt": True} if adopt else {}) | (
             {"approve_removals": approve_removals} if approve_removals is not None else {})
         arn = self.env.aws["stepfunctions"].start_execution(
             stateMachineArn=self.env.state.sweep_state_machine_arn, name=f"sweep-{uuid.uuid4()}",

@@ -146,7 +146,7 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str, out: Path,
     return {"sync_state_machine_arn": sync, "sweep_state_machine_arn": outputs["SweepUsersStateMachineArn"],
             "plans_bucket": resource("SweepPlans"), "audit_table": outputs["AuditTableName"],
             "locks_table": resource("LocksTable"),
-            "failed_events_url": resource("FailedEventsQueue"), "operator_policy_arn": outputs["OperatorPolicyArn"],
+            "failed_events_url": resource("FailedEventsQueue"), "policies": {k: outputs[k] for k in ("OperatorPolicyArn", "GroupImportPolicyArn")},
             "event_bus": bus_name,
             "functions": functions, "roles": {name: aws["lambda"].get_function_configuration(
                 FunctionName=physical_name)["Role"] for name, physical_name in functions.items()}}
@@ -170,14 +170,16 @@ def with_retry_wait(asl: str, seconds: int | None) -> str:
     return json.dumps(definition, indent=2)
 
 
-def enforce_iam(aws: dict, endpoint: str, control_dir: Path, roles: set[str], operator_policy: str) -> tuple[dict, dict]:
+def enforce_iam(aws: dict, endpoint: str, control_dir: Path, roles: set[str],
+                policies: dict[str, str]) -> tuple[dict, dict, dict]:
     """Turn moto's IAM checks on: from now on every request needs an identity whose policies
     allow its action on its resource (aws_server.py names the resource; iam_check.py checks the
     calls again afterwards). The functions sign with their roles' credentials, assumed here as
     the Lambda service assumes them (aws_server.py hands them to each environment); the local
     run's own callers (Cognito's and EventBridge's stand-ins, the tests) and moto's Step
     Functions interpreter sign as this administrator; the operator's commands sign as a user
-    with the stack's OperatorPolicy only. Returns both users' keys. moto does not expire the roles' session
+    with the stack's OperatorPolicy only, and its day-one import as a user with GroupImportPolicy
+    beside it. Returns the three users' keys. moto does not expire the roles' session
     credentials."""
     iam = aws["iam"]
     # The Lambda service assumes each function's role (its trust policy names no one else).
@@ -195,8 +197,11 @@ def enforce_iam(aws: dict, endpoint: str, control_dir: Path, roles: set[str], op
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
     # An operator, with the stack's OperatorPolicy only: what `chat-provisioning --local` signs as.
     operator = user_keys("operator")
-    iam.attach_user_policy(UserName="operator", PolicyArn=operator_policy)
+    iam.attach_user_policy(UserName="operator", PolicyArn=policies["OperatorPolicyArn"])
+    importer = user_keys("importer")
+    for policy in ("OperatorPolicyArn", "GroupImportPolicyArn"):
+        iam.attach_user_policy(UserName="importer", PolicyArn=policies[policy])
     (control_dir / "admin-credentials.json").write_text(json.dumps(credentials))
     urllib.request.urlopen(urllib.request.Request(
         f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}))
-    return credentials, operator
+    return credentials, operator, importer

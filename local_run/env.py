@@ -107,12 +107,13 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         token_file.chmod(0o600)
         handlers_config = config.model_copy(update={"synapse_url": handlers_synapse_url or config.synapse_url})
         resources = deploy.deploy(aws, handlers_config, token, state_dir / "cdk.out", retry_seconds)
-        credentials, operator = deploy.enforce_iam(aws, endpoint, state_dir / "control",
-                                                   set(resources["roles"].values()), resources["operator_policy_arn"])
+        credentials, operator, importer = deploy.enforce_iam(aws, endpoint, state_dir / "control",
+                                                             set(resources["roles"].values()), resources["policies"])
         state = LocalState(
             state_dir=state_dir, pids=started, synapse_url=synapse["url"], synapse_version=synapse["version"],
             admin_token_file=token_file, jwt_private_key_file=synapse["jwt_private_key_file"],
-            aws_endpoint_url=endpoint, aws_credentials=credentials, operator_credentials=operator, config=config,
+            aws_endpoint_url=endpoint, aws_credentials=credentials, operator_credentials=operator,
+            importer_credentials=importer, config=config,
             sync_state_machine_arn=resources["sync_state_machine_arn"],
             sweep_state_machine_arn=resources["sweep_state_machine_arn"], plans_bucket=resources["plans_bucket"],
             audit_table=resources["audit_table"], locks_table=resources["locks_table"],

@@ -21,6 +21,7 @@ class LocalState(BaseModel):
     aws_endpoint_url: str
     aws_credentials: dict[str, str]  # the administrator's, for the emulated AWS
     operator_credentials: dict[str, str]  # signed as the stack's OperatorPolicy (toolbox)
+    importer_credentials: dict[str, str]  # OperatorPolicy and GroupImportPolicy (import-groups)
     config: ChatConfig  # the local deployment's: its server, pool and rooms
     sync_state_machine_arn: str
     sweep_state_machine_arn: str

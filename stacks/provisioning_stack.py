@@ -100,3 +100,9 @@ class ChatProvisioningStack(Stack):
             allowed(["s3:GetObject"], [plans.arn_for_objects("sweeps/*")])])
         CfnOutput(self, "OperatorPolicyArn", value=policy.managed_policy_arn,
                   description="Attach to the role of the people who run chat-provisioning's commands")
+        # Day one only (`chat-provisioning import-groups --apply`): a grant of roles, kept out of
+        # the everyday policy. Attach it beside OperatorPolicy for the import, then detach it.
+        importing = iam.ManagedPolicy(self, "GroupImportPolicy", description="chat-provisioning import-groups --apply",
+                                      statements=[allowed(["cognito-idp:AdminAddUserToGroup"], [pool])])
+        CfnOutput(self, "GroupImportPolicyArn", value=importing.managed_policy_arn,
+                  description="Beside OperatorPolicy, for import-groups --apply on day one; detach it after")

@@ -85,6 +85,10 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--plan-file", type=Path, metavar="FILE",
                        help="also write the plan to FILE, grouped by kind, to review and diff")
 
+    imports = top.add_parser("import-groups", help="propose the Cognito groups today's Matrix roles imply "
+                             "(day one; a dry run unless --apply, which needs GroupImportPolicy)")
+    imports.add_argument("--apply", action="store_true", help="add each user to its proposed groups in Cognito")
+
     attach = top.add_parser("attach-trigger", help="attach the PostConfirmation trigger to an existing "
                             "pool, keeping every other setting (dry run unless --apply)")
     attach.add_argument("--user-pool-id", required=True)
@@ -98,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
 
 def deployment(args: argparse.Namespace) -> Deployment:
     if args.local:  # the local run is an endpoint; its operator has the stack's OperatorPolicy
-        return Deployment.local(args.state_dir, args.stack)
+        return Deployment.local(args.state_dir, args.stack, importer=args.area == "import-groups")
     return Deployment.find(args.stack, args.region, args.profile, args.endpoint_url)
 
 
@@ -115,6 +119,8 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
         return operations.user_status(d, args.who, args.since)
     if args.area == "user":
         return operations.user_sync(d, args.who, progress, wait=not args.no_wait)
+    if args.area == "import-groups":
+        return operations.import_groups(d, args.apply, progress)
     if args.area == "executions":
         if bool(args.arns) == bool(args.since):
             raise ToolError("name the executions, or --since a time (not both)")

@@ -49,14 +49,15 @@ class Deployment:
         return cls(stack, outputs, session, endpoint_url)
 
     @classmethod
-    def local(cls, state_dir: Path, stack: str) -> "Deployment":
+    def local(cls, state_dir: Path, stack: str, importer: bool = False) -> "Deployment":
         """The local run's stack (`local up`): its endpoint, signed as its operator, a user with
-        the stack's OperatorPolicy alone."""
+        the stack's OperatorPolicy alone, or (`importer`) one with GroupImportPolicy beside it."""
         path = state_dir / "state.json"
         if not path.exists():
             raise ToolError(f"no {path}: run `chat-provisioning local up` first")
         state = LocalState.load(state_dir)
-        return cls.find(stack, "us-east-1", None, state.aws_endpoint_url, state.operator_credentials)
+        credentials = state.importer_credentials if importer else state.operator_credentials
+        return cls.find(stack, "us-east-1", None, state.aws_endpoint_url, credentials)
 
     def client(self, service: str):
         if service not in self._clients:

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chat_provisioning.audit import DynamoAuditStore
 from chat_provisioning.aws import FAILED_STATUSES, newest_state_entered, start_once
 from chat_provisioning.errors import InvalidInput
-from chat_provisioning.policy import normalise_sub
+from chat_provisioning.policy import CONFIRMED, normalise_sub
 from chat_provisioning.sweep_plan import FixKind
 
 from .deployment import Deployment, ToolError
@@ -216,6 +216,44 @@ def sweep(d: Deployment, dry_run: bool, approve_removals: int | None, adopt: boo
     return sweep_report(d, arn, progress)
 
 
+def import_groups(d: Deployment, apply: bool, progress: Progress) -> tuple[dict, int]:
+    """The Cognito group memberships today's Matrix roles imply, as a dry-run sweep proposes
+    them (sweep_plan.implied_groups); with `apply`, each added in Cognito (AdminAddUserToGroup,
+    which needs the stack's GroupImportPolicy) to a user still enabled and confirmed there.
+    CloudTrail records each call, and the user's workflow that it starts records the change in
+    the audit trail. Exit 0: nothing to propose, or all added; 2: proposals left (a dry run);
+    1: a user not added (see `refused`)."""
+    report, code = sweep(d, dry_run=True, approve_removals=None, adopt=False, progress=progress)
+    if report["status"] != "SUCCEEDED":
+        return report, code
+    proposed = report["proposed_groups"]
+    answer = {"proposed": proposed, "applied": apply, "sweep": report["execution_arn"]}
+    if not apply:
+        return answer, DRIFT if proposed else IN_SYNC
+    added, refused = add_to_groups(d.client("cognito-idp"), d.outputs["UserPoolId"], proposed, progress)
+    return {**answer, "added": added, "refused": refused}, ERROR if refused else IN_SYNC
+
+
+def add_to_groups(idp, pool: str, proposed: list[dict], progress: Progress) -> tuple[list[dict], list[dict]]:
+    """Each proposal added in Cognito, if its user is still enabled and confirmed there (the
+    plan was read a moment ago, a person reviewed it since): (added, refused with why)."""
+    added, refused = [], []
+    for proposal in proposed:
+        found = idp.list_users(UserPoolId=pool, Filter=f'sub = "{normalise_sub(proposal["sub"])}"', Limit=1)["Users"]
+        user = found[0] if found else None
+        if user is None or not user["Enabled"] or user["UserStatus"] not in CONFIRMED:
+            refused.append({**proposal, "error": "no longer an enabled, confirmed user in Cognito"})
+            continue
+        try:
+            idp.admin_add_user_to_group(UserPoolId=pool, Username=user["Username"], GroupName=proposal["group"])
+        except ClientError as e:
+            refused.append({**proposal, "error": e.response["Error"]["Code"]})
+            continue
+        added.append(proposal)
+        progress(f"{proposal['sub']} added to {proposal['group']}")
+    return added, refused
+
+
 def sweep_report(d: Deployment, arn: str, progress: Progress) -> tuple[dict, int]:
     """The sweep `arn`, once it has ended, and what it planned and ran."""
     sfn = d.client("stepfunctions")
@@ -234,7 +272,7 @@ def sweep_report(d: Deployment, arn: str, progress: Progress) -> tuple[dict, int
         else DRIFT if unapplied or plan["findings"] else IN_SYNC
     return {**ended, **{k: output[k] for k in ("outcome", "bucket", "plan_key", "requests_key", "tag")},
             "summary": plan["summary"], "held": plan["held"], "fixes": plan["fixes"], "unapplied": unapplied,
-            "findings": plan["findings"], "workflows": workflows}, code
+            "findings": plan["findings"], "proposed_groups": plan["proposed_groups"], "workflows": workflows}, code
 
 
 def grouped(report: dict) -> dict:

@@ -51,10 +51,20 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """A Cognito group that what the user holds in Matrix now implies (day one: roles set by
+    hand, which the first sweep would otherwise take away). Applied only by an operator."""
+    sub: str
+    group: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class Plan:
     fixes: tuple[Fix, ...]
     findings: tuple[Finding, ...]
     managed: int  # active Matrix users in scope: what the removal share is a share of
+    proposals: tuple[Proposal, ...] = ()
 
     @property
     def users(self) -> tuple[str, ...]:
@@ -77,9 +87,9 @@ class Plan:
                 "findings": dict(sorted(Counter(f.kind for f in self.findings).items()))}
 
     def report(self) -> dict[str, Any]:
-        """The summary and every fix and finding: what a sweep stores and prints."""
+        """The summary and every fix, finding and proposed group: what a sweep stores and prints."""
         return {"summary": self.summary(), "fixes": [vars(f) for f in self.fixes],
-                "findings": [vars(f) for f in self.findings]}
+                "findings": [vars(f) for f in self.findings], "proposed_groups": [vars(p) for p in self.proposals]}
 
     def held(self, config: ChatConfig, approved: int | None = None) -> dict[str, Any] | None:
         """Why this plan's removals (leaves, demotions, deactivations) must not be applied
@@ -112,6 +122,7 @@ def matrix_only(cognito: Iterable[CognitoUser], users: dict[str, bool], config: 
 def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig) -> Plan:
     cognito = list(cognito)
     fixes: list[Fix] = []
+    proposals: list[Proposal] = []
     findings = [Finding("room_missing", room.room_id, f"configured room {key!r} is not in Synapse")
                 for key, room in config.rooms.items() if room.room_id not in matrix.members]
 
@@ -131,6 +142,10 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
         user_fixes, user_findings = fixes_of(user, status, user_id, matrix, config)
         fixes += user_fixes
         findings += user_findings
+        if status == "confirmed" and matrix.users.get(user_id) is False:
+            held = split_groups(user.groups, config)[0]
+            proposals += [Proposal(user.sub, group, detail) for group, detail in implied_groups(user_id, matrix, config)
+                          if group not in held]
 
     for user_id in matrix_only(cognito, matrix.users, config):
         sub = in_scope(user_id, config)
@@ -141,7 +156,26 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
                                     "named like a Cognito sub that Cognito does not know, and not "
                                     "tied to it by external_ids: left alone"))
     managed = sum(1 for u, deactivated in matrix.users.items() if not deactivated and in_scope(u, config))
-    return Plan(tuple(fixes), tuple(findings), managed)
+    return Plan(tuple(fixes), tuple(findings), managed, tuple(proposals))
+
+
+def implied_groups(user_id: str, matrix: MatrixSide, config: ChatConfig) -> list[tuple[str, str]]:
+    """The roles whose every grant the user holds in Matrix now (a member of each of the role's
+    rooms, at its level or above), each with what shows it."""
+    implied = []
+    for group, grants in config.roles.items():
+        held = []
+        for grant in grants:
+            room = config.rooms[grant.room]
+            if user_id not in matrix.members.get(room.room_id, ()):
+                break
+            level = level_of(matrix.levels.get(room.room_id, {}), user_id)
+            if grant.power_level is not None and level < grant.power_level:
+                break
+            held.append(f"in {room.name}" + (f" at {level}" if grant.power_level is not None else ""))
+        else:
+            implied.append((group, ", ".join(held)))
+    return implied
 
 
 def fixes_of(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSide,

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ATTACKS = "tests/attacks/test_attacks.py"
 OPERATOR = "tests/unit/test_operator.py"
 TOOLBOX = "tests/workflow/test_toolbox.py"
+ADOPTION = "tests/workflow/test_adoption.py"
 
 # (protection, file, the code that makes it, the code without it, the tests that must fail)
 MUTATIONS = [
@@ -190,6 +191,15 @@ MUTATIONS = [
     ("a held plan applies only the users whose fixes add", "lambdas/chat_provisioning/sweep_plan.py",
      "return tuple(u for u in self.users if u not in removing)", "return self.users",
      ["tests/unit/test_sweep_plan.py::test_demotions_and_leaves_count_with_deactivations_and_a_held_plan_still_applies_what_adds"]),
+    ("the import adds groups only to users Cognito still enables", "toolbox/operations.py",
+     'if user is None or not user["Enabled"] or user["UserStatus"] not in CONFIRMED:', "if user is None:",
+     [f"{OPERATOR}::test_the_import_adds_groups_only_to_users_still_enabled_and_confirmed"]),
+    ("the import's grant is not in the everyday policy", "stacks/provisioning_stack.py",
+     'allowed(["cognito-idp:ListUsers"], [pool]),', 'allowed(["cognito-idp:ListUsers", "cognito-idp:AdminAddUserToGroup"], [pool]),',
+     [f"{ADOPTION}::test_the_import_proposes_the_groups_of_todays_roles_and_needs_its_own_policy"]),
+    ("the sweep plans the adoption of accounts without our tie", "lambdas/chat_provisioning/sweep_plan.py",
+     'fixes = [Fix(user.sub, "adopt")] if status == "confirmed"', 'fixes = [Fix(user.sub, "adopt")] if False',
+     [f"{ADOPTION}::test_the_first_plan_lists_exactly_the_expected_changes"]),
     ("local down stops what any state.json names", "local_run/env.py",
      "    started = pids(state_dir)\n", "    started = LocalState.load(state_dir).pids\n",
      ["tests/workflow/test_local_env.py::test_down_stops_what_a_state_json_of_another_shape_names"]),

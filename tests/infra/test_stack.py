@@ -520,15 +520,20 @@ def test_the_dashboard_shows_what_is_published_and_nothing_else(template):
     assert "#dashboards/dashboard/ChatProvisioning-operations" in json.dumps(template["Outputs"]["DashboardUrl"])
 
 
-def test_the_operator_policy_is_what_the_readme_lists(template):
+def test_the_operator_policies_are_what_the_readme_lists(template):
     """The stack's OperatorPolicy allows what README's "What an operator's role needs" lists
-    (the workflow tests check the commands' calls against that list, signed with this policy)."""
-    (policy,) = resources(template, "AWS::IAM::ManagedPolicy").values()
-    allowed = {a for s in policy["PolicyDocument"]["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str)
-                                                                          else s["Action"])}
+    (the workflow tests check the commands' calls against that list, signed with this policy);
+    the day-one GroupImportPolicy, the one grant of roles an operator can make, stands apart."""
+    def allowed(policy: dict) -> set[str]:
+        return {a for s in policy["PolicyDocument"]["Statement"]
+                for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    policies = resources(template, "AWS::IAM::ManagedPolicy")
+    operator, importing = (next(p for name, p in policies.items() if name.startswith(prefix))
+                           for prefix in ("OperatorPolicy", "GroupImportPolicy"))
     listed = (ROOT / "README.md").read_text().split("**What an operator's role needs:**")[1].split("\n\n")[0]
-    assert allowed == set(re.findall(r"`([a-z0-9-]+:[A-Za-z]+)`", listed))
-    assert "OperatorPolicyArn" in template["Outputs"]
+    assert allowed(operator) == set(re.findall(r"`([a-z0-9-]+:[A-Za-z]+)`", listed))
+    assert allowed(importing) == {"cognito-idp:AdminAddUserToGroup"} and len(policies) == 2
+    assert {"OperatorPolicyArn", "GroupImportPolicyArn"} <= set(template["Outputs"])
 
 
 def test_a_new_pin_is_a_new_lambda_asset(monkeypatch):

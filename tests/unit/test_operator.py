@@ -75,3 +75,30 @@ def test_only_declared_metrics_with_their_dimensions_are_published():
         telemetry.count("NotDeclared")
     with pytest.raises(ValueError):
         telemetry.count("ExecutionsFailed", cause="signup")  # step and error missing
+
+
+def test_the_import_adds_groups_only_to_users_still_enabled_and_confirmed():
+    """Between the plan an operator reviewed and --apply, a user may have been disabled or
+    deleted: Cognito's word now decides, as everywhere."""
+    import boto3
+    from moto import mock_aws
+
+    from toolbox.operations import add_to_groups
+
+    with mock_aws():
+        idp = boto3.client("cognito-idp", region_name="us-east-1")
+        pool = idp.create_user_pool(PoolName="import")["UserPool"]["Id"]
+        idp.create_group(UserPoolId=pool, GroupName="staff")
+        subs = {}
+        for name in ("kept", "disabled", "deleted"):
+            user = idp.admin_create_user(UserPoolId=pool, Username=name, MessageAction="SUPPRESS")["User"]
+            idp.admin_set_user_password(UserPoolId=pool, Username=name, Password="Passw0rd!x", Permanent=True)
+            subs[name] = {a["Name"]: a["Value"] for a in user["Attributes"]}["sub"]
+        idp.admin_disable_user(UserPoolId=pool, Username="disabled")
+        idp.admin_delete_user(UserPoolId=pool, Username="deleted")
+        proposed = [{"sub": subs[n], "group": "staff", "detail": "in Staff at 100"} for n in subs]
+        added, refused = add_to_groups(idp, pool, proposed, progress=lambda line: None)
+        assert [a["sub"] for a in added] == [subs["kept"]]
+        assert [r["sub"] for r in refused] == [subs["disabled"], subs["deleted"]]
+        members = idp.list_users_in_group(UserPoolId=pool, GroupName="staff")["Users"]
+        assert [u["Username"] for u in members] == ["kept"]

@@ -142,3 +142,19 @@ def test_an_adopting_sweep_plans_a_tie_for_accounts_without_one(config):
     p = plan([CognitoUser(A, True), CognitoUser(B, True)], matrix(config, users, members, external_ids=linked), config)
     assert kinds(p) == [(A, "adopt")]
     assert plan([CognitoUser(A, True)], matrix(config, users, members), config).fixes == ()  # links not read
+
+
+def test_the_plan_proposes_the_groups_what_users_hold_in_matrix_implies(config):
+    """Day one: Staff set to 100 by hand, an Analyst added by hand. Each is proposed the group
+    that keeps what it has; a Staff member at the room's default is no staff; a user who holds
+    the group already, or has no account, is proposed nothing."""
+    red, staff, analysts = (config.rooms[k].room_id for k in ("red_room", "staff", "analysts"))
+    C, D = "2f9e8d7c-1234-4abc-8def-0123456789ab", "3f9e8d7c-1234-4abc-8def-0123456789ab"
+    users = {uid(A): False, uid(B): False, uid(C): False}
+    members = {red: frozenset(users), staff: frozenset({uid(A), uid(B)}), analysts: frozenset({uid(A), uid(C)})}
+    levels = {staff: {"users": {BOT: 100, uid(A): 100}, "users_default": 0}}
+    p = plan([CognitoUser(A, True), CognitoUser(B, True), CognitoUser(C, True, ("analysts",)), CognitoUser(D, True)],
+             matrix(config, users, members, levels), config)
+    assert [(x.sub, x.group, x.detail) for x in p.proposals] == [
+        (A, "staff", "in Staff at 100"), (A, "analysts", "in Analysts")]
+    assert p.report()["proposed_groups"][0] == {"sub": A, "group": "staff", "detail": "in Staff at 100"}

@@ -1,53 +1,163 @@
-"""Going live on a Synapse that has users already (Phenom's brown field): accounts the old
-Lambda made (no external id, The Red Room only) and accounts an SSO login linked to its
-provider. The workflow adopts them (adds its tie) and keeps every other provider's link, on
-every path that writes the user."""
+"""Going live on a Synapse that has users already, built as Phenom's is (chat-services.md):
+accounts the old chat-user-provisioner Lambda made (no external id, The Red Room only), one a
+JWT login made, one an SSO login linked to its provider, Staff set to 100 by hand, an Analyst
+added by hand, a room member no group explains, and people and bots Cognito does not know.
+The day-one path is the README's runbook: plan (adopting), import the groups today's roles
+imply, plan again (nothing removed), then the sweep that adopts; every other provider's link
+kept on every path that writes a user."""
+
+import json
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from local_run import env
+from toolbox import operations
+from toolbox.cli import main
+
+REMOVALS = ("demote", "leave", "deactivate")
 
 
+def new() -> str:
+    return str(uuid.uuid4())
 
-def sso_link(sub) -> tuple[str, str]:
+
+@dataclass(frozen=True)
+class BrownField:
+    """The subs of Phenom's kinds of users, and the Matrix IDs of those Cognito does not know."""
+    legacy: str  # the old Lambda's account, in The Red Room; Cognito: analysts
+    plain: str  # the old Lambda's account, in The Red Room; no group
+    jwt: str  # made by its first JWT login: no tie, no room
+    sso: str  # the old Lambda's account, linked to an SSO provider too
+    staff: tuple[str, str]  # at 100 in Staff by hand; no staff group in Cognito
+    analyst: str  # in Analysts by hand; no analysts group
+    member: str  # in Experiencers at the room's default; no group
+    unprovisioned: str  # confirmed in Cognito, no account (a lost sign-up)
+    strangers: tuple[str, ...]  # a human admin, another bot, a sub-named account Cognito lacks
+
+
+def sso_link(sub: str) -> tuple[str, str]:
     """A Google login's link (an external id is one account's on the whole server)."""
     return ("oidc-google", f"g-{sub[:8]}")
 
 
-def links_of(local, sub) -> list[tuple[str, str]]:
-    user = local.admin("GET", f"/_synapse/admin/v2/users/{local.user_id(sub)}").json()
+def links_of(local, user_id: str) -> list[tuple[str, str]]:
+    user = local.admin("GET", f"/_synapse/admin/v2/users/{user_id}").json()
     return sorted((e["auth_provider"], e["external_id"]) for e in user["external_ids"])
 
 
-def old_lambdas_account(local, sub, links: tuple[tuple[str, str], ...] = ()) -> None:
-    """What chat-user-provisioner left: the user made by the admin API, in The Red Room."""
-    user = local.user_id(sub)
-    local.admin("PUT", f"/_synapse/admin/v2/users/{user}", json={"external_ids": [
+def account(local, user_id: str, links=(), rooms=(), level: dict[str, int] | None = None) -> None:
+    """An account made outside this workflow, through the admin API as its maker did."""
+    local.admin("PUT", f"/_synapse/admin/v2/users/{user_id}", json={"external_ids": [
         {"auth_provider": p, "external_id": e} for p, e in links]}).raise_for_status()
-    local.synapse.join(local.config.rooms["red_room"].room_id, user)
+    for room in rooms:
+        local.synapse.join(local.config.rooms[room].room_id, user_id)
+    for room, value in (level or {}).items():
+        local.synapse.set_power_levels(local.config.rooms[room].room_id, {user_id: value})
 
 
-def test_an_sso_link_survives_sign_up_group_change_sync_sweep_and_reactivation(local, sub):
-    old_lambdas_account(local, sub, (sso_link(sub),))
+@pytest.fixture(scope="module")
+def local(tmp_path_factory, config):
+    with env.running(tmp_path_factory.mktemp("brown-field"), config) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def field(local) -> BrownField:
+    f = BrownField(legacy=new(), plain=new(), jwt=new(), sso=new(), staff=(new(), new()), analyst=new(),
+                   member=new(), unprovisioned=new(),
+                   strangers=(f"@logan:{local.config.server_name}", f"@other-bot:{local.config.server_name}",
+                              local.user_id(new())))
+    uid = local.user_id
+    for sub, groups in ((f.legacy, ["analysts"]), (f.plain, []), (f.jwt, []), (f.sso, []), (f.staff[0], []),
+                        (f.staff[1], []), (f.analyst, []), (f.member, []), (f.unprovisioned, [])):
+        local.cognito.create_user(sub, groups)
+    for sub in (f.legacy, f.plain, f.staff[0], f.staff[1], f.analyst, f.member):
+        account(local, uid(sub), rooms=["red_room"])
+    account(local, uid(f.sso), links=[sso_link(f.sso)], rooms=["red_room"])
+    assert local.inspector.login(f.jwt)["logged_in"]  # the mobile app's first login made it
+    for sub in f.staff:
+        account(local, uid(sub), rooms=["staff"], level={"staff": 100})
+    account(local, uid(f.analyst), rooms=["analysts"])
+    account(local, uid(f.member), rooms=["experiencers"])
+    logan, other_bot, orphan = f.strangers
+    account(local, logan, rooms=["red_room", "staff"], level={"staff": 100})
+    account(local, other_bot, rooms=["staff"], level={"staff": 50})
+    account(local, orphan, rooms=["red_room"])  # named like a sub, not in Cognito, no tie
+    return f
+
+
+def test_the_first_plan_lists_exactly_the_expected_changes(local, field, tmp_path, capsys):
+    f = field
+    staff, analysts = (local.config.rooms[k].room_id for k in ("staff", "analysts"))
+    plan_file = tmp_path / "day-one.json"
+    code = main(["--state-dir", str(local.state.state_dir), "--local", "sweep", "--dry-run", "--adopt",
+                 "--plan-file", str(plan_file)])
+    capsys.readouterr()
+    plan = json.loads(plan_file.read_text())
+    assert code == 2 and plan["held"] is None
+    assert plan["adopt"] == [{"sub": s} for s in sorted([f.legacy, f.plain, f.jwt, f.sso, *f.staff, f.analyst, f.member])]
+    assert plan["create"] == [{"sub": f.unprovisioned}]
+    assert plan["join"] == sorted([{"sub": f.legacy, "room": analysts}, {"sub": f.jwt, "room": local.config.rooms["red_room"].room_id}],
+                                  key=lambda j: j["sub"])
+    assert all(plan[kind] == [] for kind in ("promote", *REMOVALS))
+    assert sorted((x["kind"], x["subject"], x.get("room")) for x in plan["findings"]) == sorted(
+        [("level_beyond_the_bot", s, staff) for s in f.staff] + [("no_external_id", f.strangers[2], None)])
+
+
+def test_the_import_proposes_the_groups_of_todays_roles_and_needs_its_own_policy(local, field):
+    f = field
+    everyday, _ = operations.import_groups(local.operator.deployment, apply=True, progress=lambda line: None)
+    assert everyday["added"] == [] and {r["error"][:12] for r in everyday["refused"]} == {"AccessDenied"}
+    proposed = {(p["sub"], p["group"]) for p in everyday["proposed"]}
+    assert proposed == {(f.staff[0], "staff"), (f.staff[1], "staff"), (f.analyst, "analysts"), (f.member, "experiencers")}
+
+    code = main(["--state-dir", str(local.state.state_dir), "--local", "import-groups", "--apply"])
+    assert code == 0  # signed with GroupImportPolicy beside OperatorPolicy
+    groups = local.aws["cognito-idp"].admin_list_groups_for_user
+    for sub, group in proposed:
+        listed = groups(UserPoolId=local.state.user_pool_id, Username=sub)["Groups"]
+        assert group in {g["GroupName"] for g in listed}
+    again = local.operator.sweep(dry_run=True, adopt=True)
+    assert not [x for x in again["fixes"] if x["kind"] in REMOVALS]
+    assert not [x for x in again["findings"] if x["kind"] == "level_beyond_the_bot"]
+    assert again["proposed_groups"] == []
+
+
+def test_the_go_live_sweep_adopts_starts_no_run_that_must_fail_and_touches_no_stranger(local, field):
+    f = field
+    before = {u: local.admin("GET", f"/_synapse/admin/v2/users/{u}").json() for u in f.strangers}
+    levels_before = local.synapse.power_levels(local.config.rooms["staff"].room_id)["users"]
+    swept = local.operator.sweep(adopt=True)
+    assert swept["outcome"] == "apply" and swept["executions"]
+    assert {r["status"] for r in swept["executions"].values()} == {"SUCCEEDED"}
+    for sub in (f.legacy, f.plain, f.jwt, *f.staff, f.analyst, f.member):
+        assert links_of(local, local.user_id(sub)) == [("cognito", sub)]
+    assert links_of(local, local.user_id(f.sso)) == sorted([sso_link(f.sso), ("cognito", f.sso)])
+    assert {u: local.admin("GET", f"/_synapse/admin/v2/users/{u}").json() for u in f.strangers} == before
+    levels = local.synapse.power_levels(local.config.rooms["staff"].room_id)["users"]
+    assert {u: levels.get(u) for u in f.strangers[:2]} == {u: levels_before.get(u) for u in f.strangers[:2]}
+    assert local.operator.sweep(dry_run=True, adopt=True)["fixes"] == []  # converged
+
+
+def test_an_sso_link_survives_sign_up_group_change_sync_sweep_and_reactivation(local):
+    sub = new()
+    account(local, local.user_id(sub), links=[sso_link(sub)], rooms=["red_room"])
     ours = sorted([sso_link(sub), ("cognito", sub)])
 
-    signed_up = local.cognito.signup(sub, ["analysts"], None)
-    assert signed_up["status"] == "SUCCEEDED"
+    assert local.cognito.signup(sub, ["analysts"], None)["status"] == "SUCCEEDED"
     assert local.audit.trail(sub)[0]["outcome"] == "adopted"
-    assert links_of(local, sub) == ours
+    assert links_of(local, local.user_id(sub)) == ours
     assert local.cognito.change(sub, "AdminAddUserToGroup", "experiencers")["status"] == "SUCCEEDED"
-    assert links_of(local, sub) == ours
+    assert links_of(local, local.user_id(sub)) == ours
     assert local.events.send_sync_event({"sub": sub})["status"] == "SUCCEEDED"
-    assert local.operator.start(sub, {"sub": sub, "cause": "sweep"})["status"] == "SUCCEEDED"  # a sweep's run
-    assert links_of(local, sub) == ours
+    local.kick(sub, "experiencers")  # drift the next sweep repairs
+    swept = local.operator.sweep()
+    assert swept["executions"][sub]["status"] == "SUCCEEDED"
+    assert links_of(local, local.user_id(sub)) == ours
     assert local.cognito.change(sub, "AdminDisableUser")["status"] == "SUCCEEDED"
     assert local.cognito.change(sub, "AdminEnableUser")["status"] == "SUCCEEDED"
     assert [a["outcome"] for a in local.audit.trail(sub) if a["step"] == "ProvisionUser"][-1] == "reactivated"
-    assert links_of(local, sub) == ours
+    assert links_of(local, local.user_id(sub)) == ours
     assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Analysts", 0), ("Experiencers", 0)}
-
-
-def test_an_old_lambdas_account_is_adopted_once_and_placed_by_its_groups(local, sub):
-    old_lambdas_account(local, sub)
-    assert local.cognito.signup(sub, ["analysts"], None)["status"] == "SUCCEEDED"
-    assert links_of(local, sub) == [("cognito", sub)]
-    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Analysts", 0)}
-    assert local.events.send_sync_event({"sub": sub})["status"] == "SUCCEEDED"
-    outcomes = [a["outcome"] for a in local.audit.trail(sub) if a["step"] == "ProvisionUser"]
-    assert outcomes == ["adopted", "unchanged"]
