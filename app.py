@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The CDK app: config from cdk.json context (validated here, at synth), one stack, cdk-nag."""
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,11 +16,32 @@ from chat_provisioning.config import CONTEXT_KEY, ChatConfig  # noqa: E402
 from stacks.provisioning_stack import ChatProvisioningStack  # noqa: E402
 
 
+def context_config(context: dict) -> object:
+    """cdk.json's `chat-provisioning` object, with what `cdk ... -c` overrides. The CLI sets
+    each `-c key=value` as a top-level string: `-c chat-provisioning.<key>=<value>` sets that
+    one key (its value read as JSON where it parses, `false`, `5`, `{...}`; else as a string),
+    and `-c chat-provisioning='{...}'` replaces the whole object."""
+    config = context.get(CONTEXT_KEY)
+    if isinstance(config, str):
+        config = json.loads(config)
+    overrides = {k.removeprefix(f"{CONTEXT_KEY}."): v for k, v in context.items() if k.startswith(f"{CONTEXT_KEY}.")}
+    if not overrides:
+        return config
+    return {**(config or {}), **{key: _json_or_string(value) for key, value in overrides.items()}}
+
+
+def _json_or_string(value: object) -> object:
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
+
+
 def build(app: App) -> ChatProvisioningStack:
     try:
-        config = ChatConfig.model_validate(app.node.try_get_context(CONTEXT_KEY))
-    except ValidationError as e:
-        raise SystemExit(f"cdk.json context '{CONTEXT_KEY}' is invalid:\n{e}") from None
+        config = ChatConfig.model_validate(context_config(app.node.get_all_context()))
+    except (ValidationError, ValueError) as e:
+        raise SystemExit(f"cdk.json context '{CONTEXT_KEY}' (with its -c overrides) is invalid:\n{e}") from None
     region = config.user_pool.user_pool_id.split("_")[0]  # the pool's region
     stack = ChatProvisioningStack(
         app, "ChatProvisioning", config,

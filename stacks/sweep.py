@@ -45,6 +45,6 @@ def run_sweeps(stack: Stack, config: ChatConfig, workflow: Workflow, plans: s3.B
         conditions={"ArnNotEquals": {"aws:PrincipalArn": [workflow.steps["PlanSweep"].role.role_arn,
                                                           sweep.role.role_arn]}}))
     events.Rule(stack, "SweepSchedule", description="The reconciliation sweep",
-                schedule=events.Schedule.expression(config.sweep_schedule),
+                schedule=events.Schedule.expression(config.sweep_schedule), enabled=config.sweep_schedule_enabled,
                 targets=[targets.SfnStateMachine(sweep, input=events.RuleTargetInput.from_object({}),
                                                  **delivery)])

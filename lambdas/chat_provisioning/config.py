@@ -115,6 +115,8 @@ class ChatConfig(Frozen):
     # The reconciliation sweep: when (an EventBridge schedule expression), and how many
     # per-user workflows it runs at once (Synapse is single-threaded).
     sweep_schedule: str = Field(default="rate(1 day)", pattern=r"^(rate|cron)\(.+\)$")
+    # False: the schedule's rule is deployed disabled (going live: plan, import, then enable).
+    sweep_schedule_enabled: bool = True
     sweep_max_concurrency: int = Field(default=8, ge=1, le=100)
     # A sweep that would deactivate more users than this count, or than this share of the
     # managed Matrix users, applies nothing and alarms (an emptied or wrong pool looks like

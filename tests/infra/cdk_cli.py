@@ -14,10 +14,10 @@ from local_run.deploy import project_context
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli_synth(out: Path, config: ChatConfig | None, **environment: str) -> Path:
+def cli_synth(out: Path, config: ChatConfig | None, context: tuple[str, ...] = (), **environment: str) -> Path:
     """`cdk synth` through the CLI, offline, with no credentials, in a project whose cdk.json
-    holds `config` (None: the shipped cdk.json); `environment`: what the CLI adds when it
-    deploys (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION)."""
+    holds `config` (None: the shipped cdk.json); `context`: `-c` overrides as an operator types
+    them; `environment`: what the CLI adds when it deploys (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION)."""
     project = ROOT
     if config is not None:  # as an operator edits it: the same app, another cdk.json
         project = out.parent / f"{out.name}-project"
@@ -28,7 +28,8 @@ def cli_synth(out: Path, config: ChatConfig | None, **environment: str) -> Path:
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_DEFAULT_"))}
     clean_env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
                      AWS_SHARED_CREDENTIALS_FILE="/dev/null", CDK_DISABLE_VERSION_CHECK="true", **environment)
-    run = subprocess.run([str(ROOT / "node_modules/.bin/cdk"), "synth", "--quiet", "--output", str(out)],
+    run = subprocess.run([str(ROOT / "node_modules/.bin/cdk"), "synth", "--quiet", "--output", str(out),
+                          *(arg for c in context for arg in ("-c", c))],
                          cwd=project, env=clean_env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     return out

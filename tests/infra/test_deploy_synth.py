@@ -20,3 +20,18 @@ def test_the_shipped_cdk_json_is_valid_and_synthesizes_as_cdk_deploy_does(tmp_pa
     assert "111122223333" in (out / "ChatProvisioning.template.json").read_text()
     assert cfn_lint_errors(out / "ChatProvisioning.template.json") == ""
     assert checkov_failures(out / "ChatProvisioning.template.json") == []
+
+
+def test_a_go_live_deploy_turns_the_schedule_off_with_one_override(tmp_path):
+    """The README's runbook deploys with `-c chat-provisioning.sweep_schedule_enabled=false`:
+    the CLI sets that dotted key as a top-level string, which app.py reads into the config."""
+    out = cli_synth(tmp_path / "cdk.out", config=None, context=("chat-provisioning.sweep_schedule_enabled=false",
+                                                                  "chat-provisioning.sweep_max_removals=3"),
+                    CDK_DEFAULT_ACCOUNT="111122223333", CDK_DEFAULT_REGION="us-east-1")
+    resources = json.loads((out / "ChatProvisioning.template.json").read_text())["Resources"]
+    (rule,) = [r for name, r in resources.items() if name.startswith("SweepSchedule")]
+    assert rule["Properties"]["State"] == "DISABLED"
+    configs = {json.loads(r["Properties"]["Environment"]["Variables"]["CHAT_CONFIG"])["sweep_max_removals"]
+               for r in resources.values() if r["Type"] == "AWS::Lambda::Function"
+               and "CHAT_CONFIG" in r["Properties"].get("Environment", {}).get("Variables", {})}
+    assert configs == {3}  # a number, read as JSON, in every function's config

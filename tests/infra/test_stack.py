@@ -520,6 +520,17 @@ def test_the_dashboard_shows_what_is_published_and_nothing_else(template):
     assert "#dashboards/dashboard/ChatProvisioning-operations" in json.dumps(template["Outputs"]["DashboardUrl"])
 
 
+def test_cdk_c_overrides_one_key_or_the_whole_config():
+    """What `cdk synth -c ...` gives app.py: each -c a top-level string."""
+    context_config = cdk_app.context_config
+    shipped = {"server_name": "a.example", "sweep_schedule_enabled": True, "roles": {}}
+    assert context_config({"chat-provisioning": shipped}) == shipped
+    assert context_config({"chat-provisioning": shipped, "chat-provisioning.sweep_schedule_enabled": "false",
+                           "chat-provisioning.sweep_schedule": "rate(1 hour)"}) == {
+        **shipped, "sweep_schedule_enabled": False, "sweep_schedule": "rate(1 hour)"}
+    assert context_config({"chat-provisioning": '{"server_name": "b.example"}'}) == {"server_name": "b.example"}
+
+
 def test_the_operator_policies_are_what_the_readme_lists(template):
     """The stack's OperatorPolicy allows what README's "What an operator's role needs" lists
     (the workflow tests check the commands' calls against that list, signed with this policy);
