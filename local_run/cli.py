@@ -45,6 +45,17 @@ def add_commands(local: argparse._SubParsersAction) -> None:
     kick = local.add_parser("kick", help="remove the user from a room by hand, as a Matrix admin would")
     kick.add_argument("--sub", required=True)
     kick.add_argument("--room", required=True, help="the room's key in config, e.g. red_room")
+    made = local.add_parser("account-made-elsewhere", help="an account this stack did not make: the old "
+                            "trigger's, an SSO-linked one, a level set by hand")
+    made.add_argument("--sub", help="the Cognito sub it is named after")
+    made.add_argument("--user-id", help="or a whole Matrix user ID (someone Cognito does not know)")
+    made.add_argument("--room", action="append", default=[], dest="rooms", help="a room's key in config (repeat)")
+    made.add_argument("--level", action="append", default=[], dest="levels", metavar="ROOM=LEVEL",
+                      help="a level set by hand, e.g. staff=100 (repeat)")
+    made.add_argument("--link", action="append", default=[], dest="links", metavar="PROVIDER:ID",
+                      help="an external id of another provider, e.g. oidc-google:g-4242 (repeat)")
+    links = local.add_parser("links", help="the account's links (external ids), as Synapse's admin API has them")
+    links.add_argument("--sub", required=True)
     login = local.add_parser("login", help="log in as the mobile app does (JWT) and list rooms")
     login.add_argument("--sub", required=True)
     local.add_parser("stop-synapse", help="stop Synapse (an outage)")
@@ -100,4 +111,20 @@ def run(args: argparse.Namespace) -> dict:
                 "not_listed": iam_check.unlisted_calls(seen)}
     if args.command == "kick":
         return local_env.kick(args.sub, args.room)
+    if args.command == "links":
+        user = local_env.synapse.user(local_env.user_id(args.sub)) or {}
+        return {"external_ids": [f"{e['auth_provider']}:{e['external_id']}" for e in user.get("external_ids", [])]}
+    if args.command == "account-made-elsewhere":
+        levels = {room: level for room, _, level in (x.partition("=") for x in args.levels)}
+        links = [x.partition(":")[::2] for x in args.links]
+        rooms = set(args.rooms) | set(levels)
+        problems = (["name the account by --sub or by --user-id (one of them)"] * (bool(args.sub) == bool(args.user_id))
+                    + [f"no room {r!r} in config (rooms: {', '.join(local_env.config.rooms)})"
+                       for r in sorted(rooms - set(local_env.config.rooms))]
+                    + [f"--level {r}={v}: a level is a whole number" for r, v in levels.items() if not v.lstrip("-").isdigit()]
+                    + [f"--link {p}:{e}: write PROVIDER:ID" for p, e in links if not (p and e)])
+        if problems:
+            raise SystemExit(json.dumps({"error": "; ".join(problems)}))
+        return local_env.account_made_elsewhere(args.user_id or local_env.user_id(args.sub), tuple(args.rooms),
+                                                {r: int(v) for r, v in levels.items()}, tuple(links))
     return local_env.inspector.login(args.sub)

@@ -1,5 +1,8 @@
-"""`make demo`: the main job on the embedded default. A real Synapse and the real workflow;
-sign-ups across the groups, a duplicated Cognito retry, a password-reset confirmation, the
+"""`make demo`: the main job on the embedded default. A real Synapse and the real workflow.
+Day one first: a Synapse built as Phenom's is (accounts of the old trigger, a JWT login's, an
+SSO-linked one, Staff set to 100 by hand, an Analyst added by hand, a bot Cognito does not
+know), taken live by the README's runbook (plan, import the groups, plan again, the adopting
+sweep). Then sign-ups across the groups, a duplicated Cognito retry, a password-reset confirmation, the
 'Sync chat user' event (and one that carries more than a sub, refused), an outage that fails
 an execution and its redrive, a promotion, a deactivation and a re-enable from Cognito, and
 the sweep catching up a user no trigger announced; the operator's toolbox (a membership removed
@@ -22,9 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".local" / "demo"
 CLI = [str(ROOT / ".venv" / "bin" / "chat-provisioning"), "--state-dir", str(STATE_DIR)]
 
-# name, groups: Phenom's people (chat-services.md) and some new mobile users.
-PEOPLE = [("Aaron", ["staff"]), ("Irena", ["staff"]), ("Mark", ["analysts"]),
-          ("Eve", ["experiencers"]), ("Sam", ["analysts", "experiencers"]), ("Mobile user", [])]
+# Phenom's people as its Synapse has them (chat-services.md): Staff set to 100 by hand, an
+# Analyst added by hand; all in Cognito, in no group (nothing made groups of their roles yet).
+STAFF = ["Aaron", "Irena", "Logan", "M", "Jonathan"]
+ANALYSTS = ["Mark"]
+# name, groups: new people who sign up once the stack is live.
+PEOPLE = [("Nadia", ["staff"]), ("Ravi", ["analysts"]), ("Eve", ["experiencers"]),
+          ("Sam", ["analysts", "experiencers"]), ("Mobile user", [])]
+DAY_ONE = ROOT / ".local" / "day-one.json"  # the plan an operator reviews, and the one after the import
 
 
 def sub_of(name: str) -> str:
@@ -71,6 +79,61 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+def fixes_by_kind(plan_file: Path) -> str:
+    plan = json.loads(plan_file.read_text())
+    kinds = ("adopt", "create", "join", "promote", "demote", "leave", "deactivate")
+    return ", ".join(f"{k} {len(plan[k])}" for k in kinds) + f"; findings {len(plan['findings'])}"
+
+
+def go_live(local: dict) -> dict:
+    """Phenom's Synapse as it is, then the README's runbook against it (the schedule is off
+    here: the local run has none). `local`: the local deployment's config. Returns each step's
+    outcome."""
+    say("Day one: Phenom's Synapse as it is, before this stack")
+    for name in STAFF + ANALYSTS + ["Pat"]:
+        cli("admin-create", "--sub", sub_of(name), "--name", name)  # in Cognito, in no group
+    for name in STAFF:
+        link = ["--link", f"oidc-google:g-{sub_of(name)[:8]}"] if name == "Jonathan" else []
+        cli("account-made-elsewhere", "--sub", sub_of(name), "--room", "red_room", "--room", "staff",
+            "--level", "staff=100", *link)
+    cli("account-made-elsewhere", "--sub", sub_of("Mark"), "--room", "red_room", "--room", "analysts")
+    cli("login", "--sub", sub_of("Pat"))  # the mobile app's first JWT login made Pat's account
+    cli("account-made-elsewhere", "--user-id", f"@other-bot:{local['server_name']}", "--room", "red_room")
+    say("  Staff at 100 by hand: " + ", ".join(STAFF) + " (Jonathan also linked to Google SSO); Mark in "
+        "Analysts by hand; Pat made by a JWT login; @other-bot, whom Cognito does not know")
+    outcomes = {}
+    for step, args in (("plan", ["sweep", "--dry-run", "--adopt", "--plan-file", str(DAY_ONE)]),
+                       ("import", ["import-groups"]), ("import --apply", ["import-groups", "--apply"]),
+                       ("plan again", ["sweep", "--dry-run", "--adopt", "--plan-file", str(DAY_ONE.with_suffix(".after.json"))]),
+                       ("go live", ["sweep", "--adopt"])):
+        say(f"  $ chat-provisioning {' '.join(args)}")
+        result, code = operator(*args)
+        say(f"    exit {code}")
+        if step.startswith("plan"):
+            say(f"    {fixes_by_kind(Path(args[-1]))}")
+            outcomes[f"Day one: {step}"] = "SUCCEEDED" if result["status"] == "SUCCEEDED" else result["status"]
+        elif step == "import":
+            say("    proposes: " + ", ".join(f"{p['group']} ({p['detail']})" for p in result["proposed"]))
+            outcomes["Day one: import proposed"] = "SUCCEEDED" if len(result["proposed"]) == len(STAFF + ANALYSTS) else result
+        elif step == "import --apply":
+            say(f"    added {len(result['added'])}, refused {len(result['refused'])}")
+            outcomes["Day one: import applied"] = "SUCCEEDED" if code == 0 else result
+        else:
+            runs = [r["status"] for r in result["workflows"].values()]
+            say(f"    {result['outcome']}: {len(runs)} users' workflows, {', '.join(sorted(set(runs)))}")
+            outcomes["Day one: go live"] = "SUCCEEDED" if set(runs) == {"SUCCEEDED"} else runs
+    after = json.loads(DAY_ONE.with_suffix(".after.json").read_text())
+    removals = sum(len(after[k]) for k in ("demote", "leave", "deactivate"))
+    say(f"  after the import, the plan removes nothing: {removals} demotions, leaves or deactivations")
+    outcomes["Day one: nothing removed"] = "SUCCEEDED" if removals == 0 else after
+    jonathan, _ = operator("user", "status", sub_of("Jonathan"))
+    links = cli("links", "--sub", sub_of("Jonathan"))["external_ids"]
+    say(f"  Jonathan: {jonathan['verdict']}; his links in Synapse: {', '.join(sorted(links))}\n")
+    kept = f"oidc-google:g-{sub_of('Jonathan')[:8]}" in links and f"{local['auth_provider']}:{sub_of('Jonathan')}" in links
+    outcomes["Day one: SSO link kept"] = "SUCCEEDED" if kept else links
+    return outcomes
+
+
 def main() -> None:
     cli("down")  # a previous run that was interrupted
     try:
@@ -78,15 +141,15 @@ def main() -> None:
         say(f"Synapse {env['synapse_url']} (room version 10, registration off), moto {env['aws_endpoint_url']}")
         say(f"state machine {env['sync_state_machine_arn']}\n")
         config = ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))
-        outcomes, cost = {}, {}
+        outcomes, cost = go_live(env["config"]), {}
         for name, groups in PEOPLE:
             result, requests = signup(name, groups)
             outcomes[name], cost[name] = result["status"], (requests, raw_minimum(groups, config))
             say(f"sign-up {name:<12} {','.join(groups) or '-':<22} {result['status']:<10} "
                 f"{requests} Synapse requests")
 
-        again, requests = signup("Mark", ["analysts"])
-        say(f"Cognito retries Mark's trigger: {again['status']}, same execution "
+        again, requests = signup("Ravi", ["analysts"])
+        say(f"Cognito retries Ravi's trigger: {again['status']}, same execution "
             f"({again['execution_arn'].rsplit(':', 1)[-1]}), {requests} Synapse requests")
         reset = cli("signup", "--sub", sub_of("Eve"), "--trigger-source",
                     "PostConfirmation_ConfirmForgotPassword")
@@ -147,18 +210,18 @@ def main() -> None:
         outcomes["Olive"] = next((e["status"] for e in redriven["executions"]
                                   if e["name"] == f"signup-{sub_of('Olive')}"), "not redriven")
 
-        cli("admin-create", "--sub", sub_of("Logan"), "--group", "staff", "--name", "Logan")
+        cli("admin-create", "--sub", sub_of("Lena"), "--group", "staff", "--name", "Lena")
         cli("admin-create", "--sub", sub_of("Nobody"), "--unconfirmed")
         sweep, _ = operator("sweep")
         outcomes["Sweep"] = sweep["status"]
         say(f"\nThe daily sweep: fixes {sweep['summary']['fixes']}, findings {sweep['summary']['findings']}, "
             f"{sweep['outcome']}: {', '.join(r['status'] for r in sweep['workflows'].values())} "
-            f"(Logan, admin-created, gets his account; a user who never confirmed gets none)")
+            f"(Lena, admin-created, gets her account; a user who never confirmed gets none)")
 
         say("\nWhat Synapse holds (read back from Synapse's admin API, not from our records):")
         say(f"{'user':<12} {'rooms (power level)':<50} {'audit items':>11} {'sign-up requests / raw minimum':>31}")
         extra = []
-        for name in [n for n, _ in PEOPLE] + ["Dana", "Olive", "Logan"]:
+        for name in STAFF + ANALYSTS + ["Pat"] + [n for n, _ in PEOPLE] + ["Dana", "Olive", "Lena"]:
             status, _ = operator("user", "status", sub_of(name))
             rooms = ", ".join(f"{r['name']} ({r['power_level']})" for r in status["matrix"]["rooms"]
                               if r["joined"]) or "- (deactivated)"
@@ -167,7 +230,8 @@ def main() -> None:
                 extra.append(cost[name][0] - cost[name][1])
             say(f"{name:<12} {rooms:<50} {len(status['audit']):>11} {measured:>31}")
         say(f"\nSynapse requests per sign-up above the raw minimum: {min(extra)} to {max(extra)} "
-            f"(per level set, the read-back that proves the write stuck)")
+            f"(the read of the user, whose other links the write keeps; per level set, the read-back "
+            f"that proves the write stuck)")
 
         say("\nOlive's audit trail (the failed attempt, then the redrive's actions, one execution):")
         for item in operator("user", "status", sub_of("Olive"))[0]["audit"]:

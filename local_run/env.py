@@ -197,6 +197,19 @@ class LocalEnv:
         return httpx.request(method, self.state.synapse_url + path,
                              headers={"Authorization": f"Bearer {self.token}"}, **kw)
 
+    def account_made_elsewhere(self, user_id: str, rooms: tuple[str, ...] = (), levels: dict[str, int] | None = None,
+                               links: tuple[tuple[str, str], ...] = ()) -> dict:
+        """An account this stack did not make, through the admin API as its maker did: the old
+        trigger's (no link, The Red Room), one linked to an SSO provider (`links`), one set to a
+        level by hand (`levels`: room key -> level)."""
+        self.admin("PUT", f"/_synapse/admin/v2/users/{user_id}", json={"external_ids": [
+            {"auth_provider": p, "external_id": e} for p, e in links]}).raise_for_status()
+        for room in rooms:
+            self.synapse.join(self.config.rooms[room].room_id, user_id)
+        for room, level in (levels or {}).items():
+            self.synapse.set_power_levels(self.config.rooms[room].room_id, {user_id: level})
+        return {"user_id": user_id, "rooms": list(rooms), "levels": levels or {}, "links": [list(x) for x in links]}
+
     def kick(self, sub: str, room: str) -> dict:
         """A Matrix admin removes the user from a configured room by hand: drift no event reports."""
         self.synapse.kick(self.config.rooms[room].room_id, self.user_id(sub), reason="removed by hand")

@@ -283,6 +283,7 @@ def grouped(report: dict) -> dict:
              for kind in get_args(FixKind)}
     return {"summary": report["summary"], "held": report["held"], **fixes,
             "findings": sorted(report["findings"], key=lambda f: (f["kind"], f["subject"], f.get("room") or "")),
+            "proposed_groups": sorted(report["proposed_groups"], key=lambda p: (p["sub"], p["group"])),
             "unapplied": len(report["unapplied"])}
 
 

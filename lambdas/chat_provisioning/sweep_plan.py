@@ -143,9 +143,9 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
         fixes += user_fixes
         findings += user_findings
         if status == "confirmed" and matrix.users.get(user_id) is False:
-            held = split_groups(user.groups, config)[0]
+            granted = split_groups(user.groups, config)[0]
             proposals += [Proposal(user.sub, group, detail) for group, detail in implied_groups(user_id, matrix, config)
-                          if group not in held]
+                          if group not in granted]
 
     for user_id in matrix_only(cognito, matrix.users, config):
         sub = in_scope(user_id, config)

@@ -95,6 +95,16 @@ def test_external_id_ties_the_user_to_cognito(local, synapse, sub):
     assert user["external_ids"] == [{"auth_provider": "cognito", "external_id": sub}]
 
 
+def test_an_sso_link_is_kept_and_an_unchanged_user_is_not_written(local, synapse, sub):
+    """Synapse's PUT replaces the whole external_ids list, on both releases: the adapter merges."""
+    user, sso = local.user_id(sub), {"auth_provider": "oidc-google", "external_id": f"g-{sub[:8]}"}
+    local.admin("PUT", f"/_synapse/admin/v2/users/{user}", json={"external_ids": [sso]}).raise_for_status()
+    assert synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito").adopted
+    links = local.admin("GET", f"/_synapse/admin/v2/users/{user}").json()["external_ids"]
+    assert sorted(links, key=lambda e: e["auth_provider"]) == [{"auth_provider": "cognito", "external_id": sub}, sso]
+    assert synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito").changed is False
+
+
 def test_join_twice_in_invite_only_room(local, synapse, room, sub):
     synapse.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
     assert synapse.join(room, local.user_id(sub)) is True

@@ -48,13 +48,7 @@ def links_of(local, user_id: str) -> list[tuple[str, str]]:
 
 
 def account(local, user_id: str, links=(), rooms=(), level: dict[str, int] | None = None) -> None:
-    """An account made outside this workflow, through the admin API as its maker did."""
-    local.admin("PUT", f"/_synapse/admin/v2/users/{user_id}", json={"external_ids": [
-        {"auth_provider": p, "external_id": e} for p, e in links]}).raise_for_status()
-    for room in rooms:
-        local.synapse.join(local.config.rooms[room].room_id, user_id)
-    for room, value in (level or {}).items():
-        local.synapse.set_power_levels(local.config.rooms[room].room_id, {user_id: value})
+    local.account_made_elsewhere(user_id, tuple(rooms), level, tuple(links))
 
 
 @pytest.fixture(scope="module")
