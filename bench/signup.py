@@ -18,6 +18,9 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote
+
+import httpx
 
 from chat_provisioning.config import ChatConfig
 from chat_provisioning.signup import signup_execution_name
@@ -101,14 +104,19 @@ def main() -> None:
             assert local.cognito.change(sub, "AdminAddUserToGroup", "staff")["status"] == "SUCCEEDED"
             promoted.append(since(start)[0])
 
-        # The same by raw admin calls (the adapter with no checks, no reads of its own and no
-        # lease): what no design can go below. A power-levels event is replaced whole, so a
-        # level costs its read and its write.
+        # The same by raw admin calls (one PUT makes the user, as the old trigger did; the
+        # adapter's joins and levels with no checks, no reads of its own and no lease): what no
+        # design can go below. A power-levels event is replaced whole, so a level costs its
+        # read and its write.
         rooms = {k: r.room_id for k, r in local.config.rooms.items()}
 
+        admin = httpx.Client(base_url=local.state.synapse_url, headers={"Authorization": f"Bearer {local.token}"})
+
         def raw_signup(groups: list[str]) -> str:
-            user = local.user_id(str(uuid.uuid4()))
-            local.synapse.upsert_user(user, None, external_id=user, auth_provider="cognito")
+            sub = str(uuid.uuid4())
+            user = local.user_id(sub)
+            admin.put(f"/_synapse/admin/v2/users/{quote(user, safe='')}", json={
+                "external_ids": [{"auth_provider": local.config.auth_provider, "external_id": sub}]}).raise_for_status()
             for room in ["red_room", *groups]:
                 local.synapse.join(rooms[room], user)
             if "staff" in groups:
