@@ -19,20 +19,24 @@ from stacks.provisioning_stack import ChatProvisioningStack  # noqa: E402
 def context_config(context: dict) -> object:
     """cdk.json's `chat-provisioning` object, with what `cdk ... -c` overrides. The CLI sets
     each `-c key=value` as a top-level string: `-c chat-provisioning.<key>=<value>` sets that
-    one key (its value read as JSON where it parses, `false`, `5`, `{...}`; else as a string),
-    and `-c chat-provisioning='{...}'` replaces the whole object."""
+    one key (a string key as given; any other read as JSON where it parses: `false`, `5`,
+    `{...}`), and `-c chat-provisioning='{...}'` replaces the whole object."""
     config = context.get(CONTEXT_KEY)
     if isinstance(config, str):
         config = json.loads(config)
     overrides = {k.removeprefix(f"{CONTEXT_KEY}."): v for k, v in context.items() if k.startswith(f"{CONTEXT_KEY}.")}
     if not overrides:
         return config
-    return {**(config or {}), **{key: _json_or_string(value) for key, value in overrides.items()}}
+    return {**(config or {}), **{key: _as_field(key, value) for key, value in overrides.items()}}
 
 
-def _json_or_string(value: object) -> object:
+def _as_field(key: str, value: object) -> object:
+    """A string for a string field (`bot_localpart=123` stays "123"), else JSON where it parses."""
+    field = ChatConfig.model_fields.get(key)
+    if not isinstance(value, str) or (field is not None and field.annotation is str):
+        return value
     try:
-        return json.loads(value) if isinstance(value, str) else value
+        return json.loads(value)
     except ValueError:
         return value
 

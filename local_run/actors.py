@@ -209,8 +209,7 @@ class Operator:
         """The deployed SweepUsers state machine, run by moto to the end (its Distributed Map
         included); then each user's workflow it started, and its failure audit. A sweep that
         applies is started with {}, as the schedule starts it."""
-        request = ({"dry_run": True} if dry_run else {}) | ({"adopt": True} if adopt else {}) | (
-            {"approve_removals": approve_removals} if approve_removals is not None else {})
+        request = operations.sweep_request(dry_run, approve_removals, adopt)
         arn = self.env.aws["stepfunctions"].start_execution(
             stateMachineArn=self.env.state.sweep_state_machine_arn, name=f"sweep-{uuid.uuid4()}",
             input=json.dumps(request))["executionArn"]

@@ -33,6 +33,7 @@ ANALYSTS = ["Mark"]
 PEOPLE = [("Nadia", ["staff"]), ("Ravi", ["analysts"]), ("Eve", ["experiencers"]),
           ("Sam", ["analysts", "experiencers"]), ("Mobile user", [])]
 DAY_ONE = ROOT / ".local" / "day-one.json"  # the plan an operator reviews, and the one after the import
+GROUPS = ROOT / ".local" / "day-one-groups.json"  # the groups import-groups proposes, reviewed, then applied
 
 
 def sub_of(name: str) -> str:
@@ -103,7 +104,8 @@ def go_live(local: dict) -> dict:
         "Analysts by hand; Pat made by a JWT login; @other-bot, whom Cognito does not know")
     outcomes = {}
     for step, args in (("plan", ["sweep", "--dry-run", "--adopt", "--plan-file", str(DAY_ONE)]),
-                       ("import", ["import-groups"]), ("import --apply", ["import-groups", "--apply"]),
+                       ("import", ["import-groups", "--plan-file", str(GROUPS)]),
+                       ("import --apply", ["import-groups", "--apply", str(GROUPS)]),
                        ("plan again", ["sweep", "--dry-run", "--adopt", "--plan-file", str(DAY_ONE.with_suffix(".after.json"))]),
                        ("go live", ["sweep", "--adopt"])):
         say(f"  $ chat-provisioning {' '.join(args)}")

@@ -82,7 +82,7 @@ def alarms(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: dict[str, 
         })
     # Sign-ups that neither started nor reached the retry queue; Cognito events that name
     # no user we can resolve (a deletion in a pool whose usernames are not subs); a sweep
-    # held for its deactivations (approve it, or find why the pool looks emptied); Cognito
+    # held for its removals (approve it, or find why the pool looks emptied); Cognito
     # groups that are neither roles nor ignored; sign-up events that are not our pool's; a
     # level change the bot can never make (a peer's, or one above its own).
     for metric_name in ("SignUpsLost", "UnresolvedCognitoEvents", "SweepsHeld", "UnknownGroups",

@@ -82,6 +82,8 @@ class FakeChatServer(Fake):
         user = self.users.setdefault(user_id, {"name": user_id, "deactivated": False, "displayname": None,
                                                "external_ids": []})
         ours = {"auth_provider": auth_provider, "external_id": external_id}
+        if user["deactivated"]:  # not written until it is reactivated
+            return UserRecord(user_id, created=False, deactivated=True, changed=False)
         adopted = not created and ours not in user["external_ids"]
         changed = created or adopted or bool(displayname and displayname != user["displayname"])
         user["external_ids"] = user["external_ids"] + [ours] * (ours not in user["external_ids"])

@@ -87,7 +87,9 @@ def parser() -> argparse.ArgumentParser:
 
     imports = top.add_parser("import-groups", help="propose the Cognito groups today's Matrix roles imply "
                              "(day one; a dry run unless --apply, which needs GroupImportPolicy)")
-    imports.add_argument("--apply", action="store_true", help="add each user to its proposed groups in Cognito")
+    imports.add_argument("--plan-file", type=Path, metavar="FILE", help="also write the proposals to FILE, to review")
+    imports.add_argument("--apply", type=Path, metavar="FILE",
+                         help="add in Cognito the proposals in FILE (a reviewed --plan-file) still proposed now")
 
     attach = top.add_parser("attach-trigger", help="attach the PostConfirmation trigger to an existing "
                             "pool, keeping every other setting (dry run unless --apply)")
@@ -120,7 +122,12 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
     if args.area == "user":
         return operations.user_sync(d, args.who, progress, wait=not args.no_wait)
     if args.area == "import-groups":
-        return operations.import_groups(d, args.apply, progress)
+        reviewed = reviewed_proposals(args.apply) if args.apply else None
+        result, code = operations.import_groups(d, reviewed, progress)
+        if args.plan_file and "proposed" in result:
+            args.plan_file.write_text(json.dumps(result["proposed"], indent=1, sort_keys=True) + "\n")
+            result["plan_file"] = str(args.plan_file)
+        return result, code
     if args.area == "executions":
         if bool(args.arns) == bool(args.since):
             raise ToolError("name the executions, or --since a time (not both)")
@@ -130,6 +137,17 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
         args.plan_file.write_text(json.dumps(operations.grouped(result), indent=1, sort_keys=True) + "\n")
         result["plan_file"] = str(args.plan_file)
     return result, code
+
+
+def reviewed_proposals(path: Path) -> list[dict]:
+    """The proposals a person reviewed: `import-groups --plan-file`'s file, as written or cut down."""
+    try:
+        proposals = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ToolError(f"--apply {path}: not a file of proposals that import-groups --plan-file wrote ({e})") from None
+    if not isinstance(proposals, list) or not all(isinstance(p, dict) and {"sub", "group"} <= set(p) for p in proposals):
+        raise ToolError(f"--apply {path}: expected a list of {{\"sub\", \"group\", ...}}, as import-groups --plan-file writes")
+    return proposals
 
 
 def progress(line: str) -> None:

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chat_provisioning.audit import DynamoAuditStore
 from chat_provisioning.aws import FAILED_STATUSES, newest_state_entered, start_once
 from chat_provisioning.errors import InvalidInput
-from chat_provisioning.policy import CONFIRMED, normalise_sub
+from chat_provisioning.policy import CognitoUser, normalise_sub, standing
 from chat_provisioning.sweep_plan import FixKind
 
 from .deployment import Deployment, ToolError
@@ -203,45 +203,61 @@ def redrive(d: Deployment, arns: list[str], since: datetime | None, dry_run: boo
     return {"dry_run": dry_run, "executions": results}, code
 
 
+def sweep_request(dry_run: bool = False, approve_removals: int | None = None, adopt: bool = False) -> dict:
+    """SweepUsers' input (models.SweepRequest), with only what differs from the schedule's {}."""
+    return ({"dry_run": True} if dry_run else {}) | ({"adopt": True} if adopt else {}) | (
+        {"approve_removals": approve_removals} if approve_removals is not None else {})
+
+
 def sweep(d: Deployment, dry_run: bool, approve_removals: int | None, adopt: bool,
           progress: Progress) -> tuple[dict, int]:
     """Start SweepUsers, follow it, and report its plan (from the plans bucket) and each user's
     workflow it ran. Exit 0: nothing to fix, or all fixed; 2: drift left (a dry run's or a held
     plan's fixes) or findings; 3: the sweep or a user's workflow failed."""
     sfn = d.client("stepfunctions")
-    request = ({"dry_run": True} if dry_run else {}) | ({"adopt": True} if adopt else {}) | (
-        {"approve_removals": approve_removals} if approve_removals is not None else {})
     arn = start_once(sfn, d.outputs["SweepUsersStateMachineArn"],
-                     f"operator-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}", json.dumps(request))
+                     f"operator-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}",
+                     json.dumps(sweep_request(dry_run, approve_removals, adopt)))
     return sweep_report(d, arn, progress)
 
 
-def import_groups(d: Deployment, apply: bool, progress: Progress) -> tuple[dict, int]:
+def import_groups(d: Deployment, reviewed: list[dict] | None, progress: Progress) -> tuple[dict, int]:
     """The Cognito group memberships today's Matrix roles imply, as a dry-run sweep proposes
-    them (sweep_plan.implied_groups); with `apply`, each added in Cognito (AdminAddUserToGroup,
-    which needs the stack's GroupImportPolicy) to a user still enabled and confirmed there.
-    CloudTrail records each call, and the user's workflow that it starts records the change in
-    the audit trail. Exit 0: nothing to propose, or all added; 2: proposals left (a dry run);
-    1: a user not added (see `refused`)."""
+    them now (sweep_plan.implied_groups). With `reviewed` (the proposals a person read, from an
+    earlier dry run's file), each of those that is still proposed now is added in Cognito
+    (AdminAddUserToGroup: the stack's GroupImportPolicy) to a user still enabled and confirmed
+    there; one proposed now that nobody reviewed is listed, never added. CloudTrail records
+    each call, and the run it starts records the change in the audit trail. Exit 0: nothing to
+    propose, or all reviewed added; 2: proposals left for review; 1: a reviewed one not added."""
     report, code = sweep(d, dry_run=True, approve_removals=None, adopt=False, progress=progress)
     if report["status"] != "SUCCEEDED":
         return report, code
-    proposed = report["proposed_groups"]
-    answer = {"proposed": proposed, "applied": apply, "sweep": report["execution_arn"]}
-    if not apply:
+    proposed = sorted(report["proposed_groups"], key=lambda p: (p["sub"], p["group"]))
+    answer = {"proposed": proposed, "sweep": report["execution_arn"]}
+    if reviewed is None:
         return answer, DRIFT if proposed else IN_SYNC
-    added, refused = add_to_groups(d.client("cognito-idp"), d.outputs["UserPoolId"], proposed, progress)
-    return {**answer, "added": added, "refused": refused}, ERROR if refused else IN_SYNC
+    now = {(p["sub"], p["group"]) for p in proposed}
+    seen = {(p["sub"], p["group"]) for p in reviewed}
+    stale = [{**p, "error": "no longer implied by Matrix: plan again and review"}
+             for p in reviewed if (p["sub"], p["group"]) not in now]
+    added, refused = add_to_groups(d.client("cognito-idp"), d.outputs["UserPoolId"],
+                                   [p for p in proposed if (p["sub"], p["group"]) in seen], progress)
+    unreviewed = [p for p in proposed if (p["sub"], p["group"]) not in seen]
+    code = ERROR if refused or stale else DRIFT if unreviewed else IN_SYNC
+    return {**answer, "added": added, "refused": stale + refused, "unreviewed": unreviewed}, code
 
 
 def add_to_groups(idp, pool: str, proposed: list[dict], progress: Progress) -> tuple[list[dict], list[dict]]:
-    """Each proposal added in Cognito, if its user is still enabled and confirmed there (the
-    plan was read a moment ago, a person reviewed it since): (added, refused with why)."""
+    """Each proposal added in Cognito, if its user is still enabled and confirmed there (a
+    person reviewed the plan since Cognito was read): (added, refused with why)."""
     added, refused = [], []
     for proposal in proposed:
-        found = idp.list_users(UserPoolId=pool, Filter=f'sub = "{normalise_sub(proposal["sub"])}"', Limit=1)["Users"]
+        sub = normalise_sub(proposal["sub"])
+        found = idp.list_users(UserPoolId=pool, Filter=f'sub = "{sub}"', Limit=1)["Users"]
         user = found[0] if found else None
-        if user is None or not user["Enabled"] or user["UserStatus"] not in CONFIRMED:
+        attributes = {a["Name"]: a["Value"] for a in (user or {}).get("Attributes", [])}
+        if user is None or attributes.get("sub") != sub or standing(
+                CognitoUser(sub, user["Enabled"], status=user["UserStatus"])) != "confirmed":
             refused.append({**proposal, "error": "no longer an enabled, confirmed user in Cognito"})
             continue
         try:

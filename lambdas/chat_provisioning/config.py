@@ -118,9 +118,10 @@ class ChatConfig(Frozen):
     # False: the schedule's rule is deployed disabled (going live: plan, import, then enable).
     sweep_schedule_enabled: bool = True
     sweep_max_concurrency: int = Field(default=8, ge=1, le=100)
-    # A sweep that would deactivate more users than this count, or than this share of the
-    # managed Matrix users, applies nothing and alarms (an emptied or wrong pool looks like
-    # that); an operator approves it with {"approve_removals": N}.
+    # A sweep that would remove more (leaves, demotions, deactivations together) than this
+    # count, or than this share of the managed Matrix users, is held and alarms (an emptied or
+    # wrong pool, a renamed group look like that): it syncs only the users whose fixes are ties
+    # and joins, and an operator approves the rest with {"approve_removals": N}.
     sweep_max_removals: int = Field(default=20, ge=0)
     sweep_max_removal_share: float = Field(default=0.05, ge=0, le=1)
     # Reserved concurrency of each function that calls Synapse (single-threaded): an event

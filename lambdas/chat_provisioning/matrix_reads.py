@@ -4,7 +4,7 @@ lists and one request per room, never one per user (read_matrix), or one user (r
 from typing import Any
 
 from .config import ChatConfig
-from .policy import CognitoUser, default_level, level_of
+from .policy import CognitoUser, level_of
 from .ports import ChatServer
 from .sweep_plan import MatrixSide, in_scope, matrix_only
 from .synapse import external_ids
@@ -29,8 +29,8 @@ def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[
 
 def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> MatrixSide:
     """What the sweep reads of Matrix (read_matrix), for one user: whether it exists,
-    which configured rooms exist and hold it, and its level, the bot's and the default in each
-    (what the bot can change). Nothing of other users is kept."""
+    which configured rooms exist and hold it, and each room's power levels with only its level
+    and the bot's (what the bot can change). Nothing of other users is kept."""
     user = synapse.user(user_id)
     members: dict[str, frozenset[str]] = {}
     levels: dict[str, dict[str, Any]] = {}
@@ -40,7 +40,7 @@ def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> M
             continue  # the planner reports it as room_missing
         members[room.room_id] = joined & {user_id}
         content = synapse.power_levels(room.room_id)
-        levels[room.room_id] = {"users_default": default_level(content), "users": {
+        levels[room.room_id] = {**{k: v for k, v in content.items() if k != "users"}, "users": {
             u: level_of(content, u) for u in (user_id, synapse.bot_user_id)}}
     return MatrixSide(users={user_id: bool(user["deactivated"])} if user else {},
                       members=members, levels=levels,

@@ -126,18 +126,44 @@ def with_power_levels(content: dict[str, Any], levels: dict[str, int | None],
     return wanted, changed
 
 
+# The Matrix spec's defaults of an m.room.power_levels event's keys, when the event leaves them out.
+SPEC_DEFAULT_LEVELS = {"state_default": 50, "kick": 50}
+
+
+def required_level(content: dict[str, Any], key: str) -> int:
+    """The level an m.room.power_levels content asks for `key` ("kick", "state_default")."""
+    return int(content.get(key, SPEC_DEFAULT_LEVELS[key]))
+
+
 def beyond_the_bot(content: dict[str, Any], user_id: str, level: int | None, bot_user_id: str) -> str | None:
     """Why the bot cannot put `user_id` at `level` (None: the room's default) in a room with
-    these power levels, or None when it can. Matrix lets a user change another's level only
-    while that level is below its own, and to no more than its own."""
+    these power levels, or None when it can. Matrix lets a user send the power-levels event only
+    at the level the event asks for it, change another's level only while that level is below
+    its own, and to no more than its own."""
     bot_level, current = level_of(content, bot_user_id), level_of(content, user_id)
     level = default_level(content) if level is None else level
     if level == current:
         return None
+    needed = int((content.get("events") or {}).get("m.room.power_levels", required_level(content, "state_default")))
+    if bot_level < needed:
+        return f"the bot, at {bot_level}, may not change levels here: give it {needed} there"
     if level > bot_level:
-        return f"level {level} is above the bot's {bot_level}"
+        return f"level {level} is above the bot's {bot_level}: raise the bot to {level} there, or lower the role's level"
     if current >= bot_level:
-        return f"at {current}, the bot's peer or above: the bot cannot change it"
+        return (f"at {current}, the bot's peer or above, the bot cannot change it: if {current} is right, put the "
+                "user in the Cognito group that gives it; if not, only the user itself can lower it")
+    return None
+
+
+def beyond_the_bots_kick(content: dict[str, Any], user_id: str, bot_user_id: str) -> str | None:
+    """Why the bot cannot remove `user_id` from a room with these power levels, or None when it
+    can: Matrix lets a user kick at the room's kick level, and only someone below itself."""
+    bot_level, current = level_of(content, bot_user_id), level_of(content, user_id)
+    if bot_level < required_level(content, "kick"):
+        return f"the bot, at {bot_level}, may not remove members here: give it {required_level(content, 'kick')} there"
+    if current >= bot_level:
+        return (f"at {current}, the bot's peer or above, the bot cannot remove it: if the membership is right, put "
+                "the user in the Cognito group that gives it; if not, a room admin above it must remove it")
     return None
 
 

@@ -12,7 +12,7 @@ from .audit import execution_name
 from .errors import LevelBeyondTheBot, UserDeactivated
 from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
-from .policy import desired_levels, desired_memberships, split_groups, standing, user_id_for
+from .policy import beyond_the_bots_kick, desired_levels, desired_memberships, split_groups, standing, user_id_for
 from .runtime import Runtime, runtime, tracer
 from .sweep_plan import plan
 from .synapse import external_ids
@@ -94,6 +94,8 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
             raise UserDeactivated(f"{user_id} is deactivated in Synapse; only Cognito's enable of a user "
                                   f"this workflow deactivated, still enabled now, reactivates (cause {state.cause})")
         rt.synapse.reactivate(user_id)
+        rt.synapse.upsert_user(user_id, state.display_name, external_id=state.sub,
+                               auth_provider=rt.config.auth_provider)  # not written while it was deactivated
         done = Action(step="ProvisionUser", action="reactivate_user", outcome="reactivated")
     return state.model_copy(update={"user_id": user_id, "active_in_run": run.id}).did(done)
 
@@ -160,10 +162,17 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     if rt.config.leave_rooms_on_role_removal and not created_now:
         earned = {m.room_id for m in desired_memberships(groups, rt.config)}
         for configured in rt.config.rooms.values():
-            # A peer of the bot cannot be kicked by it either (Matrix: only a lower level).
-            if configured.room_id in joined and configured.room_id not in earned | beyond:
-                rt.synapse.kick(configured.room_id, user_id, reason="no Cognito group grants this room")
-                actions.append(Action(step="AssignRoles", action="leave", room=configured.room_id, outcome="left"))
+            if configured.room_id not in joined or configured.room_id in earned | beyond:
+                continue
+            # Matrix lets the bot kick only below its level, at the room's kick level: a finding
+            # otherwise, as for a level.
+            if beyond_the_bots_kick(rt.synapse.power_levels(configured.room_id), user_id, rt.synapse.bot_user_id):
+                count("LevelsBeyondTheBot")
+                actions.append(Action(step="AssignRoles", action="finding", room=configured.room_id,
+                                      outcome="leave_beyond_the_bot"))
+                continue
+            rt.synapse.kick(configured.room_id, user_id, reason="no Cognito group grants this room")
+            actions.append(Action(step="AssignRoles", action="leave", room=configured.room_id, outcome="left"))
     return state.did(*actions)
 
 
@@ -222,7 +231,7 @@ def plan_sweep(event: dict[str, Any], context: LambdaContext, rt: Runtime | None
     summary = report["summary"]
     count("SweepUsersToFix", summary["users_to_fix"])
     count("SweepFindings", len(the_plan.findings))
-    count("SweepsHeld", 1 if held else 0)
+    count("SweepsHeld", 1 if held and not request.dry_run else 0)  # a dry run holds nothing back
     outcome = ("dry_run" if request.dry_run else "held" if held
                else "in_step" if not the_plan.users else "apply")
     logger.info("sweep planned", extra={"summary": summary, "outcome": outcome, "held": held})

@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import ChatConfig
-from .policy import (SUB, CognitoUser, Standing, beyond_the_bot, default_level, desired_levels, desired_memberships,
-                     level_of, split_groups, standing, user_id_for)
+from .policy import (SUB, CognitoUser, Standing, beyond_the_bot, beyond_the_bots_kick, default_level, desired_levels,
+                     desired_memberships, level_of, split_groups, standing, user_id_for)
 
 FixKind = Literal["adopt", "create", "join", "promote", "demote", "leave", "deactivate"]
 # The fixes that take a privilege away: together they count against the sweep's cap.
 REMOVALS: tuple[FixKind, ...] = ("leave", "demote", "deactivate")
+# What a held plan still applies: ties and joins of accounts that exist. A wrong pool, which is
+# what a hold is for, could turn a create or a promotion into a grant (its `staff` group).
+SAFE_WHEN_HELD: tuple[FixKind, ...] = ("adopt", "join")
 FindingKind = Literal["invalid_sub", "unknown_group", "no_external_id", "room_missing", "deactivated_in_matrix",
-                      "level_beyond_the_bot"]
+                      "level_beyond_the_bot", "leave_beyond_the_bot"]
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,10 @@ class Plan:
         return sum(1 for f in self.fixes if f.kind in REMOVALS)
 
     def to_apply(self, held: dict[str, Any] | None) -> tuple[str, ...]:
-        """The users to sync: all of them, or for a held plan those whose fixes only add what
-        Cognito grants (adopt, create, join, promote): nothing a wrong pool could take away."""
-        removing = {f.sub for f in self.fixes if f.kind in REMOVALS} if held else set()
-        return tuple(u for u in self.users if u not in removing)
+        """The users to sync: all of them, or for a held plan those whose fixes are all
+        SAFE_WHEN_HELD."""
+        unsafe = {f.sub for f in self.fixes if f.kind not in SAFE_WHEN_HELD} if held else set()
+        return tuple(u for u in self.users if u not in unsafe)
 
     def summary(self) -> dict[str, Any]:
         return {"users_to_fix": len(self.users),
@@ -123,7 +126,7 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
     cognito = list(cognito)
     fixes: list[Fix] = []
     proposals: list[Proposal] = []
-    findings = [Finding("room_missing", room.room_id, f"configured room {key!r} is not in Synapse")
+    findings = [Finding("room_missing", room.room_id, f"configured room {key!r} is not in Synapse", room=room.room_id)
                 for key, room in config.rooms.items() if room.room_id not in matrix.members]
 
     for user in cognito:
@@ -161,9 +164,12 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
 
 def implied_groups(user_id: str, matrix: MatrixSide, config: ChatConfig) -> list[tuple[str, str]]:
     """The roles whose every grant the user holds in Matrix now (a member of each of the role's
-    rooms, at its level or above), each with what shows it."""
+    rooms, at its level or above), each with what shows it. A role that grants nothing beyond
+    everyone's rooms and levels is implied by nothing."""
     implied = []
     for group, grants in config.roles.items():
+        if not any(g.room not in config.default_rooms or g.power_level for g in grants):
+            continue
         held = []
         for grant in grants:
             room = config.rooms[grant.room]
@@ -192,29 +198,34 @@ def fixes_of(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSi
     known = split_groups(user.groups, config)[0] if status == "confirmed" else ()
     links = matrix.external_ids.get(user_id)
     fixes = [Fix(user.sub, "adopt")] if status == "confirmed" and links is not None and user.sub not in links else []
-    fixes += [Fix(user.sub, "join", m.room_id) for m in desired_memberships(known, config)
-              if status == "confirmed" and m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
+    joins = [m.room_id for m in desired_memberships(known, config)
+             if status == "confirmed" and m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
+    fixes += [Fix(user.sub, "join", room_id) for room_id in joins]
     findings, beyond = [], set()
     for room, level in desired_levels(known, config).items():
         room_id = config.rooms[room].room_id
-        if room_id not in matrix.levels or (level is None and user_id not in matrix.members[room_id]):
+        # A level outlives a membership: one the user rejoins with counts again (AssignRoles sets it).
+        member = user_id in matrix.members.get(room_id, ()) or room_id in joins
+        if room_id not in matrix.levels or (level is None and not member):
             continue
         content = matrix.levels[room_id]
         current = level_of(content, user_id)
         wanted = default_level(content) if level is None else level
         if why := beyond_the_bot(content, user_id, level, config.bot_user_id):
-            todo = (f"raise the bot to {wanted} there, or lower the role's level in config"
-                    if wanted > level_of(content, config.bot_user_id) else
-                    f"if {current} is right, put the user in the Cognito group that gives it; if not, "
-                    "only the user itself can lower it")
             findings.append(Finding("level_beyond_the_bot", user.sub, room=room_id, detail=(
-                f"{config.rooms[room].name}: Cognito's groups give {wanted}, the user is at {current}; "
-                f"{why}: {todo}")))
+                f"{config.rooms[room].name}: Cognito's groups give {wanted}, the user is at {current}; {why}")))
             beyond.add(room_id)
         elif current != wanted:
             fixes.append(Fix(user.sub, "promote" if current < wanted else "demote", room_id))
     if config.leave_rooms_on_role_removal:
         earned = {m.room_id for m in desired_memberships(known, config)}
-        fixes += [Fix(user.sub, "leave", room.room_id) for room in config.rooms.values()
-                  if user_id in matrix.members.get(room.room_id, ()) and room.room_id not in earned | beyond]
+        for configured in config.rooms.values():
+            room_id = configured.room_id
+            if user_id not in matrix.members.get(room_id, ()) or room_id in earned | beyond:
+                continue
+            if why := beyond_the_bots_kick(matrix.levels.get(room_id, {}), user_id, config.bot_user_id):
+                findings.append(Finding("leave_beyond_the_bot", user.sub, room=room_id, detail=(
+                    f"{configured.name}: no Cognito group gives this room; {why}")))
+            else:
+                fixes.append(Fix(user.sub, "leave", room_id))
     return fixes, findings

@@ -59,7 +59,9 @@ class SynapseAdmin:
         Synapse's PUT replaces the user's whole `external_ids` list, so an existing user is read
         first and our tie added to what it holds (an SSO login's `oidc-...` link survives); a PUT
         that would change nothing is not sent. A legacy account (the old Lambda's, a JWT
-        login's: no tie) that gets our tie here is `adopted`."""
+        login's: no tie) that gets our tie here is `adopted`. A deactivated account is not
+        written: it gets our tie only once Cognito's enable reactivates it (steps.provision_user),
+        never while a Matrix admin's ban stands."""
         ours = {"auth_provider": auth_provider, "external_id": external_id}
         existing = self.user(user_id)
         try:
@@ -78,7 +80,7 @@ class SynapseAdmin:
         body: dict[str, Any] = {} if ours in links else {"external_ids": links + [ours]}
         if displayname and displayname != (existing or {}).get("displayname"):
             body["displayname"] = displayname
-        if existing is not None and not body:
+        if existing is not None and (not body or existing.get("deactivated")):
             return UserRecord(user_id, created=False, deactivated=bool(existing.get("deactivated")), changed=False)
         r = self._call("PUT", _user_path(user_id), json=body)
         return UserRecord(user_id, created=r.status_code == 201, deactivated=bool(r.json().get("deactivated")),

@@ -277,24 +277,30 @@ def test_one_failing_user_stops_no_other_and_the_sweep_reruns_it(local):
 
 def test_an_emptied_pool_holds_the_sweep_and_it_never_erases(local):
     """Last here: it empties the pool. A script gone wrong, or a deploy pointed at the wrong
-    pool, looks the same to a sweep: every managed Matrix user deleted in Cognito."""
+    pool, looks the same to a sweep: every managed Matrix user deleted in Cognito, and the
+    wrong pool's own users (its `staff` too) new. A held sweep creates and grants nothing."""
     idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     for page in idp.get_paginator("list_users").paginate(UserPoolId=pool):
         for user in page["Users"]:
             idp.admin_delete_user(UserPoolId=pool, Username=user["Username"])
+    strangers = [new(), new()]
+    for sub in strangers:
+        local.cognito.create_user(sub, ["staff"])  # the wrong pool's staff
     before = local.synapse.list_users()
     held = local.operator.sweep()
     deactivations = held["summary"]["fixes"]["deactivate"]
+    assert held["summary"]["fixes"]["create"] == 2
     assert held["outcome"] == "held" and held["executions"] == {}
+    assert all(not matrix(local, sub)["exists"] for sub in strangers)
     assert held["held"]["removals"] == deactivations > held["held"]["cap"]
     assert f'{{"approve_removals": {deactivations}}}' in held["held"]["approve"]
     assert local.synapse.list_users() == before  # nobody deactivated
     # An operator who checked the plan approves it: applied, and a sweep never erases (with
     # erase_deleted_users on, only CloudTrail's own AdminDeleteUser does).
     approved = local.operator.sweep(approve_removals=deactivations)
-    assert len(approved["executions"]) == deactivations
+    assert len(approved["executions"]) == deactivations + len(strangers)
     assert {r["status"] for r in approved["executions"].values()} == {"SUCCEEDED"}
-    outcomes = {audited(local, sub)[-1][1:] for sub in approved["executions"]}
+    outcomes = {audited(local, sub)[-1][1:] for sub in approved["executions"] if sub not in strangers}
     assert outcomes == {("deactivate_user", "deactivated", "sweep")}
     erased = new()
     local.cognito.signup(erased, [], None)

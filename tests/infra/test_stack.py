@@ -529,6 +529,8 @@ def test_cdk_c_overrides_one_key_or_the_whole_config():
                            "chat-provisioning.sweep_schedule": "rate(1 hour)"}) == {
         **shipped, "sweep_schedule_enabled": False, "sweep_schedule": "rate(1 hour)"}
     assert context_config({"chat-provisioning": '{"server_name": "b.example"}'}) == {"server_name": "b.example"}
+    assert context_config({"chat-provisioning": shipped, "chat-provisioning.admin_token_secret_name": "2024"})[
+        "admin_token_secret_name"] == "2024"  # a string field stays a string
 
 
 def test_the_operator_policies_are_what_the_readme_lists(template):

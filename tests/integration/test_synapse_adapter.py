@@ -105,6 +105,16 @@ def test_an_sso_link_is_kept_and_an_unchanged_user_is_not_written(local, synapse
     assert synapse.upsert_user(user, None, external_id=sub, auth_provider="cognito").changed is False
 
 
+def test_a_banned_account_made_elsewhere_is_not_written(local, synapse, sub):
+    """A Matrix admin deactivated an old account: it gets no tie of ours while the ban stands."""
+    user = local.user_id(sub)
+    local.admin("PUT", f"/_synapse/admin/v2/users/{user}", json={}).raise_for_status()
+    local.admin("POST", f"/_synapse/admin/v1/deactivate/{user}", json={}).raise_for_status()
+    seen = synapse.upsert_user(user, "Someone", external_id=sub, auth_provider="cognito")
+    assert (seen.deactivated, seen.changed) == (True, False)
+    assert local.admin("GET", f"/_synapse/admin/v2/users/{user}").json()["external_ids"] == []
+
+
 def test_join_twice_in_invite_only_room(local, synapse, room, sub):
     synapse.upsert_user(local.user_id(sub), None, external_id=sub, auth_provider="cognito")
     assert synapse.join(room, local.user_id(sub)) is True

@@ -3,9 +3,9 @@ from pydantic import ValidationError
 
 from chat_provisioning.config import ChatConfig
 from chat_provisioning.runtime import FunctionEnv
-from chat_provisioning.errors import InvalidInput, PowerLevelForbidden
-from chat_provisioning.policy import (CognitoUser, desired_memberships, display_name_of, split_groups,
-                                      standing, user_id_for, with_power_level)
+from chat_provisioning.errors import InvalidInput, LevelBeyondTheBot, PowerLevelForbidden
+from chat_provisioning.policy import (CognitoUser, beyond_the_bot, beyond_the_bots_kick, desired_memberships,
+                                      display_name_of, split_groups, standing, user_id_for, with_power_level)
 from stacks import wiring
 from tests.fakes import BOT, SERVER, SUB
 
@@ -130,3 +130,18 @@ def test_bot_itself_is_never_changed():
 def test_config_refuses_incomplete_network(config, network, problem):
     with pytest.raises(ValidationError, match=problem):
         ChatConfig.model_validate({**config.model_dump(), "network": network})
+
+
+def test_the_bot_changes_no_level_below_the_level_the_power_levels_event_asks_for():
+    room = {"users": {BOT: 100, "@u:x": 0}, "events": {"m.room.power_levels": 101}}
+    assert "may not change levels here" in beyond_the_bot(room, "@u:x", 50, BOT)
+    assert beyond_the_bot({"users": {BOT: 100}, "state_default": 100}, "@u:x", 50, BOT) is None
+    assert "may not change levels" in beyond_the_bot({"users": {BOT: 40}}, "@u:x", 10, BOT)  # state_default 50
+    with pytest.raises(LevelBeyondTheBot):
+        with_power_level(room, "@u:x", 50, BOT)
+
+
+def test_the_bot_removes_only_below_its_level_at_the_rooms_kick_level():
+    assert beyond_the_bots_kick({"users": {BOT: 100, "@u:x": 50}}, "@u:x", BOT) is None
+    assert "peer" in beyond_the_bots_kick({"users": {BOT: 100, "@u:x": 100}}, "@u:x", BOT)
+    assert "may not remove members" in beyond_the_bots_kick({"users": {BOT: 100}, "kick": 101}, "@u:x", BOT)

@@ -198,6 +198,30 @@ def test_a_level_the_bot_cannot_change_is_a_finding_not_a_failure(context, leave
     assert rt.locks.held == set()
 
 
+def test_a_member_the_bot_cannot_remove_is_a_finding_not_a_failure(context):
+    rt = runtime_of(sample_config(leave_rooms_on_role_removal=True))
+    state = staff_member(rt, context)
+    run(steps.join_rooms, state.model_copy(update={"groups": ("analysts",)}), rt, context)
+    rt.synapse.levels[ANALYSTS]["users"][USER] = 100  # a peer in Analysts, set by hand
+    rt.directory.add(SUB, ("staff",))
+    removed = WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed", groups=("staff",),
+                            joined=(RED, STAFF, ANALYSTS))
+    done = run(steps.assign_roles, removed, rt, context)
+    assert ("finding", ANALYSTS, "leave_beyond_the_bot") in outcomes(done, "AssignRoles")
+    assert ANALYSTS in rt.synapse.joined_rooms(USER)
+
+
+def test_a_banned_account_made_elsewhere_gets_no_tie(context):
+    """A Matrix admin's deactivation of an old account: no tie is written to it, and the run
+    stops (UserDeactivated) as for any deactivated user."""
+    rt = runtime_of()
+    rt.synapse.add_user(USER)
+    rt.synapse.users[USER]["deactivated"] = True
+    with pytest.raises(UserDeactivated):
+        run(steps.provision_user, confirmed(), rt, context)
+    assert rt.synapse.users[USER]["external_ids"] == []
+
+
 def test_a_level_above_the_bots_own_is_a_finding(context):
     rt = runtime_of()
     rt.synapse.levels[STAFF]["users"][rt.synapse.bot_user_id] = 50  # someone demoted the bot
@@ -265,11 +289,15 @@ def test_plan_sweep_holds_a_sweep_that_would_deactivate_too_many(context):
     held = sweep(rt, context)
     assert (held["outcome"], held["apply"]) == ("held", False) and held["held"]
     assert sweep(rt, context, approve_removals=3)["outcome"] == "apply"
-    rt.directory.add(SUB, ("analysts",))  # a confirmed user with no account: a create adds only
+    rt.directory.add(SUB, ("staff",))  # a confirmed staff user with no account: a create, held too
+    assert (sweep(rt, context)["outcome"], sweep(rt, context)["apply"]) == ("held", False)
+    rt.synapse.add_user(USER)  # its account, in no room: a join (and a promotion) now
+    rt.directory.add(f"{SUB[:-1]}c", ("analysts",))
+    rt.synapse.add_user(f"@{SUB[:-1]}c:{SERVER}")  # an analyst's account in no room: joins only
     still_held = sweep(rt, context)
     assert (still_held["outcome"], still_held["apply"]) == ("held", True)
-    assert rt.plans.documents[still_held["requests_key"]] == [{"sub": SUB}]  # the removals wait
-    assert rt.plans.documents[still_held["plan_key"]]["to_apply"] == [SUB]
+    assert rt.plans.documents[still_held["requests_key"]] == [{"sub": f"{SUB[:-1]}c"}]  # the rest waits
+    assert rt.plans.documents[still_held["plan_key"]]["to_apply"] == [f"{SUB[:-1]}c"]
 
 
 def test_an_adopting_sweep_reads_every_accounts_links_and_plans_their_ties(context):

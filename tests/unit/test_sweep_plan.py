@@ -2,7 +2,7 @@
 
 from chat_provisioning.policy import CognitoUser
 from chat_provisioning.sweep_plan import MatrixSide, plan
-from tests.fakes import BOT, SERVER
+from tests.fakes import BOT, SERVER, sample_config
 
 A = "0f9e8d7c-1234-4abc-8def-0123456789ab"
 B = "1f9e8d7c-1234-4abc-8def-0123456789ab"
@@ -158,3 +158,28 @@ def test_the_plan_proposes_the_groups_what_users_hold_in_matrix_implies(config):
     assert [(x.sub, x.group, x.detail) for x in p.proposals] == [
         (A, "staff", "in Staff at 100"), (A, "analysts", "in Analysts")]
     assert p.report()["proposed_groups"][0] == {"sub": A, "group": "staff", "detail": "in Staff at 100"}
+
+
+def test_a_member_the_bot_cannot_remove_is_a_finding_never_a_leave(config):
+    """With leave_rooms_on_role_removal, a member of a room no group gives is removed, unless
+    Matrix would refuse the bot (a peer: at 100 in Analysts, where no role sets a level)."""
+    leaving = config.model_copy(update={"leave_rooms_on_role_removal": True})
+    red, analysts = config.rooms["red_room"].room_id, config.rooms["analysts"].room_id
+    members = {red: frozenset({uid(A), uid(B)}), analysts: frozenset({uid(A), uid(B)})}
+    levels = {analysts: {"users": {BOT: 100, uid(A): 100}, "users_default": 0}}
+    p = plan([CognitoUser(A, True), CognitoUser(B, True)], matrix(leaving, {uid(A): False, uid(B): False}, members,
+                                                                  levels), leaving)
+    assert kinds(p) == [(B, "leave")]
+    assert [(f.kind, f.subject, f.room) for f in p.findings] == [("leave_beyond_the_bot", A, analysts)]
+
+
+def test_a_level_left_behind_counts_again_in_a_room_the_plan_rejoins(config):
+    """A level entry outlives the membership: the run that rejoins the room then demotes, so
+    the plan says so (and counts it against the cap)."""
+    observers = sample_config(roles={"staff": [{"room": "staff", "power_level": 100}], "observers": [{"room": "staff"}]})
+    staff = config.rooms["staff"].room_id
+    red = config.rooms["red_room"].room_id
+    p = plan([CognitoUser(A, True, ("observers",))], matrix(
+        observers, {uid(A): False}, {red: frozenset({uid(A)})},
+        {staff: {"users": {BOT: 100, uid(A): 50}, "users_default": 0}}), observers)
+    assert sorted((f.kind, f.room) for f in p.fixes) == [("demote", staff), ("join", staff)]

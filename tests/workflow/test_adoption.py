@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from chat_provisioning.sweep_plan import REMOVALS
 from local_run import env
 from toolbox import operations
 from toolbox.cli import main
 
-REMOVALS = ("demote", "leave", "deactivate")
 
 
 def new() -> str:
@@ -100,19 +100,37 @@ def test_the_first_plan_lists_exactly_the_expected_changes(local, field, tmp_pat
         [("level_beyond_the_bot", s, staff) for s in f.staff] + [("no_external_id", f.strangers[2], None)])
 
 
-def test_the_import_proposes_the_groups_of_todays_roles_and_needs_its_own_policy(local, field):
-    f = field
-    everyday, _ = operations.import_groups(local.operator.deployment, apply=True, progress=lambda line: None)
-    assert everyday["added"] == [] and {r["error"][:12] for r in everyday["refused"]} == {"AccessDenied"}
-    proposed = {(p["sub"], p["group"]) for p in everyday["proposed"]}
+def test_the_import_adds_only_reviewed_proposals_still_true_and_needs_its_own_policy(local, field, tmp_path, capsys):
+    f, state_dir = field, str(local.state.state_dir)
+    reviewed = tmp_path / "groups.json"
+    assert main(["--state-dir", state_dir, "--local", "import-groups", "--plan-file", str(reviewed)]) == 2
+    capsys.readouterr()
+    proposed = {(p["sub"], p["group"]) for p in json.loads(reviewed.read_text())}
     assert proposed == {(f.staff[0], "staff"), (f.staff[1], "staff"), (f.analyst, "analysts"), (f.member, "experiencers")}
 
-    code = main(["--state-dir", str(local.state.state_dir), "--local", "import-groups", "--apply"])
-    assert code == 0  # signed with GroupImportPolicy beside OperatorPolicy
+    everyday, _ = operations.import_groups(local.operator.deployment, json.loads(reviewed.read_text()),
+                                           progress=lambda line: None)
+    assert everyday["added"] == [] and {r["error"][:12] for r in everyday["refused"]} == {"AccessDenied"}
+
+    # The person reviewing leaves one out and someone slips in a grant Matrix does not show.
+    cut = [p for p in json.loads(reviewed.read_text()) if p["sub"] != f.member]
+    cut.append({"sub": f.plain, "group": "staff", "detail": "in Staff at 100"})
+    reviewed.write_text(json.dumps(cut))
+    code = main(["--state-dir", state_dir, "--local", "import-groups", "--apply", str(reviewed)])
+    answer = json.loads(capsys.readouterr().out)
+    assert code == 1  # signed with GroupImportPolicy beside OperatorPolicy; the slipped-in one refused
+    assert {(p["sub"], p["group"]) for p in answer["added"]} == proposed - {(f.member, "experiencers")}
+    assert [(p["sub"], p["group"]) for p in answer["refused"]] == [(f.plain, "staff")]
+    assert [(p["sub"], p["group"]) for p in answer["unreviewed"]] == [(f.member, "experiencers")]
     groups = local.aws["cognito-idp"].admin_list_groups_for_user
     for sub, group in proposed:
-        listed = groups(UserPoolId=local.state.user_pool_id, Username=sub)["Groups"]
-        assert group in {g["GroupName"] for g in listed}
+        listed = {g["GroupName"] for g in groups(UserPoolId=local.state.user_pool_id, Username=sub)["Groups"]}
+        assert (group in listed) is (sub != f.member)
+    assert groups(UserPoolId=local.state.user_pool_id, Username=f.plain)["Groups"] == []
+
+    reviewed.write_text(json.dumps([{"sub": f.member, "group": "experiencers"}]))
+    assert main(["--state-dir", state_dir, "--local", "import-groups", "--apply", str(reviewed)]) == 0
+    capsys.readouterr()
     again = local.operator.sweep(dry_run=True, adopt=True)
     assert not [x for x in again["fixes"] if x["kind"] in REMOVALS]
     assert not [x for x in again["findings"] if x["kind"] == "level_beyond_the_bot"]
