@@ -116,13 +116,14 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
         from stacks import attach_trigger
         result = attach_trigger.attach(args.user_pool_id, args.function_arn, args.apply)
         return result, 1 if "error" in result else 0
+    # A file of reviewed proposals is read first: a wrong one is said before any AWS call.
+    reviewed = reviewed_proposals(args.apply) if args.area == "import-groups" and args.apply else None
     d = deployment(args)
     if args.area == "user" and args.command == "status":
         return operations.user_status(d, args.who, args.since)
     if args.area == "user":
         return operations.user_sync(d, args.who, progress, wait=not args.no_wait)
     if args.area == "import-groups":
-        reviewed = reviewed_proposals(args.apply) if args.apply else None
         result, code = operations.import_groups(d, reviewed, progress)
         if args.plan_file and "proposed" in result:
             args.plan_file.write_text(json.dumps(result["proposed"], indent=1, sort_keys=True) + "\n")

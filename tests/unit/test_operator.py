@@ -102,3 +102,14 @@ def test_the_import_adds_groups_only_to_users_still_enabled_and_confirmed():
         assert [r["sub"] for r in refused] == [subs["disabled"], subs["deleted"]]
         members = idp.list_users_in_group(UserPoolId=pool, GroupName="staff")["Users"]
         assert [u["Username"] for u in members] == ["kept"]
+
+
+@pytest.mark.parametrize("content", [None, "not json", '{"sub": "x"}', '[{"group": "staff"}]'])
+def test_an_import_file_that_is_not_reviewed_proposals_is_refused_before_any_aws_call(tmp_path, capsys, content):
+    from toolbox.cli import main
+
+    path = tmp_path / "groups.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["--region", "us-east-1", "import-groups", "--apply", str(path)]) == 1  # no AWS reached: offline
+    assert json.loads(capsys.readouterr().out)["error"].startswith(f"--apply {path}")
