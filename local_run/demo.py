@@ -15,9 +15,11 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import get_args
 
 from chat_provisioning.config import ChatConfig
 from chat_provisioning.policy import desired_memberships
+from chat_provisioning.sweep_plan import REMOVALS, FixKind
 
 from . import synapse_server
 
@@ -82,8 +84,7 @@ def say(line: str) -> None:
 
 def fixes_by_kind(plan_file: Path) -> str:
     plan = json.loads(plan_file.read_text())
-    kinds = ("adopt", "create", "join", "promote", "demote", "leave", "deactivate")
-    return ", ".join(f"{k} {len(plan[k])}" for k in kinds) + f"; findings {len(plan['findings'])}"
+    return ", ".join(f"{k} {len(plan[k])}" for k in get_args(FixKind)) + f"; findings {len(plan['findings'])}"
 
 
 def go_live(local: dict) -> dict:
@@ -125,7 +126,7 @@ def go_live(local: dict) -> dict:
             say(f"    {result['outcome']}: {len(runs)} users' workflows, {', '.join(sorted(set(runs)))}")
             outcomes["Day one: go live"] = "SUCCEEDED" if set(runs) == {"SUCCEEDED"} else runs
     after = json.loads(DAY_ONE.with_suffix(".after.json").read_text())
-    removals = sum(len(after[k]) for k in ("demote", "leave", "deactivate"))
+    removals = sum(len(after[k]) for k in REMOVALS)
     say(f"  after the import, the plan removes nothing: {removals} demotions, leaves or deactivations")
     outcomes["Day one: nothing removed"] = "SUCCEEDED" if removals == 0 else after
     jonathan, _ = operator("user", "status", sub_of("Jonathan"))

@@ -22,6 +22,7 @@ from chat_provisioning.ports import (AuditStore, ChatServer, Lease, PlanStore, R
                                      UserRecord, Workflows)
 from chat_provisioning.runtime import Runtime
 from chat_provisioning.signup import SignUpPorts
+from chat_provisioning.synapse import upsert_body
 
 SERVER = "chat.example.test"
 POOL = "us-east-1_TestPool1"
@@ -76,19 +77,20 @@ class FakeChatServer(Fake):
 
     def upsert_user(self, user_id: str, displayname: str | None, external_id: str,
                     auth_provider: str) -> UserRecord:
-        """As the adapter does it: our tie added to the links the user has, nothing else changed."""
+        """As the adapter does it (synapse.upsert_body): our tie added to the links the user
+        has, nothing else changed; nothing written to a deactivated user."""
         self._call("upsert_user", user_id)
-        created = user_id not in self.users
+        existing = self.users.get(user_id)
+        body = upsert_body(copy.deepcopy(existing), displayname, {"auth_provider": auth_provider,
+                                                                   "external_id": external_id})
+        if body is None:
+            return UserRecord(user_id, created=False, deactivated=bool(existing and existing["deactivated"]),
+                              changed=False)
         user = self.users.setdefault(user_id, {"name": user_id, "deactivated": False, "displayname": None,
                                                "external_ids": []})
-        ours = {"auth_provider": auth_provider, "external_id": external_id}
-        if user["deactivated"]:  # not written until it is reactivated
-            return UserRecord(user_id, created=False, deactivated=True, changed=False)
-        adopted = not created and ours not in user["external_ids"]
-        changed = created or adopted or bool(displayname and displayname != user["displayname"])
-        user["external_ids"] = user["external_ids"] + [ours] * (ours not in user["external_ids"])
-        user["displayname"] = displayname or user["displayname"]
-        return UserRecord(user_id, created=created, deactivated=user["deactivated"], adopted=adopted, changed=changed)
+        user.update(body)
+        return UserRecord(user_id, created=existing is None, deactivated=user["deactivated"],
+                          adopted=existing is not None and "external_ids" in body)
 
     def add_user(self, user_id: str, links: tuple[tuple[str, str], ...] = (),
                  displayname: str | None = None) -> None:

@@ -14,7 +14,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chat_provisioning.audit import DynamoAuditStore
 from chat_provisioning.aws import FAILED_STATUSES, newest_state_entered, start_once
 from chat_provisioning.errors import InvalidInput
-from chat_provisioning.policy import CognitoUser, normalise_sub, standing
+from chat_provisioning.cognito import CognitoDirectory
+from chat_provisioning.policy import normalise_sub, standing
 from chat_provisioning.sweep_plan import FixKind
 
 from .deployment import Deployment, ToolError
@@ -250,18 +251,15 @@ def import_groups(d: Deployment, reviewed: list[dict] | None, progress: Progress
 def add_to_groups(idp, pool: str, proposed: list[dict], progress: Progress) -> tuple[list[dict], list[dict]]:
     """Each proposal added in Cognito, if its user is still enabled and confirmed there (a
     person reviewed the plan since Cognito was read): (added, refused with why)."""
-    added, refused = [], []
+    added, refused, directory = [], [], CognitoDirectory(pool, lambda: idp)
     for proposal in proposed:
-        sub = normalise_sub(proposal["sub"])
-        found = idp.list_users(UserPoolId=pool, Filter=f'sub = "{sub}"', Limit=1)["Users"]
-        user = found[0] if found else None
-        attributes = {a["Name"]: a["Value"] for a in (user or {}).get("Attributes", [])}
-        if user is None or attributes.get("sub") != sub or standing(
-                CognitoUser(sub, user["Enabled"], status=user["UserStatus"])) != "confirmed":
+        found = directory.listed(normalise_sub(proposal["sub"]))
+        if found is None or standing(found[0]) != "confirmed":
             refused.append({**proposal, "error": "no longer an enabled, confirmed user in Cognito"})
             continue
+        username = found[1]
         try:
-            idp.admin_add_user_to_group(UserPoolId=pool, Username=user["Username"], GroupName=proposal["group"])
+            idp.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=proposal["group"])
         except ClientError as e:
             refused.append({**proposal, "error": e.response["Error"]["Code"]})
             continue

@@ -28,18 +28,26 @@ class CognitoDirectory:
         """The user with this sub now, or None when the pool has none (deleted). Groups are read
         only for a confirmed, enabled user (for the others, status alone decides), and only if
         asked. `sub` must be a validated UUID: it goes into ListUsers' filter."""
-        idp = self._client()
-        found = idp.list_users(UserPoolId=self.user_pool_id, Filter=f'sub = "{sub}"', Limit=1)["Users"]
+        found = self.listed(sub)
+        if found is None:
+            return None
+        user, username = found
+        if standing(user) != "confirmed" or not groups:
+            return user
+        return replace(user, groups=tuple(sorted(
+            g["GroupName"] for page in self._client().get_paginator("admin_list_groups_for_user")
+            .paginate(UserPoolId=self.user_pool_id, Username=username) for g in page["Groups"])))
+
+    def listed(self, sub: str) -> tuple[CognitoUser, str] | None:
+        """The user with this sub, without its groups, and its username (what the Admin* calls
+        take), or None. `sub` must be a validated UUID: it goes into ListUsers' filter."""
+        found = self._client().list_users(UserPoolId=self.user_pool_id, Filter=f'sub = "{sub}"', Limit=1)["Users"]
         if not found:
             return None
         user = _user(found[0], ())
         if user.sub != sub:
             raise InvalidInput(f"ListUsers answered another user for sub {sub}")
-        if standing(user) != "confirmed" or not groups:
-            return user
-        return replace(user, groups=tuple(sorted(
-            g["GroupName"] for page in idp.get_paginator("admin_list_groups_for_user")
-            .paginate(UserPoolId=self.user_pool_id, Username=found[0]["Username"]) for g in page["Groups"])))
+        return user, found[0]["Username"]
 
     def all_users(self) -> list[CognitoUser]:
         """Users from ListUsers, groups from ListUsersInGroup: pages of 60, not a call per user."""

@@ -142,6 +142,13 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
             actions.append(Action(step="AssignRoles", action="finding", outcome="groups_changed_since_read"))
         groups = still
     beyond: set[str] = set()  # rooms where the bot cannot change the user's level
+
+    def finding(room_id: str, outcome: str) -> None:
+        """Matrix will never let the bot make this change: a finding for a person (audited,
+        alarmed, in `user status`), not a failure that every redrive and sweep repeats."""
+        count("LevelsBeyondTheBot")
+        actions.append(Action(step="AssignRoles", action="finding", room=room_id, outcome=outcome))
+
     for room, level in desired_levels(groups, rt.config).items():
         room_id = rt.config.rooms[room].room_id
         if level is None and room_id not in joined:
@@ -150,11 +157,8 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
             with rt.locks.hold(room_id) as lease:
                 changed = rt.synapse.set_power_levels(room_id, {user_id: level}, lease)
         except LevelBeyondTheBot:
-            # Matrix will never let the bot make this change: a finding for a person (audited,
-            # alarmed, in `user status`), not a failure that every redrive and sweep repeats.
             beyond.add(room_id)
-            count("LevelsBeyondTheBot")
-            actions.append(Action(step="AssignRoles", action="finding", room=room_id, outcome="level_beyond_the_bot"))
+            finding(room_id, "level_beyond_the_bot")
             continue
         actions.append(Action(step="AssignRoles", action="set_power_level", room=room_id,
                               outcome=f"set:{'default' if level is None else level}"
@@ -164,12 +168,9 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
         for configured in rt.config.rooms.values():
             if configured.room_id not in joined or configured.room_id in earned | beyond:
                 continue
-            # Matrix lets the bot kick only below its level, at the room's kick level: a finding
-            # otherwise, as for a level.
+            # Matrix lets the bot kick only below its level, at the room's kick level.
             if beyond_the_bots_kick(rt.synapse.power_levels(configured.room_id), user_id, rt.synapse.bot_user_id):
-                count("LevelsBeyondTheBot")
-                actions.append(Action(step="AssignRoles", action="finding", room=configured.room_id,
-                                      outcome="leave_beyond_the_bot"))
+                finding(configured.room_id, "leave_beyond_the_bot")
                 continue
             rt.synapse.kick(configured.room_id, user_id, reason="no Cognito group grants this room")
             actions.append(Action(step="AssignRoles", action="leave", room=configured.room_id, outcome="left"))

@@ -75,13 +75,10 @@ class SynapseAdmin:
 
     def _upsert(self, user_id: str, existing: dict[str, Any] | None, displayname: str | None,
                 ours: dict[str, str]) -> UserRecord:
-        links = [{"auth_provider": e["auth_provider"], "external_id": e["external_id"]}
-                 for e in (existing or {}).get("external_ids") or []]
-        body: dict[str, Any] = {} if ours in links else {"external_ids": links + [ours]}
-        if displayname and displayname != (existing or {}).get("displayname"):
-            body["displayname"] = displayname
-        if existing is not None and (not body or existing.get("deactivated")):
-            return UserRecord(user_id, created=False, deactivated=bool(existing.get("deactivated")), changed=False)
+        body = upsert_body(existing, displayname, ours)
+        if body is None:
+            return UserRecord(user_id, created=False, deactivated=bool(existing and existing.get("deactivated")),
+                              changed=False)
         r = self._call("PUT", _user_path(user_id), json=body)
         return UserRecord(user_id, created=r.status_code == 201, deactivated=bool(r.json().get("deactivated")),
                           adopted=existing is not None and "external_ids" in body)
@@ -222,6 +219,22 @@ class SynapseAdmin:
             if r.status_code == 404 and "/join/" in path and errcode != "M_NOT_FOUND":
                 raise RoomNotFound(f"{where} {error}")
             raise SynapseRejected(f"{where} {error}", r.status_code, errcode, error)
+
+
+def upsert_body(existing: dict[str, Any] | None, displayname: str | None,
+                ours: dict[str, str]) -> dict[str, Any] | None:
+    """What to PUT for the user (the admin API's view of it, or None: not there yet), or None
+    when nothing is to be written: it holds our tie and the name, or it is deactivated (no tie
+    to a banned account). Synapse's PUT replaces the whole `external_ids` list: ours is added
+    to the links it has."""
+    links = [{"auth_provider": e["auth_provider"], "external_id": e["external_id"]}
+             for e in (existing or {}).get("external_ids") or []]
+    body: dict[str, Any] = {} if ours in links else {"external_ids": links + [ours]}
+    if displayname and displayname != (existing or {}).get("displayname"):
+        body["displayname"] = displayname
+    if existing is not None and (not body or existing.get("deactivated")):
+        return None
+    return body
 
 
 def external_ids(user: dict[str, Any], auth_provider: str) -> tuple[str, ...]:

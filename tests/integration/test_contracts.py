@@ -62,12 +62,11 @@ def eventually(check, seconds: float = 10.0) -> bool:
 
 def account_made_elsewhere(chat, local, user_id: str, links: tuple[tuple[str, str], ...]) -> None:
     """An account this workflow did not make: the old Lambda's (no link), or one an SSO login
-    linked to its provider. On Synapse, through the admin API as they made it."""
+    linked to its provider."""
     if isinstance(chat, FakeChatServer):
         chat.add_user(user_id, links)
     else:
-        local.admin("PUT", f"/_synapse/admin/v2/users/{user_id}", json={"external_ids": [
-            {"auth_provider": p, "external_id": e} for p, e in links]}).raise_for_status()
+        local.account_made_elsewhere(user_id, links=links)
 
 
 def links_of(chat, user_id: str) -> list[tuple[str, str]]:

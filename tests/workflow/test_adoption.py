@@ -47,10 +47,6 @@ def links_of(local, user_id: str) -> list[tuple[str, str]]:
     return sorted((e["auth_provider"], e["external_id"]) for e in user["external_ids"])
 
 
-def account(local, user_id: str, links=(), rooms=(), level: dict[str, int] | None = None) -> None:
-    local.account_made_elsewhere(user_id, tuple(rooms), level, tuple(links))
-
-
 @pytest.fixture(scope="module")
 def local(tmp_path_factory, config):
     with env.running(tmp_path_factory.mktemp("brown-field"), config) as local:
@@ -68,17 +64,17 @@ def field(local) -> BrownField:
                         (f.staff[1], []), (f.analyst, []), (f.member, []), (f.unprovisioned, [])):
         local.cognito.create_user(sub, groups)
     for sub in (f.legacy, f.plain, f.staff[0], f.staff[1], f.analyst, f.member):
-        account(local, uid(sub), rooms=["red_room"])
-    account(local, uid(f.sso), links=[sso_link(f.sso)], rooms=["red_room"])
+        local.account_made_elsewhere(uid(sub), rooms=("red_room",))
+    local.account_made_elsewhere(uid(f.sso), links=(sso_link(f.sso),), rooms=("red_room",))
     assert local.inspector.login(f.jwt)["logged_in"]  # the mobile app's first login made it
     for sub in f.staff:
-        account(local, uid(sub), rooms=["staff"], level={"staff": 100})
-    account(local, uid(f.analyst), rooms=["analysts"])
-    account(local, uid(f.member), rooms=["experiencers"])
+        local.account_made_elsewhere(uid(sub), rooms=("staff",), levels={"staff": 100})
+    local.account_made_elsewhere(uid(f.analyst), rooms=("analysts",))
+    local.account_made_elsewhere(uid(f.member), rooms=("experiencers",))
     logan, other_bot, orphan = f.strangers
-    account(local, logan, rooms=["red_room", "staff"], level={"staff": 100})
-    account(local, other_bot, rooms=["staff"], level={"staff": 50})
-    account(local, orphan, rooms=["red_room"])  # named like a sub, not in Cognito, no tie
+    local.account_made_elsewhere(logan, rooms=("red_room", "staff"), levels={"staff": 100})
+    local.account_made_elsewhere(other_bot, rooms=("staff",), levels={"staff": 50})
+    local.account_made_elsewhere(orphan, rooms=("red_room",))  # named like a sub, not in Cognito, no tie
     return f
 
 
@@ -155,7 +151,7 @@ def test_the_go_live_sweep_adopts_starts_no_run_that_must_fail_and_touches_no_st
 
 def test_an_sso_link_survives_sign_up_group_change_sync_sweep_and_reactivation(local):
     sub = new()
-    account(local, local.user_id(sub), links=[sso_link(sub)], rooms=["red_room"])
+    local.account_made_elsewhere(local.user_id(sub), links=(sso_link(sub),), rooms=("red_room",))
     ours = sorted([sso_link(sub), ("cognito", sub)])
 
     assert local.cognito.signup(sub, ["analysts"], None)["status"] == "SUCCEEDED"
