@@ -24,7 +24,7 @@ REMOVALS: tuple[FixKind, ...] = ("leave", "demote", "deactivate")
 # what a hold is for, could turn a create or a promotion into a grant (its `staff` group).
 SAFE_WHEN_HELD: tuple[FixKind, ...] = ("adopt", "join")
 FindingKind = Literal["invalid_sub", "unknown_group", "no_external_id", "room_missing", "deactivated_in_matrix",
-                      "level_beyond_the_bot", "leave_beyond_the_bot"]
+                      "level_beyond_the_bot", "leave_beyond_the_bot", "member_without_group"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,10 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
             proposals += [Proposal(user.sub, group, detail) for group, detail in implied_groups(user_id, matrix, config)
                           if group not in granted]
 
+    known = {c.sub for c in cognito}
+    stranger_fixes, stranger_findings = levels_of_strangers_to_cognito(known, matrix, config)
+    fixes += stranger_fixes
+    findings += stranger_findings
     for user_id in matrix_only(cognito, matrix.users, config):
         sub = in_scope(user_id, config)
         if sub in matrix.external_ids.get(user_id, ()):
@@ -188,44 +192,72 @@ def fixes_of(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSi
              config: ChatConfig) -> tuple[list[Fix], list[Finding]]:
     """One user's fixes, and the changes it needs that the bot can never make (findings)."""
     deactivated = matrix.users.get(user_id)
-    if status == "disabled":
-        return [Fix(user.sub, "deactivate")] if deactivated is False else [], []
-    if deactivated or (deactivated is None and status != "confirmed"):
-        return [], []  # no reactivation by a sweep; no account for an unconfirmed user
-    if deactivated is None:
+    if status == "confirmed" and deactivated is None:
         return [Fix(user.sub, "create")], []
-    # An account whose user is not confirmed any more keeps no group's grant, and gains nothing.
+    if status == "confirmed" and deactivated:
+        return [], []  # a sweep never reactivates (plan's deactivated_in_matrix finding)
+    fixes = [Fix(user.sub, "deactivate")] if status == "disabled" and deactivated is False else []
+    # A user not confirmed keeps no group's grant, and gains nothing; its levels go, member or not.
     known = split_groups(user.groups, config)[0] if status == "confirmed" else ()
     links = matrix.external_ids.get(user_id)
-    fixes = [Fix(user.sub, "adopt")] if status == "confirmed" and links is not None and user.sub not in links else []
+    if status == "confirmed" and links is not None and user.sub not in links:
+        fixes.append(Fix(user.sub, "adopt"))
     joins = [m.room_id for m in desired_memberships(known, config)
              if status == "confirmed" and m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
     fixes += [Fix(user.sub, "join", room_id) for room_id in joins]
-    findings, beyond = [], set()
-    for room, level in desired_levels(known, config).items():
-        room_id = config.rooms[room].room_id
-        # A level outlives a membership: one the user rejoins with counts again (AssignRoles sets it).
-        member = user_id in matrix.members.get(room_id, ()) or room_id in joins
-        if room_id not in matrix.levels or (level is None and not member):
-            continue
-        content = matrix.levels[room_id]
-        current = level_of(content, user_id)
-        wanted = default_level(content) if level is None else level
-        if why := beyond_the_bot(content, user_id, level, config.bot_user_id):
-            findings.append(Finding("level_beyond_the_bot", user.sub, room=room_id, detail=(
-                f"{config.rooms[room].name}: Cognito's groups give {wanted}, the user is at {current}; {why}")))
-            beyond.add(room_id)
-        elif current != wanted:
-            fixes.append(Fix(user.sub, "promote" if current < wanted else "demote", room_id))
-    if config.leave_rooms_on_role_removal:
+    level_fixes, findings, beyond = levels_of(user.sub, user_id, known, matrix, config)
+    fixes += level_fixes
+    if deactivated is False and status != "disabled":  # Synapse took a deactivated user out of its rooms
         earned = {m.room_id for m in desired_memberships(known, config)}
         for configured in config.rooms.values():
             room_id = configured.room_id
             if user_id not in matrix.members.get(room_id, ()) or room_id in earned | beyond:
                 continue
-            if why := beyond_the_bots_kick(matrix.levels.get(room_id, {}), user_id, config.bot_user_id):
+            why = beyond_the_bots_kick(matrix.levels.get(room_id, {}), user_id, config.bot_user_id)
+            if not config.leave_rooms_on_role_removal:
+                findings.append(Finding("member_without_group", user.sub, room=room_id, detail=(
+                    f"{configured.name}: no Cognito group gives this room; remove the user by hand, or turn "
+                    "leave_rooms_on_role_removal on")))
+            elif why:
                 findings.append(Finding("leave_beyond_the_bot", user.sub, room=room_id, detail=(
                     f"{configured.name}: no Cognito group gives this room; {why}")))
             else:
                 fixes.append(Fix(user.sub, "leave", room_id))
+    return fixes, findings
+
+
+def levels_of(sub: str, user_id: str, groups: tuple[str, ...], matrix: MatrixSide,
+              config: ChatConfig) -> tuple[list[Fix], list[Finding], set[str]]:
+    """The level fixes that put the user where `groups` earn in every leveled room, member or
+    not (a level outlives a membership), the findings for those Matrix never lets the bot make,
+    and the rooms of those."""
+    fixes, findings, beyond = [], [], set()
+    for room, level in desired_levels(groups, config).items():
+        room_id = config.rooms[room].room_id
+        if room_id not in matrix.levels:
+            continue
+        content = matrix.levels[room_id]
+        current = level_of(content, user_id)
+        wanted = default_level(content) if level is None else level
+        if why := beyond_the_bot(content, user_id, level, config.bot_user_id):
+            findings.append(Finding("level_beyond_the_bot", sub, room=room_id, detail=(
+                f"{config.rooms[room].name}: Cognito's groups give {wanted}, the user is at {current}; {why}")))
+            beyond.add(room_id)
+        elif current != wanted:
+            fixes.append(Fix(sub, "promote" if current < wanted else "demote", room_id))
+    return fixes, findings, beyond
+
+
+def levels_of_strangers_to_cognito(known: set[str], matrix: MatrixSide, config: ChatConfig,
+                                   ) -> tuple[list[Fix], list[Finding]]:
+    """The levels held in leveled rooms by users named after a sub Cognito does not know (deleted,
+    an account of the old trigger's, an entry set before any account): no role grants them."""
+    fixes, findings = [], []
+    listed = {u for content in matrix.levels.values() for u in content.get("users") or {}}
+    for user_id in sorted(listed):
+        sub = in_scope(user_id, config)
+        if sub and sub not in known:
+            level_fixes, level_findings, _ = levels_of(sub, user_id, (), matrix, config)
+            fixes += level_fixes
+            findings += level_findings
     return fixes, findings

@@ -183,3 +183,24 @@ def test_a_level_left_behind_counts_again_in_a_room_the_plan_rejoins(config):
         observers, {uid(A): False}, {red: frozenset({uid(A)})},
         {staff: {"users": {BOT: 100, uid(A): 50}, "users_default": 0}}), observers)
     assert sorted((f.kind, f.room) for f in p.fixes) == [("demote", staff), ("join", staff)]
+
+
+def test_every_level_no_role_grants_is_taken_back_member_or_not(config):
+    """A level outlives a membership, a deactivation and a Cognito user: each is planned away,
+    whoever Cognito names. Strangers (localparts that are not subs) are not ours."""
+    staff, red = config.rooms["staff"].room_id, config.rooms["red_room"].room_id
+    gone, pre_set, stranger = "2f9e8d7c-1234-4abc-8def-0123456789ab", "3f9e8d7c-1234-4abc-8def-0123456789ab", f"@alice:{SERVER}"
+    levels = {staff: {"users": {BOT: 100, uid(A): 50, uid(B): 50, uid(gone): 50, uid(pre_set): 50, stranger: 50},
+                      "users_default": 0}}
+    p = plan([CognitoUser(A, True), CognitoUser(B, False)],  # A left Staff and lost `staff`; B disabled
+             matrix(config, {uid(A): False, uid(B): True, uid(gone): True}, {red: frozenset({uid(A)})}, levels), config)
+    assert kinds(p) == sorted([(A, "demote"), (B, "demote"), (gone, "demote"), (pre_set, "demote")])
+
+
+def test_a_membership_no_group_explains_is_a_finding_or_with_the_flag_a_leave(config):
+    analysts, red = config.rooms["analysts"].room_id, config.rooms["red_room"].room_id
+    side = matrix(config, {uid(A): False}, {analysts: frozenset({uid(A)}), red: frozenset({uid(A)})})
+    p = plan([CognitoUser(A, True)], side, config)
+    assert [(f.kind, f.subject, f.room) for f in p.findings] == [("member_without_group", A, analysts)]
+    flagged = config.model_copy(update={"leave_rooms_on_role_removal": True})
+    assert kinds(plan([CognitoUser(A, True)], side, flagged)) == [(A, "leave")]

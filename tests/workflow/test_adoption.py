@@ -80,7 +80,7 @@ def field(local) -> BrownField:
 
 def test_the_first_plan_lists_exactly_the_expected_changes(local, field, tmp_path, capsys):
     f = field
-    staff, analysts = (local.config.rooms[k].room_id for k in ("staff", "analysts"))
+    staff, analysts, experiencers = (local.config.rooms[k].room_id for k in ("staff", "analysts", "experiencers"))
     plan_file = tmp_path / "day-one.json"
     code = main(["--state-dir", str(local.state.state_dir), "--local", "sweep", "--dry-run", "--adopt",
                  "--plan-file", str(plan_file)])
@@ -93,7 +93,8 @@ def test_the_first_plan_lists_exactly_the_expected_changes(local, field, tmp_pat
                                   key=lambda j: j["sub"])
     assert all(plan[kind] == [] for kind in ("promote", *REMOVALS))
     assert sorted((x["kind"], x["subject"], x.get("room")) for x in plan["findings"]) == sorted(
-        [("level_beyond_the_bot", s, staff) for s in f.staff] + [("no_external_id", f.strangers[2], None)])
+        [("level_beyond_the_bot", s, staff) for s in f.staff] + [("no_external_id", f.strangers[2], None)]
+        + [("member_without_group", f.analyst, analysts), ("member_without_group", f.member, experiencers)])
 
 
 def test_the_import_adds_only_reviewed_proposals_still_true_and_needs_its_own_policy(local, field, tmp_path, capsys):
