@@ -83,8 +83,9 @@ class Triggers:
         # Policies of their own, not the roles' default policies: a created pool depends on the
         # trigger function, which depends on its default policy, which must not depend on it.
         for fn, actions in ((steps["ReadCognitoUser"], ["ListUsers", "AdminListGroupsForUser"]),
-                            # read again right before a reactivation, and before granting a level
+                            # read again by each step that grants, right before it writes
                             (steps["ProvisionUser"], ["ListUsers"]),
+                            (steps["JoinRooms"], ["ListUsers", "AdminListGroupsForUser"]),
                             (steps["AssignRoles"], ["ListUsers", "AdminListGroupsForUser"]),
                             (steps["PlanSweep"], ["ListUsers", "ListGroups", "ListUsersInGroup"]),
                             (inspect_user, ["ListUsers", "AdminListGroupsForUser"]),

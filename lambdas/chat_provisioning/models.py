@@ -58,12 +58,12 @@ class WorkflowState(Sub):
     step. Never execution input: a start that carries any of it is refused."""
     cause: Cause
     cognito: Standing | Literal["unmanaged"]
-    groups: tuple[str, ...] = ()  # the groups that grant something, sorted
-    display_name: str | None = None
+    # The groups that grant something, sorted, as the run's first read found them: shown to
+    # operators and compared with later reads (a finding when they differ), never the basis
+    # of a grant: each step that grants reads Cognito again (steps.granted_now).
+    groups: tuple[str, ...] = ()
     user_id: str | None = None
     actions: tuple[Action, ...] = ()
-    # The configured rooms the user is in, as JoinRooms left it (spares AssignRoles a read).
-    joined: tuple[str, ...] | None = None
     # The run ("<execution id>#<redrive count>") in which ProvisionUser saw the user active:
     # later steps of that run skip the check; a redriven run checks again, since the user may
     # have been deactivated since.

@@ -97,12 +97,17 @@ def desired_memberships(groups: tuple[str, ...] | list[str], config: ChatConfig)
             for key in config.rooms if key in levels]
 
 
+def leveled_rooms(config: ChatConfig) -> list[str]:
+    """The rooms (keys of config.rooms) where some role grants a level: whose levels of the
+    users we manage are ours, in config's order. Other rooms' levels are not ours."""
+    leveled = {g.room for gs in config.roles.values() for g in gs if g.power_level is not None}
+    return [room for room in config.rooms if room in leveled]
+
+
 def desired_levels(groups: tuple[str, ...] | list[str], config: ChatConfig) -> dict[str, int | None]:
-    """For every room where some role grants a level: the level these groups earn there, or
-    None (the room's default). Rooms no role levels are not in it: their levels are not ours."""
-    managed = {g.room for gs in config.roles.values() for g in gs if g.power_level is not None}
+    """For every leveled room: the level these groups earn there, or None (the room's default)."""
     earned = {m.room: m.power_level for m in desired_memberships(groups, config)}
-    return {room: earned.get(room) for room in config.rooms if room in managed}
+    return {room: earned.get(room) for room in leveled_rooms(config)}
 
 
 def default_level(content: dict[str, Any]) -> int:

@@ -12,7 +12,8 @@ from .audit import execution_name
 from .errors import LevelBeyondTheBot, UserDeactivated
 from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
-from .policy import beyond_the_bots_kick, desired_levels, desired_memberships, split_groups, standing, user_id_for
+from .policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, split_groups,
+                     standing, user_id_for)
 from .runtime import Runtime, runtime, tracer
 from .sweep_plan import plan
 from .synapse import external_ids
@@ -56,9 +57,10 @@ def step(reads: type[Sub] = WorkflowState) -> Callable[[Step], Handler]:
 @step(reads=StartRequest)
 def read_cognito_user(request: StartRequest, rt: Runtime, run: Run) -> WorkflowState:
     """The first state, and the only one that reads execution input (a sub and a cause). What
-    Cognito says of the user now decides the rest: status first (gone or disabled: deactivate,
-    whatever else), then for a confirmed user its groups and name. Events can be late, doubled
-    or out of order; only this read counts."""
+    Cognito says of the user now decides the route: status first (gone or disabled: deactivate,
+    whatever else), then for a confirmed user its groups (unknown ones are findings). Events can
+    be late, doubled or out of order: only Cognito's word counts, and each step that grants
+    reads it again (granted_now)."""
     base = {"sub": request.sub, "cause": request.cause}
     if request.sub in rt.config.unmanaged_subs:
         return WorkflowState(**base, cognito="unmanaged").did(Action(
@@ -73,28 +75,45 @@ def read_cognito_user(request: StartRequest, rt: Runtime, run: Run) -> WorkflowS
     known, unknown = split_groups(user.groups, rt.config)
     if unknown:
         count("UnknownGroups", len(unknown))
-    return WorkflowState(**base, cognito=status, groups=known, display_name=user.display_name).did(*(
+    return WorkflowState(**base, cognito=status, groups=known).did(*(
         Action(step="ReadCognitoUser", action="finding", outcome=f"unknown_group:{g}"[:128]) for g in unknown))
+
+
+def granted_now(rt: Runtime, state: WorkflowState, step: str) -> tuple[Standing, tuple[str, ...], list[Action]]:
+    """What Cognito grants the user at this moment: its standing and, when confirmed, its groups
+    that are roles; and a finding when that differs from what the run started from. Every grant
+    a step writes rests on this read, taken right before the write (after any wait), never on
+    what an earlier state or attempt carried: a run delayed or redriven after Cognito took
+    something back grants nothing."""
+    user = rt.directory.user(state.sub)
+    status = standing(user)
+    groups = split_groups(user.groups, rt.config)[0] if user is not None and status == "confirmed" else ()
+    changed = (status, groups) != (state.cognito, state.groups)
+    return status, groups, [Action(step=step, action="finding", outcome="cognito_changed_since_read")] if changed else []
 
 
 @step()
 def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
-    """Create or update the user. A user deactivated in Matrix is reactivated only by Cognito's
-    own enable, only if this workflow deactivated it (a Matrix admin's ban stays), and only if
-    Cognito still has it enabled and confirmed now (a redrive may come days later)."""
+    """Create or update the user, on Cognito's word now: a user no longer confirmed gets no
+    account (a redrive may come days later). A user deactivated in Matrix is reactivated only by
+    Cognito's enable, and only if this workflow deactivated it (a Matrix admin's ban stays)."""
     user_id = user_id_for(state.sub, rt.config)
-    user = rt.synapse.upsert_user(user_id, state.display_name, external_id=state.sub,
+    now = rt.directory.user(state.sub, groups=False)
+    status = standing(now)
+    if now is None or status != "confirmed":
+        return state.model_copy(update={"cognito": status}).did(Action(
+            step="ProvisionUser", action="create_user", outcome=f"skipped:cognito_{status}"))
+    user = rt.synapse.upsert_user(user_id, now.display_name, external_id=state.sub,
                                   auth_provider=rt.config.auth_provider)
     done = Action(step="ProvisionUser", action="create_user" if user.created else "update_user",
                   outcome="created" if user.created else "adopted" if user.adopted
                   else "updated" if user.changed else "unchanged")
     if user.deactivated:
-        if (state.cause != "AdminEnableUser" or not rt.audit.deactivated_by_workflow(state.sub)
-                or standing(rt.directory.user(state.sub, groups=False)) != "confirmed"):
+        if state.cause != "AdminEnableUser" or not rt.audit.deactivated_by_workflow(state.sub):
             raise UserDeactivated(f"{user_id} is deactivated in Synapse; only Cognito's enable of a user "
-                                  f"this workflow deactivated, still enabled now, reactivates (cause {state.cause})")
+                                  f"this workflow deactivated reactivates (cause {state.cause})")
         rt.synapse.reactivate(user_id)
-        rt.synapse.upsert_user(user_id, state.display_name, external_id=state.sub,
+        rt.synapse.upsert_user(user_id, now.display_name, external_id=state.sub,
                                auth_provider=rt.config.auth_provider)  # not written while it was deactivated
         done = Action(step="ProvisionUser", action="reactivate_user", outcome="reactivated")
     return state.model_copy(update={"user_id": user_id, "active_in_run": run.id}).did(done)
@@ -102,20 +121,25 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
 
 @step()
 def join_rooms(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
-    """Joins the rooms the groups earn. A user created in this run is in no room; for any
-    other, one read of its rooms spares a join (a 403 "already in the room") per room."""
+    """Joins the rooms the groups earn, as Cognito says now. A user created in this run is in
+    no room; for any other, one read of its rooms spares a join (a 403 "already in the room")
+    per room."""
+    if state.cognito != "confirmed":  # ProvisionUser found Cognito changed, and made no account
+        return state.did(Action(step="JoinRooms", action="join", outcome=f"skipped:cognito_{state.cognito}"))
+    status, groups, changed = granted_now(rt, state, "JoinRooms")
+    if status != "confirmed":
+        return state.did(*changed, Action(step="JoinRooms", action="join", outcome=f"skipped:cognito_{status}"))
     user_id = user_id_for(state.sub, rt.config)
     if state.active_in_run != run.id:
         rt.synapse.require_active(user_id)  # Synapse joins deactivated users; we do not
     joined = set() if created_in_this_run(state) else set(rt.synapse.joined_rooms(user_id))
     actions = []
-    for m in desired_memberships(state.groups, rt.config):
+    for m in desired_memberships(groups, rt.config):
         done = m.room_id not in joined and rt.synapse.join(m.room_id, user_id)
         joined.add(m.room_id)
         actions.append(Action(step="JoinRooms", action="join", room=m.room_id,
                               outcome="joined" if done else "already_joined"))
-    configured = {r.room_id for r in rt.config.rooms.values()}
-    return state.model_copy(update={"joined": tuple(sorted(joined & configured))}).did(*actions)
+    return state.did(*changed, *actions)
 
 
 def created_in_this_run(state: WorkflowState) -> bool:
@@ -124,24 +148,18 @@ def created_in_this_run(state: WorkflowState) -> bool:
 
 @step()
 def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
-    """Every level a role grants, and (for a user that existed before this run) the demotion
-    to the room default where no role grants one any more; one write per room, under the
-    room's lease (locks.py). Optionally leaves rooms no group earns now. A user who is not
-    confirmed is granted nothing. A level is a privilege: before granting one, the groups are
-    read again from Cognito, so that a run delayed or redriven after a group was removed
-    grants nothing."""
+    """Puts the user at the level Cognito's groups earn in every room where a role grants one,
+    member or not (a level outlives a membership: the next invite would bring it back), the
+    room's default where none does; one write per room, under the room's lease (locks.py), and
+    decided on a Cognito read taken inside it, after the wait. A user not confirmed, disabled or
+    deleted keeps no level. Optionally leaves rooms no group earns now."""
     user_id = user_id_for(state.sub, rt.config)
-    created_now = created_in_this_run(state)
-    joined = set(state.joined) if state.joined is not None else set(rt.synapse.joined_rooms(user_id))
-    actions = []
-    groups = state.groups if state.cognito == "confirmed" else ()
-    if any(level is not None for level in desired_levels(groups, rt.config).values()):
-        now = rt.directory.user(state.sub)
-        still = split_groups(now.groups, rt.config)[0] if now is not None and standing(now) == "confirmed" else ()
-        if still != groups:
-            actions.append(Action(step="AssignRoles", action="finding", outcome="groups_changed_since_read"))
-        groups = still
-    beyond: set[str] = set()  # rooms where the bot cannot change the user's level
+    actions: list[Action] = []
+
+    def groups_now() -> tuple[str, ...]:
+        _, groups, changed = granted_now(rt, state, "AssignRoles")
+        actions.extend(a for a in changed if a not in actions)
+        return groups
 
     def finding(room_id: str, outcome: str) -> None:
         """Matrix will never let the bot make this change: a finding for a person (audited,
@@ -149,22 +167,28 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
         count("LevelsBeyondTheBot")
         actions.append(Action(step="AssignRoles", action="finding", room=room_id, outcome=outcome))
 
-    for room, level in desired_levels(groups, rt.config).items():
+    beyond: set[str] = set()  # rooms where the bot cannot change the user's level
+    created_now = created_in_this_run(state)
+    for room in leveled_rooms(rt.config):
         room_id = rt.config.rooms[room].room_id
-        if level is None and room_id not in joined:
-            continue  # nothing to demote where the user is not
+        if (created_now and desired_levels(state.groups, rt.config)[room] is None
+                and user_id not in (rt.synapse.power_levels(room_id).get("users") or {})):
+            continue  # a new account, listed nowhere, that its first read earns nothing here: no lease needed
         try:
             with rt.locks.hold(room_id) as lease:
+                level = desired_levels(groups_now(), rt.config)[room]
                 changed = rt.synapse.set_power_levels(room_id, {user_id: level}, lease)
         except LevelBeyondTheBot:
             beyond.add(room_id)
             finding(room_id, "level_beyond_the_bot")
             continue
-        actions.append(Action(step="AssignRoles", action="set_power_level", room=room_id,
-                              outcome=f"set:{'default' if level is None else level}"
-                              if changed else "unchanged"))
+        if changed or level is not None:  # the trail names every level held; a default kept is no news
+            actions.append(Action(step="AssignRoles", action="set_power_level", room=room_id,
+                                  outcome=f"set:{'default' if level is None else level}"
+                                  if changed else "unchanged"))
     if rt.config.leave_rooms_on_role_removal and not created_now:
-        earned = {m.room_id for m in desired_memberships(groups, rt.config)}
+        earned = {m.room_id for m in desired_memberships(groups_now(), rt.config)}
+        joined = set(rt.synapse.joined_rooms(user_id))
         for configured in rt.config.rooms.values():
             if configured.room_id not in joined or configured.room_id in earned | beyond:
                 continue

@@ -339,7 +339,7 @@ def test_every_rule_target_keeps_what_it_could_not_deliver_or_run(template):
 CALLS = {
     "ReadCognitoUser": {"cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
     "ProvisionUser": {"secretsmanager:GetSecretValue", "dynamodb:Query", "cognito-idp:ListUsers"},
-    "JoinRooms": {"secretsmanager:GetSecretValue"},
+    "JoinRooms": {"secretsmanager:GetSecretValue", "cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
     "AssignRoles": {"secretsmanager:GetSecretValue", "dynamodb:UpdateItem", "cognito-idp:ListUsers",
                     "cognito-idp:AdminListGroupsForUser"},
     "DeactivateUser": {"secretsmanager:GetSecretValue"},

@@ -2,13 +2,15 @@
 Runtime of in-memory fakes (tests/fakes.py): what each step does to Synapse, the audit trail and
 the plans, what it reads of Cognito, and the typed errors it lets through for the ASL's Retry."""
 
+from dataclasses import replace
+
 import pytest
 
 from chat_provisioning import steps
 from chat_provisioning.errors import (LeaseLost, RoomBusy, SynapseUnavailable,
                                       UserDeactivated)
 from chat_provisioning.models import Action, WorkflowState
-from tests.fakes import FakeDirectory, POOL, SERVER, SUB, runtime_of, sample_config
+from tests.fakes import FakeDirectory, FakeRoomLocks, POOL, SERVER, SUB, runtime_of, sample_config
 
 USER = f"@{SUB}:{SERVER}"
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:test-SyncUser:run-1"
@@ -26,7 +28,9 @@ def outcomes(state: WorkflowState, step: str) -> list[tuple]:
     return [(a.action, a.room, a.outcome) for a in state.actions if a.step == step]
 
 
-def confirmed(groups=(), **kw) -> WorkflowState:
+def confirmed(rt, groups=(), name=None, **kw) -> WorkflowState:
+    """The state ReadCognitoUser leaves for a confirmed user, who is so in Cognito now too."""
+    rt.directory.add(SUB, groups, display_name=name)
     return WorkflowState(sub=SUB, cause="signup", cognito="confirmed", groups=groups, **kw)
 
 
@@ -34,7 +38,8 @@ def test_read_cognito_user_keeps_known_groups_and_reports_unknown_ones(context):
     rt = runtime_of()
     rt.directory.add(SUB, ("staff", "admins"), display_name="Aaron")
     state = run(steps.read_cognito_user, {"sub": SUB, "cause": "signup"}, rt, context)
-    assert (state.cognito, state.groups, state.display_name) == ("confirmed", ("staff",), "Aaron")
+    assert (state.cognito, state.groups) == ("confirmed", ("staff",))
+    assert "Aaron" not in state.model_dump_json()  # the name is read where it is written
     assert outcomes(state, "ReadCognitoUser") == [("finding", None, "unknown_group:admins")]
 
 
@@ -65,21 +70,21 @@ def test_read_cognito_user_of_a_deleted_user_and_of_an_unmanaged_one(context):
 
 def test_provision_user_creates_then_updates(context):
     rt = runtime_of()
-    state = run(steps.provision_user, confirmed(display_name="Aaron"), rt, context)
+    state = run(steps.provision_user, confirmed(rt, name="Aaron"), rt, context)
     assert state.user_id == USER and state.active_in_run == f"{EXECUTION}#0"
     assert outcomes(state, "ProvisionUser") == [("create_user", None, "created")]
     assert rt.synapse.users[USER]["displayname"] == "Aaron"
     assert rt.synapse.users[USER]["external_ids"] == [{"auth_provider": "cognito", "external_id": SUB}]
-    again = run(steps.provision_user, confirmed(), rt, context)
+    again = run(steps.provision_user, confirmed(rt, name="Aaron"), rt, context)
     assert outcomes(again, "ProvisionUser") == [("update_user", None, "unchanged")]
-    renamed = run(steps.provision_user, confirmed(display_name="Aaron S."), rt, context)
+    renamed = run(steps.provision_user, confirmed(rt, name="Aaron S."), rt, context)
     assert outcomes(renamed, "ProvisionUser") == [("update_user", None, "updated")]
 
 
 def test_provision_user_adopts_an_account_made_elsewhere_keeping_its_links(context):
     rt = runtime_of()
     rt.synapse.add_user(USER, (("oidc-google", "g-4242"),))  # an SSO-linked account of the old Lambda's
-    state = run(steps.provision_user, confirmed(), rt, context)
+    state = run(steps.provision_user, confirmed(rt), rt, context)
     assert outcomes(state, "ProvisionUser") == [("update_user", None, "adopted")]
     assert rt.synapse.users[USER]["external_ids"] == [{"auth_provider": "oidc-google", "external_id": "g-4242"},
                                                       {"auth_provider": "cognito", "external_id": SUB}]
@@ -96,10 +101,11 @@ def test_provision_user_reactivates_only_a_deactivation_of_ours_on_cognitos_enab
     rt.audit.record_actions(SUB, USER, EXECUTION, (Action(step="DeactivateUser", action="deactivate_user",
                                                           outcome="deactivated"),))
     with pytest.raises(UserDeactivated):  # ours, but this run's cause is not Cognito's enable
-        run(steps.provision_user, confirmed(), rt, context)
-    rt.directory.add(SUB, enabled=False)
-    with pytest.raises(UserDeactivated):  # Cognito's enable, but disabled again since
-        run(steps.provision_user, enable, rt, context)
+        run(steps.provision_user, confirmed(rt), rt, context)
+    rt.directory.add(SUB, enabled=False)  # Cognito's enable, but disabled again since: nothing written
+    assert outcomes(run(steps.provision_user, enable, rt, context), "ProvisionUser") == [
+        ("create_user", None, "skipped:cognito_disabled")]
+    assert rt.synapse.users[USER]["deactivated"] is True
     rt.directory.add(SUB)
     state = run(steps.provision_user, enable, rt, context)
     assert outcomes(state, "ProvisionUser") == [("reactivate_user", None, "reactivated")]
@@ -110,34 +116,32 @@ def test_a_synapse_outage_is_the_typed_error_the_asl_retries(context):
     rt = runtime_of()
     rt.synapse.fail("upsert_user", SynapseUnavailable("PUT /users: ConnectError"))
     with pytest.raises(SynapseUnavailable):
-        run(steps.provision_user, confirmed(), rt, context)
+        run(steps.provision_user, confirmed(rt), rt, context)
     assert rt.synapse.users == {}
-    assert run(steps.provision_user, confirmed(), rt, context).user_id == USER  # the retry
+    assert run(steps.provision_user, confirmed(rt), rt, context).user_id == USER  # the retry
 
 
 def test_join_rooms_joins_what_the_groups_earn_once(context):
     rt = runtime_of()
-    created = run(steps.provision_user, confirmed(("staff",)), rt, context)
+    created = run(steps.provision_user, confirmed(rt, ("staff",)), rt, context)
     state = run(steps.join_rooms, created, rt, context)
     assert outcomes(state, "JoinRooms") == [("join", RED, "joined"), ("join", STAFF, "joined")]
-    assert state.joined == tuple(sorted((RED, STAFF)))
     assert rt.synapse.called("joined_rooms") == []  # created in this run: in no room yet
-    again = run(steps.join_rooms, confirmed(("staff",)), rt, context, redrive=1)
+    again = run(steps.join_rooms, confirmed(rt, ("staff",)), rt, context, redrive=1)
     assert outcomes(again, "JoinRooms") == [("join", RED, "already_joined"), ("join", STAFF, "already_joined")]
     assert len(rt.synapse.called("join")) == 2  # the second run read the rooms instead
 
 
 def test_join_rooms_refuses_a_user_deactivated_since_provisioning(context):
     rt = runtime_of()
-    run(steps.provision_user, confirmed(), rt, context)
+    run(steps.provision_user, confirmed(rt), rt, context)
     rt.synapse.deactivate(USER, erase=False)
     with pytest.raises(UserDeactivated):
-        run(steps.join_rooms, confirmed(), rt, context)  # another run: active_in_run is not set
+        run(steps.join_rooms, confirmed(rt), rt, context)  # another run: active_in_run is not set
 
 
 def staff_member(rt, context) -> WorkflowState:
-    rt.directory.add(SUB, ("staff",))
-    return run(steps.join_rooms, run(steps.provision_user, confirmed(("staff",)), rt, context), rt, context)
+    return run(steps.join_rooms, run(steps.provision_user, confirmed(rt, ("staff",)), rt, context), rt, context)
 
 
 def test_assign_roles_grants_under_the_rooms_lease(context):
@@ -155,7 +159,55 @@ def test_assign_roles_grants_nothing_cognito_took_away_since_the_read(context):
     state = staff_member(rt, context)
     rt.directory.add(SUB, ())  # staff removed after ReadCognitoUser
     done = run(steps.assign_roles, state, rt, context)
-    assert ("finding", None, "groups_changed_since_read") in outcomes(done, "AssignRoles")
+    assert ("finding", None, "cognito_changed_since_read") in outcomes(done, "AssignRoles")
+    assert USER not in rt.synapse.levels[STAFF]["users"]
+
+
+def test_assign_roles_decides_a_level_on_a_read_taken_inside_the_rooms_lease(context):
+    """The run waits for the Staff lease (a concurrent writer holds it); meanwhile `staff` is
+    removed in Cognito: the level is decided on the read taken once the lease is held."""
+    rt = runtime_of()
+    state = staff_member(rt, context)
+
+    class RemovedWhileWaiting(FakeRoomLocks):
+        def hold(self, room_id):
+            rt.directory.add(SUB, ())
+            return super().hold(room_id)
+    rt = replace(rt, locks=RemovedWhileWaiting())
+    done = run(steps.assign_roles, state, rt, context)
+    assert USER not in rt.synapse.levels[STAFF]["users"]
+    assert outcomes(done, "AssignRoles") == [("finding", None, "cognito_changed_since_read")]
+
+
+def test_a_redriven_run_writes_on_cognitos_word_now_not_on_its_first_read(context):
+    """A sign-up failed at ProvisionUser; Cognito then disabled the user and took a group away;
+    the redrive creates nothing. And a run past ProvisionUser joins only what Cognito gives now."""
+    rt = runtime_of()
+    signup = confirmed(rt, ("analysts",))
+    rt.directory.add(SUB, ("analysts",), enabled=False)
+    state = run(steps.provision_user, signup, rt, context, redrive=1)
+    assert outcomes(state, "ProvisionUser") == [("create_user", None, "skipped:cognito_disabled")]
+    assert outcomes(run(steps.join_rooms, state, rt, context, redrive=1), "JoinRooms") == [
+        ("join", None, "skipped:cognito_disabled")]
+    assert rt.synapse.users == {} and rt.synapse.called("join") == []
+    rt.directory.add(SUB, ("analysts",))
+    provisioned = run(steps.provision_user, signup, rt, context, redrive=2)
+    rt.directory.add(SUB, ())  # analysts removed before JoinRooms ran
+    joined = run(steps.join_rooms, provisioned, rt, context, redrive=2)
+    assert outcomes(joined, "JoinRooms") == [("finding", None, "cognito_changed_since_read"),
+                                             ("join", RED, "joined")]
+
+
+def test_a_level_outlives_a_membership_and_is_taken_back_all_the_same(context):
+    """A Staff member left the room, then lost `staff`: the level stays in the power levels
+    (the next invite would bring it back) unless the run demotes non-members too."""
+    rt = runtime_of(sample_config(roles={"staff": [{"room": "staff", "power_level": 50}]}))
+    run(steps.assign_roles, staff_member(rt, context), rt, context)
+    rt.synapse.members[STAFF].discard(USER)  # the user left the room
+    rt.directory.add(SUB, ())
+    removed = WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed", groups=("staff",))
+    done = run(steps.assign_roles, removed, rt, context)
+    assert ("set_power_level", STAFF, "set:default") in outcomes(done, "AssignRoles")
     assert USER not in rt.synapse.levels[STAFF]["users"]
 
 
@@ -174,7 +226,8 @@ def test_assign_roles_writes_nothing_without_the_lease_and_fails_typed(context, 
 def test_assign_roles_demotes_and_with_the_flag_leaves_rooms_no_group_grants(context):
     rt = runtime_of(sample_config(leave_rooms_on_role_removal=True))
     state = staff_member(rt, context)
-    run(steps.join_rooms, state.model_copy(update={"groups": ("analysts", "staff")}), rt, context)
+    rt.directory.add(SUB, ("analysts", "staff"))
+    run(steps.join_rooms, state, rt, context)
     rt.synapse.levels[STAFF]["users"][USER] = 50
     rt.directory.add(SUB, ())
     removed = WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed", groups=())
@@ -191,7 +244,7 @@ def test_a_level_the_bot_cannot_change_is_a_finding_not_a_failure(context, leave
     rt = runtime_of(sample_config(leave_rooms_on_role_removal=leave))
     run(steps.assign_roles, staff_member(rt, context), rt, context)  # at 100, the bot's level
     rt.directory.add(SUB, ())
-    removed = WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed", joined=(RED, STAFF))
+    removed = WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed")
     done = run(steps.assign_roles, removed, rt, context)
     assert outcomes(done, "AssignRoles") == [("finding", STAFF, "level_beyond_the_bot")]
     assert rt.synapse.levels[STAFF]["users"][USER] == 100 and STAFF in rt.synapse.joined_rooms(USER)
@@ -201,11 +254,11 @@ def test_a_level_the_bot_cannot_change_is_a_finding_not_a_failure(context, leave
 def test_a_member_the_bot_cannot_remove_is_a_finding_not_a_failure(context):
     rt = runtime_of(sample_config(leave_rooms_on_role_removal=True))
     state = staff_member(rt, context)
-    run(steps.join_rooms, state.model_copy(update={"groups": ("analysts",)}), rt, context)
+    rt.directory.add(SUB, ("analysts",))
+    run(steps.join_rooms, state, rt, context)
     rt.synapse.levels[ANALYSTS]["users"][USER] = 100  # a peer in Analysts, set by hand
     rt.directory.add(SUB, ("staff",))
-    removed = WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed", groups=("staff",),
-                            joined=(RED, STAFF, ANALYSTS))
+    removed = WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed", groups=("staff",))
     done = run(steps.assign_roles, removed, rt, context)
     assert ("finding", ANALYSTS, "leave_beyond_the_bot") in outcomes(done, "AssignRoles")
     assert ANALYSTS in rt.synapse.joined_rooms(USER)
@@ -218,7 +271,7 @@ def test_a_banned_account_made_elsewhere_gets_no_tie(context):
     rt.synapse.add_user(USER)
     rt.synapse.users[USER]["deactivated"] = True
     with pytest.raises(UserDeactivated):
-        run(steps.provision_user, confirmed(), rt, context)
+        run(steps.provision_user, confirmed(rt), rt, context)
     assert rt.synapse.users[USER]["external_ids"] == []
 
 
