@@ -4,7 +4,7 @@ state after that is built by the steps themselves, from Cognito and Synapse."""
 
 from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .config import Frozen
 from .errors import InvalidInput
@@ -68,6 +68,15 @@ class WorkflowState(Sub):
     # later steps of that run skip the check; a redriven run checks again, since the user may
     # have been deactivated since.
     active_in_run: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def without_retired_fields(cls, data: Any) -> Any:
+        """A run started before issue 22 carried the display name and the rooms joined; its
+        redrive must still parse (each step now reads them itself)."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in ("display_name", "joined")}
+        return data
 
     def did(self, *actions: Action) -> "WorkflowState":
         return self.model_copy(update={"actions": self.actions + actions})

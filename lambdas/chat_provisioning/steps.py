@@ -9,7 +9,7 @@ from typing import Any, cast
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .audit import execution_name
-from .errors import LevelBeyondTheBot, UserDeactivated
+from .errors import LevelBeyondTheBot, RoomNotFound, UserDeactivated
 from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
 from .policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, split_groups,
@@ -182,11 +182,16 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
             beyond.add(room_id)
             finding(room_id, "level_beyond_the_bot")
             continue
+        except RoomNotFound:  # gone, or the bot left it: the sweep's room_missing, not every run's failure
+            actions.append(Action(step="AssignRoles", action="finding", room=room_id, outcome="room_missing"))
+            continue
         if changed or level is not None:  # the trail names every level held; a default kept is no news
             actions.append(Action(step="AssignRoles", action="set_power_level", room=room_id,
                                   outcome=f"set:{'default' if level is None else level}"
                                   if changed else "unchanged"))
-    if rt.config.leave_rooms_on_role_removal and not created_now:
+    # A user Cognito does not know has no account of ours in a room: deactivated (Synapse took it
+    # out), or not tied to it and left alone (DeactivateUser).
+    if rt.config.leave_rooms_on_role_removal and not created_now and state.cognito != "absent":
         earned = {m.room_id for m in desired_memberships(groups_now(), rt.config)}
         joined = set(rt.synapse.joined_rooms(user_id))
         for configured in rt.config.rooms.values():

@@ -211,6 +211,30 @@ def test_a_level_outlives_a_membership_and_is_taken_back_all_the_same(context):
     assert USER not in rt.synapse.levels[STAFF]["users"]
 
 
+def test_a_leveled_room_gone_is_a_finding_not_every_runs_failure(context):
+    rt = runtime_of()
+    del rt.synapse.levels[STAFF]  # deleted, or the bot left it: Synapse refuses its levels
+    done = run(steps.assign_roles, staff_member(rt, context), rt, context)
+    assert outcomes(done, "AssignRoles") == [("finding", STAFF, "room_missing")]
+
+
+def test_a_run_started_before_the_state_lost_its_name_and_rooms_is_still_redriven(context):
+    rt = runtime_of()
+    old = {**confirmed(rt).model_dump(mode="json"), "display_name": "Aaron", "joined": [RED]}
+    assert run(steps.provision_user, old, rt, context).user_id == USER
+
+
+def test_an_account_cognito_does_not_tie_is_never_kicked(context):
+    """Deleted in Cognito, not tied by external_ids: DeactivateUser leaves it alone, and so does
+    AssignRoles with the leave flag on."""
+    rt = runtime_of(sample_config(leave_rooms_on_role_removal=True))
+    rt.synapse.add_user(USER)
+    rt.synapse.members[ANALYSTS].add(USER)
+    gone = WorkflowState(sub=SUB, cause="AdminDeleteUser", cognito="absent")
+    run(steps.assign_roles, run(steps.deactivate_user, gone, rt, context), rt, context)
+    assert ANALYSTS in rt.synapse.joined_rooms(USER) and rt.synapse.called("kick") == []
+
+
 @pytest.mark.parametrize("port, method, error", [
     ("locks", "hold", RoomBusy("locked")), ("locks", "check", LeaseLost("expired")),
     ("synapse", "set_power_levels", SynapseUnavailable("down"))])
