@@ -109,6 +109,7 @@ def main() -> None:
         # design can go below. A power-levels event is replaced whole, so a level costs its
         # read and its write.
         rooms = {k: r.room_id for k, r in local.config.rooms.items()}
+        staff_level = local.config.roles["staff"][0].power_level
 
         admin = httpx.Client(base_url=local.state.synapse_url, headers={"Authorization": f"Bearer {local.token}"})
 
@@ -120,12 +121,12 @@ def main() -> None:
             for room in ["red_room", *groups]:
                 local.synapse.join(rooms[room], user)
             if "staff" in groups:
-                local.synapse.set_power_levels(rooms["staff"], {user: 100})
+                local.synapse.set_power_levels(rooms["staff"], {user: staff_level})
             return user
 
         def raw_promotion(user: str) -> None:
             local.synapse.join(rooms["staff"], user)
-            local.synapse.set_power_levels(rooms["staff"], {user: 100})
+            local.synapse.set_power_levels(rooms["staff"], {user: staff_level})
 
         def counted(change, *args) -> int:
             start = len(local.inspector.synapse_requests())

@@ -205,11 +205,12 @@ class Operator:
         self.env.aws["stepfunctions"].redrive_execution(executionArn=arn)
         return {"redriven": arn, "from_state": failed_state, **self.wait(arn)}
 
-    def sweep(self, dry_run: bool = False, approve_removals: int | None = None, adopt: bool = False) -> dict:
+    def sweep(self, dry_run: bool = False, approve_removals: int | None = None, adopt: bool = False,
+              align_rooms: bool = False) -> dict:
         """The deployed SweepUsers state machine, run by moto to the end (its Distributed Map
         included); then each user's workflow it started, and its failure audit. A sweep that
         applies is started with {}, as the schedule starts it."""
-        request = operations.sweep_request(dry_run, approve_removals, adopt)
+        request = operations.sweep_request(dry_run, approve_removals, adopt, align_rooms)
         arn = self.env.aws["stepfunctions"].start_execution(
             stateMachineArn=self.env.state.sweep_state_machine_arn, name=f"sweep-{uuid.uuid4()}",
             input=json.dumps(request))["executionArn"]

@@ -54,6 +54,12 @@ def add_commands(local: argparse._SubParsersAction) -> None:
                       help="a level set by hand, e.g. staff=100 (repeat)")
     made.add_argument("--link", action="append", default=[], dest="links", metavar="PROVIDER:ID",
                       help="an external id of another provider, e.g. oidc-google:g-4242 (repeat)")
+    lower = local.add_parser("lower-own-level", help="the user lowers its own level in a room, as anyone may "
+                             "in a client (a Staff member set to the bot's level by hand must: the bot "
+                             "can never change a peer's level)")
+    lower.add_argument("--sub", required=True)
+    lower.add_argument("--room", required=True, help="the room's key in config, e.g. staff")
+    lower.add_argument("--level", required=True, type=int)
     links = local.add_parser("links", help="the account's links (external ids), as Synapse's admin API has them")
     links.add_argument("--sub", required=True)
     login = local.add_parser("login", help="log in as the mobile app does (JWT) and list rooms")
@@ -111,6 +117,10 @@ def run(args: argparse.Namespace) -> dict:
                 "not_listed": iam_check.unlisted_calls(seen)}
     if args.command == "kick":
         return local_env.kick(args.sub, args.room)
+    if args.command == "lower-own-level":
+        if args.room not in local_env.config.rooms:
+            raise SystemExit(json.dumps({"error": f"no room {args.room!r} in config (rooms: {', '.join(local_env.config.rooms)})"}))
+        return local_env.lower_own_level(args.sub, args.room, args.level)
     if args.command == "links":
         user = local_env.synapse.user(local_env.user_id(args.sub)) or {}
         return {"external_ids": [f"{e['auth_provider']}:{e['external_id']}" for e in user.get("external_ids", [])]}

@@ -104,16 +104,19 @@ def go_live(local: dict) -> dict:
     say("  Staff at 100 by hand: " + ", ".join(STAFF) + " (Jonathan also linked to Google SSO); Mark in "
         "Analysts by hand; Pat made by a JWT login; @other-bot, whom Cognito does not know")
     outcomes = {}
-    for step, args in (("plan", ["sweep", "--dry-run", "--adopt", "--plan-file", str(DAY_ONE)]),
+    for step, args in (("plan", ["sweep", "--dry-run", "--adopt", "--align-rooms", "--plan-file", str(DAY_ONE)]),
                        ("import", ["import-groups", "--plan-file", str(GROUPS)]),
                        ("import --apply", ["import-groups", "--apply", str(GROUPS)]),
                        ("plan again", ["sweep", "--dry-run", "--adopt", "--plan-file", str(DAY_ONE.with_suffix(".after.json"))]),
-                       ("go live", ["sweep", "--adopt"])):
+                       ("go live", ["sweep", "--adopt", "--align-rooms"])):
         say(f"  $ chat-provisioning {' '.join(args)}")
         result, code = operator(*args)
         say(f"    exit {code}")
         if step.startswith("plan"):
             say(f"    {fixes_by_kind(Path(args[-1]))}")
+            for room in result["thresholds"]:
+                say(f"    to align: {room['room']}: {len(room['lower'])} thresholds above {room['level']}, "
+                    f"e.g. changing levels needs {room['lower'].get('events.m.room.power_levels', '-')}")
             outcomes[f"Day one: {step}"] = "SUCCEEDED" if result["status"] == "SUCCEEDED" else result["status"]
         elif step == "import":
             say("    proposes: " + ", ".join(f"{p['group']} ({p['detail']})" for p in result["proposed"]))
@@ -123,8 +126,14 @@ def go_live(local: dict) -> dict:
             outcomes["Day one: import applied"] = "SUCCEEDED" if code == 0 else result
         else:
             runs = [r["status"] for r in result["workflows"].values()]
-            say(f"    {result['outcome']}: {len(runs)} users' workflows, {', '.join(sorted(set(runs)))}")
-            outcomes["Day one: go live"] = "SUCCEEDED" if set(runs) == {"SUCCEEDED"} else runs
+            say(f"    {result['outcome']}: {len(runs)} users' workflows, {', '.join(sorted(set(runs)))}; "
+                f"rooms aligned: {', '.join(result['aligned']) or 'none'}")
+            outcomes["Day one: go live"] = "SUCCEEDED" if set(runs) == {"SUCCEEDED"} and result["aligned"] else result
+    level = local["roles"]["staff"][0]["power_level"]
+    for name in STAFF:  # the bot can never lower a peer: each does it, as anyone may in a client
+        cli("lower-own-level", "--sub", sub_of(name), "--room", "staff", "--level", str(level))
+    say(f"  Staff set to 100 by hand lower their own level to {level} (any client); the rooms' thresholds "
+        f"now ask at most {level}: they keep every admin power, the bot alone above them")
     after = json.loads(DAY_ONE.with_suffix(".after.json").read_text())
     removals = sum(len(after[k]) for k in REMOVALS)
     say(f"  after the import, the plan removes nothing: {removals} demotions, leaves or deactivations")
@@ -234,7 +243,8 @@ def main() -> None:
             say(f"{name:<12} {rooms:<50} {len(status['audit']):>11} {measured:>31}")
         say(f"\nSynapse requests per sign-up above the raw minimum: {min(extra)} to {max(extra)} "
             f"(the read of the user, whose other links the write keeps; per level set, the read-back "
-            f"that proves the write stuck)")
+            f"that proves the write stuck; without one, the read of Staff's levels, where a level set "
+            f"for the account before it existed would be taken back)")
 
         say("\nOlive's audit trail (the failed attempt, then the redrive's actions, one execution):")
         for item in operator("user", "status", sub_of("Olive"))[0]["audit"]:

@@ -207,8 +207,27 @@ class LocalEnv:
         for room in rooms:
             self.synapse.join(self.config.rooms[room].room_id, user_id)
         for room, level in (levels or {}).items():
-            self.synapse.set_power_levels(self.config.rooms[room].room_id, {user_id: level})
+            self.set_level_by_hand(self.config.rooms[room].room_id, user_id, level)
         return {"user_id": user_id, "rooms": list(rooms), "levels": levels or {}, "links": [list(x) for x in links]}
+
+    def set_level_by_hand(self, room_id: str, user_id: str, level: int) -> None:
+        """A room admin's edit in a client: any level, the bot's own included (which the
+        adapter refuses to grant: it could never be taken back)."""
+        levels = self.synapse.power_levels(room_id)
+        self.admin("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels",
+                   json={**levels, "users": {**levels["users"], user_id: level}}).raise_for_status()
+
+    def lower_own_level(self, sub: str, room: str, level: int) -> dict:
+        """The user lowers its own level, as anyone may in any client: what a Staff member set
+        to the bot's level by hand must do, since the bot can never change a peer's. Signed in
+        as the user with Synapse's admin API ("login as a user"), as a server admin could."""
+        user_id, room_id = self.user_id(sub), self.config.rooms[room].room_id
+        token = self.admin("POST", f"/_synapse/admin/v1/users/{user_id}/login", json={}).json()["access_token"]
+        levels = self.synapse.power_levels(room_id)
+        httpx.put(f"{self.state.synapse_url}/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels",
+                  headers={"Authorization": f"Bearer {token}"},
+                  json={**levels, "users": {**levels["users"], user_id: level}}).raise_for_status()
+        return {"sub": sub, "room": room, "level": level}
 
     def kick(self, sub: str, room: str) -> dict:
         """A Matrix admin removes the user from a configured room by hand: drift no event reports."""

@@ -103,7 +103,8 @@ class Workflow:
                     conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}}))
         allow(self.steps["RecordAudit"], ["dynamodb:PutItem"], [audit.table_arn])
         allow(self.steps["ProvisionUser"], ["dynamodb:Query"], [audit.table_arn])
-        allow(self.steps["AssignRoles"], ["dynamodb:UpdateItem"], [locks.table_arn])
+        for writer in ("AssignRoles", "PlanSweep"):  # levels, and a sweep's --align-rooms
+            allow(self.steps[writer], ["dynamodb:UpdateItem"], [locks.table_arn])
         allow(self.steps["PlanSweep"], ["s3:PutObject"], [plans.arn_for_objects("sweeps/*")])
 
         # Under /aws/vendedlogs/states/: other names grow the account's CloudWatch Logs resource

@@ -17,7 +17,7 @@ from chat_provisioning.config import ChatConfig
 from chat_provisioning.deadline import Deadline
 from chat_provisioning.errors import (LeaseLost, RoomBusy, RoomNotFound, SynapseForbidden, SynapseRejected,
                                       UserDeactivated)
-from chat_provisioning.policy import CognitoUser, level_of, standing, with_power_levels
+from chat_provisioning.policy import CognitoUser, level_of, standing, with_power_levels, with_thresholds_at_most
 from chat_provisioning.ports import (AuditStore, ChatServer, Lease, PlanStore, RoomLocks, UserDirectory,
                                      UserRecord, Workflows)
 from chat_provisioning.runtime import Runtime
@@ -40,7 +40,7 @@ def sample_config(**overrides: Any) -> ChatConfig:
         "server_name": SERVER, "synapse_url": "https://synapse.internal.example.test",
         "admin_token_secret_name": "test/bot-token", "bot_localpart": "provisioner-bot",
         "rooms": rooms, "default_rooms": ["red_room"],
-        "roles": {"staff": [{"room": "staff", "power_level": 100}],
+        "roles": {"staff": [{"room": "staff", "power_level": 99}],
                   "analysts": [{"room": "analysts"}], "experiencers": [{"room": "experiencers"}]},
         "user_pool": {"user_pool_id": POOL, "client_id": "testclient"},
         **overrides})
@@ -124,6 +124,14 @@ class FakeChatServer(Fake):
         if changed:
             if lease is not None:
                 lease.check()
+            self.levels[room_id] = wanted
+        return changed
+
+    def lower_thresholds(self, room_id: str, level: int, lease: Lease) -> dict[str, int]:
+        self._call("lower_thresholds", room_id, level)
+        wanted, changed = with_thresholds_at_most(self.power_levels(room_id), level, self.bot_user_id)
+        if changed:
+            lease.check()
             self.levels[room_id] = wanted
         return changed
 

@@ -82,6 +82,10 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--adopt", action="store_true",
                        help="read every account's links (one Synapse request per user) and tie the "
                             "accounts made before this stack: going live")
+    sweep.add_argument("--align-rooms", action="store_true",
+                       help="first lower each role room's thresholds to the highest level a role gives "
+                            "there (Staff keep every admin power, the bot alone above them); a "
+                            "--dry-run lists them as `thresholds`")
     sweep.add_argument("--plan-file", type=Path, metavar="FILE",
                        help="also write the plan to FILE, grouped by kind, to review and diff")
 
@@ -133,7 +137,7 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
         if bool(args.arns) == bool(args.since):
             raise ToolError("name the executions, or --since a time (not both)")
         return operations.redrive(d, args.arns, args.since, args.dry_run, progress, wait=not args.no_wait)
-    result, code = operations.sweep(d, args.dry_run, args.approve_removals, args.adopt, progress)
+    result, code = operations.sweep(d, args.dry_run, args.approve_removals, args.adopt, progress, args.align_rooms)
     if args.plan_file and "fixes" in result:
         args.plan_file.write_text(json.dumps(operations.grouped(result), indent=1, sort_keys=True) + "\n")
         result["plan_file"] = str(args.plan_file)

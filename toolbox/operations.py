@@ -204,21 +204,23 @@ def redrive(d: Deployment, arns: list[str], since: datetime | None, dry_run: boo
     return {"dry_run": dry_run, "executions": results}, code
 
 
-def sweep_request(dry_run: bool = False, approve_removals: int | None = None, adopt: bool = False) -> dict:
+def sweep_request(dry_run: bool = False, approve_removals: int | None = None, adopt: bool = False,
+                  align_rooms: bool = False) -> dict:
     """SweepUsers' input (models.SweepRequest), with only what differs from the schedule's {}."""
     return ({"dry_run": True} if dry_run else {}) | ({"adopt": True} if adopt else {}) | (
-        {"approve_removals": approve_removals} if approve_removals is not None else {})
+        {"approve_removals": approve_removals} if approve_removals is not None else {}) | (
+        {"align_rooms": True} if align_rooms else {})
 
 
 def sweep(d: Deployment, dry_run: bool, approve_removals: int | None, adopt: bool,
-          progress: Progress) -> tuple[dict, int]:
+          progress: Progress, align_rooms: bool = False) -> tuple[dict, int]:
     """Start SweepUsers, follow it, and report its plan (from the plans bucket) and each user's
     workflow it ran. Exit 0: nothing to fix, or all fixed; 2: drift left (a dry run's or a held
     plan's fixes) or findings; 3: the sweep or a user's workflow failed."""
     sfn = d.client("stepfunctions")
     arn = start_once(sfn, d.outputs["SweepUsersStateMachineArn"],
                      f"operator-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}",
-                     json.dumps(sweep_request(dry_run, approve_removals, adopt)))
+                     json.dumps(sweep_request(dry_run, approve_removals, adopt, align_rooms)))
     return sweep_report(d, arn, progress)
 
 
@@ -283,10 +285,11 @@ def sweep_report(d: Deployment, arn: str, progress: Progress) -> tuple[dict, int
     applied = set(plan["to_apply"]) if output["apply"] else set()
     unapplied = [f for f in plan["fixes"] if f["sub"] not in applied]
     code = FAILED if any(w["status"] != "SUCCEEDED" for w in workflows.values()) \
-        else DRIFT if unapplied or plan["findings"] else IN_SYNC
+        else DRIFT if unapplied or plan["findings"] or plan["thresholds"] else IN_SYNC
     return {**ended, **{k: output[k] for k in ("outcome", "bucket", "plan_key", "requests_key", "tag")},
             "summary": plan["summary"], "held": plan["held"], "fixes": plan["fixes"], "unapplied": unapplied,
-            "findings": plan["findings"], "proposed_groups": plan["proposed_groups"], "workflows": workflows}, code
+            "findings": plan["findings"], "proposed_groups": plan["proposed_groups"],
+            "thresholds": plan["thresholds"], "aligned": plan["aligned"], "workflows": workflows}, code
 
 
 def grouped(report: dict) -> dict:
@@ -298,6 +301,7 @@ def grouped(report: dict) -> dict:
     return {"summary": report["summary"], "held": report["held"], **fixes,
             "findings": sorted(report["findings"], key=lambda f: (f["kind"], f["subject"], f.get("room") or "")),
             "proposed_groups": sorted(report["proposed_groups"], key=lambda p: (p["sub"], p["group"])),
+            "thresholds": sorted(report["thresholds"], key=lambda t: t["room"]),
             "unapplied": len(report["unapplied"])}
 
 

@@ -35,8 +35,8 @@ class Room(Frozen):
 
 class RoleGrant(Frozen):
     room: str
-    # None: membership only, at the room's default level.
-    power_level: int | None = Field(default=None, ge=0, le=100)
+    # None: membership only, at the room's default level. Below the bot's (bot_power_level).
+    power_level: int | None = Field(default=None, ge=0)
 
 
 class UserPool(Frozen):
@@ -98,6 +98,10 @@ class ChatConfig(Frozen):
     admin_token_kms_key_arn: str | None = Field(
         default=None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]{36}$")
     bot_localpart: Annotated[str, matching(LOCALPART, "a valid Matrix localpart")]
+    # The bot's level in the configured rooms. Matrix lets nobody change the level of a peer
+    # (a user at its own level or above): every role's level must be below it, or the bot could
+    # grant it and never take it back.
+    bot_power_level: int = Field(default=100, ge=1)
     auth_provider: str = "cognito"
     rooms: dict[str, Room]
     default_rooms: tuple[str, ...]
@@ -151,6 +155,13 @@ class ChatConfig(Frozen):
                    if r.room_id.split(":", 1)[1] != self.server_name]
         if foreign:
             raise ValueError(f"room IDs not on server {self.server_name!r}: {foreign}")
+        irrevocable = sorted(f"{group} ({g.room}: {g.power_level})" for group, gs in self.roles.items() for g in gs
+                             if g.power_level is not None and g.power_level >= self.bot_power_level)
+        if irrevocable:
+            raise ValueError(f"roles at the bot's level ({self.bot_power_level}) or above: {irrevocable}. Matrix "
+                             "lets nobody change a peer's level, so the bot could never take these back: give each "
+                             "a level below the bot's, and lower the rooms' thresholds to it (`chat-provisioning "
+                             "sweep --align-rooms`)")
         both = sorted(set(self.roles) & set(self.ignored_groups))
         if both:
             raise ValueError(f"groups both in roles and ignored_groups: {both}")

@@ -106,6 +106,10 @@ class SweepRequest(Frozen):
     # Read every active account's links (one Synapse request per user) and adopt those without
     # our tie: going live on a Synapse whose accounts the old trigger or a JWT login made.
     adopt: bool = False
+    # Lower each leveled room's thresholds to the highest level a role gives there before
+    # planning (the plan's `thresholds` on a dry run): its admins keep every power, the bot
+    # alone above them.
+    align_rooms: bool = False
 
 
 class SweepEvent(Frozen):

@@ -100,7 +100,7 @@ def desired_memberships(groups: tuple[str, ...] | list[str], config: ChatConfig)
 def leveled_rooms(config: ChatConfig) -> list[str]:
     """The rooms (keys of config.rooms) where some role grants a level: whose levels of the
     users we manage are ours, in config's order. Other rooms' levels are not ours."""
-    leveled = {g.room for gs in config.roles.values() for g in gs if g.power_level is not None}
+    leveled = role_levels(config)
     return [room for room in config.rooms if room in leveled]
 
 
@@ -153,10 +153,15 @@ def beyond_the_bot(content: dict[str, Any], user_id: str, level: int | None, bot
     if bot_level < needed:
         return f"the bot, at {bot_level}, may not change levels here: give it {needed} there"
     if level > bot_level:
-        return f"level {level} is above the bot's {bot_level}: raise the bot to {level} there, or lower the role's level"
+        return (f"level {level} is above the bot's {bot_level}: raise the bot above {level} there, or lower the "
+                "role's level")
+    if level == bot_level:
+        return (f"level {level} is the bot's own: Matrix would never let the bot take it back; give the role a "
+                "level below the bot's")
     if current >= bot_level:
-        return (f"at {current}, the bot's peer or above, the bot cannot change it: if {current} is right, put the "
-                "user in the Cognito group that gives it; if not, only the user itself can lower it")
+        return (f"at {current}, the bot's peer or above, the bot cannot change it: only the user can lower its own "
+                "level (any client; a server admin can as the user), after `sweep --align-rooms` so that it "
+                "loses no power")
     return None
 
 
@@ -170,6 +175,53 @@ def beyond_the_bots_kick(content: dict[str, Any], user_id: str, bot_user_id: str
         return (f"at {current}, the bot's peer or above, the bot cannot remove it: if the membership is right, put "
                 "the user in the Cognito group that gives it; if not, a room admin above it must remove it")
     return None
+
+
+def role_levels(config: ChatConfig) -> dict[str, int]:
+    """Each leveled room's highest level a role grants (its admins' level: Phenom's Staff, 99)."""
+    levels: dict[str, int] = {}
+    for grants in config.roles.values():
+        for g in grants:
+            if g.power_level is not None:
+                levels[g.room] = max(g.power_level, levels.get(g.room, 0))
+    return levels
+
+
+# The keys of an m.room.power_levels content that name the level an act needs (beside the
+# per-event `events` and the `notifications` maps); `users` and `users_default` say who holds which.
+THRESHOLDS = ("ban", "kick", "redact", "invite", "state_default", "events_default")
+
+
+def thresholds_above(content: dict[str, Any], level: int, bot_user_id: str) -> tuple[dict[str, int], list[str]]:
+    """The thresholds of this content above `level` ("ban", "events.m.room.power_levels",
+    "notifications.room" -> their level) that the bot may lower, and those it may not: Matrix
+    lets it change a threshold only from and to levels at or below its own."""
+    bot_level = level_of(content, bot_user_id)
+    found = {key: int(content[key]) for key in THRESHOLDS if key in content}
+    for group in ("events", "notifications"):
+        found |= {f"{group}.{name}": int(value) for name, value in (content.get(group) or {}).items()}
+    above = {key: value for key, value in sorted(found.items()) if value > level}
+    return ({k: v for k, v in above.items() if v <= bot_level}, [k for k, v in above.items() if v > bot_level])
+
+
+def with_thresholds_at_most(content: dict[str, Any], level: int, bot_user_id: str,
+                            ) -> tuple[dict[str, Any], dict[str, int]]:
+    """The content with every threshold the bot may lower above `level` lowered to it, so that
+    a role at `level` holds every power the room asks more for and the bot alone is above it;
+    and what that changes (threshold -> `level`)."""
+    lowered, _ = thresholds_above(content, level, bot_user_id)
+    if not lowered:
+        return content, {}
+    needed = int((content.get("events") or {}).get("m.room.power_levels", required_level(content, "state_default")))
+    if level_of(content, bot_user_id) < needed:
+        raise LevelBeyondTheBot(f"the bot, at {level_of(content, bot_user_id)}, may not change this room's levels: "
+                                f"give it {needed} there")
+    wanted = {**content, **{key: level for key in lowered if "." not in key}}
+    for group in ("events", "notifications"):
+        if group in content:
+            wanted[group] = {name: level if f"{group}.{name}" in lowered else value
+                             for name, value in content[group].items()}
+    return wanted, dict.fromkeys(lowered, level)
 
 
 def with_power_level(content: dict[str, Any], user_id: str, level: int | None, bot_user_id: str) -> dict[str, Any] | None:

@@ -12,8 +12,8 @@ from .audit import execution_name
 from .errors import LevelBeyondTheBot, RoomNotFound, UserDeactivated
 from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
-from .policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, split_groups,
-                     standing, user_id_for)
+from .policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, role_levels,
+                     split_groups, standing, user_id_for)
 from .runtime import Runtime, runtime, tracer
 from .sweep_plan import plan
 from .synapse import external_ids
@@ -249,13 +249,14 @@ def plan_sweep(event: dict[str, Any], context: LambdaContext, rt: Runtime | None
     rt = rt or runtime()
     rt.deadline.start(context.get_remaining_time_in_millis())
     with errors_counted("PlanSweep"):
+        aligned = align_rooms(rt) if request.align_rooms and not request.dry_run else {}
         users = rt.directory.all_users()
         the_plan = plan(users, read_matrix(rt.synapse, rt.config, users, adopt=request.adopt), rt.config)
     held = the_plan.held(rt.config, request.approve_removals)
     to_apply = the_plan.to_apply(held)
     sweep_id = execution_name(sweep.execution)
     prefix = f"sweeps/{sweep_id}"
-    report = {**the_plan.report(), "held": held, "to_apply": list(to_apply)}
+    report = {**the_plan.report(), "held": held, "to_apply": list(to_apply), "aligned": aligned}
     rt.plans.put(f"{prefix}/plan.json", report)
     rt.plans.put(f"{prefix}/requests.json", [{"sub": s} for s in to_apply])
     summary = report["summary"]
@@ -273,3 +274,20 @@ def plan_sweep(event: dict[str, Any], context: LambdaContext, rt: Runtime | None
             "max_concurrency": rt.config.sweep_max_concurrency,
             # names the users' executions sweep-<tag>-<sub>: unique per sweep, within 80 characters
             "tag": hashlib.sha256(sweep.execution.encode()).hexdigest()[:12]}
+
+
+def align_rooms(rt: Runtime) -> dict[str, dict[str, int]]:
+    """Each leveled room's thresholds lowered to the highest level a role gives there, under the
+    room's lease (one writer of a room's power levels at a time); room ID -> what changed. A
+    room the bot cannot change stays in the plan's `thresholds`, with why."""
+    aligned = {}
+    for room, level in role_levels(rt.config).items():
+        room_id = rt.config.rooms[room].room_id
+        try:
+            with rt.locks.hold(room_id) as lease:
+                changed = rt.synapse.lower_thresholds(room_id, level, lease)
+        except (LevelBeyondTheBot, RoomNotFound):
+            continue
+        if changed:
+            aligned[room_id] = changed
+    return aligned

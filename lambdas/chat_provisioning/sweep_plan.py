@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from .config import ChatConfig
 from .policy import (SUB, CognitoUser, Standing, beyond_the_bot, beyond_the_bots_kick, default_level, desired_levels,
-                     desired_memberships, level_of, split_groups, standing, user_id_for)
+                     desired_memberships, level_of, role_levels, split_groups, standing, thresholds_above, user_id_for)
 
 FixKind = Literal["adopt", "create", "join", "promote", "demote", "leave", "deactivate"]
 # The fixes that take a privilege away: together they count against the sweep's cap.
@@ -63,11 +63,22 @@ class Proposal:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """A leveled room that asks more for some act than the highest level a role gives there:
+    its admins (Staff) lack a power only the bot has. `sweep --align-rooms` lowers `lower`."""
+    room: str
+    level: int  # the highest level a role gives in the room
+    lower: dict[str, int]  # threshold ("ban", "events.m.room.power_levels") -> its level now
+    beyond: tuple[str, ...]  # above the bot's level: only a room admin above the bot can lower them
+
+
+@dataclass(frozen=True)
 class Plan:
     fixes: tuple[Fix, ...]
     findings: tuple[Finding, ...]
     managed: int  # active Matrix users in scope: what the removal share is a share of
     proposals: tuple[Proposal, ...] = ()
+    thresholds: tuple[Thresholds, ...] = ()
 
     @property
     def users(self) -> tuple[str, ...]:
@@ -85,14 +96,16 @@ class Plan:
         return tuple(u for u in self.users if u not in unsafe)
 
     def summary(self) -> dict[str, Any]:
-        return {"users_to_fix": len(self.users),
+        return {"users_to_fix": len(self.users), "rooms_to_align": len(self.thresholds),
                 "fixes": dict(sorted(Counter(f.kind for f in self.fixes).items())),
                 "findings": dict(sorted(Counter(f.kind for f in self.findings).items()))}
 
     def report(self) -> dict[str, Any]:
-        """The summary and every fix, finding and proposed group: what a sweep stores and prints."""
+        """The summary and every fix, finding, proposed group and room to align: what a sweep
+        stores and prints."""
         return {"summary": self.summary(), "fixes": [vars(f) for f in self.fixes],
-                "findings": [vars(f) for f in self.findings], "proposed_groups": [vars(p) for p in self.proposals]}
+                "findings": [vars(f) for f in self.findings], "proposed_groups": [vars(p) for p in self.proposals],
+                "thresholds": [{**vars(t), "beyond": list(t.beyond)} for t in self.thresholds]}
 
     def held(self, config: ChatConfig, approved: int | None = None) -> dict[str, Any] | None:
         """Why this plan's removals (leaves, demotions, deactivations) must not be applied
@@ -163,7 +176,19 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
                                     "named like a Cognito sub that Cognito does not know, and not "
                                     "tied to it by external_ids: left alone"))
     managed = sum(1 for u, deactivated in matrix.users.items() if not deactivated and in_scope(u, config))
-    return Plan(tuple(fixes), tuple(findings), managed, tuple(proposals))
+    return Plan(tuple(fixes), tuple(findings), managed, tuple(proposals), rooms_to_align(matrix, config))
+
+
+def rooms_to_align(matrix: MatrixSide, config: ChatConfig) -> tuple[Thresholds, ...]:
+    """The leveled rooms whose thresholds ask more than their highest role level."""
+    aligned = []
+    for room, level in role_levels(config).items():
+        room_id = config.rooms[room].room_id
+        if room_id in matrix.levels:
+            lower, beyond = thresholds_above(matrix.levels[room_id], level, config.bot_user_id)
+            if lower or beyond:
+                aligned.append(Thresholds(room_id, level, lower, tuple(beyond)))
+    return tuple(aligned)
 
 
 def implied_groups(user_id: str, matrix: MatrixSide, config: ChatConfig) -> list[tuple[str, str]]:

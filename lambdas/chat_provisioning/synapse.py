@@ -6,7 +6,7 @@ import functools
 import time
 from collections.abc import Callable
 from urllib.parse import quote
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -23,7 +23,7 @@ from .errors import (
     SynapseUnavailable,
     UserDeactivated,
 )
-from .policy import default_level, level_of, with_power_levels
+from .policy import with_power_levels, with_thresholds_at_most
 from .ports import Lease, UserRecord
 
 # Waiting out a 429 in-process is cheaper than a Step Functions retry, up to a point: past
@@ -32,6 +32,7 @@ MAX_INLINE_WAIT_MS = 5_000
 INLINE_RATE_LIMIT_RETRIES = 2
 # A request is not started with less time left than this (Deadline): it could not finish.
 MIN_REQUEST_SECONDS = 1.0
+Changed = TypeVar("Changed", dict[str, int | None], dict[str, int])  # what a power-levels rewrite changed
 
 
 class SynapseAdmin:
@@ -106,28 +107,39 @@ class SynapseAdmin:
     def set_power_levels(self, room_id: str, levels: dict[str, int | None],
                          lease: Lease | None = None) -> dict[str, int | None]:
         """Put each user in `levels` at its level with one write to the room's power levels;
-        returns the users whose level changed.
+        returns the users whose level changed. Without a lease this is a plain read-modify-write,
+        which loses updates when two run at once (see _rewrite_power_levels)."""
+        return self._rewrite_power_levels(room_id, lambda c: with_power_levels(c, levels, self.bot_user_id), lease)
+
+    def lower_thresholds(self, room_id: str, level: int, lease: Lease) -> dict[str, int]:
+        """Every threshold of the room above `level` that the bot may lower, lowered to it, with
+        one write (policy.with_thresholds_at_most); returns what changed."""
+        return self._rewrite_power_levels(room_id, lambda c: with_thresholds_at_most(c, level, self.bot_user_id),
+                                          lease)
+
+    def _rewrite_power_levels(self, room_id: str, rewrite: Callable[[dict[str, Any]], tuple[dict[str, Any], Changed]],
+                              lease: Lease | None) -> Changed:
+        """`rewrite` (content -> the content wanted, what it changes) applied with one PUT.
 
         With a `lease` (ports.Lease): the lease is checked right before the PUT, and the write
         is read back; a write that did not stick (a writer outside the lease, e.g. a person in
-        a client) is redone, up to twice, then PowerLevelWriteLost. Without one this is a plain
-        read-modify-write, which loses updates when two run at once."""
+        a client) is redone, up to twice, then PowerLevelWriteLost."""
         path = f"/_matrix/client/v3/rooms/{_segment(room_id)}/state/m.room.power_levels"
         for _ in range(3 if lease else 1):
             current = self.power_levels(room_id)
-            wanted, changed = with_power_levels(current, levels, self.bot_user_id)
+            wanted, changed = rewrite(current)
             if not changed:
-                return {}
+                return changed
             bot = self.bot_user_id
-            if (current.get("users") or {}).get(bot) != wanted["users"].get(bot):
-                # with_power_level keeps the bot's entry; this guards the invariant at the wire.
+            if (current.get("users") or {}).get(bot) != (wanted.get("users") or {}).get(bot):
+                # The rewrites keep the bot's entry; this guards the invariant at the wire.
                 raise PowerLevelForbidden("refusing a power-levels PUT that changes the bot's entry")
             if lease is None:
                 self._call("PUT", path, json=wanted)
                 return changed
             lease.check()
             self._call("PUT", path, json=wanted)
-            if not _missing(self.power_levels(room_id), levels):
+            if not rewrite(self.power_levels(room_id))[1]:
                 return changed
         raise PowerLevelWriteLost(f"power levels of {room_id} were overwritten three times in a row")
 
@@ -251,12 +263,6 @@ def _segment(value: str) -> str:
     """One URL path segment: every reserved character quoted, "/" included, so that no user or
     room ID can reach another path."""
     return quote(value, safe="")
-
-
-def _missing(content: dict[str, Any], levels: dict[str, int | None]) -> dict[str, int | None]:
-    """The users of `levels` that `content` does not show at their level (None: default)."""
-    return {u: lvl for u, lvl in levels.items()
-            if level_of(content, u) != (default_level(content) if lvl is None else lvl)}
 
 
 def _error_of(r: httpx.Response) -> tuple[str, str]:

@@ -13,10 +13,12 @@ import json
 import time
 import uuid
 
+import httpx
 import pytest
 
 from chat_provisioning.config import RoleGrant
 from chat_provisioning.locks import DynamoRoomLocks
+from chat_provisioning.sweep_plan import REMOVALS
 from local_run import env
 from local_run.aws_events import ACCOUNT, cloudtrail_event, post_confirmation_event, sqs_batch
 
@@ -293,6 +295,35 @@ def test_a_level_outlives_no_membership(local):
     assert local.synapse.power_levels(room_id)["users"].get(local.user_id(sub)) is None
 
 
+def test_staff_keep_every_admin_power_below_the_bot_and_can_be_taken_back(local):
+    """Finding 0: Staff at the bot's own level could never be demoted. Below it (99), a room
+    whose thresholds ask 100 leaves them without an admin's powers until `sweep --align-rooms`
+    (dry run first) lowers the thresholds; then a staff member manages levels, and removing
+    `staff` takes the level back."""
+    staff_room = local.config.rooms["staff"].room_id
+    admin, member = new(), new()
+    local.cognito.signup(admin, ["staff"], None)
+    local.cognito.signup(member, [], None)
+    token = local.admin("POST", f"/_synapse/admin/v1/users/{local.user_id(admin)}/login", json={}).json()["access_token"]
+
+    def promote_as_staff() -> int:
+        levels = local.synapse.power_levels(staff_room)
+        return httpx.put(f"{local.state.synapse_url}/_matrix/client/v3/rooms/{staff_room}/state/m.room.power_levels",
+                         headers={"Authorization": f"Bearer {token}"},
+                         json={**levels, "users": {**levels["users"], local.user_id(member): 50}}).status_code
+
+    planned = local.operator.sweep(dry_run=True, align_rooms=True)
+    assert planned["thresholds"][0]["room"] == staff_room
+    assert planned["thresholds"][0]["lower"]["events.m.room.power_levels"] == 100
+    assert promote_as_staff() == 403  # at 99 in a room that asks 100 to change levels
+    aligned = local.operator.sweep(align_rooms=True, approve_removals=planned["held"] and planned["held"]["removals"])
+    assert aligned["aligned"][staff_room]["events.m.room.power_levels"] == 99 and aligned["thresholds"] == []
+    assert promote_as_staff() == 200
+    assert local.synapse.power_levels(staff_room)["users"][local.config.bot_user_id] == 100  # alone above Staff
+    assert local.cognito.change(admin, "AdminRemoveUserFromGroup", "staff")["status"] == "SUCCEEDED"
+    assert local.synapse.power_levels(staff_room)["users"].get(local.user_id(admin)) is None
+
+
 def test_a_refused_cognito_call_starts_nothing(local):
     """CloudTrail records refused calls too (with an errorCode): anyone in the account can make
     one, and it changed nothing."""
@@ -350,20 +381,21 @@ def test_an_emptied_pool_holds_the_sweep_and_it_never_erases(local):
         local.cognito.create_user(sub, ["staff"])  # the wrong pool's staff
     before = local.synapse.list_users()
     held = local.operator.sweep()
-    deactivations = held["summary"]["fixes"]["deactivate"]
-    assert held["summary"]["fixes"]["create"] == 2
+    removals = sum(n for kind, n in held["summary"]["fixes"].items() if kind in REMOVALS)
+    assert held["summary"]["fixes"]["create"] == 2 and held["summary"]["fixes"]["deactivate"] > 0
     assert held["outcome"] == "held" and held["executions"] == {}
     assert all(not matrix(local, sub)["exists"] for sub in strangers)
-    assert held["held"]["removals"] == deactivations > held["held"]["cap"]
-    assert f'{{"approve_removals": {deactivations}}}' in held["held"]["approve"]
+    assert held["held"]["removals"] == removals > held["held"]["cap"]
+    assert f'{{"approve_removals": {removals}}}' in held["held"]["approve"]
     assert local.synapse.list_users() == before  # nobody deactivated
     # An operator who checked the plan approves it: applied, and a sweep never erases (with
     # erase_deleted_users on, only CloudTrail's own AdminDeleteUser does).
-    approved = local.operator.sweep(approve_removals=deactivations)
-    assert len(approved["executions"]) == deactivations + len(strangers)
+    approved = local.operator.sweep(approve_removals=removals)
+    assert len(approved["executions"]) == held["summary"]["users_to_fix"]
     assert {r["status"] for r in approved["executions"].values()} == {"SUCCEEDED"}
-    assert all(("DeactivateUser", "deactivate_user", "deactivated", "sweep") in audited(local, sub)
-               for sub in approved["executions"] if sub not in strangers)
+    deactivated = {f["sub"] for f in held["fixes"] if f["kind"] == "deactivate"}
+    assert all(("DeactivateUser", "deactivate_user", "deactivated", "sweep") in audited(local, sub) for sub in deactivated)
+    assert not any(outcome == "erased" for sub in deactivated for _, _, outcome, _ in audited(local, sub))
     erased = new()
     local.cognito.signup(erased, [], None)
     assert local.cognito.change(erased, "AdminDeleteUser")["status"] == "SUCCEEDED"

@@ -344,7 +344,7 @@ CALLS = {
                     "cognito-idp:AdminListGroupsForUser"},
     "DeactivateUser": {"secretsmanager:GetSecretValue"},
     "RecordAudit": {"dynamodb:PutItem"},
-    "PlanSweep": {"secretsmanager:GetSecretValue", "s3:PutObject", "cognito-idp:ListUsers",
+    "PlanSweep": {"secretsmanager:GetSecretValue", "s3:PutObject", "dynamodb:UpdateItem", "cognito-idp:ListUsers",
                   "cognito-idp:ListGroups", "cognito-idp:ListUsersInGroup"},
     "PostConfirmation": {"cognito-idp:AdminGetUser", "states:StartExecution", "sqs:SendMessage"},
     "RetryStart": {"cognito-idp:AdminGetUser", "states:StartExecution", "sqs:ReceiveMessage",

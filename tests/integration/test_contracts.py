@@ -14,7 +14,7 @@ from chat_provisioning.audit import DynamoAuditStore
 from chat_provisioning.errors import (LevelBeyondTheBot, RoomNotFound, SynapseForbidden, SynapseRejected,
                                       UserDeactivated)
 from chat_provisioning.models import Action
-from tests.fakes import FakeAuditStore, FakeChatServer, FakeDirectory
+from tests.fakes import FakeAuditStore, FakeChatServer, FakeDirectory, FakeRoomLocks
 
 
 @pytest.fixture(params=["fake", "synapse"])
@@ -113,12 +113,31 @@ def test_a_peer_of_the_bot_can_be_neither_demoted_nor_kicked(chat, local, sub):
     user, room = local.user_id(sub), local.config.rooms["staff"].room_id
     chat.upsert_user(user, None, sub, "cognito")
     chat.join(room, user)
-    chat.set_power_levels(room, {user: 100})  # the bot's own level: granted, never taken back
+    with pytest.raises(LevelBeyondTheBot):  # the bot's own level: never granted, it could not be taken back
+        chat.set_power_levels(room, {user: 100})
+    if isinstance(chat, FakeChatServer):  # set by hand, as Phenom's Staff were
+        chat.levels[room]["users"][user] = 100
+    else:
+        local.set_level_by_hand(room, user, 100)
     with pytest.raises(LevelBeyondTheBot):
         chat.set_power_levels(room, {user: None})
     with pytest.raises(SynapseForbidden):
         chat.kick(room, user, reason="contract")
     assert user in chat.room_members(room) and chat.power_levels(room)["users"][user] == 100
+
+
+def test_a_rooms_thresholds_are_lowered_once_under_a_lease_keeping_the_bot(chat, local):
+    """A room as Synapse's private_chat preset makes it: changing levels needs 100."""
+    room = local.admin("POST", "/_matrix/client/v3/createRoom",
+                       json={"preset": "private_chat", "room_version": "10"}).json()["room_id"]
+    if isinstance(chat, FakeChatServer):
+        chat.levels[room], chat.members[room] = local.synapse.power_levels(room), {chat.bot_user_id}
+    with FakeRoomLocks().hold(room) as lease:
+        changed = chat.lower_thresholds(room, 99, lease)
+        assert changed["events.m.room.power_levels"] == 99 and set(changed.values()) == {99}
+        assert chat.lower_thresholds(room, 99, lease) == {}
+    after = chat.power_levels(room)
+    assert after["events"]["m.room.power_levels"] == 99 and after["users"][chat.bot_user_id] == 100
 
 
 def test_an_unknown_room(chat, local, sub):

@@ -57,7 +57,7 @@ def assert_provisioned_once(local, sub):
     joined = local.synapse.joined_rooms(user)
     rooms = {k: r.room_id for k, r in local.config.rooms.items()}
     assert sorted(joined) == sorted({rooms["red_room"], rooms["staff"]})  # one membership each
-    assert local.synapse.power_levels(rooms["staff"])["users"][user] == 100
+    assert local.synapse.power_levels(rooms["staff"])["users"][user] == 99
 
 
 def failed_attempts(local, arn):
@@ -74,7 +74,7 @@ def test_a_transient_fault_is_retried(local, proxy, step, fault):
     errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])]
     assert errors == ([RECOVERABLE[fault]] if RECOVERABLE[fault] else [])
     assert_provisioned_once(local, sub)
-    assert [a["outcome"] for a in local.audit.trail(sub)] == ["created", "joined", "joined", "set:100"]
+    assert [a["outcome"] for a in local.audit.trail(sub)] == ["created", "joined", "joined", "set:99"]
 
 
 @pytest.mark.parametrize("step", list(AT_STEP))
@@ -92,7 +92,7 @@ def test_an_exhausted_or_permanent_fault_fails_at_its_step_and_redrives(local, p
     assert_provisioned_once(local, sub)
     trail = local.audit.trail(sub)
     assert [(a["step"], a["outcome"]) for a in trail][0] == (step, "failed")
-    assert sorted(a["outcome"] for a in trail[1:]) == ["created", "joined", "joined", "set:100"]
+    assert sorted(a["outcome"] for a in trail[1:]) == ["created", "joined", "joined", "set:99"]
     assert {a["execution"] for a in trail} == {failed["execution_arn"]}
 
 
@@ -110,7 +110,7 @@ def test_lambda_and_dynamodb_faults_at_every_step_are_retried(local, step, error
     errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])]
     assert errors == [error]
     assert_provisioned_once(local, sub)
-    assert [a["outcome"] for a in local.audit.trail(sub)] == ["created", "joined", "joined", "set:100"]
+    assert [a["outcome"] for a in local.audit.trail(sub)] == ["created", "joined", "joined", "set:99"]
 
 
 def test_a_permanent_audit_store_fault_fails_at_record_audit_and_redrives(local):
@@ -124,7 +124,7 @@ def test_a_permanent_audit_store_fault_fails_at_record_audit_and_redrives(local)
     redriven = local.operator.redrive(failed["execution_arn"])
     assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "RecordAudit")
     assert_provisioned_once(local, sub)
-    assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:100"]
+    assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:99"]
 
 
 @pytest.mark.parametrize("fault, error, attempts", EXHAUSTED)
@@ -162,7 +162,7 @@ def test_cognito_throttling_at_read_cognito_user_is_retried(local, error):
     result = local.cognito.change(sub, "AdminAddUserToGroup", "staff")
     assert result["status"] == "SUCCEEDED"
     assert [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])] == [error]
-    assert ("Staff", 100) in local.inspector.rooms(sub)
+    assert ("Staff", 99) in local.inspector.rooms(sub)
 
 
 @pytest.mark.parametrize("fault, error, attempts", EXHAUSTED)

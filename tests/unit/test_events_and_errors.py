@@ -174,7 +174,7 @@ def test_power_level_put_never_drops_the_bot():
             return httpx.Response(200, json={})
         return httpx.Response(200, json={"users": {"@bot:x": 100}, "users_default": 0})
     a = adapter(handler)
-    assert a.set_power_levels("!r:x", {"@u:x": 100}) == {"@u:x": 100}
+    assert a.set_power_levels("!r:x", {"@u:x": 99}) == {"@u:x": 99}
     assert b'"@bot:x":100' in puts[0].replace(b" ", b"")
     with pytest.raises(errors.PowerLevelForbidden):
         a.set_power_levels("!r:x", {"@bot:x": 0})

@@ -6,8 +6,8 @@ redrives, people changing Matrix by hand, and sweeps; and holds two invariants:
 - after a sweep with no run in flight, Matrix holds exactly what Cognito says.
 The runs follow statemachines/sync_user.asl.json itself: its Choice rules and its Next.
 
-The roles' levels are below the bot's here: a level at the bot's own can never be taken back
-(issue 22, finding 0), which this machine shows at once with Staff at 100."""
+Its roles' levels are below the bot's, as config now requires: a level at the bot's own could
+never be taken back (issue 22, finding 0), and synth refuses such a role."""
 
 import itertools
 import json

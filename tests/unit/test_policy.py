@@ -5,6 +5,7 @@ from chat_provisioning.config import ChatConfig
 from chat_provisioning.runtime import FunctionEnv
 from chat_provisioning.errors import InvalidInput, LevelBeyondTheBot, PowerLevelForbidden
 from chat_provisioning.policy import (CognitoUser, beyond_the_bot, beyond_the_bots_kick, desired_memberships,
+                                      thresholds_above, with_thresholds_at_most,
                                       display_name_of, split_groups, standing, user_id_for, with_power_level)
 from stacks import wiring
 from tests.fakes import BOT, SERVER, SUB
@@ -19,13 +20,13 @@ def test_everyone_gets_the_red_room_only(config):
     assert rooms_of(desired_memberships([], config)) == [("red_room", None)]
 
 
-def test_staff_get_the_staff_room_at_100(config):
-    assert rooms_of(desired_memberships(["staff"], config)) == [("red_room", None), ("staff", 100)]
+def test_staff_get_the_staff_room_at_99(config):
+    assert rooms_of(desired_memberships(["staff"], config)) == [("red_room", None), ("staff", 99)]
 
 
 def test_groups_combine_in_config_order(config):
     got = rooms_of(desired_memberships(["experiencers", "analysts", "staff"], config))
-    assert got == [("red_room", None), ("staff", 100), ("analysts", None), ("experiencers", None)]
+    assert got == [("red_room", None), ("staff", 99), ("analysts", None), ("experiencers", None)]
 
 
 def test_unknown_groups_grant_nothing_and_are_named(config):
@@ -92,8 +93,8 @@ LEVELS = {"users": {BOT: 100, "@other:x": 50}, "users_default": 0,
 
 
 def test_power_level_keeps_bot_and_others():
-    new = with_power_level(LEVELS, "@u:x", 100, BOT)
-    assert new["users"] == {**LEVELS["users"], "@u:x": 100}
+    new = with_power_level(LEVELS, "@u:x", 99, BOT)
+    assert new["users"] == {**LEVELS["users"], "@u:x": 99}
     assert new["events"] == LEVELS["events"]
 
 
@@ -104,6 +105,20 @@ def test_power_level_unchanged_is_none():
 def test_default_level_is_not_listed():
     new = with_power_level(LEVELS, "@other:x", 0, BOT)
     assert "@other:x" not in new["users"] and new["users"][BOT] == 100
+
+
+def test_the_bots_own_level_is_never_granted():
+    """A peer's level is one Matrix lets nobody change: granted, it could never be taken back."""
+    with pytest.raises(PowerLevelForbidden, match="the bot's own"):
+        with_power_level(LEVELS, "@u:x", 100, BOT)
+
+
+def test_a_role_at_the_bots_level_is_refused_at_synth(config):
+    data = config.model_dump()
+    data["roles"]["staff"] = [{"room": "staff", "power_level": 100}]
+    with pytest.raises(ValidationError, match=r"roles at the bot's level \(100\) or above: \['staff \(staff: 100\)'\]"):
+        ChatConfig.model_validate(data)
+    assert ChatConfig.model_validate({**data, "bot_power_level": 101}).roles["staff"][0].power_level == 100
 
 
 def test_above_the_bot_is_refused():
@@ -145,3 +160,25 @@ def test_the_bot_removes_only_below_its_level_at_the_rooms_kick_level():
     assert beyond_the_bots_kick({"users": {BOT: 100, "@u:x": 50}}, "@u:x", BOT) is None
     assert "peer" in beyond_the_bots_kick({"users": {BOT: 100, "@u:x": 100}}, "@u:x", BOT)
     assert "may not remove members" in beyond_the_bots_kick({"users": {BOT: 100}, "kick": 101}, "@u:x", BOT)
+
+
+ROOM_AS_SYNAPSE_MAKES_IT = {"users": {BOT: 100}, "users_default": 0, "events_default": 0, "state_default": 50,
+                            "ban": 50, "kick": 50, "redact": 50, "invite": 0, "historical": 100,
+                            "events": {"m.room.name": 50, "m.room.power_levels": 100, "m.room.tombstone": 100},
+                            "notifications": {"room": 50}}
+
+
+def test_a_rooms_thresholds_are_lowered_to_its_admins_level_and_no_further():
+    """Staff at 99 keep every power the room asks 100 for; the bot alone stays above them."""
+    content = {**ROOM_AS_SYNAPSE_MAKES_IT, "ban": 150}  # above the bot: only someone above it can lower it
+    assert thresholds_above(content, 99, BOT) == ({"events.m.room.power_levels": 100, "events.m.room.tombstone": 100},
+                                                  ["ban"])
+    wanted, changed = with_thresholds_at_most(content, 99, BOT)
+    assert changed == {"events.m.room.power_levels": 99, "events.m.room.tombstone": 99}
+    assert wanted == {**content, "events": {"m.room.name": 50, "m.room.power_levels": 99, "m.room.tombstone": 99}}
+    assert with_thresholds_at_most(wanted, 99, BOT) == (wanted, {})
+    assert with_thresholds_at_most(content, 40, BOT)[1] == {
+        "events.m.room.name": 40, "events.m.room.power_levels": 40, "events.m.room.tombstone": 40,
+        "kick": 40, "notifications.room": 40, "redact": 40, "state_default": 40}
+    with pytest.raises(LevelBeyondTheBot, match="may not change this room's levels"):
+        with_thresholds_at_most({**content, "users": {BOT: 50}}, 40, BOT)

@@ -147,8 +147,8 @@ def staff_member(rt, context) -> WorkflowState:
 def test_assign_roles_grants_under_the_rooms_lease(context):
     rt = runtime_of()
     state = run(steps.assign_roles, staff_member(rt, context), rt, context)
-    assert outcomes(state, "AssignRoles") == [("set_power_level", STAFF, "set:100")]
-    assert rt.synapse.levels[STAFF]["users"][USER] == 100
+    assert outcomes(state, "AssignRoles") == [("set_power_level", STAFF, "set:99")]
+    assert rt.synapse.levels[STAFF]["users"][USER] == 99
     assert rt.locks.called("hold") == [(STAFF,)] and rt.locks.called("check") == [(STAFF,)]
     again = run(steps.assign_roles, state, rt, context)
     assert outcomes(again, "AssignRoles")[-1] == ("set_power_level", STAFF, "unchanged")
@@ -266,7 +266,8 @@ def test_a_level_the_bot_cannot_change_is_a_finding_not_a_failure(context, leave
     """Matrix lets nobody change a peer's level (nor kick it): the run records what a person
     must do and goes on; it does not fail, so nothing redrives or sweeps it again to fail."""
     rt = runtime_of(sample_config(leave_rooms_on_role_removal=leave))
-    run(steps.assign_roles, staff_member(rt, context), rt, context)  # at 100, the bot's level
+    staff_member(rt, context)
+    rt.synapse.levels[STAFF]["users"][USER] = 100  # the bot's level, set by hand
     rt.directory.add(SUB, ())
     removed = WorkflowState(sub=SUB, cause="AdminRemoveUserFromGroup", cognito="confirmed")
     done = run(steps.assign_roles, removed, rt, context)
@@ -385,3 +386,16 @@ def test_an_adopting_sweep_reads_every_accounts_links_and_plans_their_ties(conte
     assert sweep(rt, context)["summary"]["fixes"] == {}  # the daily sweep does not read links
     assert sweep(rt, context, adopt=True)["summary"]["fixes"] == {"adopt": 1}
     assert rt.synapse.called("user") == [(USER,)]  # one read, for the adopting sweep
+
+
+def test_a_sweep_aligns_the_role_rooms_only_when_asked_and_not_on_a_dry_run(context):
+    rt = runtime_of()
+    rt.synapse.levels[STAFF]["events"] = {"m.room.power_levels": 100, "m.room.name": 50}
+    planned = sweep(rt, context, align_rooms=True, dry_run=True)
+    assert rt.plans.documents[planned["plan_key"]]["thresholds"][0]["lower"] == {"events.m.room.power_levels": 100}
+    assert rt.synapse.levels[STAFF]["events"]["m.room.power_levels"] == 100
+    aligned = sweep(rt, context, align_rooms=True)
+    assert rt.plans.documents[aligned["plan_key"]]["aligned"] == {STAFF: {"events.m.room.power_levels": 99}}
+    assert rt.plans.documents[aligned["plan_key"]]["thresholds"] == []
+    assert rt.synapse.levels[STAFF]["events"] == {"m.room.power_levels": 99, "m.room.name": 50}
+    assert rt.locks.called("hold") == [(STAFF,)] and rt.locks.called("check") == [(STAFF,)]

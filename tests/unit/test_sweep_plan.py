@@ -99,15 +99,15 @@ def test_a_level_the_bot_cannot_change_is_a_finding_never_a_fix(config):
     members = {red: frozenset({uid(A), uid(B)}), staff: frozenset({uid(A), uid(B)})}
     peer = plan([CognitoUser(A, True), CognitoUser(B, True, ("staff",))], matrix(
         config, {uid(A): False, uid(B): False}, members,
-        {staff: {"users": {BOT: 100, uid(A): 100, uid(B): 100}, "users_default": 0}}), config)
+        {staff: {"users": {BOT: 100, uid(A): 100, uid(B): 99}, "users_default": 0}}), config)
     assert peer.fixes == ()
     assert [(f.kind, f.subject, f.room) for f in peer.findings] == [("level_beyond_the_bot", A, staff)]
-    assert "put the user in the Cognito group" in peer.findings[0].detail
+    assert "only the user can lower its own level" in peer.findings[0].detail
     demoted_bot = plan([CognitoUser(B, True, ("staff",))], matrix(
         config, {uid(B): False}, members, {staff: {"users": {BOT: 50}, "users_default": 0}}), config)
     assert demoted_bot.fixes == ()
     assert [(f.kind, f.room) for f in demoted_bot.findings] == [("level_beyond_the_bot", staff)]
-    assert "raise the bot to 100" in demoted_bot.findings[0].detail
+    assert "raise the bot above 99" in demoted_bot.findings[0].detail
 
 
 def test_demotions_and_leaves_count_with_deactivations_and_a_held_plan_still_applies_what_adds(config):
@@ -176,7 +176,7 @@ def test_a_member_the_bot_cannot_remove_is_a_finding_never_a_leave(config):
 def test_a_level_left_behind_counts_again_in_a_room_the_plan_rejoins(config):
     """A level entry outlives the membership: the run that rejoins the room then demotes, so
     the plan says so (and counts it against the cap)."""
-    observers = sample_config(roles={"staff": [{"room": "staff", "power_level": 100}], "observers": [{"room": "staff"}]})
+    observers = sample_config(roles={"staff": [{"room": "staff", "power_level": 99}], "observers": [{"room": "staff"}]})
     staff = config.rooms["staff"].room_id
     red = config.rooms["red_room"].room_id
     p = plan([CognitoUser(A, True, ("observers",))], matrix(
@@ -204,3 +204,13 @@ def test_a_membership_no_group_explains_is_a_finding_or_with_the_flag_a_leave(co
     assert [(f.kind, f.subject, f.room) for f in p.findings] == [("member_without_group", A, analysts)]
     flagged = config.model_copy(update={"leave_rooms_on_role_removal": True})
     assert kinds(plan([CognitoUser(A, True)], side, flagged)) == [(A, "leave")]
+
+
+def test_a_role_room_that_asks_more_than_its_admins_level_is_a_room_to_align(config):
+    staff = config.rooms["staff"].room_id
+    levels = {staff: {"users": {BOT: 100}, "events": {"m.room.power_levels": 100}, "ban": 101}}
+    p = plan([], matrix(config, {}, levels=levels), config)
+    assert p.report()["thresholds"] == [{"room": staff, "level": 99, "lower": {"events.m.room.power_levels": 100},
+                                         "beyond": ["ban"]}]
+    assert p.summary()["rooms_to_align"] == 1
+    assert plan([], matrix(config, {}), config).thresholds == ()  # the spec's defaults ask at most 50

@@ -81,7 +81,7 @@ def test_seeded_drift_is_planned_exactly_then_fixed(local):
     assert {r["status"] for r in applied["executions"].values()} == {"SUCCEEDED"}
     assert local.operator.sweep(dry_run=True)["fixes"] == []  # converged
     levels = local.synapse.power_levels(rooms["staff"])["users"]
-    assert levels[uid(s["lost_group_event"])] == 100 and uid(s["wrong_level"]) not in levels
+    assert levels[uid(s["lost_group_event"])] == 99 and uid(s["wrong_level"]) not in levels
     assert local.admin("GET", f"/_synapse/admin/v2/users/{uid(s['banned'])}").json()["deactivated"] is True
     assert local.admin("GET", f"/_synapse/admin/v2/users/{uid(s['unconfirmed'])}").status_code == 404
     assert local.admin("GET", f"/_synapse/admin/v2/users/@logan:{server}").json()["deactivated"] is False
@@ -120,10 +120,10 @@ def test_a_level_the_bot_cannot_change_is_a_finding_and_starts_nothing(local):
     sub, staff = new(), local.config.rooms["staff"].room_id
     local.cognito.signup(sub, [], None)
     local.synapse.join(staff, local.user_id(sub))
-    local.synapse.set_power_levels(staff, {local.user_id(sub): 100})  # by hand: the bot's own level
+    local.set_level_by_hand(staff, local.user_id(sub), 100)  # the bot's own level
     applied = local.operator.sweep()
     assert sub not in {f["sub"] for f in applied["fixes"]} and sub not in applied["executions"]
     found = [f for f in applied["findings"] if f["subject"] == sub]
     assert [(f["kind"], f["room"]) for f in found] == [("level_beyond_the_bot", staff)]
-    assert "put the user in the Cognito group that gives it" in found[0]["detail"]
+    assert "only the user can lower its own level" in found[0]["detail"]
     assert local.synapse.power_levels(staff)["users"][local.user_id(sub)] == 100

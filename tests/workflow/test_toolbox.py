@@ -45,7 +45,7 @@ def test_status_names_the_drift_and_sync_repairs_it(local, sub, capsys):
     assert (code, status["verdict"]) == (0, "in sync")
     assert status["cognito"] == {"standing": "confirmed", "status": "CONFIRMED", "enabled": True, "groups": ["staff"]}
     assert {r["name"]: (r["joined"], r["power_level"]) for r in status["matrix"]["rooms"]} == {
-        "The Red Room": (True, 0), "Staff": (True, 100), "Analysts": (False, 0), "Experiencers": (False, 0)}
+        "The Red Room": (True, 0), "Staff": (True, 99), "Analysts": (False, 0), "Experiencers": (False, 0)}
     assert [e["name"] for e in status["executions"]] == [f"signup-{sub}"]
     assert ("ProvisionUser", "created") in {(a["step"], a["outcome"]) for a in status["audit"]}
 
@@ -142,7 +142,7 @@ def test_a_dry_run_sweep_reports_its_plan_and_changes_nothing(local, sub, capsys
     assert swept["plan_key"].endswith("/plan.json") and "PlanSweep done" in progress
     grouped = json.loads(plan_file.read_text())
     assert list(grouped) == ["adopt", "create", "deactivate", "demote", "findings", "held", "join", "leave",
-                             "promote", "proposed_groups", "summary", "unapplied"]  # sorted: two plans diff
+                             "promote", "proposed_groups", "summary", "thresholds", "unapplied"]  # sorted: two plans diff
     assert {"sub": sub} in grouped["create"] and grouped["unapplied"] == len(swept["fixes"])
     status, _, _ = cli(local, capsys, "user", "status", sub)
     assert status["matrix"]["exists"] is False

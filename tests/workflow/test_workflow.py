@@ -19,10 +19,10 @@ def audit_actions(local, sub):
 def test_staff_signup_gets_rooms_levels_and_audit(local, sub):
     result = local.cognito.signup(sub, ["staff"], "Aaron")
     assert result["status"] == "SUCCEEDED"
-    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 100)}
+    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 99)}
     assert audit_actions(local, sub) == [
         ("ProvisionUser", "create_user", "created"), ("JoinRooms", "join", "joined"),
-        ("JoinRooms", "join", "joined"), ("AssignRoles", "set_power_level", "set:100")]
+        ("JoinRooms", "join", "joined"), ("AssignRoles", "set_power_level", "set:99")]
     d = local.aws["stepfunctions"].describe_execution(executionArn=result["execution_arn"])
     assert json.loads(d["input"]) == {"sub": sub, "cause": "signup"}  # Cognito says the rest
     assert local.synapse.user(local.user_id(sub))["displayname"] == "Aaron"
@@ -110,8 +110,8 @@ def test_fault_at_a_later_step_redrives_from_there(local, sub):
     redriven = local.operator.redrive(failed["execution_arn"])
     assert redriven["status"] == "SUCCEEDED" and redriven["from_state"] == "AssignRoles"
     assert local.inspector.states_entered(redriven["execution_arn"]) == ["AssignRoles", "RecordAudit"]  # provisioning and joins were not rerun
-    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 100)}
-    assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:100"]
+    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 99)}
+    assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:99"]
 
 
 def test_a_level_above_a_demoted_bots_own_is_a_finding_and_a_sync_grants_it_once_restored(local, sub):
@@ -124,7 +124,7 @@ def test_a_level_above_a_demoted_bots_own_is_a_finding_and_a_sync_grants_it_once
     helper = f"@helper-admin:{local.config.server_name}"
     staff = local.config.rooms["staff"].room_id
     local.synapse.join(staff, helper)
-    local.synapse.set_power_levels(staff, {helper: 100})
+    local.set_level_by_hand(staff, helper, 100)
     bot = local.synapse.bot_user_id
     path = f"/_matrix/client/v3/rooms/{staff}/state/m.room.power_levels"
     levels = local.synapse.power_levels(staff)
@@ -139,7 +139,7 @@ def test_a_level_above_a_demoted_bots_own_is_a_finding_and_a_sync_grants_it_once
     assert ("AssignRoles", "finding", "level_beyond_the_bot") in audit_actions(local, sub)
     assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 0)}  # joined, not promoted
     assert local.operator.start(sub)["status"] == "SUCCEEDED"
-    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 100)}
+    assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 99)}
 
 
 def test_a_redrive_checks_again_that_the_user_is_active(local, sub):
