@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import httpx
 import jwt
 from moto.events.models import EventPattern
 
@@ -281,18 +282,34 @@ class Inspector:
         """(room name, power level) for each room Synapse has the user in."""
         return {(r["room"], r["power_level"]) for r in self.status(sub)["rooms"]}
 
+    def id_token(self, sub: str) -> str:
+        """A Cognito-shaped ID token for `sub`, valid for 5 minutes, as the mobile app holds one."""
+        state, now = self.env.state, int(time.time())
+        return jwt.encode({
+            "sub": sub.lower(), "aud": state.client_id, "token_use": "id", "iat": now, "auth_time": now,
+            "exp": now + 300, "iss": f"https://cognito-idp.us-east-1.amazonaws.com/{state.user_pool_id}",
+            "cognito:username": sub.lower()},
+            state.jwt_private_key_file.read_text(), algorithm="RS256")
+
+    def session(self, sub: str) -> str | None:
+        """Sign in with an ID token (org.matrix.login.jwt) and keep the session: its access
+        token, or None when Synapse refuses the login."""
+        r = httpx.post(f"{self.env.state.synapse_url}/_matrix/client/v3/login",
+                       json={"type": "org.matrix.login.jwt", "token": self.id_token(sub)})
+        return r.json()["access_token"] if r.status_code == 200 else None
+
+    def answers(self, access_token: str) -> bool:
+        """Whether Synapse still takes the session's access token (whoami)."""
+        return httpx.get(f"{self.env.state.synapse_url}/_matrix/client/v3/account/whoami",
+                         headers={"Authorization": f"Bearer {access_token}"}).status_code == 200
+
     def login(self, sub: str) -> dict:
         """Sign in as the mobile app does: a Cognito-shaped ID token, org.matrix.login.jwt,
         through matrix-nio; then list the joined rooms as the client sees them."""
         from nio import AsyncClient, JoinedRoomsResponse, LoginResponse, RoomGetStateEventResponse
 
         state = self.env.state
-        now = int(time.time())
-        token = jwt.encode({
-            "sub": sub.lower(), "aud": state.client_id, "token_use": "id", "iat": now, "auth_time": now,
-            "exp": now + 300, "iss": f"https://cognito-idp.us-east-1.amazonaws.com/{state.user_pool_id}",
-            "cognito:username": sub.lower()},
-            state.jwt_private_key_file.read_text(), algorithm="RS256")
+        token = self.id_token(sub)
 
         async def run() -> dict:
             client = AsyncClient(state.synapse_url)

@@ -72,6 +72,7 @@ class FakeChatServer(Fake):
         super().__init__()
         self.bot_user_id = bot_user_id
         self.users: dict[str, dict[str, Any]] = {}
+        self.sessions: dict[str, set[str]] = {}  # user -> its devices, each a session
         self.members: dict[str, set[str]] = {r: {bot_user_id} for r in rooms}
         self.levels: dict[str, dict[str, Any]] = {r: {"users": {bot_user_id: 100}, "users_default": 0} for r in rooms}
 
@@ -144,9 +145,14 @@ class FakeChatServer(Fake):
         if user_id not in self.users:
             return False
         self.users[user_id]["deactivated"] = True
+        self.sessions.pop(user_id, None)  # and logs it out
         for members in self.members.values():
             members.discard(user_id)  # Synapse makes a deactivated user leave its rooms
         return True
+
+    def log_out(self, user_id: str) -> int:
+        self._call("log_out", user_id)
+        return len(self.sessions.pop(user_id, set()))
 
     def kick(self, room_id: str, user_id: str, reason: str) -> None:
         self._call("kick", room_id, user_id)

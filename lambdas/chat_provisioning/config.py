@@ -103,6 +103,11 @@ class ChatConfig(Frozen):
     # grant it and never take it back.
     bot_power_level: int = Field(default=100, ge=1)
     auth_provider: str = "cognito"
+    # Synapse's JWT login (jwt_config, subject_claim `sub`) makes an account named after the
+    # Cognito sub and links it to nothing: such an account, with no external id at all, is that
+    # Cognito user's (adopted while it is confirmed, deactivated when it is disabled or deleted).
+    # One with another provider's link and not ours is someone else's, and never touched.
+    jwt_localpart_is_sub: bool = True
     rooms: dict[str, Room]
     default_rooms: tuple[str, ...]
     roles: dict[str, tuple[RoleGrant, ...]]

@@ -4,10 +4,9 @@ lists and one request per room, never one per user (read_matrix), or one user (r
 from typing import Any
 
 from .config import ChatConfig
-from .policy import CognitoUser, level_of
+from .policy import CognitoUser, level_of, links_of
 from .ports import ChatServer
 from .sweep_plan import MatrixSide, in_scope, matrix_only
-from .synapse import external_ids
 
 
 def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[CognitoUser],
@@ -23,8 +22,7 @@ def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[
             levels[room.room_id] = synapse.power_levels(room.room_id)
     linked = ([u for u, deactivated in users.items() if not deactivated and in_scope(u, config)] if adopt
               else matrix_only(users_in_cognito, users, config))
-    external = {u: external_ids(synapse.user(u) or {}, config.auth_provider) for u in linked}
-    return MatrixSide(users, members, levels, external)
+    return MatrixSide(users, members, levels, {u: links_of(synapse.user(u) or {}) for u in linked})
 
 
 def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> MatrixSide:
@@ -44,4 +42,4 @@ def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> M
             u: level_of(content, u) for u in (user_id, synapse.bot_user_id)}}
     return MatrixSide(users={user_id: bool(user["deactivated"])} if user else {},
                       members=members, levels=levels,
-                      external_ids={user_id: external_ids(user, config.auth_provider)} if user else {})
+                      links={user_id: links_of(user)} if user else {})

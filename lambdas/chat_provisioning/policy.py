@@ -34,6 +34,21 @@ def user_id_for(sub: str, config: ChatConfig) -> str:
     return f"@{normalise_sub(sub)}:{config.server_name}"
 
 
+Links = tuple[tuple[str, str], ...]  # a Matrix account's external ids: (auth_provider, external_id)
+
+
+def links_of(user: dict[str, Any]) -> Links:
+    """The links of a Matrix user, as the admin API's view of it lists them."""
+    return tuple((str(e.get("auth_provider")), str(e.get("external_id"))) for e in user.get("external_ids") or [])
+
+
+def ours(sub: str, links: Links, config: ChatConfig) -> bool:
+    """Whether the Matrix account named after `sub`, with these links, is that Cognito user's:
+    tied to it by config's provider, or, under the JWT rule (config.jwt_localpart_is_sub),
+    linked to nothing at all. Another provider's link alone makes it someone else's."""
+    return (config.auth_provider, sub) in links or (config.jwt_localpart_is_sub and not links)
+
+
 DISPLAY_NAME_ATTRIBUTES = ("name", "preferred_username", "nickname")  # never the email
 # Synapse refuses a display name longer than this (MAX_DISPLAYNAME_LEN): cut, never refuse,
 # so that no name in Cognito can stop a user's workflow.

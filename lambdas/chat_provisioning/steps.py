@@ -12,11 +12,10 @@ from .audit import execution_name
 from .errors import LevelBeyondTheBot, RoomNotFound, UserDeactivated
 from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
-from .policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, role_levels,
-                     split_groups, standing, user_id_for)
+from .policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, links_of,
+                     ours, role_levels, split_groups, standing, user_id_for)
 from .runtime import Runtime, runtime, tracer
 from .sweep_plan import plan
-from .synapse import external_ids
 from .telemetry import count, errors_counted, logger
 
 
@@ -152,14 +151,16 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     member or not (a level outlives a membership: the next invite would bring it back), the
     room's default where none does; one write per room, under the room's lease (locks.py), and
     decided on a Cognito read taken inside it, after the wait. A user not confirmed, disabled or
-    deleted keeps no level. Optionally leaves rooms no group earns now."""
+    deleted keeps no level. Then leaves the rooms no group earns now, with the leave flag; and a
+    user Cognito holds unconfirmed (a password reset, a temporary password) keeps no role's room
+    and no session, whatever the flag, until it confirms again."""
     user_id = user_id_for(state.sub, rt.config)
     actions: list[Action] = []
 
-    def groups_now() -> tuple[str, ...]:
-        _, groups, changed = granted_now(rt, state, "AssignRoles")
+    def cognito_now() -> tuple[Standing, tuple[str, ...]]:
+        status, groups, changed = granted_now(rt, state, "AssignRoles")
         actions.extend(a for a in changed if a not in actions)
-        return groups
+        return status, groups
 
     def finding(room_id: str, outcome: str) -> None:
         """Matrix will never let the bot make this change: a finding for a person (audited,
@@ -176,7 +177,7 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
             continue  # a new account, listed nowhere, that its first read earns nothing here: no lease needed
         try:
             with rt.locks.hold(room_id) as lease:
-                level = desired_levels(groups_now(), rt.config)[room]
+                level = desired_levels(cognito_now()[1], rt.config)[room]
                 changed = rt.synapse.set_power_levels(room_id, {user_id: level}, lease)
         except LevelBeyondTheBot:
             beyond.add(room_id)
@@ -190,9 +191,14 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
                                   outcome=f"set:{'default' if level is None else level}"
                                   if changed else "unchanged"))
     # A user Cognito does not know has no account of ours in a room: deactivated (Synapse took it
-    # out), or not tied to it and left alone (DeactivateUser).
-    if rt.config.leave_rooms_on_role_removal and not created_now and state.cognito != "absent":
-        earned = {m.room_id for m in desired_memberships(groups_now(), rt.config)}
+    # out), or someone else's and left alone (DeactivateUser).
+    if created_now or state.cognito == "absent":
+        return state.did(*actions)
+    status, groups = cognito_now()
+    if status == "unconfirmed" and (ended := rt.synapse.log_out(user_id)):
+        actions.append(Action(step="AssignRoles", action="log_out", outcome=f"ended:{ended}"))
+    if rt.config.leave_rooms_on_role_removal or status == "unconfirmed":
+        earned = {m.room_id for m in desired_memberships(groups, rt.config)}
         joined = set(rt.synapse.joined_rooms(user_id))
         for configured in rt.config.rooms.values():
             if configured.room_id not in joined or configured.room_id in earned | beyond:
@@ -208,17 +214,17 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
 
 @step()
 def deactivate_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
-    """Cognito disabled or deleted the user: deactivate it in Matrix (Synapse removes it from
-    its rooms). A deleted user's Matrix account is touched only if it is tied to that Cognito
-    user by external_ids, and erased only when CloudTrail reported the deletion and config
-    asks for it; never by a sweep."""
+    """Cognito disabled or deleted the user: deactivate it in Matrix (Synapse logs it out and
+    removes it from its rooms). A deleted user's Matrix account is touched only if it is that
+    Cognito user's (policy.ours: tied by external_ids, or a JWT login's, linked to nothing), and
+    erased only when CloudTrail reported the deletion and config asks for it; never by a sweep."""
     user_id = user_id_for(state.sub, rt.config)
     user = rt.synapse.user(user_id)
     absent = state.cognito == "absent"
     if user is None:
         outcome = "skipped:no_matrix_user"
-    elif absent and state.sub not in external_ids(user, rt.config.auth_provider):
-        outcome = "skipped:not_tied_to_cognito"
+    elif absent and not ours(state.sub, links_of(user), rt.config):
+        outcome = "skipped:not_tied_to_cognito"  # another provider's: someone else's
     elif user.get("deactivated"):
         outcome = "already_deactivated"  # not by us: a later enable must not undo it
     else:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import ChatConfig
-from .policy import (SUB, CognitoUser, Standing, beyond_the_bot, beyond_the_bots_kick, default_level, desired_levels,
-                     desired_memberships, level_of, role_levels, split_groups, standing, thresholds_above, user_id_for)
+from .policy import (SUB, CognitoUser, Links, Standing, beyond_the_bot, beyond_the_bots_kick, default_level, desired_levels,
+                     desired_memberships, level_of, ours, role_levels, split_groups, standing, thresholds_above,
+                     user_id_for)
 
 FixKind = Literal["adopt", "create", "join", "promote", "demote", "leave", "deactivate"]
 # The fixes that take a privilege away: together they count against the sweep's cap.
@@ -32,9 +33,9 @@ class MatrixSide:
     users: dict[str, bool]  # user ID -> deactivated
     members: dict[str, frozenset[str]]  # configured room ID -> joined users; absent: no such room
     levels: dict[str, dict[str, Any]]  # configured room ID -> m.room.power_levels content
-    # Cognito external ids of the users whose links were read (one request each): those only
-    # in Matrix, and for an adopting sweep (day one) every active user in scope.
-    external_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The links of the users whose links were read (one request each): those only in Matrix,
+    # and for an adopting sweep (day one) every active user in scope.
+    links: dict[str, Links] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,13 +169,13 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
     fixes += stranger_fixes
     findings += stranger_findings
     for user_id in matrix_only(cognito, matrix.users, config):
-        sub = in_scope(user_id, config)
-        if sub in matrix.external_ids.get(user_id, ()):
+        sub, links = in_scope(user_id, config), matrix.links.get(user_id)
+        if sub and links is not None and ours(sub, links, config):  # links not read: nothing is known
             fixes.append(Fix(sub, "deactivate"))
         else:
             findings.append(Finding("no_external_id", user_id,
-                                    "named like a Cognito sub that Cognito does not know, and not "
-                                    "tied to it by external_ids: left alone"))
+                                    "named like a Cognito sub that Cognito does not know, and linked to "
+                                    "another provider, not ours: someone else's, left alone"))
     managed = sum(1 for u, deactivated in matrix.users.items() if not deactivated and in_scope(u, config))
     return Plan(tuple(fixes), tuple(findings), managed, tuple(proposals), rooms_to_align(matrix, config))
 
@@ -224,8 +225,8 @@ def fixes_of(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSi
     fixes = [Fix(user.sub, "deactivate")] if status == "disabled" and deactivated is False else []
     # A user not confirmed keeps no group's grant, and gains nothing; its levels go, member or not.
     known = split_groups(user.groups, config)[0] if status == "confirmed" else ()
-    links = matrix.external_ids.get(user_id)
-    if status == "confirmed" and links is not None and user.sub not in links:
+    links = matrix.links.get(user_id)
+    if status == "confirmed" and links is not None and (config.auth_provider, user.sub) not in links:
         fixes.append(Fix(user.sub, "adopt"))
     joins = [m.room_id for m in desired_memberships(known, config)
              if status == "confirmed" and m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
@@ -239,7 +240,8 @@ def fixes_of(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSi
             if user_id not in matrix.members.get(room_id, ()) or room_id in earned | beyond:
                 continue
             why = beyond_the_bots_kick(matrix.levels.get(room_id, {}), user_id, config.bot_user_id)
-            if not config.leave_rooms_on_role_removal:
+            # A user not confirmed (a password reset) keeps no role's room, whatever the flag.
+            if not config.leave_rooms_on_role_removal and status == "confirmed":
                 findings.append(Finding("member_without_group", user.sub, room=room_id, detail=(
                     f"{configured.name}: no Cognito group gives this room; remove the user by hand, or turn "
                     "leave_rooms_on_role_removal on")))

@@ -152,6 +152,16 @@ class SynapseAdmin:
         return self._unless_missing("POST", f"/_synapse/admin/v1/deactivate/{_segment(user_id)}",
                                     json={"erase": erase}) is not None
 
+    def log_out(self, user_id: str) -> int:
+        """Ends every session of the user: deletes each of its devices, and with it the device's
+        access token. The number ended; a user Synapse lacks has none."""
+        path = f"/_synapse/admin/v2/users/{_segment(user_id)}"
+        r = self._unless_missing("GET", f"{path}/devices")
+        devices = [d["device_id"] for d in r.json()["devices"]] if r is not None else []
+        if devices:
+            self._call("POST", f"{path}/delete_devices", json={"devices": devices})
+        return len(devices)
+
     def kick(self, room_id: str, user_id: str, reason: str) -> None:
         self._call("POST", f"/_matrix/client/v3/rooms/{_segment(room_id)}/kick",
                    json={"user_id": user_id, "reason": reason})
@@ -247,12 +257,6 @@ def upsert_body(existing: dict[str, Any] | None, displayname: str | None,
     if existing is not None and (not body or existing.get("deactivated")):
         return None
     return body
-
-
-def external_ids(user: dict[str, Any], auth_provider: str) -> tuple[str, ...]:
-    """The ids that tie a Matrix user (the admin API's view of it) to `auth_provider`."""
-    return tuple(e.get("external_id") for e in user.get("external_ids") or []
-                 if e.get("auth_provider") == auth_provider)
 
 
 def _user_path(user_id: str) -> str:

@@ -205,7 +205,7 @@ def test_a_user_no_longer_confirmed_keeps_no_grant(local):
         idp.admin_set_user_password(UserPoolId=pool, Username=sub, Password="Temp-pass-1234!", Permanent=False)
     synced = local.events.deliver(cloudtrail_event("AdminSetUserPassword", pool, by_event))
     assert synced["status"] == "SUCCEEDED"
-    assert ("Experiencers", 0) in matrix(local, by_event)["rooms"]
+    assert matrix(local, by_event)["rooms"] == {("The Red Room", 0)}  # no level, no role's room
     assert ("ReadCognitoUser", "sync", "unconfirmed:no_grants", "AdminSetUserPassword") in audited(local, by_event)
     planned = local.operator.sweep(dry_run=True)
     assert (by_sweep, "demote") in {(f["sub"], f["kind"]) for f in planned["fixes"]}
@@ -239,7 +239,8 @@ def test_a_delayed_run_grants_no_level_a_later_change_took_away(local):
         idp.admin_remove_user_from_group(UserPoolId=pool, Username=sub, GroupName="moderators")
         assert local.events.deliver(cloudtrail_event("AdminRemoveUserFromGroup", pool, sub, "moderators"))["status"] == "SUCCEEDED"
     assert local.operator.wait(added["execution"])["status"] == "SUCCEEDED"
-    assert ("Experiencers", 50) not in matrix(local, sub)["rooms"]
+    experiencers = local.config.rooms["experiencers"].room_id  # member or not: no level
+    assert local.synapse.power_levels(experiencers)["users"].get(local.user_id(sub)) is None
     assert ("AssignRoles", "finding", "cognito_changed_since_read", "AdminAddUserToGroup") in audited(local, sub)
 
 
@@ -322,6 +323,30 @@ def test_staff_keep_every_admin_power_below_the_bot_and_can_be_taken_back(local)
     assert local.synapse.power_levels(staff_room)["users"][local.config.bot_user_id] == 100  # alone above Staff
     assert local.cognito.change(admin, "AdminRemoveUserFromGroup", "staff")["status"] == "SUCCEEDED"
     assert local.synapse.power_levels(staff_room)["users"].get(local.user_id(admin)) is None
+
+
+def test_an_account_cognito_no_longer_vouches_for_keeps_no_session(local):
+    """A JWT login made the account (no external id); Cognito deletes the user: it is the sub's
+    under the JWT rule, so it is deactivated, its session ends and a still-valid ID token no
+    longer signs in. An admin gives another user a temporary password (as a reset does): its
+    sessions end and it leaves Analysts until it confirms again; a disabled user's end too."""
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
+    jwt_made, reset, disabled = new(), new(), new()
+    local.cognito.create_user(jwt_made, [])
+    session = local.inspector.session(jwt_made)  # its first login made the account
+    assert session and local.inspector.answers(session)
+    assert local.cognito.change(jwt_made, "AdminDeleteUser")["status"] == "SUCCEEDED"
+    assert matrix(local, jwt_made)["deactivated"] is True
+    assert not local.inspector.answers(session) and local.inspector.session(jwt_made) is None
+    for sub in (reset, disabled):
+        local.cognito.signup(sub, ["analysts"], None)
+    sessions = {sub: local.inspector.session(sub) for sub in (reset, disabled)}
+    idp.admin_set_user_password(UserPoolId=pool, Username=reset, Password="Temp-pass-1234!", Permanent=False)
+    assert local.events.deliver(cloudtrail_event("AdminSetUserPassword", pool, reset))["status"] == "SUCCEEDED"
+    assert local.cognito.change(disabled, "AdminDisableUser")["status"] == "SUCCEEDED"
+    assert not any(local.inspector.answers(token) for token in sessions.values())
+    assert matrix(local, reset)["rooms"] == {("The Red Room", 0)}
+    assert ("AssignRoles", "log_out", "ended:1", "AdminSetUserPassword") in audited(local, reset)
 
 
 def test_a_refused_cognito_call_starts_nothing(local):

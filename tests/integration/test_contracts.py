@@ -140,6 +140,18 @@ def test_a_rooms_thresholds_are_lowered_once_under_a_lease_keeping_the_bot(chat,
     assert after["events"]["m.room.power_levels"] == 99 and after["users"][chat.bot_user_id] == 100
 
 
+def test_every_session_of_a_user_ends_once(chat, local, sub):
+    user = local.user_id(sub)
+    chat.upsert_user(user, None, sub, "cognito")
+    for device in ("PHONE", "LAPTOP"):  # as two logins would leave them
+        if isinstance(chat, FakeChatServer):
+            chat.sessions.setdefault(user, set()).add(device)
+        else:
+            local.admin("POST", f"/_synapse/admin/v2/users/{user}/devices", json={"device_id": device}).raise_for_status()
+    assert (chat.log_out(user), chat.log_out(user)) == (2, 0)
+    assert chat.log_out(f"@{uuid.uuid4()}:{local.config.server_name}") == 0  # nobody: no session
+
+
 def test_an_unknown_room(chat, local, sub):
     user, room = local.user_id(sub), f"!nosuchroom:{local.config.server_name}"
     chat.upsert_user(user, None, sub, "cognito")

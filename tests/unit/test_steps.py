@@ -228,7 +228,7 @@ def test_an_account_cognito_does_not_tie_is_never_kicked(context):
     """Deleted in Cognito, not tied by external_ids: DeactivateUser leaves it alone, and so does
     AssignRoles with the leave flag on."""
     rt = runtime_of(sample_config(leave_rooms_on_role_removal=True))
-    rt.synapse.add_user(USER)
+    rt.synapse.add_user(USER, (("oidc-google", "g-4242"),))  # another provider's: someone else's
     rt.synapse.members[ANALYSTS].add(USER)
     gone = WorkflowState(sub=SUB, cause="AdminDeleteUser", cognito="absent")
     run(steps.assign_roles, run(steps.deactivate_user, gone, rt, context), rt, context)
@@ -308,20 +308,23 @@ def test_a_level_above_the_bots_own_is_a_finding(context):
     assert USER not in rt.synapse.levels[STAFF]["users"]
 
 
-@pytest.mark.parametrize("cognito, cause, erase, tied, outcome", [
-    ("disabled", "AdminDisableUser", True, True, "deactivated"),
-    ("absent", "AdminDeleteUser", False, True, "deactivated"),
-    ("absent", "AdminDeleteUser", True, True, "erased"),
-    ("absent", "sweep", True, True, "deactivated"),  # a sweep never erases
-    ("absent", "AdminDeleteUser", True, False, "skipped:not_tied_to_cognito"),
+@pytest.mark.parametrize("cognito, cause, erase, links, outcome", [
+    ("disabled", "AdminDisableUser", True, (("cognito", SUB),), "deactivated"),
+    ("absent", "AdminDeleteUser", False, (("cognito", SUB),), "deactivated"),
+    ("absent", "AdminDeleteUser", True, (("cognito", SUB),), "erased"),
+    ("absent", "sweep", True, (("cognito", SUB),), "deactivated"),  # a sweep never erases
+    ("absent", "AdminDeleteUser", False, (), "deactivated"),  # a JWT login's: linked to nothing, the sub's
+    ("absent", "AdminDeleteUser", True, (("cognito", "someone-else"),), "skipped:not_tied_to_cognito"),
+    ("absent", "AdminDeleteUser", True, (("oidc-google", "g-1"),), "skipped:not_tied_to_cognito"),
 ])
-def test_deactivate_user(context, cognito, cause, erase, tied, outcome):
+def test_deactivate_user(context, cognito, cause, erase, links, outcome):
     rt = runtime_of(sample_config(erase_deleted_users=erase))
-    rt.synapse.upsert_user(USER, None, SUB if tied else "someone-else", "cognito")
+    rt.synapse.add_user(USER, links)
     state = run(steps.deactivate_user, WorkflowState(sub=SUB, cause=cause, cognito=cognito), rt, context)
     assert outcomes(state, "DeactivateUser") == [("deactivate_user", None, outcome)]
-    assert rt.synapse.users[USER]["deactivated"] is tied
-    assert rt.synapse.called("deactivate") == ([(USER, outcome == "erased")] if tied else [])
+    ours = not outcome.startswith("skipped")
+    assert rt.synapse.users[USER]["deactivated"] is ours
+    assert rt.synapse.called("deactivate") == ([(USER, outcome == "erased")] if ours else [])
 
 
 def test_deactivate_user_leaves_an_absent_or_already_deactivated_user_alone(context):
@@ -399,3 +402,17 @@ def test_a_sweep_aligns_the_role_rooms_only_when_asked_and_not_on_a_dry_run(cont
     assert rt.plans.documents[aligned["plan_key"]]["thresholds"] == []
     assert rt.synapse.levels[STAFF]["events"] == {"m.room.power_levels": 99, "m.room.name": 50}
     assert rt.locks.called("hold") == [(STAFF,)] and rt.locks.called("check") == [(STAFF,)]
+
+
+def test_a_user_cognito_holds_unconfirmed_keeps_no_session_and_no_roles_room(context):
+    """An admin resets the password of a compromised analyst: until it confirms again it keeps
+    no session and no role's room, the leave flag off as Phenom has it; The Red Room stays."""
+    rt = runtime_of()
+    run(steps.join_rooms, run(steps.provision_user, confirmed(rt, ("analysts",)), rt, context), rt, context)
+    rt.synapse.sessions[USER] = {"PHONE", "LAPTOP"}
+    rt.directory.add(SUB, ("analysts",), status="RESET_REQUIRED")
+    reset = WorkflowState(sub=SUB, cause="AdminResetUserPassword", cognito="unconfirmed")
+    done = run(steps.assign_roles, reset, rt, context)
+    assert outcomes(done, "AssignRoles") == [("log_out", None, "ended:2"), ("leave", ANALYSTS, "left")]
+    assert rt.synapse.sessions == {} and rt.synapse.joined_rooms(USER) == [RED]
+    assert outcomes(run(steps.assign_roles, reset, rt, context), "AssignRoles") == []  # idempotent

@@ -12,12 +12,16 @@ def uid(sub):
     return f"@{sub}:{SERVER}"
 
 
-def matrix(config, users, members=None, levels=None, external_ids=None):
+def matrix(config, users, members=None, levels=None, external_ids=None, links=None):
+    """`external_ids`: user -> the subs config's provider ties it to; `links`: user -> other (provider, id)."""
     rooms = {r.room_id: frozenset() for r in config.rooms.values()}
     rooms.update(members or {})
     pls = {r.room_id: {"users": {BOT: 100}, "users_default": 0} for r in config.rooms.values()}
     pls.update(levels or {})
-    return MatrixSide(users, rooms, pls, external_ids or {})
+    read = {u: tuple((config.auth_provider, i) for i in ids) for u, ids in (external_ids or {}).items()}
+    for u, pairs in (links or {}).items():
+        read[u] = read.get(u, ()) + tuple(pairs)
+    return MatrixSide(users, rooms, pls, read)
 
 
 def kinds(p):
@@ -62,11 +66,18 @@ def test_status_decides_before_groups(config):
     assert [(f.kind, f.subject) for f in p.findings] == [("unknown_group", B)]
 
 
-def test_matrix_only_users_need_a_cognito_external_id(config):
-    users = {uid(A): False, uid(B): False, f"@logan:{SERVER}": False, BOT: False}
-    p = plan([], matrix(config, users, external_ids={uid(A): (A,), uid(B): ()}), config)
-    assert kinds(p) == [(A, "deactivate")]
+def test_an_account_cognito_no_longer_knows_is_deactivated_if_it_is_that_users(config):
+    """Tied by our provider, or (the JWT rule) linked to nobody: that Cognito user's, whom
+    Cognito deleted. Linked to another provider only: someone else's, left alone. Without the
+    JWT rule, only the tie counts."""
+    C = "2f9e8d7c-1234-4abc-8def-0123456789ab"
+    users = {uid(A): False, uid(B): False, uid(C): False, f"@logan:{SERVER}": False, BOT: False}
+    side = matrix(config, users, external_ids={uid(A): (A,), uid(C): ()}, links={uid(B): [("oidc-google", "g-1")]})
+    p = plan([], side, config)
+    assert kinds(p) == [(A, "deactivate"), (C, "deactivate")]
     assert [(f.kind, f.subject) for f in p.findings] == [("no_external_id", uid(B))]
+    strict = config.model_copy(update={"jwt_localpart_is_sub": False})
+    assert kinds(plan([], side, strict)) == [(A, "deactivate")]
 
 
 def test_out_of_scope_and_bad_input(config):
@@ -214,3 +225,9 @@ def test_a_role_room_that_asks_more_than_its_admins_level_is_a_room_to_align(con
                                          "beyond": ["ban"]}]
     assert p.summary()["rooms_to_align"] == 1
     assert plan([], matrix(config, {}), config).thresholds == ()  # the spec's defaults ask at most 50
+
+
+def test_a_user_not_confirmed_keeps_no_roles_room_whatever_the_flag(config):
+    analysts, red = config.rooms["analysts"].room_id, config.rooms["red_room"].room_id
+    side = matrix(config, {uid(A): False}, {analysts: frozenset({uid(A)}), red: frozenset({uid(A)})})
+    assert kinds(plan([CognitoUser(A, True, ("analysts",), status="RESET_REQUIRED")], side, config)) == [(A, "leave")]

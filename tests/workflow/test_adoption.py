@@ -34,7 +34,8 @@ class BrownField:
     analyst: str  # in Analysts by hand; no analysts group
     member: str  # in Experiencers at the room's default; no group
     unprovisioned: str  # confirmed in Cognito, no account (a lost sign-up)
-    strangers: tuple[str, ...]  # a human admin, another bot, a sub-named account Cognito lacks
+    deleted: str  # made by a JWT login, its Cognito user deleted since (the event lost): ours to deactivate
+    strangers: tuple[str, ...]  # a human admin, another bot, a sub-named account of another provider's
 
 
 def sso_link(sub: str) -> tuple[str, str]:
@@ -56,7 +57,7 @@ def local(tmp_path_factory, config):
 @pytest.fixture(scope="module")
 def field(local) -> BrownField:
     f = BrownField(legacy=new(), plain=new(), jwt=new(), sso=new(), staff=(new(), new()), analyst=new(),
-                   member=new(), unprovisioned=new(),
+                   member=new(), unprovisioned=new(), deleted=new(),
                    strangers=(f"@logan:{local.config.server_name}", f"@other-bot:{local.config.server_name}",
                               local.user_id(new())))
     uid = local.user_id
@@ -74,7 +75,10 @@ def field(local) -> BrownField:
     logan, other_bot, orphan = f.strangers
     local.account_made_elsewhere(logan, rooms=("red_room", "staff"), levels={"staff": 100})
     local.account_made_elsewhere(other_bot, rooms=("staff",), levels={"staff": 50})
-    local.account_made_elsewhere(orphan, rooms=("red_room",))  # named like a sub, not in Cognito, no tie
+    local.account_made_elsewhere(orphan, rooms=("red_room",), links=(sso_link(orphan[1:9]),))  # named like a sub
+    local.cognito.create_user(f.deleted, [])
+    assert local.inspector.login(f.deleted)["logged_in"]
+    local.aws["cognito-idp"].admin_delete_user(UserPoolId=local.state.user_pool_id, Username=f.deleted)
     return f
 
 
@@ -91,7 +95,8 @@ def test_the_first_plan_lists_exactly_the_expected_changes(local, field, tmp_pat
     assert plan["create"] == [{"sub": f.unprovisioned}]
     assert plan["join"] == sorted([{"sub": f.legacy, "room": analysts}, {"sub": f.jwt, "room": local.config.rooms["red_room"].room_id}],
                                   key=lambda j: j["sub"])
-    assert all(plan[kind] == [] for kind in ("promote", *REMOVALS))
+    assert all(plan[kind] == [] for kind in ("promote", "demote", "leave"))
+    assert plan["deactivate"] == [{"sub": f.deleted}]  # a JWT login's account, linked to nothing: the sub's
     assert sorted((x["kind"], x["subject"], x.get("room")) for x in plan["findings"]) == sorted(
         [("level_beyond_the_bot", s, staff) for s in f.staff] + [("no_external_id", f.strangers[2], None)]
         + [("member_without_group", f.analyst, analysts), ("member_without_group", f.member, experiencers)])
@@ -132,7 +137,8 @@ def test_the_import_adds_only_reviewed_proposals_still_true_and_needs_its_own_po
     for sub in f.staff:  # the runbook: the bot can never lower its peers; each lowers its own level
         local.lower_own_level(sub, "staff", level)
     again = local.operator.sweep(dry_run=True, adopt=True)
-    assert not [x for x in again["fixes"] if x["kind"] in REMOVALS]
+    # Nothing removed but the deleted user's account (deactivated by the go-live sweep, if it ran first).
+    assert [x for x in again["fixes"] if x["kind"] in REMOVALS and x["sub"] != f.deleted] == []
     assert not [x for x in again["findings"] if x["kind"] == "level_beyond_the_bot"]
     assert again["proposed_groups"] == []
 
@@ -148,6 +154,7 @@ def test_the_go_live_sweep_adopts_starts_no_run_that_must_fail_and_touches_no_st
         assert links_of(local, local.user_id(sub)) == [("cognito", sub)]
     assert links_of(local, local.user_id(f.sso)) == sorted([sso_link(f.sso), ("cognito", f.sso)])
     assert {u: local.admin("GET", f"/_synapse/admin/v2/users/{u}").json() for u in f.strangers} == before
+    assert local.admin("GET", f"/_synapse/admin/v2/users/{local.user_id(f.deleted)}").json()["deactivated"] is True
     levels = local.synapse.power_levels(local.config.rooms["staff"].room_id)["users"]
     assert {u: levels.get(u) for u in f.strangers[:2]} == {u: levels_before.get(u) for u in f.strangers[:2]}
     assert local.operator.sweep(dry_run=True, adopt=True)["fixes"] == []  # converged
