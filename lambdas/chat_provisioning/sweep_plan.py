@@ -80,6 +80,9 @@ class Plan:
     managed: int  # active Matrix users in scope: what the removal share is a share of
     proposals: tuple[Proposal, ...] = ()
     thresholds: tuple[Thresholds, ...] = ()
+    # Users whose removals Cognito states by their status (disabled, not confirmed): not what an
+    # emptied or wrong pool looks like (absent users, groups gone), so never held back.
+    stated: frozenset[str] = frozenset()
 
     @property
     def users(self) -> tuple[str, ...]:
@@ -88,13 +91,18 @@ class Plan:
 
     @property
     def removals(self) -> int:
-        return sum(1 for f in self.fixes if f.kind in REMOVALS)
+        """The removals the cap counts: those Cognito does not state by a user's status."""
+        return sum(1 for f in self.fixes if f.kind in REMOVALS and f.sub not in self.stated)
 
     def to_apply(self, held: dict[str, Any] | None) -> tuple[str, ...]:
         """The users to sync: all of them, or for a held plan those whose fixes are all
-        SAFE_WHEN_HELD."""
-        unsafe = {f.sub for f in self.fixes if f.kind not in SAFE_WHEN_HELD} if held else set()
-        return tuple(u for u in self.users if u not in unsafe)
+        SAFE_WHEN_HELD and those Cognito disabled or holds unconfirmed (whose runs only remove)."""
+        return tuple(u for u in self.users if u not in self.held_back(held))
+
+    def held_back(self, held: dict[str, Any] | None) -> set[str]:
+        if not held:
+            return set()
+        return {f.sub for f in self.fixes if f.kind not in SAFE_WHEN_HELD and f.sub not in self.stated}
 
     def summary(self) -> dict[str, Any]:
         return {"users_to_fix": len(self.users), "rooms_to_align": len(self.thresholds),
@@ -117,8 +125,9 @@ class Plan:
         cap = min(config.sweep_max_removals, max(1, int(config.sweep_max_removal_share * self.managed)))
         if removals <= cap or (approved is not None and removals <= approved):
             return None
-        return {"removals": removals, "cap": cap, "managed_users": self.managed,
+        held = {"removals": removals, "cap": cap, "managed_users": self.managed,
                 "approve": f'check the plan, then start the sweep with {{"approve_removals": {removals}}}'}
+        return {**held, "held_back": sorted(self.held_back(held))}
 
 
 def in_scope(user_id: str, config: ChatConfig) -> str | None:
@@ -177,7 +186,8 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
                                     "named like a Cognito sub that Cognito does not know, and linked to "
                                     "another provider, not ours: someone else's, left alone"))
     managed = sum(1 for u, deactivated in matrix.users.items() if not deactivated and in_scope(u, config))
-    return Plan(tuple(fixes), tuple(findings), managed, tuple(proposals), rooms_to_align(matrix, config))
+    stated = frozenset(c.sub for c in cognito if standing(c) in ("disabled", "unconfirmed"))
+    return Plan(tuple(fixes), tuple(findings), managed, tuple(proposals), rooms_to_align(matrix, config), stated)
 
 
 def rooms_to_align(matrix: MatrixSide, config: ChatConfig) -> tuple[Thresholds, ...]:

@@ -349,6 +349,25 @@ def test_an_account_cognito_no_longer_vouches_for_keeps_no_session(local):
     assert ("AssignRoles", "log_out", "ended:1", "AdminSetUserPassword") in audited(local, reset)
 
 
+def test_throwaway_accounts_deleted_without_an_event_hold_no_stated_repair(local):
+    """Anyone can sign up; an account provisioned, then deleted without an Admin* call (no
+    CloudTrail record reaches the workflow), looks to the sweep like an emptied pool's. More of
+    them than the cap (at most 20) hold the sweep, but a user Cognito disabled (its event lost)
+    is still deactivated, and the hold names whom it held back."""
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
+    throwaways = [new() for _ in range(local.config.sweep_max_removals + 1)]
+    for sub in throwaways:  # provisioned (tied), then gone from the pool
+        local.account_made_elsewhere(local.user_id(sub), links=((local.config.auth_provider, sub),))
+    disabled = new()
+    local.cognito.signup(disabled, ["analysts"], None)
+    idp.admin_disable_user(UserPoolId=pool, Username=disabled)  # the event was lost
+    swept = local.operator.sweep()
+    assert swept["outcome"] == "held" and set(throwaways) <= set(swept["held"]["held_back"])
+    assert swept["executions"][disabled]["status"] == "SUCCEEDED"
+    assert matrix(local, disabled)["deactivated"] is True
+    assert not any(matrix(local, sub)["deactivated"] for sub in throwaways)
+
+
 def test_a_refused_cognito_call_starts_nothing(local):
     """CloudTrail records refused calls too (with an errorCode): anyone in the account can make
     one, and it changed nothing."""

@@ -231,3 +231,19 @@ def test_a_user_not_confirmed_keeps_no_roles_room_whatever_the_flag(config):
     analysts, red = config.rooms["analysts"].room_id, config.rooms["red_room"].room_id
     side = matrix(config, {uid(A): False}, {analysts: frozenset({uid(A)}), red: frozenset({uid(A)})})
     assert kinds(plan([CognitoUser(A, True, ("analysts",), status="RESET_REQUIRED")], side, config)) == [(A, "leave")]
+
+
+def test_what_cognito_states_by_status_is_never_held_and_never_counted(config):
+    """Throwaway sign-ups deleted without an event look like an emptied pool and hold the
+    sweep; a user Cognito disabled (its event lost) is still deactivated, and it holds nothing
+    by itself. The hold names whom it held back."""
+    throwaways = [f"{i:08x}-1234-4abc-8def-0123456789ab" for i in range(3)]
+    disabled = "ffffffff-1234-4abc-8def-0123456789ab"
+    users = {uid(s): False for s in [A, disabled, *throwaways]}
+    side = matrix(config, users, external_ids={uid(s): (s,) for s in throwaways})
+    p = plan([CognitoUser(A, True), CognitoUser(disabled, False)], side, config)
+    held = p.held(config)  # cap: min(20, max(1, 5% of 5)) = 1; the disabled user's is not counted
+    assert (held["removals"], held["cap"], held["held_back"]) == (3, 1, sorted(throwaways))
+    assert disabled in p.to_apply(held) and not set(throwaways) & set(p.to_apply(held))
+    alone = plan([CognitoUser(A, True), CognitoUser(disabled, False)], matrix(config, users), config)
+    assert alone.held(config) is None
