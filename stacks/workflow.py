@@ -102,7 +102,8 @@ class Workflow:
                     actions=["kms:Decrypt"], resources=[config.admin_token_kms_key_arn],
                     conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}}))
         allow(self.steps["RecordAudit"], ["dynamodb:PutItem"], [audit.table_arn])
-        allow(self.steps["ProvisionUser"], ["dynamodb:Query"], [audit.table_arn])
+        # the reactivation rule: read the trail, and put the reactivation on it before the act
+        allow(self.steps["ProvisionUser"], ["dynamodb:Query", "dynamodb:PutItem"], [audit.table_arn])
         for writer in ("AssignRoles", "PlanSweep"):  # levels, and a sweep's --align-rooms
             allow(self.steps[writer], ["dynamodb:UpdateItem"], [locks.table_arn])
         allow(self.steps["PlanSweep"], ["s3:PutObject"], [plans.arn_for_objects("sweeps/*")])

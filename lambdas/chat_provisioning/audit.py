@@ -64,13 +64,18 @@ class AuditRecords(ABC):
             "cause": (cause or "")[:1000], "execution": execution, "event": event,
         })
 
-    def deactivated_by_workflow(self, sub: str) -> bool:
+    def deactivated_by_workflow(self, sub: str, execution: str | None = None) -> bool:
         """Whether the last change of the user's Matrix status on record is a deactivation made
         by this workflow (because Cognito disabled or deleted the user): the only deactivation a
         Cognito enable may undo. A Matrix admin's deactivation is not on record ("already
-        deactivated" when we came), so it is never undone."""
+        deactivated" when we came), so it is never undone. The reactivation `execution` put on
+        record before its act (steps.provision_user) counts as that deactivation still: its own
+        retry or redrive goes on."""
         changes = [i for i in self.trail(sub) if (i.get("action"), i.get("outcome")) in STATUS_CHANGES]
-        return bool(changes) and changes[-1]["outcome"] == "deactivated"
+        if not changes:
+            return False
+        last = changes[-1]
+        return last["outcome"] == "deactivated" or (last["outcome"] == "reactivated" and last.get("execution") == execution)
 
 
 class DynamoAuditStore(AuditRecords):

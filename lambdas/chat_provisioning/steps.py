@@ -108,13 +108,17 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
                   outcome="created" if user.created else "adopted" if user.adopted
                   else "updated" if user.changed else "unchanged")
     if user.deactivated:
-        if state.cause != "AdminEnableUser" or not rt.audit.deactivated_by_workflow(state.sub):
+        if state.cause != "AdminEnableUser" or not rt.audit.deactivated_by_workflow(state.sub, run.execution):
             raise UserDeactivated(f"{user_id} is deactivated in Synapse; only Cognito's enable of a user "
                                   f"this workflow deactivated reactivates (cause {state.cause})")
+        done = Action(step="ProvisionUser", action="reactivate_user", outcome="reactivated")
+        # On record before the act, under the key RecordAudit gives it: a run that reactivates
+        # and then fails still leaves the trail saying so, and a Matrix admin's later ban is never
+        # taken for ours (audit.deactivated_by_workflow).
+        rt.audit.record_actions(state.sub, user_id, run.execution, state.actions + (done,), state.cause)
         rt.synapse.reactivate(user_id)
         rt.synapse.upsert_user(user_id, now.display_name, external_id=state.sub,
                                auth_provider=rt.config.auth_provider)  # not written while it was deactivated
-        done = Action(step="ProvisionUser", action="reactivate_user", outcome="reactivated")
     return state.model_copy(update={"user_id": user_id, "active_in_run": run.id}).did(done)
 
 

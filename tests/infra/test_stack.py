@@ -338,7 +338,7 @@ def test_every_rule_target_keeps_what_it_could_not_deliver_or_run(template):
 # change of what a function may do: review it as one.
 CALLS = {
     "ReadCognitoUser": {"cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
-    "ProvisionUser": {"secretsmanager:GetSecretValue", "dynamodb:Query", "cognito-idp:ListUsers"},
+    "ProvisionUser": {"secretsmanager:GetSecretValue", "dynamodb:Query", "dynamodb:PutItem", "cognito-idp:ListUsers"},
     "JoinRooms": {"secretsmanager:GetSecretValue", "cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
     "AssignRoles": {"secretsmanager:GetSecretValue", "dynamodb:UpdateItem", "cognito-idp:ListUsers",
                     "cognito-idp:AdminListGroupsForUser"},

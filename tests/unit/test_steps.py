@@ -98,8 +98,8 @@ def test_provision_user_reactivates_only_a_deactivation_of_ours_on_cognitos_enab
     enable = WorkflowState(sub=SUB, cause="AdminEnableUser", cognito="confirmed")
     with pytest.raises(UserDeactivated):  # a Matrix admin's deactivation: not on record as ours
         run(steps.provision_user, enable, rt, context)
-    rt.audit.record_actions(SUB, USER, EXECUTION, (Action(step="DeactivateUser", action="deactivate_user",
-                                                          outcome="deactivated"),))
+    rt.audit.record_actions(SUB, USER, f"{EXECUTION}-disable", (Action(
+        step="DeactivateUser", action="deactivate_user", outcome="deactivated"),))
     with pytest.raises(UserDeactivated):  # ours, but this run's cause is not Cognito's enable
         run(steps.provision_user, confirmed(rt), rt, context)
     rt.directory.add(SUB, enabled=False)  # Cognito's enable, but disabled again since: nothing written
@@ -107,7 +107,12 @@ def test_provision_user_reactivates_only_a_deactivation_of_ours_on_cognitos_enab
         ("create_user", None, "skipped:cognito_disabled")]
     assert rt.synapse.users[USER]["deactivated"] is True
     rt.directory.add(SUB)
-    state = run(steps.provision_user, enable, rt, context)
+    rt.synapse.fail("reactivate", SynapseUnavailable("down"))  # the act fails after the record
+    with pytest.raises(SynapseUnavailable):
+        run(steps.provision_user, enable, rt, context)
+    assert not rt.audit.deactivated_by_workflow(SUB)  # on record before the act: a later ban is not ours
+    assert [i["outcome"] for i in rt.audit.trail(SUB)][-1] == "reactivated"
+    state = run(steps.provision_user, enable, rt, context)  # the retry of that act goes on
     assert outcomes(state, "ProvisionUser") == [("reactivate_user", None, "reactivated")]
     assert rt.synapse.users[USER]["deactivated"] is False
 
