@@ -60,7 +60,8 @@ def operations_dashboard(stack: Stack, machines: dict[str, sfn.StateMachine], dl
                                             ours("SweepFindings", "findings"), ours("SweepsHeld", "held")], width=8),
         graph("For a person: events that name no user or group we know, levels beyond the bot",
               [ours("UnresolvedCognitoEvents", "unresolved users"), ours("UnknownGroups", "unknown groups"),
-               ours("LevelsBeyondTheBot", "levels beyond the bot")], width=8),
+               ours("LevelsBeyondTheBot", "levels beyond the bot"),
+               ours("StartNamesTaken", "start names taken by another input")], width=8),
         graph("Dead-letter queues (messages)", [q.metric_approximate_number_of_messages_visible(
             label=label, statistic="Maximum", period=PERIOD) for label, q in dlqs.items()], width=8))
     board.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=alarms, width=24))
@@ -85,8 +86,9 @@ def alarms(stack: Stack, machines: dict[str, sfn.StateMachine], dlqs: dict[str, 
     # held for its removals (approve it, or find why the pool looks emptied); Cognito
     # groups that are neither roles nor ignored; sign-up events that are not our pool's; a
     # level change the bot can never make (a peer's, or one above its own).
+    # A start whose name another execution took with another input (a pre-started signup-<sub>).
     for metric_name in ("SignUpsLost", "UnresolvedCognitoEvents", "SweepsHeld", "UnknownGroups",
-                        "InvalidSignUpEvents", "LevelsBeyondTheBot"):
+                        "InvalidSignUpEvents", "LevelsBeyondTheBot", "StartNamesTaken"):
         watched[metric_name] = ours(metric_name)
     for name, dlq in dlqs.items():
         watched[name] = dlq.metric_approximate_number_of_messages_visible(

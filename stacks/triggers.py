@@ -18,7 +18,7 @@ from chat_provisioning.config import ChatConfig
 from stacks import wiring
 
 from .findings import ack
-from .workflow import Functions, Workflow, allow
+from .workflow import Functions, Workflow, allow, execution_arn
 
 # A rule's Lambda target, once delivered: Lambda's own retries of a function error (at most 2)
 # and how old an event may get while it waits for them (Lambda allows 60 s to 6 hours).
@@ -72,6 +72,8 @@ class Triggers:
             allow(fn, ["sqs:SendMessage"], [self.failed_events.queue_arn])  # Lambda sends as the function
         for fn in (post_confirmation, retry_start, on_cognito_change):
             sync.grant_start_execution(fn)
+            # a taken name: the existing execution's input tells a repeat from another start
+            allow(fn, ["states:DescribeExecution"], [execution_arn(stack, "SyncUser")])
         allow(post_confirmation, ["sqs:SendMessage"], [retry_queue.queue_arn])
         retry_start.add_event_source(sources.SqsEventSource(
             retry_queue, batch_size=1, report_batch_item_failures=True))  # one start per invocation: its time is known

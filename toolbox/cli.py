@@ -16,6 +16,8 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat_provisioning.aws import NameTaken
+
 from . import operations
 from .deployment import Deployment, ToolError
 
@@ -190,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         result, code = {"error": str(e)}, e.exit_code
     except (ClientError, BotoCoreError) as e:  # AccessDenied, a mistyped ARN, no credentials...
         result, code = {"error": str(e)}, 1
+    except NameTaken as e:  # someone started an execution under the name this one was to have
+        result, code = {"error": f"{e}: run the command again"}, 1
     if args.output == "table":
         print(table(result))
     else:

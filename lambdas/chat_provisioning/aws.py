@@ -5,6 +5,7 @@ client costs about 0.3 s to build, and most functions use one or two of them."""
 
 import functools
 import json
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -43,9 +44,18 @@ class StepFunctionsWorkflows:
         self._client = client
 
     def start_sync(self, sub: str, cause: str, name: str) -> str:
-        """Start the user's SyncUser workflow as `name` (or find it started): its ARN."""
-        return start_once(self._client(), given(self.sync_state_machine_arn, "SYNC_STATE_MACHINE_ARN"),
-                          name, json.dumps({"sub": sub, "cause": cause}))
+        """Start the user's SyncUser workflow as `name` (or find it started): its ARN. A name
+        another execution took with another input (anyone with StartExecution can pre-start
+        `signup-<sub>`) is counted (StartNamesTaken, alarmed), and this start is made under a
+        name nobody could predict."""
+        machine, workflow_input = given(self.sync_state_machine_arn, "SYNC_STATE_MACHINE_ARN"), json.dumps(
+            {"sub": sub, "cause": cause})
+        try:
+            return start_once(self._client(), machine, name, workflow_input)
+        except NameTaken:
+            from .telemetry import count  # the metrics of the function that starts, loaded only here
+            count("StartNamesTaken")
+            return start_once(self._client(), machine, f"{name[:66]}-{secrets.token_hex(6)}", workflow_input)
 
     def last_state_entered(self, execution_arn: str) -> str | None:
         """Asks for the newest events first: the failed state is among them."""
@@ -55,10 +65,16 @@ class StepFunctionsWorkflows:
         return entered["name"] if entered else None
 
 
+class NameTaken(Exception):
+    """The execution name is another execution's, started with another input."""
+
+
 def start_once(sfn: Any, state_machine_arn: str, name: str, workflow_input: str) -> str:
     """Start the execution `name`, or find it started before (a retried trigger, a doubled
     event, a re-applied sweep): its ARN either way. Standard executions' names are unique per
-    state machine, which is what turns every repeat into the one execution."""
+    state machine, which is what turns every repeat into the one execution. Step Functions
+    answers a repeat of a running execution with its ARN, and ExecutionAlreadyExists for one
+    that ended or had another input: the existing one's input tells them apart (NameTaken)."""
     try:
         arn: str = sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
                                        input=workflow_input)["executionArn"]
@@ -66,7 +82,10 @@ def start_once(sfn: Any, state_machine_arn: str, name: str, workflow_input: str)
     except ClientError as e:
         if e.response["Error"]["Code"] != "ExecutionAlreadyExists":
             raise
-        return execution_arn(state_machine_arn, name)
+    existing = execution_arn(state_machine_arn, name)
+    if json.loads(sfn.describe_execution(executionArn=existing).get("input") or "null") != json.loads(workflow_input):
+        raise NameTaken(f"{name} was started with another input")
+    return existing
 
 
 # The statuses of an execution that did not succeed: audited, and the ones a redrive takes.

@@ -40,12 +40,14 @@ def new() -> str:
     return str(uuid.uuid4())
 
 
-def until(condition, timeout: float = 60) -> None:
+def until(read, timeout: float = 60):
+    """What `read` returns, once it is true (not empty)."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := read()):
         if time.monotonic() > deadline:
             raise TimeoutError("the condition never held")
         time.sleep(0.05)
+    return value
 
 
 def matrix(local, sub) -> dict:
@@ -366,6 +368,20 @@ def test_throwaway_accounts_deleted_without_an_event_hold_no_stated_repair(local
     assert swept["executions"][disabled]["status"] == "SUCCEEDED"
     assert matrix(local, disabled)["deactivated"] is True
     assert not any(matrix(local, sub)["deactivated"] for sub in throwaways)
+
+
+def test_a_pre_started_sign_up_name_is_not_taken_for_the_sign_up(local):
+    """Anyone with states:StartExecution can start `signup-<sub>` first, with another input (a
+    sub is no secret: it is the Matrix localpart). The real sign-up is not taken as started: it
+    runs under a name nobody could predict, and the start is counted (alarmed)."""
+    sub = new()
+    local.aws["stepfunctions"].start_execution(stateMachineArn=local.state.sync_state_machine_arn,
+                                               name=f"signup-{sub}", input=json.dumps({"sub": sub, "cause": "manual"}))
+    local.cognito.signup(sub, ["analysts"], None, wait=False)
+    runs = until(lambda: [e for e in local.inspector.executions(sub) if e["name"] != f"signup-{sub}"])
+    assert runs[0]["name"].startswith(f"signup-{sub}-")
+    assert local.operator.wait(local.inspector.execution_arn(runs[0]["name"]))["status"] == "SUCCEEDED"
+    assert ("The Red Room", 0) in matrix(local, sub)["rooms"] and ("Analysts", 0) in matrix(local, sub)["rooms"]
 
 
 def test_a_refused_cognito_call_starts_nothing(local):

@@ -346,12 +346,14 @@ CALLS = {
     "RecordAudit": {"dynamodb:PutItem"},
     "PlanSweep": {"secretsmanager:GetSecretValue", "s3:PutObject", "dynamodb:UpdateItem", "cognito-idp:ListUsers",
                   "cognito-idp:ListGroups", "cognito-idp:ListUsersInGroup"},
-    "PostConfirmation": {"cognito-idp:AdminGetUser", "states:StartExecution", "sqs:SendMessage"},
-    "RetryStart": {"cognito-idp:AdminGetUser", "states:StartExecution", "sqs:ReceiveMessage",
+    "PostConfirmation": {"cognito-idp:AdminGetUser", "states:StartExecution", "states:DescribeExecution",
+                         "sqs:SendMessage"},
+    "RetryStart": {"cognito-idp:AdminGetUser", "states:StartExecution", "states:DescribeExecution", "sqs:ReceiveMessage",
                    "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage",
                    "sqs:GetQueueAttributes"},
     "RecordFailure": {"dynamodb:PutItem", "states:GetExecutionHistory", "sqs:SendMessage"},
-    "OnCognitoChange": {"cognito-idp:AdminGetUser", "states:StartExecution", "sqs:SendMessage"},
+    "OnCognitoChange": {"cognito-idp:AdminGetUser", "states:StartExecution", "states:DescribeExecution",
+                        "sqs:SendMessage"},
     "InspectUser": {"secretsmanager:GetSecretValue", "cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
 }
 

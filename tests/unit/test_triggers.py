@@ -12,7 +12,9 @@ from stacks import wiring
 from chat_provisioning.errors import InvalidInput
 from local_run.aws_events import (MASKED, bus_event, cloudtrail_event, execution_status_change, post_confirmation_event,
                                   sqs_batch)
-from chat_provisioning.aws import execution_arn
+from botocore.exceptions import ClientError
+
+from chat_provisioning.aws import NameTaken, StepFunctionsWorkflows, execution_arn, start_once
 from tests.fakes import FakeWorkflows, POOL, SERVER, SUB, runtime_of, signup_ports_of
 
 
@@ -143,3 +145,36 @@ def test_inspect_user_reports_both_sides_and_the_drift(context):
         ("red_room", True), ("staff", False), ("analysts", False), ("experiencers", False)]
     assert {(f["kind"], f["room_id"]) for f in report["drift"]["fixes"]} >= {("join", f"!staff:{SERVER}")}
     assert not [c for c in rt.synapse.calls if c[0] not in ("user", "room_members", "power_levels")]  # reads only
+
+
+class StartedOnce:
+    """Step Functions' StartExecution as AWS documents it: a name is one execution's; a repeat
+    with its input while it runs answers its ARN, any other ExecutionAlreadyExists."""
+
+    def __init__(self, taken: dict[str, str]):
+        self.executions, self.started = dict(taken), []
+
+    def start_execution(self, stateMachineArn, name, input):
+        if name in self.executions:
+            raise ClientError({"Error": {"Code": "ExecutionAlreadyExists", "Message": name}}, "StartExecution")
+        self.executions[name] = input
+        self.started.append(name)
+        return {"executionArn": execution_arn(stateMachineArn, name)}
+
+    def describe_execution(self, executionArn):
+        return {"input": self.executions[executionArn.rsplit(":", 1)[-1]]}
+
+
+def test_a_name_taken_by_another_input_is_counted_and_never_taken_for_ours():
+    """Anyone with StartExecution can pre-start signup-<sub> with another input: that is not the
+    sign-up started. The start goes ahead under a name nobody could predict."""
+    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:ChatProvisioning-SyncUser"
+    ours, name = json.dumps({"sub": SUB, "cause": "signup"}), f"signup-{SUB}"
+    sfn = StartedOnce({name: ours})
+    assert start_once(sfn, machine, name, ours).endswith(name)  # the same start, repeated
+    sfn = StartedOnce({name: json.dumps({"sub": SUB, "cause": "manual"})})
+    with pytest.raises(NameTaken):
+        start_once(sfn, machine, name, ours)
+    arn = StepFunctionsWorkflows(machine, lambda: sfn).start_sync(SUB, "signup", name)
+    assert sfn.started == [arn.rsplit(":", 1)[-1]] and arn.rsplit(":", 1)[-1].startswith(f"{name}-")
+    assert len(arn.rsplit(":", 1)[-1]) <= 80 and sfn.executions[sfn.started[0]] == ours
