@@ -40,7 +40,7 @@ def sample_config(**overrides: Any) -> ChatConfig:
         "server_name": SERVER, "synapse_url": "https://synapse.internal.example.test",
         "admin_token_secret_name": "test/bot-token", "bot_localpart": "provisioner-bot",
         "rooms": rooms, "default_rooms": ["red_room"],
-        "roles": {"staff": [{"room": "staff", "power_level": 99}],
+        "roles": {"staff": [{"room": "staff", "power_level": 99, "admin": True}],
                   "analysts": [{"room": "analysts"}], "experiencers": [{"room": "experiencers"}]},
         "user_pool": {"user_pool_id": POOL, "client_id": "testclient"},
         **overrides})

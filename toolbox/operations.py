@@ -285,11 +285,12 @@ def sweep_report(d: Deployment, arn: str, progress: Progress) -> tuple[dict, int
     applied = set(plan["to_apply"]) if output["apply"] else set()
     unapplied = [f for f in plan["fixes"] if f["sub"] not in applied]
     code = FAILED if any(w["status"] != "SUCCEEDED" for w in workflows.values()) \
-        else DRIFT if unapplied or plan["findings"] or plan["thresholds"] else IN_SYNC
+        else DRIFT if unapplied or plan["findings"] or plan.get("thresholds") else IN_SYNC
     return {**ended, **{k: output[k] for k in ("outcome", "bucket", "plan_key", "requests_key", "tag")},
             "summary": plan["summary"], "held": plan["held"], "fixes": plan["fixes"], "unapplied": unapplied,
             "findings": plan["findings"], "proposed_groups": plan["proposed_groups"],
-            "thresholds": plan["thresholds"], "aligned": plan["aligned"], "workflows": workflows}, code
+            # an older stack's plan has neither
+            "thresholds": plan.get("thresholds", []), "aligned": plan.get("aligned", {}), "workflows": workflows}, code
 
 
 def grouped(report: dict) -> dict:

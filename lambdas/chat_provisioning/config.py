@@ -37,6 +37,15 @@ class RoleGrant(Frozen):
     room: str
     # None: membership only, at the room's default level. Below the bot's (bot_power_level).
     power_level: int | None = Field(default=None, ge=0)
+    # This level is the room's admins' (Phenom's Staff): `sweep --align-rooms` lowers every
+    # threshold of the room above it to it, so that they hold every power the bot has.
+    admin: bool = False
+
+    @model_validator(mode="after")
+    def admin_has_a_level(self) -> "RoleGrant":
+        if self.admin and self.power_level is None:
+            raise ValueError(f"an admin grant in {self.room!r} needs a power_level")
+        return self
 
 
 class UserPool(Frozen):

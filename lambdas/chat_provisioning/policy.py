@@ -115,7 +115,7 @@ def desired_memberships(groups: tuple[str, ...] | list[str], config: ChatConfig)
 def leveled_rooms(config: ChatConfig) -> list[str]:
     """The rooms (keys of config.rooms) where some role grants a level: whose levels of the
     users we manage are ours, in config's order. Other rooms' levels are not ours."""
-    leveled = role_levels(config)
+    leveled = {g.room for grants in config.roles.values() for g in grants if g.power_level is not None}
     return [room for room in config.rooms if room in leveled]
 
 
@@ -192,12 +192,13 @@ def beyond_the_bots_kick(content: dict[str, Any], user_id: str, bot_user_id: str
     return None
 
 
-def role_levels(config: ChatConfig) -> dict[str, int]:
-    """Each leveled room's highest level a role grants (its admins' level: Phenom's Staff, 99)."""
+def admin_levels(config: ChatConfig) -> dict[str, int]:
+    """The rooms with an admin grant (config's RoleGrant.admin), each with its admins' level
+    (the highest such grant): what `sweep --align-rooms` lowers their thresholds to."""
     levels: dict[str, int] = {}
     for grants in config.roles.values():
         for g in grants:
-            if g.power_level is not None:
+            if g.admin and g.power_level is not None:
                 levels[g.room] = max(g.power_level, levels.get(g.room, 0))
     return levels
 

@@ -13,7 +13,7 @@ from .errors import LevelBeyondTheBot, RoomNotFound, UserDeactivated
 from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
 from .policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, links_of,
-                     ours, role_levels, split_groups, standing, user_id_for)
+                     ours, admin_levels, split_groups, standing, user_id_for)
 from .runtime import Runtime, runtime, tracer
 from .sweep_plan import plan
 from .telemetry import count, errors_counted, logger
@@ -291,7 +291,7 @@ def align_rooms(rt: Runtime) -> dict[str, dict[str, int]]:
     room's lease (one writer of a room's power levels at a time); room ID -> what changed. A
     room the bot cannot change stays in the plan's `thresholds`, with why."""
     aligned = {}
-    for room, level in role_levels(rt.config).items():
+    for room, level in admin_levels(rt.config).items():
         room_id = rt.config.rooms[room].room_id
         try:
             with rt.locks.hold(room_id) as lease:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import ChatConfig
+from .errors import LevelBeyondTheBot
 from .policy import (SUB, CognitoUser, Links, Standing, beyond_the_bot, beyond_the_bots_kick, default_level, desired_levels,
-                     desired_memberships, level_of, ours, role_levels, split_groups, standing, thresholds_above,
-                     user_id_for)
+                     desired_memberships, level_of, ours, admin_levels, split_groups, standing, thresholds_above,
+                     user_id_for, with_thresholds_at_most)
 
 FixKind = Literal["adopt", "create", "join", "promote", "demote", "leave", "deactivate"]
 # The fixes that take a privilege away: together they count against the sweep's cap.
@@ -71,6 +72,7 @@ class Thresholds:
     level: int  # the highest level a role gives in the room
     lower: dict[str, int]  # threshold ("ban", "events.m.room.power_levels") -> its level now
     beyond: tuple[str, ...]  # above the bot's level: only a room admin above the bot can lower them
+    why: str | None = None  # why the bot cannot lower even `lower` (it may not change the levels)
 
 
 @dataclass(frozen=True)
@@ -183,8 +185,9 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
             fixes.append(Fix(sub, "deactivate"))
         else:
             findings.append(Finding("no_external_id", user_id,
-                                    "named like a Cognito sub that Cognito does not know, and linked to "
-                                    "another provider, not ours: someone else's, left alone"))
+                                    "named like a Cognito sub that Cognito does not know, and not that "
+                                    "user's (not tied to it; linked to another provider, or to none without "
+                                    "jwt_localpart_is_sub): left alone"))
     managed = sum(1 for u, deactivated in matrix.users.items() if not deactivated and in_scope(u, config))
     stated = frozenset(c.sub for c in cognito if standing(c) in ("disabled", "unconfirmed"))
     return Plan(tuple(fixes), tuple(findings), managed, tuple(proposals), rooms_to_align(matrix, config), stated)
@@ -193,12 +196,18 @@ def plan(cognito: Iterable[CognitoUser], matrix: MatrixSide, config: ChatConfig)
 def rooms_to_align(matrix: MatrixSide, config: ChatConfig) -> tuple[Thresholds, ...]:
     """The leveled rooms whose thresholds ask more than their highest role level."""
     aligned = []
-    for room, level in role_levels(config).items():
+    for room, level in admin_levels(config).items():
         room_id = config.rooms[room].room_id
         if room_id in matrix.levels:
-            lower, beyond = thresholds_above(matrix.levels[room_id], level, config.bot_user_id)
+            content = matrix.levels[room_id]
+            lower, beyond = thresholds_above(content, level, config.bot_user_id)
+            try:
+                with_thresholds_at_most(content, level, config.bot_user_id)
+                why = None
+            except LevelBeyondTheBot as e:
+                why = str(e)
             if lower or beyond:
-                aligned.append(Thresholds(room_id, level, lower, tuple(beyond)))
+                aligned.append(Thresholds(room_id, level, lower, tuple(beyond), why))
     return tuple(aligned)
 
 

@@ -1,5 +1,6 @@
 """The sweep's plan, a pure function: no server."""
 
+from chat_provisioning.config import RoleGrant
 from chat_provisioning.policy import CognitoUser
 from chat_provisioning.sweep_plan import MatrixSide, plan
 from tests.fakes import BOT, SERVER, sample_config
@@ -222,9 +223,16 @@ def test_a_role_room_that_asks_more_than_its_admins_level_is_a_room_to_align(con
     levels = {staff: {"users": {BOT: 100}, "events": {"m.room.power_levels": 100}, "ban": 101}}
     p = plan([], matrix(config, {}, levels=levels), config)
     assert p.report()["thresholds"] == [{"room": staff, "level": 99, "lower": {"events.m.room.power_levels": 100},
-                                         "beyond": ["ban"]}]
+                                         "beyond": ["ban"], "why": None}]
     assert p.summary()["rooms_to_align"] == 1
     assert plan([], matrix(config, {}), config).thresholds == ()  # the spec's defaults ask at most 50
+    locked = {staff: {"users": {BOT: 100}, "events": {"m.room.power_levels": 101}, "kick": 100}}  # levels need 101
+    assert "may not change this room's levels" in plan([], matrix(config, {}, levels=locked), config).thresholds[0].why
+    # Only an admin grant's room is aligned: a moderator's level never becomes the room's admins'.
+    red = config.rooms["red_room"].room_id
+    moderated = config.model_copy(update={"roles": {**config.roles, "moderators": (RoleGrant(room="red_room", power_level=10),)}})
+    asks = {red: {"users": {BOT: 100}, "events": {"m.room.power_levels": 100}}}
+    assert [t.room for t in plan([], matrix(moderated, {}, levels={**levels, **asks}), moderated).thresholds] == [staff]
 
 
 def test_a_user_not_confirmed_keeps_no_roles_room_whatever_the_flag(config):
