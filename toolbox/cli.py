@@ -85,9 +85,9 @@ def parser() -> argparse.ArgumentParser:
                        help="read every account's links (one Synapse request per user) and tie the "
                             "accounts made before this stack: going live")
     sweep.add_argument("--align-rooms", action="store_true",
-                       help="first lower each role room's thresholds to the highest level a role gives "
-                            "there (Staff keep every admin power, the bot alone above them); a "
-                            "--dry-run lists them as `thresholds`")
+                       help="first lower the thresholds of each room with an admin grant (config's "
+                            "`admin`, Phenom's Staff) to that grant's level: its admins keep every "
+                            "power, the bot alone above them; a --dry-run lists them as `thresholds`")
     sweep.add_argument("--plan-file", type=Path, metavar="FILE",
                        help="also write the plan to FILE, grouped by kind, to review and diff")
 
