@@ -20,6 +20,7 @@ from chat_provisioning.config import RoleGrant
 from chat_provisioning.locks import DynamoRoomLocks
 from chat_provisioning.sweep_plan import REMOVALS
 from local_run import env
+from toolbox import cli, operations
 from local_run.aws_events import ACCOUNT, cloudtrail_event, post_confirmation_event, sqs_batch
 
 OUTSIDER = f"arn:aws:iam::{ACCOUNT}:role/ci-deployer"  # may call PutEvents, is not a sender
@@ -382,6 +383,21 @@ def test_a_pre_started_sign_up_name_is_not_taken_for_the_sign_up(local):
     assert runs[0]["name"].startswith(f"signup-{sub}-")
     assert local.operator.wait(local.inspector.execution_arn(runs[0]["name"]))["status"] == "SUCCEEDED"
     assert ("The Red Room", 0) in matrix(local, sub)["rooms"] and ("Analysts", 0) in matrix(local, sub)["rooms"]
+
+
+def test_a_membership_nobody_granted_is_seen(local):
+    """A member invites someone into Analysts (or a removal's event was lost): no Cognito group
+    explains the membership. `user status` and the sweep's plan name it for a person (the leave
+    flag is off, as Phenom has it), where before they said in sync."""
+    sub = new()
+    local.cognito.signup(sub, [], None)
+    analysts = local.config.rooms["analysts"].room_id
+    local.synapse.join(analysts, local.user_id(sub))  # invited and joined, by hand
+    seen, code = operations.user_status(local.operator.deployment, sub, cli.when("1h"))
+    assert code == 2 and [(f["kind"], f["room_id"]) for f in seen["drift"]["findings"]] == [
+        ("member_without_group", analysts)]
+    planned = local.operator.sweep(dry_run=True)
+    assert ("member_without_group", sub, analysts) in {(f["kind"], f["subject"], f["room"]) for f in planned["findings"]}
 
 
 def test_a_refused_cognito_call_starts_nothing(local):
