@@ -155,6 +155,12 @@ def required_level(content: dict[str, Any], key: str) -> int:
     return int(content.get(key, SPEC_DEFAULT_LEVELS[key]))
 
 
+def levels_change_needs(content: dict[str, Any]) -> int:
+    """The level an m.room.power_levels content asks of whoever sends the next one: who may
+    change anyone's level or any threshold at all."""
+    return int((content.get("events") or {}).get("m.room.power_levels", required_level(content, "state_default")))
+
+
 def beyond_the_bot(content: dict[str, Any], user_id: str, level: int | None, bot_user_id: str) -> str | None:
     """Why the bot cannot put `user_id` at `level` (None: the room's default) in a room with
     these power levels, or None when it can. Matrix lets a user send the power-levels event only
@@ -164,8 +170,7 @@ def beyond_the_bot(content: dict[str, Any], user_id: str, level: int | None, bot
     level = default_level(content) if level is None else level
     if level == current:
         return None
-    needed = int((content.get("events") or {}).get("m.room.power_levels", required_level(content, "state_default")))
-    if bot_level < needed:
+    if bot_level < (needed := levels_change_needs(content)):
         return f"the bot, at {bot_level}, may not change levels here: give it {needed} there"
     if level > bot_level:
         return (f"level {level} is above the bot's {bot_level}: raise the bot above {level} there, or lower the "
@@ -220,6 +225,13 @@ def thresholds_above(content: dict[str, Any], level: int, bot_user_id: str) -> t
     return ({k: v for k, v in above.items() if v <= bot_level}, [k for k, v in above.items() if v > bot_level])
 
 
+def thresholds_beyond_the_bot(content: dict[str, Any], bot_user_id: str) -> str | None:
+    """Why the bot may change none of this room's thresholds, or None when it may."""
+    bot_level, needed = level_of(content, bot_user_id), levels_change_needs(content)
+    return f"the bot, at {bot_level}, may not change this room's levels: give it {needed} there" \
+        if bot_level < needed else None
+
+
 def with_thresholds_at_most(content: dict[str, Any], level: int, bot_user_id: str,
                             ) -> tuple[dict[str, Any], dict[str, int]]:
     """The content with every threshold the bot may lower above `level` lowered to it, so that
@@ -228,10 +240,8 @@ def with_thresholds_at_most(content: dict[str, Any], level: int, bot_user_id: st
     lowered, _ = thresholds_above(content, level, bot_user_id)
     if not lowered:
         return content, {}
-    needed = int((content.get("events") or {}).get("m.room.power_levels", required_level(content, "state_default")))
-    if level_of(content, bot_user_id) < needed:
-        raise LevelBeyondTheBot(f"the bot, at {level_of(content, bot_user_id)}, may not change this room's levels: "
-                                f"give it {needed} there")
+    if why := thresholds_beyond_the_bot(content, bot_user_id):
+        raise LevelBeyondTheBot(why)
     wanted = {**content, **{key: level for key in lowered if "." not in key}}
     for group in ("events", "notifications"):
         if group in content:

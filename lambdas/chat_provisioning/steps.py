@@ -161,9 +161,12 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     user_id = user_id_for(state.sub, rt.config)
     actions: list[Action] = []
 
+    reads: list[tuple[Standing, tuple[str, ...]]] = []  # this invocation's reads of Cognito, newest last
+
     def cognito_now() -> tuple[Standing, tuple[str, ...]]:
         status, groups, changed = granted_now(rt, state, "AssignRoles")
         actions.extend(a for a in changed if a not in actions)
+        reads.append((status, groups))
         return status, groups
 
     def finding(room_id: str, outcome: str) -> None:
@@ -174,9 +177,10 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
 
     beyond: set[str] = set()  # rooms where the bot cannot change the user's level
     created_now = created_in_this_run(state)
+    first_read = desired_levels(state.groups, rt.config)
     for room in leveled_rooms(rt.config):
         room_id = rt.config.rooms[room].room_id
-        if (created_now and desired_levels(state.groups, rt.config)[room] is None
+        if (created_now and first_read[room] is None
                 and user_id not in (rt.synapse.power_levels(room_id).get("users") or {})):
             continue  # a new account, listed nowhere, that its first read earns nothing here: no lease needed
         try:
@@ -198,7 +202,8 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     # out), or someone else's and left alone (DeactivateUser).
     if created_now or state.cognito == "absent":
         return state.did(*actions)
-    status, groups = cognito_now()
+    # Removals only from here: the read taken inside the last room's lease is fresh enough.
+    status, groups = reads[-1] if reads else cognito_now()
     if status == "unconfirmed" and (ended := rt.synapse.log_out(user_id)):
         actions.append(Action(step="AssignRoles", action="log_out", outcome=f"ended:{ended}"))
     if rt.config.leave_rooms_on_role_removal or status == "unconfirmed":

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import ChatConfig
-from .errors import LevelBeyondTheBot
 from .policy import (SUB, CognitoUser, Links, Standing, beyond_the_bot, beyond_the_bots_kick, default_level, desired_levels,
                      desired_memberships, level_of, ours, admin_levels, split_groups, standing, thresholds_above,
-                     user_id_for, with_thresholds_at_most)
+                     thresholds_beyond_the_bot, user_id_for)
 
 FixKind = Literal["adopt", "create", "join", "promote", "demote", "leave", "deactivate"]
 # The fixes that take a privilege away: together they count against the sweep's cap.
@@ -201,11 +200,7 @@ def rooms_to_align(matrix: MatrixSide, config: ChatConfig) -> tuple[Thresholds, 
         if room_id in matrix.levels:
             content = matrix.levels[room_id]
             lower, beyond = thresholds_above(content, level, config.bot_user_id)
-            try:
-                with_thresholds_at_most(content, level, config.bot_user_id)
-                why = None
-            except LevelBeyondTheBot as e:
-                why = str(e)
+            why = thresholds_beyond_the_bot(content, config.bot_user_id) if lower else None
             if lower or beyond:
                 aligned.append(Thresholds(room_id, level, lower, tuple(beyond), why))
     return tuple(aligned)
