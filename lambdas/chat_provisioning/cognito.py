@@ -9,7 +9,8 @@ from botocore.exceptions import ClientError
 
 from .aws import Client
 from .errors import InvalidInput
-from .policy import CognitoUser, display_name_of, standing
+from .display_names import display_name_of
+from .policy import CognitoUser, standing
 
 
 def _user(entry: dict[str, Any], groups: tuple[str, ...]) -> CognitoUser:

@@ -7,6 +7,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .policy import SUB
+
 # Room version 10 IDs: "!opaque:server". The server part is required: without it the ID is
 # ambiguous (and room version 12 IDs, which lack it, are not what production runs).
 ROOM_ID = re.compile(r"^![A-Za-z0-9._~=+/-]+:[A-Za-z0-9.-]+(:[0-9]+)?$")
@@ -46,6 +48,20 @@ class RoleGrant(Frozen):
         if self.admin and self.power_level is None:
             raise ValueError(f"an admin grant in {self.room!r} needs a power_level")
         return self
+
+
+class ReservedName(Frozen):
+    name: str = Field(min_length=1)
+    # The Cognito sub that may show it (a Staff member's own name); none: nobody. (A key, not a
+    # null: the CDK drops null values from context maps.)
+    owner: str | None = None
+
+    @field_validator("owner")
+    @classmethod
+    def a_sub(cls, value: str | None) -> str | None:
+        if value is not None and not SUB.match(value.strip().lower()):
+            raise ValueError(f"{value!r} is not a Cognito sub (a UUID)")
+        return value and value.strip().lower()
 
 
 class UserPool(Frozen):
@@ -111,6 +127,9 @@ class ChatConfig(Frozen):
     # (a user at its own level or above): every role's level must be below it, or the bot could
     # grant it and never take it back.
     bot_power_level: int = Field(default=100, ge=1)
+    # Names no user may show, nor anything confusable with them (display_names.py), except
+    # their owner if one is named. The bot's localpart is always reserved; add its display name.
+    reserved_display_names: tuple[ReservedName, ...] = ()
     auth_provider: str = "cognito"
     # Synapse's JWT login (jwt_config, subject_claim `sub`) makes an account named after the
     # Cognito sub and links it to nothing: such an account, with no external id at all, is that

@@ -49,10 +49,6 @@ def ours(sub: str, links: Links, config: ChatConfig) -> bool:
     return (config.auth_provider, sub) in links or (config.jwt_localpart_is_sub and not links)
 
 
-DISPLAY_NAME_ATTRIBUTES = ("name", "preferred_username", "nickname")  # never the email
-# Synapse refuses a display name longer than this (MAX_DISPLAYNAME_LEN): cut, never refuse,
-# so that no name in Cognito can stop a user's workflow.
-MAX_DISPLAY_NAME = 256
 # Only these users have an account to sync: a sign-up nobody confirmed gets nothing.
 CONFIRMED = ("CONFIRMED", "EXTERNAL_PROVIDER")
 Standing = Literal["absent", "disabled", "unconfirmed", "confirmed"]
@@ -76,16 +72,6 @@ def standing(user: CognitoUser | None) -> Standing:
     if not user.enabled:
         return "disabled"
     return "confirmed" if user.status in CONFIRMED else "unconfirmed"
-
-
-def display_name_of(attributes: dict[str, Any]) -> str | None:
-    """The first display-name attribute set, with control characters and surrounding space
-    removed and cut to what Synapse takes."""
-    raw = next((attributes[a] for a in DISPLAY_NAME_ATTRIBUTES if attributes.get(a)), None)
-    if not isinstance(raw, str):
-        return None
-    name = " ".join("".join(c if c.isprintable() else " " for c in raw).split())
-    return name[:MAX_DISPLAY_NAME] or None
 
 
 def split_groups(groups: tuple[str, ...] | list[str], config: ChatConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -9,6 +9,7 @@ from typing import Any, cast
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .audit import execution_name
+from .display_names import shown_name
 from .errors import LevelBeyondTheBot, RoomNotFound, UserDeactivated
 from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
@@ -102,8 +103,10 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
     if now is None or status != "confirmed":
         return state.model_copy(update={"cognito": status}).did(Action(
             step="ProvisionUser", action="create_user", outcome=f"skipped:cognito_{status}"))
-    user = rt.synapse.upsert_user(user_id, now.display_name, external_id=state.sub,
-                                  auth_provider=rt.config.auth_provider)
+    name, posing = shown_name(state.sub, now.display_name, rt.config)
+    # Why Cognito's name was not written (never the name: no more personal data than needed).
+    renamed = (Action(step="ProvisionUser", action="display_name", outcome=f"replaced:{posing}"),) if posing else ()
+    user = rt.synapse.upsert_user(user_id, name, external_id=state.sub, auth_provider=rt.config.auth_provider)
     done = Action(step="ProvisionUser", action="create_user" if user.created else "update_user",
                   outcome="created" if user.created else "adopted" if user.adopted
                   else "updated" if user.changed else "unchanged")
@@ -115,11 +118,11 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
         # On record before the act, under the key RecordAudit gives it: a run that reactivates
         # and then fails still leaves the trail saying so, and a Matrix admin's later ban is never
         # taken for ours (audit.deactivated_by_workflow).
-        rt.audit.record_actions(state.sub, user_id, run.execution, state.actions + (done,), state.cause)
+        rt.audit.record_actions(state.sub, user_id, run.execution, state.actions + renamed + (done,), state.cause)
         rt.synapse.reactivate(user_id)
-        rt.synapse.upsert_user(user_id, now.display_name, external_id=state.sub,
+        rt.synapse.upsert_user(user_id, name, external_id=state.sub,
                                auth_provider=rt.config.auth_provider)  # not written while it was deactivated
-    return state.model_copy(update={"user_id": user_id, "active_in_run": run.id}).did(done)
+    return state.model_copy(update={"user_id": user_id, "active_in_run": run.id}).did(*renamed, done)
 
 
 @step()

@@ -6,7 +6,7 @@ from chat_provisioning.runtime import FunctionEnv
 from chat_provisioning.errors import InvalidInput, LevelBeyondTheBot, PowerLevelForbidden
 from chat_provisioning.policy import (CognitoUser, beyond_the_bot, beyond_the_bots_kick, desired_memberships,
                                       thresholds_above, with_thresholds_at_most,
-                                      display_name_of, split_groups, standing, user_id_for, with_power_level)
+                                      split_groups, standing, user_id_for, with_power_level)
 from stacks import wiring
 from tests.fakes import BOT, SERVER, SUB
 
@@ -41,16 +41,6 @@ def test_status_decides_first():
     assert standing(CognitoUser(SUB, enabled=True, status="EXTERNAL_PROVIDER")) == "confirmed"
     for status in ("UNCONFIRMED", "FORCE_CHANGE_PASSWORD", "RESET_REQUIRED", "UNKNOWN"):
         assert standing(CognitoUser(SUB, enabled=True, status=status)) == "unconfirmed"
-
-
-@pytest.mark.parametrize("raw, name", [
-    ("  Aaron  Silverman ", "Aaron Silverman"),
-    ("A\u0000dmin\n\tname", "A dmin name"),
-    ("x" * 300, "x" * 256),  # what Synapse takes, never refused
-    ("   ", None),
-])
-def test_display_names_are_normalised_never_refused(raw, name):
-    assert display_name_of({"email": "a@b.c", "name": raw}) == name
 
 
 def test_user_id_is_lowercased_sub_on_the_server(config):

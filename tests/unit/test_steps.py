@@ -81,6 +81,15 @@ def test_provision_user_creates_then_updates(context):
     assert outcomes(renamed, "ProvisionUser") == [("update_user", None, "updated")]
 
 
+def test_provision_user_writes_a_posing_name_as_a_neutral_one_and_says_why(context):
+    rt = runtime_of()
+    state = run(steps.provision_user, confirmed(rt, name="Provisioner Bot"), rt, context)
+    assert rt.synapse.users[USER]["displayname"] == f"User {SUB[:8]}"
+    assert outcomes(state, "ProvisionUser") == [("display_name", None, "replaced:reserved"),
+                                                ("create_user", None, "created")]
+    assert "Provisioner Bot" not in state.model_dump_json()  # why, never the name
+
+
 def test_provision_user_adopts_an_account_made_elsewhere_keeping_its_links(context):
     rt = runtime_of()
     rt.synapse.add_user(USER, (("oidc-google", "g-4242"),))  # an SSO-linked account of the old Lambda's
