@@ -79,14 +79,18 @@ class Cognito:
         return self.env.invoke("PostConfirmation", post_confirmation_event(
             self.env.state.user_pool_id, sub, attributes, trigger_source, self.env.state.client_id))
 
-    def change(self, sub: str, event_name: str, group: str | None = None, wait: bool = True) -> dict:
-        """Make the change in the local pool, then deliver CloudTrail's record of it."""
+    def change(self, sub: str, event_name: str, group: str | None = None, wait: bool = True,
+               name: str | None = None) -> dict:
+        """Make the change in the local pool, then deliver CloudTrail's record of it (`group`
+        for a group's calls, `name` for AdminUpdateUserAttributes)."""
         idp, pool = self.env.aws["cognito-idp"], self.env.state.user_pool_id
         call = {"AdminAddUserToGroup": idp.admin_add_user_to_group,
                 "AdminRemoveUserFromGroup": idp.admin_remove_user_from_group,
                 "AdminDisableUser": idp.admin_disable_user, "AdminEnableUser": idp.admin_enable_user,
-                "AdminDeleteUser": idp.admin_delete_user}[event_name]
-        call(**{"UserPoolId": pool, "Username": sub, **({"GroupName": group} if group else {})})
+                "AdminDeleteUser": idp.admin_delete_user,
+                "AdminUpdateUserAttributes": idp.admin_update_user_attributes}[event_name]
+        call(**{"UserPoolId": pool, "Username": sub, **({"GroupName": group} if group else {}),
+                **({"UserAttributes": [{"Name": "name", "Value": name}]} if name is not None else {})})
         return self.env.events.deliver(cloudtrail_event(event_name, pool, sub, group), wait=wait)
 
 

@@ -31,9 +31,12 @@ def cloudtrail_event(event_name: str, user_pool_id: str, sub: str | None, group:
     """CloudTrail's record of a Cognito admin call about one user, as EventBridge delivers it on
     the default bus, in AWS's documented shape: Cognito masks the username and records the
     user's sub in additionalEventData (`sub` None: a record without it); a call Cognito refused
-    has an errorCode."""
+    has an errorCode. Cognito masks private fields (its CloudTrail guide): the attributes of
+    AdminUpdateUserAttributes are masked here."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    params = {"userPoolId": user_pool_id, "username": MASKED} | ({"groupName": group} if group else {})
+    params = {"userPoolId": user_pool_id, "username": MASKED} | ({"groupName": group} if group else {}) | (
+        # The new values are private fields: the run reads the name from Cognito, never from here.
+        {"userAttributes": MASKED} if event_name == "AdminUpdateUserAttributes" else {})
     detail = {
         "eventVersion": "1.08",
         "userIdentity": {"type": "AssumedRole", "principalId": "AROAEXAMPLEOPERATOR:operator",

@@ -38,6 +38,9 @@ def add_commands(local: argparse._SubParsersAction) -> None:
     for verb in ("disable", "enable", "delete"):
         local.add_parser(verb, help=f"{verb} the Cognito user, as CloudTrail reports it").add_argument(
             "--sub", required=True)
+    rename = local.add_parser("rename", help="change the user's name in Cognito, as CloudTrail reports it")
+    rename.add_argument("--sub", required=True)
+    rename.add_argument("--name", required=True)
     deliver = local.add_parser("deliver", help="deliver an EventBridge event (a file, e.g. a record captured "
                                "in a real account) through the deployed rules to their targets")
     deliver.add_argument("event", type=Path, help="the event as EventBridge delivers it (JSON)")
@@ -106,6 +109,8 @@ def run(args: argparse.Namespace) -> dict:
         return local_env.cognito.change(args.sub, event_name, args.group)
     if args.command in ("disable", "enable", "delete"):
         return local_env.cognito.change(args.sub, f"Admin{args.command.title()}User")
+    if args.command == "rename":
+        return local_env.cognito.change(args.sub, "AdminUpdateUserAttributes", name=args.name)
     if args.command == "deliver":
         return local_env.events.deliver(json.loads(args.event.read_text()), args.bus)
     if args.command == "scan":

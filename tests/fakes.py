@@ -18,7 +18,7 @@ from chat_provisioning.deadline import Deadline
 from chat_provisioning.errors import (LeaseLost, RoomBusy, RoomNotFound, SynapseForbidden, SynapseRejected,
                                       UserDeactivated)
 from chat_provisioning.policy import CognitoUser, level_of, standing, with_power_levels, with_thresholds_at_most
-from chat_provisioning.ports import (AuditStore, ChatServer, Lease, PlanStore, RoomLocks, UserDirectory,
+from chat_provisioning.ports import (AuditStore, ChatServer, Lease, ListedUser, PlanStore, RoomLocks, UserDirectory,
                                      UserRecord, Workflows)
 from chat_provisioning.runtime import Runtime
 from chat_provisioning.signup import SignUpPorts
@@ -164,9 +164,9 @@ class FakeChatServer(Fake):
                                    "You cannot kick user whose power level is greater than or equal to yours")
         self.members[room_id].discard(user_id)
 
-    def list_users(self) -> dict[str, bool]:
+    def list_users(self) -> dict[str, ListedUser]:
         self._call("list_users")
-        return {u: bool(v["deactivated"]) for u, v in self.users.items()}
+        return {u: ListedUser(bool(v["deactivated"]), v["displayname"]) for u, v in self.users.items()}
 
     def room_members(self, room_id: str) -> frozenset[str] | None:
         self._call("room_members", room_id)

@@ -157,8 +157,8 @@ class ChatConfig(Frozen):
     sweep_max_concurrency: int = Field(default=8, ge=1, le=100)
     # A sweep that would remove more (leaves, demotions, deactivations together) than this
     # count, or than this share of the managed Matrix users, is held and alarms (an emptied or
-    # wrong pool, a renamed group look like that): it syncs only the users whose fixes are ties
-    # and joins, and an operator approves the rest with {"approve_removals": N}.
+    # wrong pool, a renamed group look like that): it syncs only the users whose fixes are ties,
+    # renames and joins, and an operator approves the rest with {"approve_removals": N}.
     sweep_max_removals: int = Field(default=20, ge=0)
     sweep_max_removal_share: float = Field(default=0.05, ge=0, le=1)
     # Reserved concurrency of each function that calls Synapse (single-threaded): an event

@@ -13,7 +13,8 @@ def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[
                 adopt: bool = False) -> MatrixSide:
     """`adopt`: the links of every active user in scope too, not only of those Cognito does
     not know (one request per user: for going live, not for the daily sweep)."""
-    users = synapse.list_users()
+    listed = synapse.list_users()
+    users = {u: entry.deactivated for u, entry in listed.items()}
     members, levels = {}, {}
     for room in config.rooms.values():
         joined = synapse.room_members(room.room_id)
@@ -22,7 +23,8 @@ def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[
             levels[room.room_id] = synapse.power_levels(room.room_id)
     linked = ([u for u, deactivated in users.items() if not deactivated and in_scope(u, config)] if adopt
               else matrix_only(users_in_cognito, users, config))
-    return MatrixSide(users, members, levels, {u: links_of(synapse.user(u) or {}) for u in linked})
+    return MatrixSide(users, {u: entry.displayname for u, entry in listed.items()}, members, levels,
+                      {u: links_of(synapse.user(u) or {}) for u in linked})
 
 
 def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> MatrixSide:
@@ -41,5 +43,6 @@ def read_matrix_user(synapse: ChatServer, config: ChatConfig, user_id: str) -> M
         levels[room.room_id] = {**{k: v for k, v in content.items() if k != "users"}, "users": {
             u: level_of(content, u) for u in (user_id, synapse.bot_user_id)}}
     return MatrixSide(users={user_id: bool(user["deactivated"])} if user else {},
+                      names={user_id: user.get("displayname")} if user else {},
                       members=members, levels=levels,
                       links={user_id: links_of(user)} if user else {})

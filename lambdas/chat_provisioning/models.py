@@ -15,10 +15,10 @@ from .policy import Standing, normalise_sub
 # deactivation this workflow made (steps.provision_user).
 Cause = Literal["signup", "AdminAddUserToGroup", "AdminRemoveUserFromGroup", "AdminDisableUser",
                 "AdminEnableUser", "AdminDeleteUser", "AdminResetUserPassword", "AdminSetUserPassword",
-                "event", "sweep", "manual"]
+                "AdminUpdateUserAttributes", "event", "sweep", "manual"]
 # The Cognito admin calls whose CloudTrail records start a user's sync (triggers.on_cognito_change):
-# those that change a user's groups or status (a password reset or a temporary password makes
-# a user unconfirmed: it keeps no grant until it is confirmed again).
+# those that change a user's groups, status (a password reset or a temporary password makes
+# a user unconfirmed: it keeps no grant until it is confirmed again) or name.
 COGNITO_EVENT_NAMES = [c for c in get_args(Cause) if c.startswith("Admin")]
 # The documented custom event that syncs a user with Cognito now (docs/how-it-works.md, "Who
 # can start what"), on the stack's own bus: detail {"sub": ...} and nothing else.

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from .models import Action
     from .policy import CognitoUser
+
+
+class ListedUser(NamedTuple):
+    """A Matrix user as the sweep's paged read lists it."""
+    deactivated: bool
+    displayname: str | None
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class ChatServer(Protocol):
     def deactivate(self, user_id: str, erase: bool) -> bool: ...
     def log_out(self, user_id: str) -> int: ...
     def kick(self, room_id: str, user_id: str, reason: str) -> None: ...
-    def list_users(self) -> dict[str, bool]: ...
+    def list_users(self) -> dict[str, ListedUser]: ...
     def room_members(self, room_id: str) -> frozenset[str] | None: ...
     def joined_rooms(self, user_id: str) -> list[str]: ...
     def power_levels(self, room_id: str) -> dict[str, Any]: ...

@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import ChatConfig
+from .display_names import shown_name
 from .policy import (SUB, CognitoUser, Links, Standing, beyond_the_bot, beyond_the_bots_kick, default_level, desired_levels,
                      desired_memberships, level_of, ours, admin_levels, split_groups, standing, thresholds_above,
                      thresholds_beyond_the_bot, user_id_for)
 
-FixKind = Literal["adopt", "create", "join", "promote", "demote", "leave", "deactivate"]
+FixKind = Literal["adopt", "rename", "create", "join", "promote", "demote", "leave", "deactivate"]
 # The fixes that take a privilege away: together they count against the sweep's cap.
 REMOVALS: tuple[FixKind, ...] = ("leave", "demote", "deactivate")
-# What a held plan still applies: ties and joins of accounts that exist. A wrong pool, which is
-# what a hold is for, could turn a create or a promotion into a grant (its `staff` group).
-SAFE_WHEN_HELD: tuple[FixKind, ...] = ("adopt", "join")
+# What a held plan still applies: ties, names and joins of accounts that exist. A wrong pool,
+# which is what a hold is for, could turn a create or a promotion into a grant (its `staff`).
+SAFE_WHEN_HELD: tuple[FixKind, ...] = ("adopt", "rename", "join")
 FindingKind = Literal["invalid_sub", "unknown_group", "no_external_id", "room_missing", "deactivated_in_matrix",
                       "level_beyond_the_bot", "leave_beyond_the_bot", "member_without_group"]
 
@@ -31,6 +32,7 @@ FindingKind = Literal["invalid_sub", "unknown_group", "no_external_id", "room_mi
 @dataclass(frozen=True)
 class MatrixSide:
     users: dict[str, bool]  # user ID -> deactivated
+    names: dict[str, str | None]  # user ID -> its display name
     members: dict[str, frozenset[str]]  # configured room ID -> joined users; absent: no such room
     levels: dict[str, dict[str, Any]]  # configured room ID -> m.room.power_levels content
     # The links of the users whose links were read (one request each): those only in Matrix,
@@ -242,6 +244,9 @@ def fixes_of(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSi
     links = matrix.links.get(user_id)
     if status == "confirmed" and links is not None and (config.auth_provider, user.sub) not in links:
         fixes.append(Fix(user.sub, "adopt"))
+    name = shown_name(user.sub, user.display_name, config)[0]
+    if status == "confirmed" and name is not None and matrix.names.get(user_id) != name:
+        fixes.append(Fix(user.sub, "rename"))  # changed in Cognito without an event we saw
     joins = [m.room_id for m in desired_memberships(known, config)
              if status == "confirmed" and m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
     fixes += [Fix(user.sub, "join", room_id) for room_id in joins]

@@ -24,7 +24,7 @@ from .errors import (
     UserDeactivated,
 )
 from .policy import with_power_levels, with_thresholds_at_most
-from .ports import Lease, UserRecord
+from .ports import Lease, ListedUser, UserRecord
 
 # Waiting out a 429 in-process is cheaper than a Step Functions retry, up to a point: past
 # this the step fails with SynapseRateLimited and the ASL's backoff takes over.
@@ -166,13 +166,13 @@ class SynapseAdmin:
         self._call("POST", f"/_matrix/client/v3/rooms/{_segment(room_id)}/kick",
                    json={"user_id": user_id, "reason": reason})
 
-    def list_users(self, page_size: int = 1000) -> dict[str, bool]:
-        """Every local user (deactivated ones too) -> deactivated, in pages of `page_size`."""
+    def list_users(self, page_size: int = 1000) -> dict[str, ListedUser]:
+        """Every local user (deactivated ones too), in pages of `page_size`."""
         users, token = {}, "0"
         while token is not None:
             page = self._call("GET", "/_synapse/admin/v2/users", params={
                 "from": token, "limit": page_size, "deactivated": "true", "guests": "false"}).json()
-            users.update({u["name"]: bool(u["deactivated"]) for u in page["users"]})
+            users.update({u["name"]: ListedUser(bool(u["deactivated"]), u.get("displayname")) for u in page["users"]})
             token = page.get("next_token")
         return users
 

@@ -16,7 +16,7 @@ import uuid
 import httpx
 import pytest
 
-from chat_provisioning.config import RoleGrant
+from chat_provisioning.config import ReservedName, RoleGrant
 from chat_provisioning.locks import DynamoRoomLocks
 from chat_provisioning.sweep_plan import REMOVALS
 from local_run import env
@@ -32,7 +32,8 @@ def local(tmp_path_factory, config):
     # level the bot can take back (the staff level, 100, is the bot's own: the bot cannot
     # demote its peers).
     roles = {**config.roles, "moderators": (RoleGrant(room="experiencers", power_level=50),)}
-    custom = config.model_copy(update={"erase_deleted_users": True, "roles": roles})
+    custom = config.model_copy(update={"erase_deleted_users": True, "roles": roles,
+                                       "reserved_display_names": (ReservedName(name="Phenom Staff"),)})
     with env.running(tmp_path_factory.mktemp("attacks"), custom) as local:
         yield local
 
@@ -398,6 +399,27 @@ def test_a_membership_nobody_granted_is_seen(local):
         ("member_without_group", analysts)]
     planned = local.operator.sweep(dry_run=True)
     assert ("member_without_group", sub, analysts) in {(f["kind"], f["subject"], f["room"]) for f in planned["findings"]}
+
+
+def test_a_display_name_cannot_pose_and_follows_cognito(local):
+    """A self-set name is an identity claim: one confusable with the bot's localpart or a reserved
+    name, one that spells a Matrix ID, or one that shows nothing is written as a neutral name,
+    and audited (never the name itself). A name an admin changes reaches Matrix through its
+    CloudTrail record; one the user changes itself (no record names the pool) through the sweep."""
+    for name, why in [("Provisioner B\u043et", "reserved"), ("Ph\u0435nom  staff", "reserved"),
+                      (f"@provisioner-bot:{local.config.server_name}", "matrix_id"), ("\u3164\u3164", "invisible")]:
+        sub = new()
+        local.cognito.signup(sub, [], name)
+        assert matrix(local, sub)["name"] == f"User {sub[:8]}"
+        assert ("ProvisionUser", "display_name", f"replaced:{why}", "signup") in audited(local, sub)
+    assert local.cognito.change(sub, "AdminUpdateUserAttributes", name="Irena")["status"] == "SUCCEEDED"
+    assert matrix(local, sub)["name"] == "Irena"
+    idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
+    idp.admin_update_user_attributes(UserPoolId=pool, Username=sub,  # as UpdateUserAttributes would
+                                     UserAttributes=[{"Name": "name", "Value": "PROVISIONER-BOT"}])
+    assert (sub, "rename") in {(f["sub"], f["kind"]) for f in local.operator.sweep(dry_run=True)["fixes"]}
+    assert local.operator.sweep()["executions"][sub]["status"] == "SUCCEEDED"
+    assert matrix(local, sub)["name"] == f"User {sub[:8]}"
 
 
 def test_a_refused_cognito_call_starts_nothing(local):

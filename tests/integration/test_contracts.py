@@ -32,11 +32,11 @@ def test_a_user_is_created_once_tied_to_its_sub_and_deactivated(chat, local, sub
     assert (seen["deactivated"], seen["displayname"], seen["external_ids"]) == (
         False, "Aaron", [{"auth_provider": "cognito", "external_id": sub}])
     chat.require_active(user)
-    assert chat.list_users()[user] is False
+    assert chat.list_users()[user] == (False, "Aaron")
     room = local.config.rooms["red_room"].room_id
     chat.join(room, user)
     assert chat.deactivate(user, erase=False) is True
-    assert chat.user(user)["deactivated"] is True and chat.list_users()[user] is True
+    assert chat.user(user)["deactivated"] is True and chat.list_users()[user].deactivated is True
     assert eventually(lambda: user not in chat.room_members(room))  # it leaves its rooms (in the background)
     with pytest.raises(UserDeactivated):
         chat.require_active(user)

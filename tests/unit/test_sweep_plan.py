@@ -13,8 +13,9 @@ def uid(sub):
     return f"@{sub}:{SERVER}"
 
 
-def matrix(config, users, members=None, levels=None, external_ids=None, links=None):
-    """`external_ids`: user -> the subs config's provider ties it to; `links`: user -> other (provider, id)."""
+def matrix(config, users, members=None, levels=None, external_ids=None, links=None, names=None):
+    """`external_ids`: user -> the subs config's provider ties it to; `links`: user -> other (provider, id);
+    `names`: user -> its display name (None for each user not named)."""
     rooms = {r.room_id: frozenset() for r in config.rooms.values()}
     rooms.update(members or {})
     pls = {r.room_id: {"users": {BOT: 100}, "users_default": 0} for r in config.rooms.values()}
@@ -22,7 +23,7 @@ def matrix(config, users, members=None, levels=None, external_ids=None, links=No
     read = {u: tuple((config.auth_provider, i) for i in ids) for u, ids in (external_ids or {}).items()}
     for u, pairs in (links or {}).items():
         read[u] = read.get(u, ()) + tuple(pairs)
-    return MatrixSide(users, rooms, pls, read)
+    return MatrixSide(users, {u: (names or {}).get(u) for u in users}, rooms, pls, read)
 
 
 def kinds(p):
@@ -84,7 +85,7 @@ def test_an_account_cognito_no_longer_knows_is_deactivated_if_it_is_that_users(c
 def test_out_of_scope_and_bad_input(config):
     cfg = config.model_copy(update={"unmanaged_subs": (B,)})
     rooms = {r.room_id: frozenset() for k, r in config.rooms.items() if k != "experiencers"}
-    side = MatrixSide({uid(A): False}, rooms, {r: {} for r in rooms})
+    side = MatrixSide({uid(A): False}, {}, rooms, {r: {} for r in rooms})
     p = plan([CognitoUser("Not-A-Sub", True), CognitoUser(A, True, ("admins",)), CognitoUser(B, True)], side, cfg)
     assert kinds(p) == [(A, "join")]  # the Red Room: "admins" grants nothing, and stops nothing
     assert sorted(f.kind for f in p.findings) == ["invalid_sub", "room_missing", "unknown_group"]
@@ -255,3 +256,18 @@ def test_what_cognito_states_by_status_is_never_held_and_never_counted(config):
     assert disabled in p.to_apply(held) and not set(throwaways) & set(p.to_apply(held))
     alone = plan([CognitoUser(A, True), CognitoUser(disabled, False)], matrix(config, users), config)
     assert alone.held(config) is None
+
+
+def test_a_name_that_differs_from_cognitos_is_renamed_even_by_a_held_sweep(config):
+    """The user's own UpdateUserAttributes reaches no rule: the sweep compares names. The name
+    compared is the one a run would write (a posing one's neutral name); no name in Cognito
+    leaves Matrix's alone, and a deactivated account is never written."""
+    C, D = "2f9e8d7c-1234-4abc-8def-0123456789ab", "3f9e8d7c-1234-4abc-8def-0123456789ab"
+    red = config.rooms["red_room"].room_id
+    users = {uid(s): s == D for s in (A, B, C, D)}
+    side = matrix(config, users, {red: frozenset(uid(s) for s in (A, B, C))},
+                  names={uid(A): "Old", uid(B): f"User {B[:8]}", uid(C): "Set in Matrix", uid(D): "Old"})
+    p = plan([CognitoUser(A, True, display_name="Ann"), CognitoUser(B, True, display_name="provisioner-bot"),
+              CognitoUser(C, True), CognitoUser(D, True, display_name="Dee")], side, config)
+    assert kinds(p) == [(A, "rename")]
+    assert p.to_apply({"removals": 99}) == (A,)  # a rename removes nothing: applied while held

@@ -89,7 +89,7 @@ def test_another_pools_record_and_a_call_we_do_not_handle_start_nothing(context)
     other = cloudtrail_event("AdminDisableUser", "us-east-1_Other", SUB)
     assert triggers.on_cognito_change(other, context, rt=rt)["started"] is False
     with pytest.raises(InvalidInput, match="not a Cognito event"):
-        triggers.on_cognito_change(cloudtrail_event("AdminUpdateUserAttributes", POOL, SUB), context, rt=rt)
+        triggers.on_cognito_change(cloudtrail_event("AdminGetUser", POOL, SUB), context, rt=rt)
     assert rt.workflows.started == {}
 
 
