@@ -62,7 +62,9 @@ class Functions:
     def reserved_concurrency(self, name: str) -> int | None:
         if name not in wiring.CALLS_SYNAPSE:
             return None
-        return wiring.INSPECT_CONCURRENCY if name in wiring.TOOLS else self.config.synapse_concurrency
+        if name in wiring.TOOLS:
+            return wiring.INSPECT_CONCURRENCY
+        return None if self.config.synapse_concurrency == "none" else self.config.synapse_concurrency
 
     def make(self, name: str, handler: str, env: dict[str, str], timeout: Duration | None = None) -> lambda_.Function:
         return lambda_.Function(

@@ -162,8 +162,9 @@ class ChatConfig(Frozen):
     sweep_max_removals: int = Field(default=20, ge=0)
     sweep_max_removal_share: float = Field(default=0.05, ge=0, le=1)
     # Reserved concurrency of each function that calls Synapse (single-threaded): an event
-    # flood waits in Step Functions' retries instead of meeting Synapse at once. None: no limit.
-    synapse_concurrency: int | None = Field(default=5, ge=1, le=1000)
+    # flood waits in Step Functions' retries instead of meeting Synapse at once. "none": no
+    # limit (not null: the CDK drops null values from context, and the default would stand).
+    synapse_concurrency: Annotated[int, Field(ge=1, le=1000)] | Literal["none"] = 5
     # IAM principals (role or user ARNs) allowed to put 'Sync chat user' events on the stack's
     # own bus; the bus policy denies everyone else. Empty: nobody.
     event_senders: tuple[Annotated[str, Field(pattern=PRINCIPAL_ARN)], ...] = ()

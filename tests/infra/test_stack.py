@@ -229,6 +229,23 @@ def synth_in_process(context_update: dict) -> dict:
     return app.synth().get_stack_by_name(stack.stack_name).template
 
 
+def test_config_says_none_with_a_value_because_the_cdk_drops_nulls_from_context():
+    """jsii drops every null-valued key of a context map: `"synapse_concurrency": null` would
+    leave the default (5) standing. Config spells "no limit" as "none", and a reserved name's
+    missing owner as no key at all."""
+    def reserved(template):
+        return {name: f.get("ReservedConcurrentExecutions") for name, f in resources(template, "AWS::Lambda::Function").items()
+                if f.get("ReservedConcurrentExecutions") not in (None, wiring.INSPECT_CONCURRENCY)}
+    assert set(reserved(synth_in_process({"synapse_concurrency": None})).values()) == {5}  # null: gone
+    unlimited = synth_in_process({"synapse_concurrency": "none",
+                                  "reserved_display_names": [{"name": "Phenom Staff"}]})
+    assert reserved(unlimited) == {}
+    configs = [json.loads(f["Environment"]["Variables"]["CHAT_CONFIG"])
+               for f in resources(unlimited, "AWS::Lambda::Function").values()
+               if "CHAT_CONFIG" in f.get("Environment", {}).get("Variables", {})]
+    assert configs and all(c["reserved_display_names"] == [{"name": "Phenom Staff", "owner": None}] for c in configs)
+
+
 def test_dev_pool_gets_the_trigger_attached():
     template = synth_in_process({"user_pool": {"user_pool_id": "us-east-1_dev", "client_id": "abc", "create": True}})
     (pool,) = resources(template, "AWS::Cognito::UserPool").values()
