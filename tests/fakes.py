@@ -86,12 +86,12 @@ class FakeChatServer(Fake):
                                                                    "external_id": external_id})
         if body is None:
             return UserRecord(user_id, created=False, deactivated=bool(existing and existing["deactivated"]),
-                              changed=False)
+                              changed=False, displayname=existing["displayname"] if existing else None)
         user = self.users.setdefault(user_id, {"name": user_id, "deactivated": False, "displayname": None,
                                                "external_ids": []})
         user.update(body)
         return UserRecord(user_id, created=existing is None, deactivated=user["deactivated"],
-                          adopted=existing is not None and "external_ids" in body)
+                          adopted=existing is not None and "external_ids" in body, displayname=user["displayname"])
 
     def add_user(self, user_id: str, links: tuple[tuple[str, str], ...] = (),
                  displayname: str | None = None) -> None:

@@ -21,7 +21,7 @@ ATTRIBUTES = ("name", "preferred_username", "nickname")  # never the email
 # so that no name in Cognito can stop a user's workflow.
 MAX_LENGTH = 256
 # Unicode 13.0.0's confusables.txt, verbatim (its terms of use allow this with its notice,
-# which it carries); README, "Display names", gives its source and checksum.
+# which it carries); docs/how-it-works.md, "Display names", gives its source and checksum.
 CONFUSABLES = Path(__file__).parent / "unicode" / "confusables.txt"
 # Default_Ignorable_Code_Point (Unicode 15.0, DerivedCoreProperties.txt): drawn as nothing.
 DEFAULT_IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
@@ -29,9 +29,9 @@ DEFAULT_IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x11
                      (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
                      (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
                      (0xE0000, 0xE0FFF))
-# Drawn as nothing too, though not ignorable: a blank braille cell, and the Hangul fillers'
-# prototype in confusables.txt (U+3164 maps to U+1160).
-BLANK = {"\u2800", "\u1160"}
+# Drawn as nothing too, though not ignorable: a blank braille cell, the Hangul fillers'
+# prototype in confusables.txt (U+3164 maps to U+1160), a musical null notehead.
+BLANK = {"\u2800", "\u1160", "\U0001d159"}
 # "@someone:server" anywhere in the name, as a client would show a user ID.
 MATRIX_ID = re.compile(r"@[^\s:@]+:[^\s:]+")
 Posing = Literal["invisible", "matrix_id", "reserved"]
@@ -47,32 +47,52 @@ def display_name_of(attributes: dict[str, Any]) -> str | None:
     return name[:MAX_LENGTH] or None
 
 
-def shown_name(sub: str, name: str | None, config: ChatConfig) -> tuple[str | None, Posing | None]:
-    """The name to write for the user with this sub (None: none, Synapse shows the user ID), and
-    why Cognito's was replaced by a neutral one, if it was."""
-    if name is None:
-        return None, None
-    why = posing(sub, name, config)
-    return (f"User {sub[:8]}", why) if why else (name, None)
+def name_to_write(sub: str, cognito: str | None, matrix: str | None,
+                  config: ChatConfig) -> tuple[str | None, Posing | None]:
+    """The name the user with this sub should show (None: leave Matrix's as it is), and why
+    it is the neutral one, if it is: Cognito's name unless it poses; with none in Cognito, the
+    name Matrix holds (a name the user set there) unless that poses."""
+    shown = cognito if cognito is not None else matrix
+    why = posing(sub, shown, config) if shown is not None else None
+    if why:
+        return neutral_name(sub), why
+    return cognito, None
+
+
+def neutral_name(sub: str) -> str:
+    return f"User {sub[:8]}"
 
 
 def posing(sub: str, name: str, config: ChatConfig) -> Posing | None:
     """Why `name` would pass for someone `sub` is not, or None."""
-    key = skeleton(unicodedata.normalize("NFKC", name).casefold())
+    key = comparison_key(name)
     if not any(c not in BLANK and not c.isspace() and unicodedata.category(c)[0] not in "CM" for c in key):
         return "invisible"
     if MATRIX_ID.search(key):
         return "matrix_id"
-    others = [config.bot_localpart] + [r.name for r in config.reserved_display_names if r.owner != sub]
-    if any(loose(key) == loose(skeleton(unicodedata.normalize("NFKC", other).casefold())) for other in others):
+    others = (config.bot_localpart,) + tuple(r.name for r in config.reserved_display_names if r.owner != sub)
+    if loose(key) in reserved_keys(others):
         return "reserved"
     return None
 
 
+@cache
+def reserved_keys(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(loose(comparison_key(n)) for n in names)
+
+
+def comparison_key(text: str) -> str:
+    """What two names that look alike share, whatever their case: the skeleton of the text
+    (a look-alike's prototype, before NFKC can turn it into something else: U+FE30 into ".."
+    where its prototype is ":"), NFKC (fullwidth forms), then case folded and the skeleton
+    again (a lower-case look-alike; confusables.txt maps many to capitals, "0" to "O")."""
+    return skeleton(unicodedata.normalize("NFKC", skeleton(text)).casefold())
+
+
 def loose(key: str) -> str:
-    """A skeleton without what separates words: "Phenom Staff", "phenom-staff" and
-    "phenom_staff" read as one name."""
-    return "".join(c for c in key if c.isalnum())
+    """A key without what separates words ("Phenom Staff", "phenom-staff", "phenom_staff"), and
+    with "l" for "i": case folded, "I" (whose prototype is "l") and "i" are one letter."""
+    return "".join(c for c in key if c.isalnum()).replace("i", "l")
 
 
 def skeleton(text: str) -> str:

@@ -28,6 +28,7 @@ class UserRecord:
     deactivated: bool
     adopted: bool = False  # an existing account (no tie of ours) that got our tie
     changed: bool = True  # False: it held all we had to write, and nothing was sent
+    displayname: str | None = None  # the name it shows now
 
 
 class Lease(Protocol):

@@ -9,7 +9,7 @@ from typing import Any, cast
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .audit import execution_name
-from .display_names import shown_name
+from .display_names import name_to_write
 from .errors import LevelBeyondTheBot, RoomNotFound, UserDeactivated
 from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
@@ -103,10 +103,14 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
     if now is None or status != "confirmed":
         return state.model_copy(update={"cognito": status}).did(Action(
             step="ProvisionUser", action="create_user", outcome=f"skipped:cognito_{status}"))
-    name, posing = shown_name(state.sub, now.display_name, rt.config)
-    # Why Cognito's name was not written (never the name: no more personal data than needed).
-    renamed = (Action(step="ProvisionUser", action="display_name", outcome=f"replaced:{posing}"),) if posing else ()
+    name, posing = name_to_write(state.sub, now.display_name, None, rt.config)
     user = rt.synapse.upsert_user(user_id, name, external_id=state.sub, auth_provider=rt.config.auth_provider)
+    if now.display_name is None and not user.deactivated:  # the name set in Matrix stays, unless it poses
+        name, posing = name_to_write(state.sub, None, user.displayname, rt.config)
+        if posing:
+            rt.synapse.upsert_user(user_id, name, external_id=state.sub, auth_provider=rt.config.auth_provider)
+    # Why the name written is the neutral one (never the name: no more personal data than needed).
+    renamed = (Action(step="ProvisionUser", action="display_name", outcome=f"replaced:{posing}"),) if posing else ()
     done = Action(step="ProvisionUser", action="create_user" if user.created else "update_user",
                   outcome="created" if user.created else "adopted" if user.adopted
                   else "updated" if user.changed else "unchanged")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import ChatConfig
-from .display_names import shown_name
+from .display_names import name_to_write
 from .policy import (SUB, CognitoUser, Links, Standing, beyond_the_bot, beyond_the_bots_kick, default_level, desired_levels,
                      desired_memberships, level_of, ours, admin_levels, split_groups, standing, thresholds_above,
                      thresholds_beyond_the_bot, user_id_for)
@@ -244,9 +244,9 @@ def fixes_of(user: CognitoUser, status: Standing, user_id: str, matrix: MatrixSi
     links = matrix.links.get(user_id)
     if status == "confirmed" and links is not None and (config.auth_provider, user.sub) not in links:
         fixes.append(Fix(user.sub, "adopt"))
-    name = shown_name(user.sub, user.display_name, config)[0]
+    name = name_to_write(user.sub, user.display_name, matrix.names.get(user_id), config)[0]
     if status == "confirmed" and name is not None and matrix.names.get(user_id) != name:
-        fixes.append(Fix(user.sub, "rename"))  # changed in Cognito without an event we saw
+        fixes.append(Fix(user.sub, "rename"))  # changed in Cognito without an event we saw, or posing
     joins = [m.room_id for m in desired_memberships(known, config)
              if status == "confirmed" and m.room_id in matrix.members and user_id not in matrix.members[m.room_id]]
     fixes += [Fix(user.sub, "join", room_id) for room_id in joins]

@@ -79,10 +79,12 @@ class SynapseAdmin:
         body = upsert_body(existing, displayname, ours)
         if body is None:
             return UserRecord(user_id, created=False, deactivated=bool(existing and existing.get("deactivated")),
-                              changed=False)
-        r = self._call("PUT", _user_path(user_id), json=body)
-        return UserRecord(user_id, created=r.status_code == 201, deactivated=bool(r.json().get("deactivated")),
-                          adopted=existing is not None and "external_ids" in body)
+                              changed=False, displayname=(existing or {}).get("displayname"))
+        written = self._call("PUT", _user_path(user_id), json=body)
+        return UserRecord(user_id, created=written.status_code == 201,
+                          deactivated=bool(written.json().get("deactivated")),
+                          adopted=existing is not None and "external_ids" in body,
+                          displayname=written.json().get("displayname"))
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         """The admin API's view of the user (deactivated, external_ids...), or None."""

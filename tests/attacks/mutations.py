@@ -299,7 +299,7 @@ MUTATIONS = [
      "    started = pids(state_dir)\n", "    started = LocalState.load(state_dir).pids\n",
      ["tests/workflow/test_local_env.py::test_down_stops_what_a_state_json_of_another_shape_names"]),
     ("a posing display name is written as a neutral one", "lambdas/chat_provisioning/steps.py",
-     "    name, posing = shown_name(state.sub, now.display_name, rt.config)\n",
+     "    name, posing = name_to_write(state.sub, now.display_name, None, rt.config)\n",
      "    name, posing = now.display_name, None\n",
      [f"{ATTACKS}::test_a_display_name_cannot_pose_and_follows_cognito"]),
     ("names that look alike compare alike (confusable skeleton)", "lambdas/chat_provisioning/display_names.py",
@@ -321,6 +321,13 @@ MUTATIONS = [
      'SAFE_WHEN_HELD: tuple[FixKind, ...] = ("adopt", "rename", "join")',
      'SAFE_WHEN_HELD: tuple[FixKind, ...] = ("adopt", "join")',
      ["tests/unit/test_sweep_plan.py::test_a_name_that_differs_from_cognitos_is_renamed_even_by_a_held_sweep"]),
+    ("a name set in Matrix that poses is replaced too", "lambdas/chat_provisioning/steps.py",
+     "        if posing:\n            rt.synapse.upsert_user(", "        if False:\n            rt.synapse.upsert_user(",
+     [f"{ATTACKS}::test_a_display_name_cannot_pose_and_follows_cognito"]),
+    ("names compare alike whatever their case", "lambdas/chat_provisioning/display_names.py",
+     'skeleton(unicodedata.normalize("NFKC", skeleton(text)).casefold())',
+     'skeleton(unicodedata.normalize("NFKC", text).casefold())',
+     [f"{ATTACKS}::test_a_display_name_cannot_pose_and_follows_cognito"]),
 ]
 
 

@@ -404,9 +404,10 @@ def test_a_membership_nobody_granted_is_seen(local):
 def test_a_display_name_cannot_pose_and_follows_cognito(local):
     """A self-set name is an identity claim: one confusable with the bot's localpart or a reserved
     name, one that spells a Matrix ID, or one that shows nothing is written as a neutral name,
-    and audited (never the name itself). A name an admin changes reaches Matrix through its
-    CloudTrail record; one the user changes itself (no record names the pool) through the sweep."""
-    for name, why in [("Provisioner B\u043et", "reserved"), ("Ph\u0435nom  staff", "reserved"),
+    and audited (never the name itself), wherever it was set. A name an admin changes reaches
+    Matrix through its CloudTrail record; one the user changes itself (no record names the
+    pool) through the sweep."""
+    for name, why in [("Provisioner B\u043et", "reserved"), ("Ph\u0435nom  staff", "reserved"), ("PHEN0M STAFF", "reserved"),
                       (f"@provisioner-bot:{local.config.server_name}", "matrix_id"), ("\u3164\u3164", "invisible")]:
         sub = new()
         local.cognito.signup(sub, [], name)
@@ -420,6 +421,15 @@ def test_a_display_name_cannot_pose_and_follows_cognito(local):
     assert (sub, "rename") in {(f["sub"], f["kind"]) for f in local.operator.sweep(dry_run=True)["fixes"]}
     assert local.operator.sweep()["executions"][sub]["status"] == "SUCCEEDED"
     assert matrix(local, sub)["name"] == f"User {sub[:8]}"
+    # No name in Cognito: the name set in Matrix stays, unless it poses (set by the user, through
+    # Synapse's profile API; here through the admin API, to the same effect).
+    unnamed = new()
+    local.cognito.signup(unnamed, [], None)
+    for name, kept in (("Ann", "Ann"), ("Phenom Staff", f"User {unnamed[:8]}")):
+        local.admin("PUT", f"/_synapse/admin/v2/users/{local.user_id(unnamed)}", json={"displayname": name})
+        assert local.events.send_sync_event({"sub": unnamed})["status"] == "SUCCEEDED"
+        assert matrix(local, unnamed)["name"] == kept
+    assert audited(local, unnamed).count(("ProvisionUser", "display_name", "replaced:reserved", "event")) == 1
 
 
 def test_a_refused_cognito_call_starts_nothing(local):

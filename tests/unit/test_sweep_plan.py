@@ -261,13 +261,15 @@ def test_what_cognito_states_by_status_is_never_held_and_never_counted(config):
 def test_a_name_that_differs_from_cognitos_is_renamed_even_by_a_held_sweep(config):
     """The user's own UpdateUserAttributes reaches no rule: the sweep compares names. The name
     compared is the one a run would write (a posing one's neutral name); no name in Cognito
-    leaves Matrix's alone, and a deactivated account is never written."""
-    C, D = "2f9e8d7c-1234-4abc-8def-0123456789ab", "3f9e8d7c-1234-4abc-8def-0123456789ab"
+    leaves Matrix's alone unless it poses, and a deactivated account is never written."""
+    C, D, E = ("2f9e8d7c-1234-4abc-8def-0123456789ab", "3f9e8d7c-1234-4abc-8def-0123456789ab",
+               "4f9e8d7c-1234-4abc-8def-0123456789ab")
     red = config.rooms["red_room"].room_id
-    users = {uid(s): s == D for s in (A, B, C, D)}
-    side = matrix(config, users, {red: frozenset(uid(s) for s in (A, B, C))},
-                  names={uid(A): "Old", uid(B): f"User {B[:8]}", uid(C): "Set in Matrix", uid(D): "Old"})
+    users = {uid(s): s == D for s in (A, B, C, D, E)}
+    side = matrix(config, users, {red: frozenset(uid(s) for s in (A, B, C, E))},
+                  names={uid(A): "Old", uid(B): f"User {B[:8]}", uid(C): "Set in Matrix", uid(D): "Old",
+                         uid(E): "Provisioner Bot"})
     p = plan([CognitoUser(A, True, display_name="Ann"), CognitoUser(B, True, display_name="provisioner-bot"),
-              CognitoUser(C, True), CognitoUser(D, True, display_name="Dee")], side, config)
-    assert kinds(p) == [(A, "rename")]
-    assert p.to_apply({"removals": 99}) == (A,)  # a rename removes nothing: applied while held
+              CognitoUser(C, True), CognitoUser(D, True, display_name="Dee"), CognitoUser(E, True)], side, config)
+    assert kinds(p) == [(A, "rename"), (E, "rename")]  # E: set in Matrix, and posing
+    assert p.to_apply({"removals": 99}) == (A, E)  # a rename removes nothing: applied while held
