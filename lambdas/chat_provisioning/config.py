@@ -14,6 +14,9 @@ from .policy import SUB
 ROOM_ID = re.compile(r"^![A-Za-z0-9._~=+/-]+:[A-Za-z0-9.-]+(:[0-9]+)?$")
 LOCALPART = re.compile(r"^[a-z0-9._=/+-]+$")
 CONFIG_ENV = "CHAT_CONFIG"
+# Lambda caps a function's whole environment at 4 KB; the other variables (names, ARNs, a queue
+# URL) take well under 1 KB of it.
+CONFIG_ENV_BYTES = 3072
 CONTEXT_KEY = "chat-provisioning"
 
 
@@ -55,6 +58,13 @@ class ReservedName(Frozen):
     # The Cognito sub that may show it (a Staff member's own name); none: nobody. (A key, not a
     # null: the CDK drops null values from context maps.)
     owner: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def has_a_letter(cls, value: str) -> str:
+        if not any(c.isalnum() for c in value):  # names are compared by their letters and digits
+            raise ValueError(f"{value!r} has no letter or digit: it would reserve every name without one")
+        return value
 
     @field_validator("owner")
     @classmethod
@@ -203,6 +213,15 @@ class ChatConfig(Frozen):
             raise ValueError(f"synapse_url {self.synapse_url!r} is http: the bot's admin token would "
                              "cross the network in clear. Use https, or set allow_http_synapse: true "
                              "for a network you trust")
+        return self
+
+    @model_validator(mode="after")
+    def fits_a_functions_environment(self) -> "ChatConfig":
+        size = len(self.to_env().encode())
+        if size > CONFIG_ENV_BYTES:
+            raise ValueError(f"the config the functions get ({CONFIG_ENV}) is {size} bytes, over {CONFIG_ENV_BYTES}: "
+                             "Lambda caps a function's whole environment at 4 KB. Shorten reserved_display_names, "
+                             "rooms or roles")
         return self
 
     @property
