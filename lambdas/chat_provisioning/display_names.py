@@ -38,13 +38,17 @@ Posing = Literal["invisible", "matrix_id", "reserved"]
 
 
 def display_name_of(attributes: dict[str, Any]) -> str | None:
-    """The first display-name attribute set, with control characters and surrounding space
-    removed and cut to what Synapse takes: what Cognito says the user is called."""
-    raw = next((attributes[a] for a in ATTRIBUTES if attributes.get(a)), None)
-    if not isinstance(raw, str):
-        return None
-    name = " ".join("".join(c if c.isprintable() else " " for c in raw).split())
-    return name[:MAX_LENGTH] or None
+    """The first display-name attribute with something in it, with control characters and
+    surrounding space removed and cut to what Synapse takes (a cut that ends in a space drops
+    it: Synapse strips the names it stores, and a name it changed is one the sweep would write
+    again every day): what Cognito says the user is called."""
+    for attribute in ATTRIBUTES:
+        raw = attributes.get(attribute)
+        if isinstance(raw, str):
+            name = " ".join("".join(c if c.isprintable() else " " for c in raw).split())[:MAX_LENGTH].rstrip()
+            if name:
+                return name
+    return None
 
 
 def name_to_write(sub: str, cognito: str | None, matrix: str | None,
@@ -78,7 +82,9 @@ def posing(sub: str, name: str, config: ChatConfig) -> Posing | None:
 
 @cache
 def reserved_keys(names: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(loose(comparison_key(n)) for n in names)
+    """A reserved name with no letter or digit in its key reserves nothing (else it would
+    reserve every name without one: emoji, punctuation)."""
+    return frozenset(key for key in (loose(comparison_key(n)) for n in names) if key)
 
 
 def comparison_key(text: str) -> str:

@@ -105,12 +105,6 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
             step="ProvisionUser", action="create_user", outcome=f"skipped:cognito_{status}"))
     name, posing = name_to_write(state.sub, now.display_name, None, rt.config)
     user = rt.synapse.upsert_user(user_id, name, external_id=state.sub, auth_provider=rt.config.auth_provider)
-    if now.display_name is None and not user.deactivated:  # the name set in Matrix stays, unless it poses
-        name, posing = name_to_write(state.sub, None, user.displayname, rt.config)
-        if posing:
-            rt.synapse.upsert_user(user_id, name, external_id=state.sub, auth_provider=rt.config.auth_provider)
-    # Why the name written is the neutral one (never the name: no more personal data than needed).
-    renamed = (Action(step="ProvisionUser", action="display_name", outcome=f"replaced:{posing}"),) if posing else ()
     done = Action(step="ProvisionUser", action="create_user" if user.created else "update_user",
                   outcome="created" if user.created else "adopted" if user.adopted
                   else "updated" if user.changed else "unchanged")
@@ -122,11 +116,17 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
         # On record before the act, under the key RecordAudit gives it: a run that reactivates
         # and then fails still leaves the trail saying so, and a Matrix admin's later ban is never
         # taken for ours (audit.deactivated_by_workflow).
-        rt.audit.record_actions(state.sub, user_id, run.execution, state.actions + renamed + (done,), state.cause)
+        rt.audit.record_actions(state.sub, user_id, run.execution, state.actions + (done,), state.cause)
         rt.synapse.reactivate(user_id)
-        rt.synapse.upsert_user(user_id, name, external_id=state.sub,
-                               auth_provider=rt.config.auth_provider)  # not written while it was deactivated
-    return state.model_copy(update={"user_id": user_id, "active_in_run": run.id}).did(*renamed, done)
+        user = rt.synapse.upsert_user(user_id, name, external_id=state.sub,
+                                      auth_provider=rt.config.auth_provider)  # not written while it was deactivated
+    if now.display_name is None:  # the name set in Matrix stays, unless it poses
+        name, posing = name_to_write(state.sub, None, user.displayname, rt.config)
+        if posing:
+            rt.synapse.upsert_user(user_id, name, external_id=state.sub, auth_provider=rt.config.auth_provider)
+    # Why the name written is the neutral one (never the name: no more personal data than needed).
+    renamed = (Action(step="ProvisionUser", action="display_name", outcome=f"replaced:{posing}"),) if posing else ()
+    return state.model_copy(update={"user_id": user_id, "active_in_run": run.id}).did(done, *renamed)
 
 
 @step()

@@ -20,10 +20,15 @@ def reserving(config):
     ("  Aaron  Silverman ", "Aaron Silverman"),
     ("A\u0000dmin\n\tname", "A dmin name"),
     ("x" * 300, "x" * 256),  # what Synapse takes, never refused
+    ("x" * 255 + " Smith", "x" * 255),  # a cut ending in a space drops it, as Synapse would
     ("   ", None),
 ])
 def test_display_names_are_normalised_never_refused(raw, name):
     assert display_name_of({"email": "a@b.c", "name": raw}) == name
+
+
+def test_a_blank_name_gives_way_to_the_next_attribute():
+    assert display_name_of({"name": "   ", "preferred_username": "Ann"}) == "Ann"
 
 
 @pytest.mark.parametrize("name", ["Aaron Silverman", "José", "🔥🔥", "...", "Phenom Staff Team", "Irena"])
@@ -90,4 +95,11 @@ def test_config_refuses_an_owner_that_is_not_a_sub_and_a_name_without_letters():
         ReservedName(name="Irena Logan", owner="irena")
     with pytest.raises(ValueError, match="no letter or digit"):
         ReservedName(name="---")
+
+
+def test_a_reserved_name_whose_key_is_empty_reserves_nothing(config):
+    """"\u01c3" (a click letter) passes the config's check, but has no letter or digit once
+    reduced to its key: it must not reserve every name without one."""
+    odd = config.model_copy(update={"reserved_display_names": (ReservedName(name="\u01c3"),)})
+    assert name_to_write(SUB, "\U0001f389\U0001f389", None, odd) == ("\U0001f389\U0001f389", None)
     assert ReservedName(name="Irena Logan", owner=OWNER.upper()).owner == OWNER

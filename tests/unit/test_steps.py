@@ -85,9 +85,24 @@ def test_provision_user_writes_a_posing_name_as_a_neutral_one_and_says_why(conte
     rt = runtime_of()
     state = run(steps.provision_user, confirmed(rt, name="Provisioner Bot"), rt, context)
     assert rt.synapse.users[USER]["displayname"] == f"User {SUB[:8]}"
-    assert outcomes(state, "ProvisionUser") == [("display_name", None, "replaced:reserved"),
-                                                ("create_user", None, "created")]
+    assert outcomes(state, "ProvisionUser") == [("create_user", None, "created"),
+                                                ("display_name", None, "replaced:reserved")]
     assert "Provisioner Bot" not in state.model_dump_json()  # why, never the name
+
+
+def test_a_reactivated_account_keeps_no_posing_name_set_in_matrix(context):
+    """Synapse keeps the name of an account it deactivates (without erasing): with no name in
+    Cognito, the reactivation checks the one Matrix holds."""
+    rt = runtime_of()
+    rt.directory.add(SUB)
+    rt.synapse.add_user(USER, displayname="Provisioner Bot")
+    rt.synapse.deactivate(USER, erase=False)
+    rt.audit.record_actions(SUB, USER, f"{EXECUTION[:-1]}0", (Action(
+        step="DeactivateUser", action="deactivate_user", outcome="deactivated"),))
+    state = run(steps.provision_user, WorkflowState(sub=SUB, cause="AdminEnableUser", cognito="confirmed"), rt, context)
+    assert outcomes(state, "ProvisionUser") == [("reactivate_user", None, "reactivated"),
+                                                ("display_name", None, "replaced:reserved")]
+    assert rt.synapse.users[USER]["displayname"] == f"User {SUB[:8]}"
 
 
 def test_provision_user_adopts_an_account_made_elsewhere_keeping_its_links(context):
