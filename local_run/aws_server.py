@@ -18,8 +18,8 @@ the function's timeout. Gaps in moto's Step Functions are filled:
 - CloudFormation's state machines go to the backend that executes them (moto's CloudFormation
   writes to the one that does not);
 - error names as AWS reports them: a failed Invoke call is `Lambda.<its error code>` (moto
-  says `Exception`), and a function timeout is `Lambda.Unknown` (moto would use the
-  Sandbox.Timedout type);
+  says `Exception`), and a function timeout is `Lambda.Unknown` as AWS's guide says, or
+  `Sandbox.Timedout` as executions have been reported to record it (a test picks which);
 - RedriveExecution (moto has none), emulated: the failed state's recorded input is run by a copy
   of the machine that starts at that state, as an execution of its own
   (<name>-redrive-<n>); meanwhile the redriven execution
@@ -142,7 +142,7 @@ def with_aws_error_names(from_error):
         if isinstance(ex, ClientError):  # the Invoke call failed: Lambda.<its error code>
             error, cause = f"Lambda.{ex.response['Error']['Code']}", ex.response["Error"]["Message"]
         elif isinstance(ex, LambdaFunctionErrorException) and '"Sandbox.Timedout"' in ex.payload:
-            error, cause = "Lambda.Unknown", ex.payload  # a timeout has no exception type of its own
+            error, cause = timeout_error_name(), ex.payload  # a timeout has no exception type of its own
         else:
             return from_error(self, env, ex)
         return FailureEvent(env=env, error_name=CustomErrorName(error),
@@ -150,6 +150,13 @@ def with_aws_error_names(from_error):
                             event_details=EventDetails(lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(
                                 error=error, cause=cause)))
     return named
+
+
+def timeout_error_name() -> str:
+    """What Step Functions names a function's timeout: Lambda.Unknown, as AWS's guide says, or
+    Sandbox.Timedout, as executions have been reported to record it (<control>/timeout-error)."""
+    path = CONTROL_DIR / "timeout-error"
+    return path.read_text().strip() if path.exists() else "Lambda.Unknown"
 
 
 def admin_credentials() -> dict:

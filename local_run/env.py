@@ -255,6 +255,16 @@ class LocalEnv:
         write_atomically(path, json.dumps(faults))
 
     @contextmanager
+    def timeouts_named(self, error: str) -> Iterator[None]:
+        """Step Functions names a function's timeout `error` while in this block (aws_server.py)."""
+        path = self.state.state_dir / "control" / "timeout-error"
+        write_atomically(path, error)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+    @contextmanager
     def holding(self, function: str, timeout: float = 60) -> Iterator[Callable[[], None]]:
         """The next invocation of `function` returns only once this block has ended (see
         aws_server.py); the block calls the function it is given to wait for that moment."""

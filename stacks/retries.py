@@ -18,8 +18,9 @@ AWS_ERRORS: dict[tuple[str, ...], Retry] = {
     ("TooManyRequestsException", "InternalErrorException"): Retry(2, 5, 30),
     # the function's reserved concurrency reached: wait, up to about 10 minutes
     ("Lambda.TooManyRequestsException",): Retry(1, 25, 30, backoff_rate=1.5),
-    # the function timed out or crashed (every step is idempotent)
-    ("Lambda.Unknown",): Retry(5, 3, 30),
+    # the function timed out or crashed (every step is idempotent). AWS's guide names a timeout
+    # Lambda.Unknown; executions have been reported with Sandbox.Timedout as the error itself.
+    ("Lambda.Unknown", "Sandbox.Timedout"): Retry(5, 3, 30),
     # Lambda's service errors, the Task's own timeout, DynamoDB's throttling
     ("Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
      "Lambda.ClientExecutionTimeoutException", "States.Timeout", "ProvisionedThroughputExceededException",

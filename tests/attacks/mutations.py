@@ -328,6 +328,9 @@ MUTATIONS = [
      'skeleton(unicodedata.normalize("NFKC", skeleton(text)).casefold())',
      'skeleton(unicodedata.normalize("NFKC", text).casefold())',
      [f"{ATTACKS}::test_a_display_name_cannot_pose_and_follows_cognito"]),
+    ("a timeout is retried under either name AWS gives it", "stacks/retries.py",
+     '("Lambda.Unknown", "Sandbox.Timedout"): Retry(5, 3, 30)', '("Lambda.Unknown",): Retry(5, 3, 30)',
+     ["tests/infra/test_stack.py::test_the_retry_policy_retries_every_transient_error_and_nothing_permanent"]),
 ]
 
 
