@@ -3,7 +3,8 @@ work against a deployed stack (AWS credentials and region as the AWS CLI finds t
 from the stack's outputs) or the local run (`--local`: `local up`'s endpoint); `local` runs the
 embedded default; `attach-trigger` attaches the sign-up trigger to an existing pool.
 
-Output is JSON (the AWS CLI's habit), or `--output table` for people; progress goes to stderr.
+Output is JSON (the AWS CLI's habit), or `--output table` for people, narrowed by `--query`
+(JMESPath, as the AWS CLI has it); progress goes to stderr.
 Exit codes (operations.py): 0 in sync or succeeded, 1 an error, 2 drift, 3 a failed execution,
 4 no such user."""
 
@@ -14,7 +15,9 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import jmespath
 from botocore.exceptions import BotoCoreError, ClientError
+from jmespath.exceptions import JMESPathError
 
 from chat_provisioning.aws import NameTaken
 
@@ -57,6 +60,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", type=Path, default=ROOT / ".local",
                    help="where the local run keeps its servers' data and state.json")
     p.add_argument("--output", choices=["json", "table"], default="json")
+    p.add_argument("--query", type=query, help="a JMESPath expression the answer is narrowed by "
+                   "(as the AWS CLI's --query; an error is printed whole)")
     top = p.add_subparsers(dest="area", required=True)
 
     user = top.add_parser("user", help="one user: where they stand, and their fix").add_subparsers(
@@ -157,6 +162,13 @@ def reviewed_proposals(path: Path) -> list[dict]:
     return proposals
 
 
+def query(text: str) -> jmespath.parser.ParsedResult:
+    try:
+        return jmespath.compile(text)
+    except JMESPathError as e:
+        raise argparse.ArgumentTypeError(f"not a JMESPath expression: {text!r} ({e})") from None
+
+
 def progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -194,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         result, code = {"error": str(e)}, 1
     except NameTaken as e:  # someone started an execution under the name this one was to have
         result, code = {"error": f"{e}: run the command again"}, 1
+    if args.query is not None and not (isinstance(result, dict) and "error" in result):
+        result = args.query.search(json.loads(json.dumps(result, default=str)))  # as printed
     if args.output == "table":
         print(table(result))
     else:

@@ -39,6 +39,16 @@ def cli(local, capsys, *args: str) -> tuple[dict, int, str]:
     return json.loads(out.out), code, out.err
 
 
+def test_query_narrows_the_answer_as_the_aws_clis_does(local, sub, capsys):
+    local.cognito.signup(sub, ["analysts"], None)
+    rooms, code, _ = cli(local, capsys, "--query", "matrix.rooms[?joined].name", "user", "status", sub)
+    assert (rooms, code) == (["The Red Room", "Analysts"], 0)
+    refused, code, _ = cli(local, capsys, "--query", "matrix.[", "user", "status", sub)
+    assert code == 1 and "not a JMESPath expression" in refused["error"]
+    missing, code, _ = cli(local, capsys, "--query", "matrix", "user", "status", "not-a-user@example.invalid")
+    assert code == 4 and "error" in missing  # an error is printed whole, never narrowed away
+
+
 def test_status_names_the_drift_and_sync_repairs_it(local, sub, capsys):
     local.cognito.signup(sub, ["staff"], "Ann")
     status, code, _ = cli(local, capsys, "user", "status", sub)
