@@ -5,14 +5,14 @@ PY := $(VENV)/bin/python
 # Production's Synapse (with the pins of its day: local_run/synapse-1.105.1.constraints) and the
 # current release; local_run/synapse_server.py names the same two.
 SYNAPSE_VERSIONS := 1.105.1 1.163.2
-CHECKOV_VERSION := 3.2.533
+CHECKOV_VERSION := 3.3.30
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 
 .PHONY: install lint unit test proof negative-controls demo bench synth diagram asl down clean
 
 install:
-	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp $(SYNAPSE_VERSIONS:%=.synapse/%/.stamp) .checkov-venv/.stamp \
+	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp $(SYNAPSE_VERSIONS:%=.synapse/%/.stamp) .checkov-venv/.stamp-$(CHECKOV_VERSION) \
 		node_modules/.stamp .wheels/.stamp
 
 # The project's environment.
@@ -31,7 +31,7 @@ $(VENV)/.stamp: pyproject.toml
 	touch $@
 
 # checkov, a second rule set on the synthesized template (tests/infra); its pins are not ours either.
-.checkov-venv/.stamp:
+.checkov-venv/.stamp-$(CHECKOV_VERSION):  # a new version, a new stamp: installed again
 	$(PYTHON) -m venv .checkov-venv
 	.checkov-venv/bin/pip install -q --upgrade pip
 	.checkov-venv/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
