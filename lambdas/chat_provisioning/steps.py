@@ -15,6 +15,7 @@ from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
 from .policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, links_of,
                      ours, admin_levels, split_groups, standing, user_id_for)
+from .ports import UserRecord
 from .runtime import Runtime, runtime, tracer
 from .sweep_plan import plan
 from .telemetry import count, errors_counted, logger
@@ -103,8 +104,11 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
     if now is None or status != "confirmed":
         return state.model_copy(update={"cognito": status}).did(Action(
             step="ProvisionUser", action="create_user", outcome=f"skipped:cognito_{status}"))
+    def upsert(name: str | None) -> UserRecord:
+        return rt.synapse.upsert_user(user_id, name, external_id=state.sub, auth_provider=rt.config.auth_provider)
+
     name, posing = name_to_write(state.sub, now.display_name, None, rt.config)
-    user = rt.synapse.upsert_user(user_id, name, external_id=state.sub, auth_provider=rt.config.auth_provider)
+    user = upsert(name)
     done = Action(step="ProvisionUser", action="create_user" if user.created else "update_user",
                   outcome="created" if user.created else "adopted" if user.adopted
                   else "updated" if user.changed else "unchanged")
@@ -118,12 +122,11 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
         # taken for ours (audit.deactivated_by_workflow).
         rt.audit.record_actions(state.sub, user_id, run.execution, state.actions + (done,), state.cause)
         rt.synapse.reactivate(user_id)
-        user = rt.synapse.upsert_user(user_id, name, external_id=state.sub,
-                                      auth_provider=rt.config.auth_provider)  # not written while it was deactivated
+        user = upsert(name)  # not written while it was deactivated
     if now.display_name is None:  # the name set in Matrix stays, unless it poses
         name, posing = name_to_write(state.sub, None, user.displayname, rt.config)
         if posing:
-            rt.synapse.upsert_user(user_id, name, external_id=state.sub, auth_provider=rt.config.auth_provider)
+            upsert(name)
     # Why the name written is the neutral one (never the name: no more personal data than needed).
     renamed = (Action(step="ProvisionUser", action="display_name", outcome=f"replaced:{posing}"),) if posing else ()
     return state.model_copy(update={"user_id": user_id, "active_in_run": run.id}).did(done, *renamed)

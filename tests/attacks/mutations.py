@@ -322,7 +322,7 @@ MUTATIONS = [
      'SAFE_WHEN_HELD: tuple[FixKind, ...] = ("adopt", "join")',
      ["tests/unit/test_sweep_plan.py::test_a_name_that_differs_from_cognitos_is_renamed_even_by_a_held_sweep"]),
     ("a name set in Matrix that poses is replaced too", "lambdas/chat_provisioning/steps.py",
-     "        if posing:\n            rt.synapse.upsert_user(", "        if False:\n            rt.synapse.upsert_user(",
+     "        if posing:\n            upsert(name)", "        if False:\n            upsert(name)",
      [f"{ATTACKS}::test_a_display_name_cannot_pose_and_follows_cognito"]),
     ("names compare alike whatever their case", "lambdas/chat_provisioning/display_names.py",
      'skeleton(unicodedata.normalize("NFKC", skeleton(text)).casefold())',
