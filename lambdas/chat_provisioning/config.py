@@ -7,7 +7,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .policy import SUB
+from .errors import InvalidInput
+from .policy import normalise_sub
 
 # Room version 10 IDs: "!opaque:server". The server part is required: without it the ID is
 # ambiguous (and room version 12 IDs, which lack it, are not what production runs).
@@ -69,9 +70,10 @@ class ReservedName(Frozen):
     @field_validator("owner")
     @classmethod
     def a_sub(cls, value: str | None) -> str | None:
-        if value is not None and not SUB.match(value.strip().lower()):
-            raise ValueError(f"{value!r} is not a Cognito sub (a UUID)")
-        return value and value.strip().lower()
+        try:
+            return None if value is None else normalise_sub(value)  # as every sub is read
+        except InvalidInput:
+            raise ValueError(f"{value!r} is not a Cognito sub (a UUID)") from None
 
 
 class UserPool(Frozen):
