@@ -11,7 +11,7 @@ from .config import ChatConfig
 from .matrix_reads import read_matrix_user
 from .models import Sub, parse
 from .policy import CognitoUser, level_of, standing, user_id_for
-from .runtime import Runtime, runtime, tracer
+from .runtime import Runtime, runtime
 from .sweep_plan import MatrixSide, plan
 from .telemetry import logger
 
@@ -37,7 +37,6 @@ def report(sub: str, user: CognitoUser | None, matrix: MatrixSide, config: ChatC
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def inspect_user(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]:
     sub = parse(Sub, event).sub
     logger.append_keys(sub=sub)

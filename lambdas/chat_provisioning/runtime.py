@@ -1,16 +1,15 @@
 """What a function's handlers share, built once per Lambda instance (cold start) from its
-environment, checked first: the config, one adapter per port (ports.py), the invocation's
-deadline, and the X-Ray tracer. Tests build a Runtime of fakes instead (tests/fakes.py).
-Logging and metrics are in telemetry.py."""
+environment, checked first: the config, one adapter per port (ports.py) and the invocation's
+deadline. Tests build a Runtime of fakes instead (tests/fakes.py). Logging and metrics are in
+telemetry.py; tracing is Lambda's own (active tracing), with no SDK in the function."""
 
 import functools
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from aws_lambda_powertools import Tracer
-from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ConfigDict, Field, Json
 
 from . import telemetry  # noqa: F401 - its caps keep botocore from logging the token read here
@@ -23,7 +22,8 @@ from .locks import DynamoRoomLocks
 from .ports import AuditStore, ChatServer, PlanStore, RoomLocks, UserDirectory, Workflows
 from .synapse import SynapseAdmin
 
-tracer = Tracer()
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 TOKEN_CACHE_SECONDS = 300
 
@@ -56,9 +56,11 @@ class FunctionEnv(BaseModel):
 
 
 @functools.cache
-def secrets() -> parameters.SecretsProvider:
-    """Powertools' secrets cache, on a client whose calls are bounded like the others."""
-    return parameters.SecretsProvider(boto3_client=aws_client("secretsmanager"))
+def secrets() -> "SecretsProvider":
+    """Powertools' secrets cache, on a client whose calls are bounded like the others; loaded
+    by the first read of the token (the functions that never call Synapse never load it)."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    return SecretsProvider(boto3_client=aws_client("secretsmanager"))
 
 
 def bot_token(secret_name: str, refresh: bool = False) -> str:

@@ -4,7 +4,7 @@ table."""
 
 import hashlib
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -16,13 +16,19 @@ from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, Sweep
 from .policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, links_of,
                      ours, admin_levels, split_groups, standing, user_id_for)
 from .ports import UserRecord
-from .runtime import Runtime, runtime, tracer
+from .runtime import Runtime, runtime
 from .sweep_plan import plan
 from .telemetry import count, errors_counted, logger
 
 
 Step = Callable[[Any, Runtime, Run], WorkflowState]  # (the state as `reads` parses it, ...)
-Handler = Callable[..., dict[str, Any]]  # (event, context, rt=None)
+
+
+class Handler(Protocol):
+    """A step's Lambda handler; `rt` is for tests (a Runtime of fakes)."""
+    step: Step  # the step alone, for tests that share one Runtime
+
+    def __call__(self, event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]: ...
 
 
 def step(reads: type[Sub] = WorkflowState) -> Callable[[Step], Handler]:
@@ -34,7 +40,6 @@ def step(reads: type[Sub] = WorkflowState) -> Callable[[Step], Handler]:
     def wrap(fn: Step) -> Handler:
         step_name = "".join(word.title() for word in fn.__name__.split("_"))  # as the ASL names it
         @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
-        @tracer.capture_lambda_handler(capture_response=False)
         def handler(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]:
             logger.append_keys(step=fn.__name__)
             payload = parse(StepEvent, event)
@@ -50,8 +55,9 @@ def step(reads: type[Sub] = WorkflowState) -> Callable[[Step], Handler]:
             return result.model_dump(mode="json", exclude_none=True)
 
         handler.__name__ = fn.__name__
-        handler.step = fn  # the step alone, for tests that share one Runtime
-        return cast(Handler, handler)
+        typed = cast(Handler, handler)
+        typed.step = fn
+        return typed
     return wrap
 
 
@@ -263,7 +269,6 @@ def record_audit(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
 
 
 @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def plan_sweep(event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]:
     """The sweep's first step (statemachines/sweep_users.asl.json): plan, store the plan in S3
     (the report, and the subs to sync for the Distributed Map), and say whether to apply it:

@@ -1,14 +1,18 @@
 """The one Synapse adapter (ports.ChatServer): every admin-API call the workflow makes, and the
 mapping of every failure to a typed error (errors.py) whose name the ASL's Retry/ErrorEquals
-lists."""
+lists. httpx is loaded by the first request, not by the import: the functions that share the
+Runtime but never call Synapse (the triggers) never load it."""
+
+from __future__ import annotations
 
 import functools
 import time
 from collections.abc import Callable
 from urllib.parse import quote
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from .deadline import Deadline
 from .errors import (
@@ -51,6 +55,7 @@ class SynapseAdmin:
     @functools.cached_property
     def _http(self) -> httpx.Client:
         """Made at first use: the triggers share the Runtime and never call Synapse."""
+        import httpx
         return httpx.Client(base_url=self._base_url, timeout=self._timeout, transport=self._transport)
 
     def upsert_user(self, user_id: str, displayname: str | None, external_id: str,
@@ -202,6 +207,7 @@ class SynapseAdmin:
 
     def _call(self, method: str, path: str, json: dict[str, Any] | None = None,
               params: dict[str, Any] | None = None) -> httpx.Response:
+        import httpx  # loaded already by _http, on the first request
         refreshed = False
         rate_limited = 0
         while True:

@@ -1,13 +1,14 @@
 """What starts the workflow besides the sign-up trigger (signup.py): the consumer of its retry
 queue, and the target of the Cognito-change and custom-event rules. Each names a user (its sub)
-and a cause, and nothing else: the workflow asks Cognito for the rest."""
+and a cause, and nothing else: the workflow asks Cognito for the rest. Powertools' batch
+utility (asyncio and its event classes) is loaded by the retry queue's consumer alone."""
 
+from __future__ import annotations
+
+import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .errors import InvalidInput
@@ -18,7 +19,16 @@ from .runtime import Runtime, runtime
 from .signup import start_signup
 from .telemetry import count, logger
 
-_batch = BatchProcessor(event_type=EventType.SQS)
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+
+@functools.cache
+def sqs_batch_processor() -> BatchProcessor:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+    return BatchProcessor(event_type=EventType.SQS)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -40,7 +50,9 @@ def retry_start(event: dict[str, Any], context: LambdaContext, rt: Runtime | Non
             raise InvalidInput(f"retry message is not a sign-up job: {str(e)[:200]}") from None
         execution = start_signup(job.user_pool_id, job.user_name, job.sub, rt.directory, rt.workflows)
         logger.info("retrying start", extra={"sub": job.sub, "execution": execution})
-    return process_partial_response(event=event, record_handler=handle, processor=_batch, context=context)
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+    return process_partial_response(event=event, record_handler=handle, processor=sqs_batch_processor(),
+                                    context=context)
 
 
 @logger.inject_lambda_context(clear_state=True)
