@@ -13,7 +13,7 @@ export CDK_DISABLE_VERSION_CHECK := true
 
 install:
 	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp $(SYNAPSE_VERSIONS:%=.synapse/%/.stamp) .checkov-venv/.stamp-$(CHECKOV_VERSION) \
-		node_modules/.stamp .wheels/.stamp
+		node_modules/.stamp .wheels/.stamp .lambda-venv/.stamp
 
 # The project's environment.
 $(VENV)/.stamp: pyproject.toml
@@ -35,6 +35,15 @@ $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv .checkov-venv
 	.checkov-venv/bin/pip install -q --upgrade pip
 	.checkov-venv/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
+# The local Lambda runtime's environment (local_run/lambda_runtime.py): the asset's packages and
+# what Lambda's Python runtime provides, nothing else, as on AWS: a dependency the asset lacks
+# fails here too, and a cold start imports what it would import there.
+.lambda-venv/.stamp: pyproject.toml $(VENV)/.stamp
+	$(PYTHON) -m venv .lambda-venv
+	.lambda-venv/bin/pip install -q --upgrade pip
+	.lambda-venv/bin/pip install -q $$($(PY) -m stacks.bundling --local)
 	touch $@
 
 # The CDK CLI and asl-validator.
@@ -100,4 +109,4 @@ down:
 	$(VENV)/bin/chat-provisioning local down
 
 clean:
-	rm -rf $(VENV) .synapse .checkov-venv node_modules .wheels cdk.out .local
+	rm -rf $(VENV) .synapse .checkov-venv .lambda-venv node_modules .wheels cdk.out .local

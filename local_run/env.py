@@ -254,6 +254,10 @@ class LocalEnv:
         faults[self.state.functions[function]] = {"error": error, "times": times}
         write_atomically(path, json.dumps(faults))
 
+    def cold_start(self) -> None:
+        """Every function's next invocation starts a new environment (lambda_runtime.py)."""
+        write_atomically(self.state.state_dir / "control" / "cold-start", "")
+
     @contextmanager
     def timeouts_named(self, error: str) -> Iterator[None]:
         """Step Functions names a function's timeout `error` while in this block (aws_server.py)."""

@@ -17,11 +17,16 @@ As the Lambda service answers:
 - an invocation that outlives the function's timeout (or an init longer than INIT_SECONDS) kills
   its worker and answers errorType Sandbox.Timedout, "Task timed out after N seconds";
 - an unhandled exception answers Lambda's error shape with its real type (the runtime
-  interface client builds it), an init failure its Runtime.* type.
+  interface client builds it), an init failure its Runtime.* type;
+- the REPORT line's Duration runs from the hand-over to the answer; a cold start's Init
+  Duration, from the process's start to its first poll, is reported apart.
+A file <control dir>/cold-start (make bench) stops every idle environment at the next
+invocation: every function then starts cold.
 
-Local only: AWS_ENDPOINT_URL points the SDK at moto, POWERTOOLS_TRACE_DISABLED (no X-Ray daemon
-here), and LOCAL_CALLS_FILE, where the worker records each AWS call it makes (lambda_worker.py).
-The code run is this checkout's `lambdas/`, on this machine's Python, not the asset's wheels."""
+Local only: AWS_ENDPOINT_URL points the SDK at moto, and LOCAL_CALLS_FILE, where the worker
+records each AWS call it makes (lambda_worker.py). The code run is this checkout's `lambdas/`, on this machine's Python, in an environment of the
+asset's packages and what Lambda's runtime provides, nothing else (.lambda-venv, `make install`,
+stacks/bundling.py): not the asset's own wheels, which are built for arm64."""
 
 import json
 import os
@@ -39,9 +44,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TASK_ROOT = ROOT / "lambdas"
 WORKER = Path(__file__).resolve().parent / "lambda_worker.py"
+PYTHON = ROOT / ".lambda-venv" / "bin" / "python"
 UNRESERVED_LOCAL = 10
 INIT_SECONDS = 10  # Lambda's limit on an on-demand function's init phase
 RUNTIME_API = "/2018-06-01/runtime"
+
+
+def target(function_name: str, event: bytes | str) -> str:
+    """What a test's fault or hold names: the step in the payload of a function that serves
+    several (its Task's `step`), else the function."""
+    try:
+        step = json.loads(event).get("step")
+    except (ValueError, AttributeError):
+        step = None
+    return step if isinstance(step, str) else function_name
+
+
+class RuntimeAPIServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A worker killed mid-poll (a timeout, a stop) resets its connection: that is no error."""
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 class Throttled(Exception):
@@ -60,6 +85,7 @@ class FunctionConfig:
     memory: int
     role: str
     reserved_concurrency: int | None
+    task_root: Path = TASK_ROOT  # where its handler's module is (the bench's baseline has its own)
 
 
 @dataclass
@@ -70,6 +96,7 @@ class Invocation:
     dispatched: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     deadline: float = 0.0  # epoch seconds, set when the worker takes it
+    taken: float = 0.0  # monotonic, when the worker took it: Duration runs from here, as on AWS
     answer: bytes = b""
     error: bool = False
 
@@ -88,12 +115,11 @@ class ExecutionEnvironment:
         self.reported_init = False
         self.started = time.monotonic()
         self.stopped = False
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._api())
-        self.server.daemon_threads = True
+        self.server = RuntimeAPIServer(("127.0.0.1", 0), self._api())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         variables = dict(config.variables) | {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "en_US.UTF-8", "TZ": ":UTC",
-            "LAMBDA_TASK_ROOT": str(TASK_ROOT), "_HANDLER": config.handler,
+            "LAMBDA_TASK_ROOT": str(config.task_root), "_HANDLER": config.handler,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self.server.server_address[1]}",
             "AWS_LAMBDA_FUNCTION_NAME": config.name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -103,10 +129,12 @@ class ExecutionEnvironment:
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_REGION": services["region"], "AWS_DEFAULT_REGION": services["region"],
             **credentials,
-            "AWS_ENDPOINT_URL": services["endpoint"], "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_ENDPOINT_URL": services["endpoint"],
             "LOCAL_CALLS_FILE": str(services["calls_dir"] / f"{config.name}.jsonl"),
         }
-        self.process = subprocess.Popen([sys.executable, str(WORKER), config.handler], cwd=TASK_ROOT,
+        if not PYTHON.exists():
+            raise RuntimeError(f"no {PYTHON}: run `make install`")
+        self.process = subprocess.Popen([str(PYTHON), str(WORKER), config.handler], cwd=config.task_root,
                                         env=variables, stdout=log, stderr=subprocess.STDOUT)
 
     def _api(self):
@@ -139,6 +167,7 @@ class ExecutionEnvironment:
                     self.close_connection = True
                     return
                 inv.deadline = time.time() + inv.timeout
+                inv.taken = time.monotonic()
                 inv.dispatched.set()
                 self._reply(200, inv.event, {
                     "Content-Type": "application/json",
@@ -157,21 +186,21 @@ class ExecutionEnvironment:
                 elif len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
                     if inv is None or parts[1] != inv.request_id:
                         return self._reply(400, b'{"errorType":"InvalidRequestID"}')
-                    environment.held()
+                    environment.held(inv)
                     inv.finish(body, error=parts[2] == "error")
                 else:
                     return self._reply(404)
                 self._reply(202, b'{"status":"OK"}')
         return RuntimeAPI
 
-    def held(self) -> None:
-        """A test's hold: with <control dir>/<function>.hold present, the next invocation's
-        answer is taken only once the test removes <function>.held (the file renamed): the
-        function is still running meanwhile, so a hold past its timeout is a timeout."""
-        control = self.services["control_dir"]
-        held = control / f"{self.config.name}.held"
+    def held(self, inv: Invocation) -> None:
+        """A test's hold: with <control dir>/<name>.hold present (name: target()), the next
+        invocation's answer is taken only once the test removes <name>.held (the file renamed):
+        the function is still running meanwhile, so a hold past its timeout is a timeout."""
+        control, name = self.services["control_dir"], target(self.config.name, inv.event)
+        held = control / f"{name}.held"
         try:
-            (control / f"{self.config.name}.hold").rename(held)  # one invocation takes the hold
+            (control / f"{name}.hold").rename(held)  # one invocation takes the hold
         except FileNotFoundError:
             return
         while held.exists() and not self.stopped:
@@ -196,7 +225,7 @@ class ExecutionEnvironment:
                 inv.finish(json.dumps({"errorType": "Runtime.ExitError", "errorMessage":
                                        f"RequestId: {inv.request_id} Error: Runtime exited with error: "
                                        f"exit status {self.process.returncode}"}).encode(), error=True)
-        self._report(inv, time.monotonic() - began, cold)
+        self._report(inv, time.monotonic() - (inv.taken or began), cold)  # the init is reported apart, as on AWS
         self.current = None
         return inv.answer, inv.error
 
@@ -252,6 +281,11 @@ class LambdaService:
         self.logs: dict[str, object] = {}
 
     def invoke(self, config: FunctionConfig, event: bytes) -> tuple[bytes, bool]:
+        try:  # <control dir>/cold-start, the bench's: every function starts cold from here on
+            (self.services["control_dir"] / "cold-start").unlink()
+            self.stop()
+        except FileNotFoundError:
+            pass
         env = self._take(config)
         try:
             if env is None:

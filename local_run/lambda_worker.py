@@ -1,6 +1,6 @@
 """The process of one local execution environment (lambda_runtime.py): the task root first on
-sys.path, as on Lambda (this venv's site-packages stay behind it: a dependency missing from the
-asset, stacks/bundling.py, is not caught here); each AWS call the function makes recorded in
+sys.path, as on Lambda, before the local Lambda environment's site-packages (lambda_runtime.py);
+each AWS call the function makes recorded in
 LOCAL_CALLS_FILE (service, action, the parameters that name its resource, the error code if
 refused) for the IAM check; then AWS's runtime interface client on the handler given as
 argument."""
