@@ -34,9 +34,9 @@ moto is pinned exactly in pyproject.toml for these reasons. Its Map ignores
 ToleratedFailurePercentage (every failure is tolerated), which is what ours asks for anyway.
 
 For the reliability and attack suites it can also fail an invocation as the Lambda service or
-a dependency would, or hold one: in <state dir>/control, faults.json maps a function name to
-{"error": <errorType>, "times": n} (the next n invocations return that error unrun); a file
-<function>.hold holds the next invocation's answer (lambda_runtime.py) while a test changes
+a dependency would, or hold one: in <state dir>/control, faults.json maps a function's name (or
+a SyncUser step's: lambda_runtime.target) to {"error": <errorType>, "times": n} (the next n
+invocations return that error unrun); a file <name>.hold holds the next invocation's answer (lambda_runtime.py) while a test changes
 something between two states, as a concurrent actor would.
 
 Run: python -m local_run.aws_server PORT STATE_DIR   (stops on SIGTERM)
@@ -85,7 +85,7 @@ from chat_provisioning.aws import FAILED_STATUSES, execution_arn, newest_state_e
 
 from .deploy import ACCOUNT, REGION
 from .iam_check import iam_match, resource_of
-from .lambda_runtime import FunctionConfig, LambdaService, Throttled
+from .lambda_runtime import FunctionConfig, LambdaService, Throttled, target
 
 CONTROL_DIR = Path("/nonexistent")  # set by serve()
 LAMBDA: LambdaService
@@ -126,9 +126,9 @@ def function_config(fn: LambdaFunction) -> FunctionConfig:
 
 
 def invoke(self: LambdaFunction, event=None) -> tuple[str, bool, str]:
-    if error := injected_fault(self.function_name):
-        return json.dumps({"errorType": error, "errorMessage": "injected", "stackTrace": []}), True, ""
     payload = event if isinstance(event, (str, bytes)) else json.dumps(event if event is not None else {})
+    if error := injected_fault(target(self.function_name, payload)):
+        return json.dumps({"errorType": error, "errorMessage": "injected", "stackTrace": []}), True, ""
     try:
         answer, error = LAMBDA.invoke(function_config(self), payload.encode() if isinstance(payload, str) else payload)
     except Throttled as e:

@@ -20,6 +20,7 @@ import httpx
 from chat_provisioning.audit import DynamoAuditStore
 from chat_provisioning.config import ChatConfig, UserPool
 from chat_provisioning.policy import user_id_for
+from chat_provisioning.steps import SYNC_USER_STEPS
 from chat_provisioning.synapse import SynapseAdmin
 
 from . import actors, deploy, iam_check, synapse_server
@@ -236,7 +237,10 @@ class LocalEnv:
 
     # --- the deployed functions, in their own execution environments (lambda_runtime.py) ----
     def invoke(self, function: str, event: dict) -> dict:
-        """Invoke a deployed function, as its caller does (synchronously)."""
+        """Invoke a deployed function, as its caller does (synchronously); a SyncUser step, as
+        its Task does: the function that serves it, with the step named."""
+        if function in SYNC_USER_STEPS:
+            event, function = {"step": function, **event}, "SyncUserSteps"
         payload, failed = self.invoke_by_name(self.state.functions[function], event)
         if failed:
             raise FunctionError(function, payload)
@@ -247,11 +251,19 @@ class LocalEnv:
         r = self.aws["lambda"].invoke(FunctionName=physical_name, Payload=json.dumps(event).encode())
         return json.loads(r["Payload"].read() or "null"), bool(r.get("FunctionError"))
 
+    def invoked_as(self, name: str) -> str:
+        """How a fault or a hold names a function (wiring's name) or a SyncUser step: what
+        lambda_runtime.target reads from an invocation."""
+        if name in SYNC_USER_STEPS:
+            return name
+        return self.state.functions[name]
+
     def fail_lambda(self, function: str, error: str, times: int = 1) -> None:
-        """The next `times` invocations of `function` fail with `error`, unrun (aws_server.py)."""
+        """The next `times` invocations of `function` (or of a SyncUser step) fail with `error`,
+        unrun (aws_server.py)."""
         path = self.state.state_dir / "control" / "faults.json"
         faults = json.loads(path.read_text()) if path.exists() else {}
-        faults[self.state.functions[function]] = {"error": error, "times": times}
+        faults[self.invoked_as(function)] = {"error": error, "times": times}
         write_atomically(path, json.dumps(faults))
 
     def cold_start(self) -> None:
@@ -270,10 +282,11 @@ class LocalEnv:
 
     @contextmanager
     def holding(self, function: str, timeout: float = 60) -> Iterator[Callable[[], None]]:
-        """The next invocation of `function` returns only once this block has ended (see
-        aws_server.py); the block calls the function it is given to wait for that moment."""
+        """The next invocation of `function` (or of a SyncUser step) returns only once this block
+        has ended (see aws_server.py); the block calls the function it is given to wait for
+        that moment."""
         control = self.state.state_dir / "control"
-        name = self.state.functions[function]
+        name = self.invoked_as(function)
         hold, held = control / f"{name}.hold", control / f"{name}.held"
         hold.touch()
 

@@ -48,7 +48,7 @@ def write(asl: Path) -> bool:
     """Give every Lambda Task of the file the policy's Retry; True if the file changed."""
     text = asl.read_text()
     definition = json.loads(text)
-    for _, task in wiring.lambda_tasks(definition["States"]):
+    for _, _, task in wiring.lambda_tasks(definition["States"]):
         task["Retry"] = retriers()
     new = json.dumps(definition, indent=2) + "\n"
     asl.write_text(new)

@@ -84,11 +84,9 @@ class Triggers:
         self.pool, self.pool_id = self.user_pool(stack, config)
         # Policies of their own, not the roles' default policies: a created pool depends on the
         # trigger function, which depends on its default policy, which must not depend on it.
-        for fn, actions in ((steps["ReadCognitoUser"], ["ListUsers", "AdminListGroupsForUser"]),
-                            # read again by each step that grants, right before it writes
-                            (steps["ProvisionUser"], ["ListUsers"]),
-                            (steps["JoinRooms"], ["ListUsers", "AdminListGroupsForUser"]),
-                            (steps["AssignRoles"], ["ListUsers", "AdminListGroupsForUser"]),
+        # The SyncUser steps read the user in ReadCognitoUser, and again in each step that grants,
+        # right before it writes.
+        for fn, actions in ((steps["SyncUserSteps"], ["ListUsers", "AdminListGroupsForUser"]),
                             (steps["PlanSweep"], ["ListUsers", "ListGroups", "ListUsersInGroup"]),
                             (inspect_user, ["ListUsers", "AdminListGroupsForUser"]),
                             (post_confirmation, ["AdminGetUser"]), (retry_start, ["AdminGetUser"]),

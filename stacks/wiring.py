@@ -1,8 +1,8 @@
 """The deployment's metadata, read by the CDK stack and by the local run alike, so that it
 exists once (and ships in no Lambda asset): which handler serves which function, which call
 Synapse, the functions' environment, the rules' event patterns, the steps' time. Steps are
-named as the ASL names them: `${<Step>FunctionArn}` in statemachines/*.asl.json is the ARN of
-the function that serves <Step>; one function serves a step in every state machine that has it."""
+named as the ASL names their Task states; `${<Function>FunctionArn}` in statemachines/*.asl.json
+is the ARN of the function that serves the Task."""
 
 import json
 import re
@@ -22,18 +22,16 @@ def handler(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__name__}"
 
 
-STEPS = {name: handler(fn) for name, fn in {
-    "ProvisionUser": steps.provision_user,
-    "JoinRooms": steps.join_rooms,
-    "AssignRoles": steps.assign_roles,
-    "RecordAudit": steps.record_audit,
-    "ReadCognitoUser": steps.read_cognito_user,
-    "DeactivateUser": steps.deactivate_user,
+# The functions that serve the Task states. One serves every SyncUser step (steps.SYNC_USER_STEPS),
+# so that a sign-up meets one cold start on its way to The Red Room, not one per step: it runs
+# the step its Task names. PlanSweep has its own: a sweep's memory, S3 and the whole pool.
+STEP_FUNCTIONS = {name: handler(fn) for name, fn in {
+    "SyncUserSteps": steps.sync_user_step,
     "PlanSweep": steps.plan_sweep,
 }.items()}
-# The steps that call Synapse: only these run in the VPC, read the bot's token, and have a
+# The functions that call Synapse: only these run in the VPC, read the bot's token, and have a
 # reserved concurrency (config synapse_concurrency). The others call AWS's public APIs only.
-CALLS_SYNAPSE = {"ProvisionUser", "JoinRooms", "AssignRoles", "DeactivateUser", "PlanSweep", "InspectUser"}
+CALLS_SYNAPSE = {"SyncUserSteps", "PlanSweep", "InspectUser"}
 TRIGGERS = {name: handler(fn) for name, fn in {
     "PostConfirmation": signup.post_confirmation,
     "RetryStart": triggers.retry_start,
@@ -44,7 +42,7 @@ TRIGGERS = {name: handler(fn) for name, fn in {
 TOOLS = {"InspectUser": handler(inspection.inspect_user)}
 INSPECT_SECONDS = 30  # a user and a few rooms: about ten GETs (the deadline ends a slow Synapse's)
 INSPECT_CONCURRENCY = 2  # operators asking at once; the rest are throttled, not piled on Synapse
-FUNCTIONS = {**STEPS, **TRIGGERS, **TOOLS}  # every function the stack deploys -> its handler
+FUNCTIONS = {**STEP_FUNCTIONS, **TRIGGERS, **TOOLS}  # every function the stack deploys -> its handler
 # The state machines (the stack, the local run and the tests walk this) and their ASL files.
 STATEMACHINES = Path(__file__).resolve().parents[1] / "statemachines"
 MACHINES = {"SyncUser": STATEMACHINES / "sync_user.asl.json",
@@ -78,26 +76,26 @@ EXECUTION_STATUS_PATTERN = {"source": ["aws.states"], "detail-type": ["Step Func
 TASK_OVERHEAD_SECONDS = 10
 
 
-def lambda_tasks(states: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The Tasks that invoke a step's function (`${<Step>FunctionArn}`), nested ones included,
-    with the step each serves."""
+def lambda_tasks(states: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The Tasks that invoke a step's function (`${<Function>FunctionArn}`), nested ones
+    included: (the function, the state's name, the state)."""
     found = []
-    for state in states.values():
-        if step := re.fullmatch(r"\$\{(\w+)FunctionArn\}", str(state.get("Resource"))):
-            found.append((step.group(1), state))
+    for name, state in states.items():
+        if function := re.fullmatch(r"\$\{(\w+)FunctionArn\}", str(state.get("Resource"))):
+            found.append((function.group(1), name, state))
         found += lambda_tasks(state.get("ItemProcessor", {}).get("States", {}))
     return found
 
 
 def function_timeouts() -> dict[str, int]:
-    """Each step's function timeout, from its Task's TimeoutSeconds (the same in every machine)."""
+    """Each step function's timeout, from its Tasks' TimeoutSeconds: one function, one time."""
     found: dict[str, set[int]] = {}
     for asl in MACHINES.values():
-        for step, task in lambda_tasks(json.loads(asl.read_text())["States"]):
-            found.setdefault(step, set()).add(task["TimeoutSeconds"])
-    if differ := {step: t for step, t in found.items() if len(t) != 1}:
-        raise ValueError(f"one function serves a step: its Tasks' TimeoutSeconds differ: {differ}")
-    return {step: t.pop() - TASK_OVERHEAD_SECONDS for step, t in found.items()}
+        for function, _, task in lambda_tasks(json.loads(asl.read_text())["States"]):
+            found.setdefault(function, set()).add(task["TimeoutSeconds"])
+    if differ := {function: t for function, t in found.items() if len(t) != 1}:
+        raise ValueError(f"one function has one timeout: its Tasks' TimeoutSeconds differ: {differ}")
+    return {function: t.pop() - TASK_OVERHEAD_SECONDS for function, t in found.items()}
 
 
 def longest_unsplit_seconds(config: ChatConfig) -> float:
@@ -108,8 +106,8 @@ def longest_unsplit_seconds(config: ChatConfig) -> float:
     return LEASE_WAIT_SECONDS + 3 * 2 * config.synapse_timeout_seconds + RESERVE_SECONDS
 
 
-def placeholder(step: str) -> str:
-    return f"{step}FunctionArn"
+def placeholder(function: str) -> str:
+    return f"{function}FunctionArn"
 
 
 def machine_placeholder(machine: str) -> str:

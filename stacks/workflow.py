@@ -20,12 +20,12 @@ from stacks import wiring
 from .bundling import ARCHITECTURE, RUNTIME, lambda_code
 
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
-# Lambda's CPU scales with memory (1,769 MB: one vCPU). PlanSweep holds the whole pool:
-# measured here, about 4 KB a user over a 75 MB start (88 MB at 3,000 users), so 100,000 users
-# need about 500 MB. PostConfirmation's cold start (its import and two clients) took 0.30-0.42 s
-# of a full CPU here: about 2-3 s at 256 MB's share, 0.5-0.7 s at 1,024 MB's, which leaves
-# Cognito's 5 s to the calls themselves.
-MEMORY_MB = {"PlanSweep": 1024, "PostConfirmation": 1024}
+# Lambda's CPU scales with memory: 1,769 MB is one vCPU, all a Python process uses. The path of
+# a sign-up to The Red Room (PostConfirmation, then SyncUserSteps) gets it: its cold starts are
+# CPU work (imports, the first boto3 client), about seven times as long at 256 MB, and a
+# sporadic sign-up meets them (docs/benchmarks.md). PlanSweep holds the whole pool (about 4 KB a
+# user over a 75 MB start: 100,000 users need about 500 MB) and plans on a full CPU too.
+MEMORY_MB = {"PlanSweep": 1769, "PostConfirmation": 1769, "SyncUserSteps": 1769}
 
 
 def allow(fn: lambda_.Function, actions: list[str], resources: list[str]) -> None:
@@ -84,7 +84,7 @@ class Workflow:
                  locks: dynamodb.Table, plans: s3.Bucket):
         step_env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
                                              plans_bucket=plans.bucket_name)
-        self.steps = {name: functions.make(name, handler, step_env) for name, handler in wiring.STEPS.items()}
+        self.steps = {name: functions.make(name, handler, step_env) for name, handler in wiring.STEP_FUNCTIONS.items()}
         # Operators' read of one user in Cognito and Synapse (toolbox/, `user status`).
         self.inspect_user = functions.make("InspectUser", wiring.TOOLS["InspectUser"], step_env,
                                            timeout=Duration.seconds(wiring.INSPECT_SECONDS))
@@ -103,10 +103,10 @@ class Workflow:
                 caller.add_to_role_policy(iam.PolicyStatement(
                     actions=["kms:Decrypt"], resources=[config.admin_token_kms_key_arn],
                     conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}}))
-        allow(self.steps["RecordAudit"], ["dynamodb:PutItem"], [audit.table_arn])
-        # the reactivation rule: read the trail, and put the reactivation on it before the act
-        allow(self.steps["ProvisionUser"], ["dynamodb:Query", "dynamodb:PutItem"], [audit.table_arn])
-        for writer in ("AssignRoles", "PlanSweep"):  # levels, and a sweep's --align-rooms
+        # RecordAudit's items; ProvisionUser's reactivation rule: read the trail, and put the
+        # reactivation on it before the act
+        allow(self.steps["SyncUserSteps"], ["dynamodb:Query", "dynamodb:PutItem"], [audit.table_arn])
+        for writer in ("SyncUserSteps", "PlanSweep"):  # AssignRoles' levels, a sweep's --align-rooms
             allow(self.steps[writer], ["dynamodb:UpdateItem"], [locks.table_arn])
         allow(self.steps["PlanSweep"], ["s3:PutObject"], [plans.arn_for_objects("sweeps/*")])
 

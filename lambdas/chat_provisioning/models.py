@@ -95,6 +95,7 @@ class Run(Frozen):
 class StepEvent(Run):
     """The Lambda payload each Task builds with Parameters: the context and the state."""
     workflow: dict[str, Any]
+    step: str | None = None  # $$.State.Name: which step the function that serves several runs
 
 
 class SweepRequest(Frozen):

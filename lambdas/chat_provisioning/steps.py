@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .audit import execution_name
 from .display_names import name_to_write
-from .errors import LevelBeyondTheBot, RoomNotFound, UserDeactivated
+from .errors import InvalidInput, LevelBeyondTheBot, RoomNotFound, UserDeactivated
 from .matrix_reads import read_matrix
 from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
 from .policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, links_of,
@@ -27,6 +27,7 @@ Step = Callable[[Any, Runtime, Run], WorkflowState]  # (the state as `reads` par
 class Handler(Protocol):
     """A step's Lambda handler; `rt` is for tests (a Runtime of fakes)."""
     step: Step  # the step alone, for tests that share one Runtime
+    state: str  # the Task state it serves, as the ASL names it
 
     def __call__(self, event: dict[str, Any], context: LambdaContext, rt: Runtime | None = None) -> dict[str, Any]: ...
 
@@ -56,7 +57,7 @@ def step(reads: type[Sub] = WorkflowState) -> Callable[[Step], Handler]:
 
         handler.__name__ = fn.__name__
         typed = cast(Handler, handler)
-        typed.step = fn
+        typed.step, typed.state = fn, step_name
         return typed
     return wrap
 
@@ -266,6 +267,21 @@ def record_audit(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     count("UsersSynced", cause=state.cause)
     logger.info("audit recorded", extra={"new_items": new, "items": len(state.actions)})
     return state
+
+
+# One function serves every step of SyncUser (stacks/wiring.py): one cold start on a sign-up's
+# path to The Red Room instead of three. Its Tasks name their step with the context object.
+SYNC_USER_STEPS = {h.state: h for h in (
+    read_cognito_user, provision_user, join_rooms, assign_roles, deactivate_user, record_audit)}
+
+
+def sync_user_step(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The handler of the SyncUser steps' function: the step its Task state names (Parameters
+    `"step.$": "$$.State.Name"`, which no execution input can set)."""
+    name = event.get("step") if isinstance(event, dict) else None
+    if not isinstance(name, str) or name not in SYNC_USER_STEPS:
+        raise InvalidInput(f"StepEvent: step: not a step of SyncUser: {str(name)[:64]!r}")
+    return SYNC_USER_STEPS[name](event, context)
 
 
 @logger.inject_lambda_context(correlation_id_path="execution", clear_state=True)

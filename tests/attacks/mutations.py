@@ -331,6 +331,15 @@ MUTATIONS = [
     ("a timeout is retried under either name AWS gives it", "stacks/retries.py",
      '("Lambda.Unknown", "Sandbox.Timedout"): Retry(5, 3, 30)', '("Lambda.Unknown",): Retry(5, 3, 30)',
      ["tests/infra/test_stack.py::test_the_retry_policy_retries_every_transient_error_and_nothing_permanent"]),
+    ("a SyncUser Task's step is its state's name, not its input", "statemachines/sync_user.asl.json",
+     'this workflow made.",\n      "Resource": "${SyncUserStepsFunctionArn}",\n      "Parameters": {\n'
+     '        "step.$": "$$.State.Name",',
+     'this workflow made.",\n      "Resource": "${SyncUserStepsFunctionArn}",\n      "Parameters": {\n'
+     '        "step.$": "$.step",',
+     ["tests/infra/test_stack.py::test_one_function_serves_every_sync_user_step_by_its_state_name"]),
+    ("the steps' function runs a SyncUser step only", "lambdas/chat_provisioning/steps.py",
+     "    if not isinstance(name, str) or name not in SYNC_USER_STEPS:\n", "    if not isinstance(name, str):\n",
+     ["tests/unit/test_steps.py::test_the_sync_user_function_runs_the_step_its_task_names"]),
 ]
 
 

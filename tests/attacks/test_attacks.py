@@ -256,7 +256,7 @@ def test_a_run_that_waited_for_a_rooms_lease_grants_what_cognito_says_after_the_
     sub = new()
     local.cognito.signup(sub, [], None)
     room_id = local.config.rooms["experiencers"].room_id
-    calls = local.state.state_dir / "lambda" / "calls" / f"{local.state.functions['AssignRoles']}.jsonl"
+    calls = local.state.state_dir / "lambda" / "calls" / f"{local.state.functions['SyncUserSteps']}.jsonl"
     seen = len(calls.read_text().splitlines())
     writer = DynamoRoomLocks(local.state.locks_table, lambda: local.aws["dynamodb"], lease_seconds=120)
     with writer.hold(room_id):

@@ -15,7 +15,7 @@ from aws_cdk import App
 import app as cdk_app
 from cdk_cli import cfn_lint_errors, checkov_failures, cli_synth
 from local_run.deploy import project_context
-from chat_provisioning import errors
+from chat_provisioning import errors, steps
 from chat_provisioning.aws import FAILED_STATUSES
 from stacks import wiring
 from chat_provisioning.config import CONTEXT_KEY, GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
@@ -66,11 +66,19 @@ def test_the_retry_policy_retries_every_transient_error_and_nothing_permanent():
 def test_every_lambda_task_retries_by_the_one_policy():
     """The ASL files show the policy in every Task: a hand edit, or an error class added
     without `make asl`, fails here."""
-    assert {name for _, name, _ in TASKS} == set(wiring.STEPS)
     for machine, asl in ASLS.items():
-        for _, task in wiring.lambda_tasks(asl["States"]):
+        for _, _, task in wiring.lambda_tasks(asl["States"]):
             assert task["Retry"] == retries.retriers(), f"{machine}: {task['Resource']}: run `make asl`"
             assert "Catch" not in task, f"{task['Resource']}: a Catch would end the execution elsewhere than the failing step"
+
+
+def test_one_function_serves_every_sync_user_step_by_its_state_name():
+    """A sign-up's path meets one cold start: each SyncUser Task invokes the one function and
+    names its step with the context object (no input can set it); every step has its Task."""
+    served = {(function, name, task["Parameters"].get("step.$")) for machine, asl in ASLS.items()
+              for function, name, task in wiring.lambda_tasks(asl["States"])}
+    assert served == {("SyncUserSteps", step, "$$.State.Name") for step in steps.SYNC_USER_STEPS} \
+        | {("PlanSweep", "PlanSweep", None)}
 
 
 def machines(template) -> dict:
@@ -83,15 +91,16 @@ def test_each_function_times_out_before_its_task_and_fits_its_longest_unsplit_wo
     own timeout (retried) comes first; a step that calls Synapse fits a lease wait and a
     guarded write; the sweep's plan gets Lambda's 15 minutes."""
     functions = {f["Handler"].rsplit(".", 1)[1]: f for f in resources(template, "AWS::Lambda::Function").values()}
-    handlers = wiring.FUNCTIONS
-    for machine, name, task in TASKS:
-        timeout = functions[handlers[name].rsplit(".", 1)[1]]["Timeout"]
-        assert timeout == task["TimeoutSeconds"] - wiring.TASK_OVERHEAD_SECONDS, (machine, name)
-        if name in wiring.CALLS_SYNAPSE:
-            assert timeout >= wiring.longest_unsplit_seconds(sample_config())
-    assert functions["plan_sweep"]["Timeout"] == 900 and functions["plan_sweep"]["MemorySize"] == 1024
+    for machine, asl in ASLS.items():
+        for name, state, task in wiring.lambda_tasks(asl["States"]):
+            timeout = functions[wiring.FUNCTIONS[name].rsplit(".", 1)[1]]["Timeout"]
+            assert timeout == task["TimeoutSeconds"] - wiring.TASK_OVERHEAD_SECONDS, (machine, state)
+            if name in wiring.CALLS_SYNAPSE:
+                assert timeout >= wiring.longest_unsplit_seconds(sample_config())
+    assert functions["plan_sweep"]["Timeout"] == 900 and functions["plan_sweep"]["MemorySize"] == 1769
     assert functions["post_confirmation"]["Timeout"] < 5  # Cognito waits 5 s
-    assert functions["post_confirmation"]["MemorySize"] == 1024  # its CPU share, for the cold start
+    # a full vCPU on a sign-up's path to The Red Room, for its cold starts
+    assert functions["post_confirmation"]["MemorySize"] == functions["sync_user_step"]["MemorySize"] == 1769
     queue = next(q for k, q in resources(template, "AWS::SQS::Queue").items() if k.startswith("StartRetryQueue"))
     assert queue["VisibilityTimeout"] >= 6 * functions["retry_start"]["Timeout"]  # AWS's advice
 
@@ -150,8 +159,8 @@ def test_inlined_definitions_are_the_files_and_each_step_its_handler(template):
             if placeholder == wiring.PLANS_BUCKET_PLACEHOLDER:  # where the sweep writes results
                 assert arn["Ref"].startswith("SweepPlans")
                 continue
-            step = placeholder.removesuffix("FunctionArn")
-            assert functions[arn["Fn::GetAtt"][0]]["Handler"] == wiring.STEPS[step]
+            function = placeholder.removesuffix("FunctionArn")
+            assert functions[arn["Fn::GetAtt"][0]]["Handler"] == wiring.STEP_FUNCTIONS[function]
 
 
 def test_cdk_nag_has_no_unacknowledged_findings(cdk_out):
@@ -356,13 +365,8 @@ def test_every_rule_target_keeps_what_it_could_not_deliver_or_run(template):
 # The calls each function makes (xray: tracing, granted with it, aside). A change here is a
 # change of what a function may do: review it as one.
 CALLS = {
-    "ReadCognitoUser": {"cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
-    "ProvisionUser": {"secretsmanager:GetSecretValue", "dynamodb:Query", "dynamodb:PutItem", "cognito-idp:ListUsers"},
-    "JoinRooms": {"secretsmanager:GetSecretValue", "cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
-    "AssignRoles": {"secretsmanager:GetSecretValue", "dynamodb:UpdateItem", "cognito-idp:ListUsers",
-                    "cognito-idp:AdminListGroupsForUser"},
-    "DeactivateUser": {"secretsmanager:GetSecretValue"},
-    "RecordAudit": {"dynamodb:PutItem"},
+    "SyncUserSteps": {"secretsmanager:GetSecretValue", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                      "cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
     "PlanSweep": {"secretsmanager:GetSecretValue", "s3:PutObject", "dynamodb:UpdateItem", "cognito-idp:ListUsers",
                   "cognito-idp:ListGroups", "cognito-idp:ListUsersInGroup"},
     "PostConfirmation": {"cognito-idp:AdminGetUser", "states:StartExecution", "states:DescribeExecution",
@@ -406,16 +410,17 @@ def resources_allowed(statements: list[dict], action: str) -> list:
 def test_the_token_audit_and_leases_are_reached_only_as_designed(template):
     statements = role_statements(template)
     with_token = {n for n, st in statements.items() if "secretsmanager:GetSecretValue" in actions_of(st)}
-    assert with_token == wiring.CALLS_SYNAPSE  # RecordAudit and the triggers never see it
+    assert with_token == wiring.CALLS_SYNAPSE  # the triggers never see it
     for name in with_token:
         (arn,) = resources_allowed(statements[name], "secretsmanager:GetSecretValue")
         assert f":secret:{sample_config().admin_token_secret_name}-??????" in json.dumps(arn)
     tables = {k: json.dumps(v) for k, v in resources(template, "AWS::DynamoDB::Table").items()}
     audit = next(k for k in tables if k.startswith("AuditTable"))
     locks = next(k for k in tables if k.startswith("LocksTable"))
-    for name in ("RecordAudit", "RecordFailure"):  # append-only: no UpdateItem, DeleteItem, BatchWrite
+    for name in ("SyncUserSteps", "RecordFailure"):  # append-only: no UpdateItem, DeleteItem, BatchWrite
         assert resources_allowed(statements[name], "dynamodb:PutItem") == [{"Fn::GetAtt": [audit, "Arn"]}]
-    assert resources_allowed(statements["AssignRoles"], "dynamodb:UpdateItem") == [{"Fn::GetAtt": [locks, "Arn"]}]
+    for name in ("SyncUserSteps", "PlanSweep"):  # the leases, never the audit trail
+        assert resources_allowed(statements[name], "dynamodb:UpdateItem") == [{"Fn::GetAtt": [locks, "Arn"]}]
 
 
 def test_functions_that_call_synapse_have_reserved_concurrency(template):

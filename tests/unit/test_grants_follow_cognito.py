@@ -11,7 +11,6 @@ never be taken back (issue 22, finding 0), and synth refuses such a role."""
 
 import itertools
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +38,9 @@ CHANGES = ("add", "remove", "disable", "enable", "reset", "confirm", "delete")
 subs, groups, rooms = st.sampled_from(SUBS), st.sampled_from(GROUPS), st.sampled_from(ROOMS)
 
 
-def step_of(state: dict[str, Any]) -> Any:
-    """The step a Task state's Resource names: ${ProvisionUserFunctionArn} -> provision_user."""
-    name = state["Resource"].removeprefix("${").removesuffix("FunctionArn}")
-    return getattr(steps, re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()).step
+def step_of(name: str) -> Any:
+    """The step a Task state runs: the one its name names (`"step.$": "$$.State.Name"`)."""
+    return steps.SYNC_USER_STEPS[name].step
 
 
 def chosen(state: dict[str, Any], data: dict[str, Any]) -> str:
@@ -162,7 +160,7 @@ class GrantsFollowCognito(RuleBasedStateMachine):
             run["at"] = chosen(state, run["data"].model_dump())
             return
         try:
-            run["data"] = step_of(state)(run["data"], self.rt, Run(execution=run["execution"], redrive=run["redrive"]))
+            run["data"] = step_of(run["at"])(run["data"], self.rt, Run(execution=run["execution"], redrive=run["redrive"]))
         except ProvisioningError:
             run["failed"] = True  # FAILED at this step: a redrive runs it again
             return

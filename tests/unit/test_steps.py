@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from chat_provisioning import steps
-from chat_provisioning.errors import (LeaseLost, RoomBusy, SynapseUnavailable,
+from chat_provisioning.errors import (InvalidInput, LeaseLost, RoomBusy, SynapseUnavailable,
                                       UserDeactivated)
 from chat_provisioning.models import Action, WorkflowState
 from tests.fakes import FakeDirectory, FakeRoomLocks, POOL, SERVER, SUB, runtime_of, sample_config
@@ -32,6 +32,23 @@ def confirmed(rt, groups=(), name=None, **kw) -> WorkflowState:
     """The state ReadCognitoUser leaves for a confirmed user, who is so in Cognito now too."""
     rt.directory.add(SUB, groups, display_name=name)
     return WorkflowState(sub=SUB, cause="signup", cognito="confirmed", groups=groups, **kw)
+
+
+def test_the_sync_user_function_runs_the_step_its_task_names(context, monkeypatch):
+    """One function serves every SyncUser step: its Task names the step (`$$.State.Name`). A
+    name that is not a SyncUser step is refused before anything runs."""
+    rt = runtime_of()
+    rt.directory.add(SUB, ("staff",))
+    monkeypatch.setattr(steps, "runtime", lambda: rt)
+    event = {"execution": EXECUTION, "workflow": {"sub": SUB, "cause": "signup"}}
+    for wrong in (None, "PlanSweep", "read_cognito_user", "ReadCognitoUser ", 7):
+        with pytest.raises(InvalidInput, match="not a step of SyncUser"):
+            steps.sync_user_step({**event, "step": wrong}, context)
+    assert rt.synapse.users == {}
+    state = WorkflowState.model_validate(steps.sync_user_step({**event, "step": "ReadCognitoUser"}, context))
+    assert (state.cognito, state.groups) == ("confirmed", ("staff",))
+    provisioned = steps.sync_user_step({**event, "step": "ProvisionUser", "workflow": state.model_dump()}, context)
+    assert provisioned["user_id"] in rt.synapse.users
 
 
 def test_read_cognito_user_keeps_known_groups_and_reports_unknown_ones(context):

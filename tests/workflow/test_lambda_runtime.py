@@ -26,27 +26,28 @@ def test_a_function_past_its_timeout_is_retried_as_the_asl_says(local, sub, name
     """Lambda ends a function at its timeout and Step Functions sees Lambda.Unknown, as AWS's
     guide says (the cause says Sandbox.Timedout), or Sandbox.Timedout itself, as executions
     have been reported to record it. Every step is idempotent and a timeout can pass, so the
-    ASL retries either: held past a 2 s timeout once, RecordAudit succeeds on its retry."""
+    ASL retries either: held past a 5 s timeout once (the steps before it keep 2 s of it back
+    and start no Synapse request with under 1 s left), RecordAudit succeeds on its retry."""
     local.cognito.create_user(sub)
-    log = local.state.state_dir / "lambda" / f"{local.state.functions['RecordAudit']}.log"
-    with (configured(local, "RecordAudit", Timeout=2), local.timeouts_named(name),
+    log = local.state.state_dir / "lambda" / f"{local.state.functions['SyncUserSteps']}.log"
+    with (configured(local, "SyncUserSteps", Timeout=5), local.timeouts_named(name),
           local.holding("RecordAudit") as reached):
         arn = local.operator.start(sub, wait=False)["execution_arn"]
-        reached()  # RecordAudit has written; its answer is held past the 2 s
+        reached()  # RecordAudit has written; its answer is held past the 5 s
         result = local.operator.wait(arn)
     assert result["status"] == "SUCCEEDED"
     [failed] = [e["lambdaFunctionFailedEventDetails"] for e in local.inspector.failed_attempts(arn)]
     assert failed["error"] == name
     cause = json.loads(failed["cause"])
     assert cause["errorType"] == "Sandbox.Timedout"
-    assert "Task timed out after 2.00 seconds" in cause["errorMessage"]
+    assert "Task timed out after 5.00 seconds" in cause["errorMessage"]
     assert "Status: timeout" in log.read_text()  # the environment was killed, as Lambda does
 
 
 def test_a_throttled_step_is_retried_as_lambda_too_many_requests(local, sub):
     """Reserved concurrency 0 throttles every invocation (HTTP 429, TooManyRequestsException);
     Step Functions names it Lambda.TooManyRequestsException, which the ASL retries."""
-    lam, name = local.aws["lambda"], local.state.functions["ReadCognitoUser"]
+    lam, name = local.aws["lambda"], local.state.functions["SyncUserSteps"]
     local.cognito.create_user(sub)
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
     try:
@@ -67,13 +68,15 @@ def test_a_throttled_step_is_retried_as_lambda_too_many_requests(local, sub):
 
 
 def test_a_call_the_role_lacks_is_denied_and_flagged(local, sub):
-    """Negative control of the IAM enforcement: without its PutItem statement, RecordAudit's
-    write is refused by moto as AWS would refuse it, and the call check names it."""
+    """Negative control of the IAM enforcement: without PutItem in its role, RecordAudit's write
+    is refused by moto as AWS would refuse it, and the call check names it."""
     iam = local.aws["iam"]
-    role = local.state.roles["RecordAudit"].rsplit("/", 1)[-1]
+    role = local.state.roles["SyncUserSteps"].rsplit("/", 1)[-1]
     [default] = [p for p in iam.list_role_policies(RoleName=role)["PolicyNames"] if "DefaultPolicy" in p]
     document = iam.get_role_policy(RoleName=role, PolicyName=default)["PolicyDocument"]
-    without = {**document, "Statement": [s for s in document["Statement"] if "dynamodb:PutItem" not in s["Action"]]}
+    without = {**document, "Statement": [
+        {**s, "Action": [a for a in s["Action"] if a != "dynamodb:PutItem"]} if isinstance(s["Action"], list) else s
+        for s in document["Statement"] if s["Action"] != "dynamodb:PutItem"]}
     assert without["Statement"] != document["Statement"]
     iam.put_role_policy(RoleName=role, PolicyName=default, PolicyDocument=json.dumps(without))
     try:
@@ -84,8 +87,8 @@ def test_a_call_the_role_lacks_is_denied_and_flagged(local, sub):
     finally:
         iam.put_role_policy(RoleName=role, PolicyName=default, PolicyDocument=json.dumps(document))
     assert (result["status"], result["failed_state"]) == ("FAILED", "RecordAudit")
-    calls = seen["RecordAudit"]
+    calls = seen["SyncUserSteps"]
     assert {"service": "dynamodb", "action": "PutItem", "TableName": local.state.audit_table,
             "error": "AccessDeniedException"} in calls
-    assert f"RecordAudit: dynamodb:PutItem on arn:aws:dynamodb:us-east-1:123456789012:table/{local.state.audit_table}" in flagged
-    assert not any(f.startswith("RecordAudit") for f in iam_check.unallowed_calls(seen, local.state.roles, local.aws))
+    assert f"SyncUserSteps: dynamodb:PutItem on arn:aws:dynamodb:us-east-1:123456789012:table/{local.state.audit_table}" in flagged
+    assert not any(f.startswith("SyncUserSteps") for f in iam_check.unallowed_calls(seen, local.state.roles, local.aws))

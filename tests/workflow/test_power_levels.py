@@ -19,14 +19,15 @@ N = 50
 
 @pytest.fixture(scope="module")
 def step_runtime(local):
-    """The AssignRoles function's environment, as the local stack deployed it, in this process."""
+    """The environment of the function that serves AssignRoles, as the local stack deployed it,
+    in this process."""
     config = local.aws["lambda"].get_function_configuration(
-        FunctionName=local.state.functions["AssignRoles"])
+        FunctionName=local.state.functions["SyncUserSteps"])
     with pytest.MonkeyPatch.context() as mp:
         for key, value in config["Environment"]["Variables"].items():
             mp.setenv(key, value)
         mp.setenv("AWS_ENDPOINT_URL", local.state.aws_endpoint_url)
-        for key, value in local.role_credentials("AssignRoles").items():  # its role's, as Lambda gives
+        for key, value in local.role_credentials("SyncUserSteps").items():  # its role's, as Lambda gives
             mp.setenv(key, value)
         caches = (runtime_module.secrets, aws.aws_client)
         for cache in caches:  # clients for this environment

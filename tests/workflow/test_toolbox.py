@@ -165,7 +165,7 @@ def test_the_operator_signs_with_the_stacks_operator_policy_and_nothing_more(loc
     with pytest.raises(ClientError, match="AccessDenied"):
         operator.client("secretsmanager").get_secret_value(SecretId=local.config.admin_token_secret_name)
     with pytest.raises(ClientError, match="AccessDenied"):
-        operator.client("lambda").invoke(FunctionName=local.state.functions["ProvisionUser"], Payload=b"{}")
+        operator.client("lambda").invoke(FunctionName=local.state.functions["SyncUserSteps"], Payload=b"{}")
     with pytest.raises(ClientError, match="AccessDenied"):
         operator.client("dynamodb").put_item(TableName=local.state.audit_table, Item={"sub": {"S": "x"}})
     CALLS.intersection_update(recorded)  # these were this test's, not the commands'
