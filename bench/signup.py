@@ -1,65 +1,67 @@
-"""`make bench`: what a sign-up costs, measured on the local stack in one run, as exact counts
-and as ratios against baselines measured in the same run. Prints a table and writes
-bench/results.json. Not a test: it asserts nothing.
+"""`make bench`: what a sign-up costs and what a new user waits for, measured on the local
+stack in one run, as exact counts and as ratios against baselines measured in the same run.
+Prints a table and writes bench/results.json and docs/benchmarks.md. Not a test: it asserts
+nothing.
 
-Baselines: the raw minimum of Synapse requests (the same changes made by raw admin calls,
-counted in Synapse's access log like the workflow's); Synapse's own processing time (from its
-access log) for the overhead; the same users created and joined by raw admin calls at the
-same concurrency for the throughput; `import boto3` for the handlers' cold import. Cold starts:
-from the REPORT lines of the local Lambda runtime (one per invocation, Init Duration on a cold one).
-Prices: us-east-1 list prices, stated below; check them before relying on the cost."""
+Baselines: the one Lambda this project replaced, cold and warm, for the wait from confirmation
+to The Red Room (first_signup.py); the raw minimum of Synapse requests (the same changes made by
+raw admin calls, counted in Synapse's access log like the workflow's); Synapse's own processing
+time (from its access log) for the overhead; `import boto3` for each handler module's cold
+import, both in the local Lambda runtime's environment (the asset's packages only). Prices:
+us-east-1 list prices, stated below; check them before relying on the cost."""
 
 import json
 import os
 import statistics
 import subprocess
 import sys
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
 from chat_provisioning.config import ChatConfig
-from chat_provisioning.signup import signup_execution_name
 from local_run import env
+from local_run.lambda_runtime import PYTHON, TASK_ROOT
+from stacks import wiring
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import first_signup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP_FUNCTIONS_PER_TRANSITION = 0.025 / 1000  # Standard workflows
 LAMBDA_PER_REQUEST = 0.20 / 1_000_000
 LAMBDA_PER_GB_SECOND_ARM = 0.0000133334
-LAMBDA_MEMORY_GB = 0.25
 DYNAMODB_PER_WRITE = 0.625 / 1_000_000  # on-demand write request unit
+IMPORT_RUNS = 7
 
 
 def seconds(d) -> float:
     return (d["stopDate"] - d["startDate"]).total_seconds()
 
 
-def cold_import(module: str, runs: int = 5) -> float:
-    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    return statistics.median(float(subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                                  text=True, check=True).stdout) for _ in range(runs))
+def cold_imports(modules: list[str]) -> dict[str, float]:
+    """Each module's import in a fresh process of the local Lambda runtime's Python, from the
+    task root as Lambda imports a handler: the median of IMPORT_RUNS, taken in turns so that a
+    busy moment falls on all of them alike."""
+    code = "import sys, time; t = time.perf_counter(); __import__(sys.argv[1]); print(time.perf_counter() - t)"
+    times: dict[str, list[float]] = {m: [] for m in modules}
+    for _ in range(IMPORT_RUNS):
+        for module in modules:
+            times[module].append(float(subprocess.run([str(PYTHON), "-c", code, module], cwd=TASK_ROOT,
+                                                      capture_output=True, text=True, check=True).stdout))
+    return {m: statistics.median(t) for m, t in times.items()}
 
 
-def heaviest_imports(module: str, top: int = 3) -> list[str]:
-    err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
+def heaviest_imports(module: str, top: int = 4) -> list[str]:
+    err = subprocess.run([str(PYTHON), "-X", "importtime", "-c", f"import {module}"], cwd=TASK_ROOT,
                          capture_output=True, text=True).stderr
     rows = [line.split("|") for line in err.splitlines() if line.startswith("import time:") and "|" in line]
     timed = [(int(r[1]), r[2].strip()) for r in rows if r[1].strip().isdigit()]
     return [f"{name} {us / 1000:.0f} ms" for us, name in sorted(timed, reverse=True)
             if "." not in name][:top]
-
-
-def lambda_reports(log_dir: Path) -> tuple[int, list[float]]:
-    """Invocations, and the init durations (ms) of the cold ones, from the REPORT lines the
-    local Lambda runtime writes as Lambda does."""
-    reports = [line for log in log_dir.glob("*.log") for line in log.read_text().splitlines()
-               if line.startswith("REPORT ")]
-    return len(reports), [float(line.split("Init Duration: ")[1].split(" ms")[0])
-                          for line in reports if "Init Duration: " in line]
 
 
 def main() -> None:
@@ -74,7 +76,9 @@ def main() -> None:
         sfn = local.aws["stepfunctions"]
 
         # Sequential sign-ups of plain mobile users: requests, time split, transitions.
-        plain, splits, transitions, invocations, lambda_seconds, writes = [], [], [], [], [], []
+        plain, splits, transitions, invocations, gb_seconds, writes = [], [], [], [], [], []
+        memory_gb = {c["FunctionArn"]: c["MemorySize"] / 1024
+                     for c in local.aws["lambda"].list_functions()["Functions"]}
         for _ in range(10):
             start = len(local.inspector.synapse_requests())
             signed_up = local.cognito.signup(None, [], None)
@@ -87,10 +91,11 @@ def main() -> None:
             splits.append((seconds(d) - synapse_seconds, synapse_seconds))
             transitions.append(sum(1 for e in history if "stateEnteredEventDetails" in e))
             invocations.append(1 + sum(1 for e in history if e["type"] == "LambdaFunctionScheduled"))
-            scheduled = {e["id"]: e["timestamp"] for e in history if e["type"] == "LambdaFunctionScheduled"}
-            lambda_seconds.append(sum((e["timestamp"] - scheduled[e["previousEventId"] - 1]).total_seconds()
-                                      for e in history if e["type"] == "LambdaFunctionSucceeded"
-                                      and e["previousEventId"] - 1 in scheduled))
+            scheduled = {e["id"]: e for e in history if e["type"] == "LambdaFunctionScheduled"}
+            gb_seconds.append(sum(
+                (e["timestamp"] - scheduled[e["previousEventId"] - 1]["timestamp"]).total_seconds()
+                * memory_gb[scheduled[e["previousEventId"] - 1]["lambdaFunctionScheduledEventDetails"]["resource"]]
+                for e in history if e["type"] == "LambdaFunctionSucceeded" and e["previousEventId"] - 1 in scheduled))
 
         # Staff sign-ups, and role changes (analysts promoted to staff), through the workflow.
         staff, promoted = [], []
@@ -136,78 +141,116 @@ def main() -> None:
         raw = {"signup": counted(raw_signup, []), "staff_signup": counted(raw_signup, ["staff"]),
                "role_change": counted(raw_promotion, raw_signup(["analysts"]))}
 
-        # Throughput: N users confirm at once (Cognito invokes each trigger), timed from the
-        # triggers to the last execution's end, against raw admin calls at the same concurrency.
-        # The users are put in the local pool first: that is Cognito's work, not the workflow's.
-        # A first burst, untimed, starts the environments a burst needs (its cold starts are in
-        # the counts below); the second is timed, as a warm service would take it.
-        n = 20
+        # What a new user waits for, cold and warm, against the one Lambda it replaces.
+        waits = first_signup.measure(local)
 
-        def cpu_seconds(pid: int) -> float:  # user + system, from /proc
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-        def burst() -> tuple[float, dict]:
-            subs = [str(uuid.uuid4()) for _ in range(n)]
-            for sub in subs:
-                local.cognito.create_user(sub)
-            pids = local.state.pids
-            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            started = time.monotonic()
-            with ThreadPoolExecutor(n) as pool:
-                list(pool.map(local.cognito.confirm, subs))
-            arns = [local.inspector.execution_arn(signup_execution_name(sub)) for sub in subs]
-            assert all(local.operator.wait(a, queued=True)["status"] == "SUCCEEDED" for a in arns)
-            return n / (time.monotonic() - started), {
-                name: round(cpu_seconds(pid) - before[name], 2) for name, pid in pids.items()}
-        burst()
-        workflow_rate, burst_cpu = burst()
-
-        started = time.monotonic()
-        with ThreadPoolExecutor(n) as pool:
-            list(pool.map(lambda _: raw_signup([]), range(n)))
-        raw_rate = n / (time.monotonic() - started)
-        invoked, inits = lambda_reports(local.state.state_dir / "lambda")
-
-    boto3_import = cold_import("boto3")
-    imports = {m: cold_import(m) for m in ("chat_provisioning.signup", "chat_provisioning.steps",
-                                           "chat_provisioning.triggers")}
-    handler_import = max(imports.values())  # the slowest handler module
-    # The sign-up trigger's module, on Cognito's 5 s clock: target at most 1.5 x `import boto3`.
-    signup_import = imports["chat_provisioning.signup"]
+    modules = sorted({handler.rsplit(".", 1)[0] for handler in wiring.FUNCTIONS.values()})
+    imports = cold_imports(["boto3", *modules])
+    boto3_import = imports.pop("boto3")
+    slowest = max(imports, key=imports.__getitem__)
     overhead, synapse_time = (statistics.mean(x) for x in zip(*splits))
-    per_signup_lambda_s = statistics.mean(lambda_seconds)
     cost = 1000 * (statistics.mean(transitions) * STEP_FUNCTIONS_PER_TRANSITION
                    + statistics.mean(invocations) * LAMBDA_PER_REQUEST
-                   + per_signup_lambda_s * LAMBDA_MEMORY_GB * LAMBDA_PER_GB_SECOND_ARM
+                   + statistics.mean(gb_seconds) * LAMBDA_PER_GB_SECOND_ARM
                    + statistics.mean(writes) * DYNAMODB_PER_WRITE)
+    cold, warm = waits["cold"], waits["warm"]
+    baseline_cold, baseline_warm = waits["baseline_cold"], waits["baseline_warm"]
     results = {
+        "cold_signup_seconds": round(cold["seconds"], 3), "baseline_cold_seconds": round(baseline_cold["seconds"], 3),
+        "cold_signup_ratio": round(cold["seconds"] / baseline_cold["seconds"], 2),
+        "warm_signup_seconds": round(warm["seconds"], 3), "baseline_warm_seconds": round(baseline_warm["seconds"], 3),
+        "warm_signup_ratio": round(warm["seconds"] / baseline_warm["seconds"], 2),
+        # with the local emulator's own time between the functions (moto's Step Functions)
+        "cold_signup_local_seconds": round(cold["local_seconds"], 3),
+        "warm_signup_local_seconds": round(warm["local_seconds"], 3),
+        "signup_rounds_seconds": {kind: run["all_seconds"] for kind, run in waits.items()},
+        "cold_signup_chain": [{k: round(v) if k.endswith("_ms") else v for k, v in step.items()}
+                              for step in cold["chain"]],
+        "baseline_cold_chain": [{k: round(v) if k.endswith("_ms") else v for k, v in step.items()}
+                                for step in baseline_cold["chain"]],
         "requests_per_signup": statistics.mean(plain), "raw_minimum_per_signup": raw["signup"],
         "requests_per_staff_signup": statistics.mean(staff), "raw_minimum_per_staff_signup": raw["staff_signup"],
         "requests_per_role_change": statistics.mean(promoted), "raw_minimum_per_role_change": raw["role_change"],
         "overhead_ratio": round(overhead / synapse_time, 2),
         "signup_seconds": round(overhead + synapse_time, 3), "synapse_seconds": round(synapse_time, 3),
-        "throughput_ratio": round(workflow_rate / raw_rate, 3),
-        "workflow_signups_per_second": round(workflow_rate, 2), "raw_signups_per_second": round(raw_rate, 2),
-        # CPU seconds in the timed burst: moto (the emulated AWS, not the functions) and Synapse
-        "burst_cpu_seconds": burst_cpu,
-        "lambda_invocations": invoked, "cold_starts": len(inits),
-        "cold_start_share": round(len(inits) / invoked, 3),
-        "cold_start_init_ms_median": round(statistics.median(inits)),
-        "cold_start_init_ms_max": round(max(inits)),
         "transitions_per_signup": statistics.mean(transitions),
         "lambda_invocations_per_signup": statistics.mean(invocations),
         "aws_cost_per_1000_signups_usd": round(cost, 4),
-        "signup_trigger_cold_import_ratio": round(signup_import / boto3_import, 2),
-        "cold_import_ratio": round(handler_import / boto3_import, 2),
-        "cold_import_seconds": round(handler_import, 3), "boto3_import_seconds": round(boto3_import, 3),
+        "boto3_import_seconds": round(boto3_import, 3),
+        "cold_import_ratio": round(imports[slowest] / boto3_import, 2),
         "cold_import_ratio_by_module": {m: round(t / boto3_import, 2) for m, t in imports.items()},
-        "cold_import_heaviest": heaviest_imports("chat_provisioning.steps"),
+        "cold_import_heaviest": heaviest_imports(slowest),
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_report(results, local.state.synapse_version)
     width = max(map(len, results))
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")
+
+
+REPORT = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- written by make bench (bench/signup.py): begin -->", "<!-- written by make bench: end -->"
+
+
+def write_report(r: dict, synapse_version: str) -> None:
+    """The section of docs/benchmarks.md between BEGIN and END, from this run's results."""
+    def ms(step: dict) -> str:
+        return f"| {step['state'] or '(the whole sign-up)'} | `{step['function']}` | {step['memory_mb']} MB | " \
+               f"{step['init_ms'] or '(warm)'} | {step['duration_ms']} |"
+    ratios = r["cold_import_ratio_by_module"]
+    lines = [
+        BEGIN,
+        f"One run of `make bench`, {datetime.now(timezone.utc):%Y-%m-%d}, on {os.cpu_count()} cores, Synapse "
+        f"{synapse_version}; `bench/results.json` holds every figure.",
+        "",
+        "**What a new user waits for**: from the confirmation (Cognito invokes `PostConfirmation`) to their",
+        "membership of The Red Room: the inits and durations on the path, as AWS's REPORT lines would",
+        "show them, without the local emulator's time between functions; the median of "
+        f"{len(r['signup_rounds_seconds']['cold'])} sign-ups each.",
+        "",
+        "| | cold (every environment new) | warm |",
+        "|---|---|---|",
+        f"| this stack | {r['cold_signup_seconds']:.3f} s | {r['warm_signup_seconds']:.3f} s |",
+        f"| the one Lambda it replaced (`bench/old_provisioner.py`) | {r['baseline_cold_seconds']:.3f} s | "
+        f"{r['baseline_warm_seconds']:.3f} s |",
+        f"| **ratio** | **{r['cold_signup_ratio']}** | **{r['warm_signup_ratio']}** |",
+        f"| this stack, with the local emulator's transitions | {r['cold_signup_local_seconds']:.3f} s | "
+        f"{r['warm_signup_local_seconds']:.3f} s |",
+        "",
+        "Every round (s): " + "; ".join(f"{kind} {', '.join(map(str, runs))}"
+                                        for kind, runs in r["signup_rounds_seconds"].items()) + ".",
+        "",
+        "The cold path, step by step (ms; a local environment runs at a full CPU, what 1,769 MB gets on AWS):",
+        "",
+        "| state | function | memory | init | duration |",
+        "|---|---|---|---|---|",
+        *map(ms, r["cold_signup_chain"]), *map(ms, r["baseline_cold_chain"]),
+        "",
+        "**Synapse requests**, counted in Synapse's access log, against the raw minimum (the same changes",
+        "by raw admin calls: no checks, no lease; a level is a read and a write even there):",
+        "",
+        "| | this stack | raw minimum |",
+        "|---|---|---|",
+        f"| sign-up (plain mobile user) | {r['requests_per_signup']} | {r['raw_minimum_per_signup']} |",
+        f"| staff sign-up | {r['requests_per_staff_signup']} | {r['raw_minimum_per_staff_signup']} |",
+        f"| role change (analyst promoted to staff) | {r['requests_per_role_change']} | "
+        f"{r['raw_minimum_per_role_change']} |",
+        "",
+        "**Per sign-up**: state transitions and Lambda invocations "
+        f"{r['transitions_per_signup']} and {r['lambda_invocations_per_signup']} (the trigger included); "
+        f"AWS cost ${r['aws_cost_per_1000_signups_usd']} per 1,000 sign-ups (us-east-1 list prices in the "
+        "script); local time from the execution's start to its end "
+        f"{r['signup_seconds']} s, of which Synapse's own processing {r['synapse_seconds']} s.",
+        "",
+        f"**Cold import** of each handler module against `import boto3` ({r['boto3_import_seconds']} s), both in "
+        "the local Lambda runtime's environment (the asset's packages only), the median of "
+        f"{IMPORT_RUNS}: " + ", ".join(f"`{m}` {ratio}" for m, ratio in ratios.items())
+        + f"; heaviest in the slowest: {', '.join(r['cold_import_heaviest'])}.",
+        END,
+    ]
+    text = REPORT.read_text()
+    before, rest = text.split(BEGIN, 1)
+    REPORT.write_text(before + "\n".join(lines) + rest.split(END, 1)[1])
 
 
 if __name__ == "__main__":
