@@ -91,7 +91,7 @@ class Workflow:
         callers = {n: fn for n, fn in {**self.steps, "InspectUser": self.inspect_user}.items()
                    if n in wiring.CALLS_SYNAPSE}
         # Each function's role allows the calls it makes and nothing more: the bot's token for
-        # those that call Synapse (GetSecretValue, what Powertools calls); the audit trail is
+        # those that call Synapse (GetSecretValue); the audit trail is
         # append-only (PutItem, always conditional in audit.py; ProvisionUser reads it for the
         # reactivation rule); the leases are only ever updated (locks.py).
         token = stack.format_arn(service="secretsmanager", resource="secret",

@@ -1,7 +1,9 @@
 """The AWS clients the functions use, and the adapters of Step Functions, SQS and S3 (ports.py).
-Light on purpose (boto3, nothing else): the sign-up trigger loads it on Cognito's clock
-(signup.py). Each adapter takes a client factory and makes its client at first use: a boto3
-client costs about 0.3 s to build, and most functions use one or two of them."""
+Light on purpose (botocore, nothing else): the sign-up trigger loads it on Cognito's clock
+(signup.py). Each adapter takes a client factory and makes its client at first use: the first
+client of a process costs about 0.1 s of a full CPU to build, and most functions use one or two.
+The clients are botocore's: boto3's are the same for these calls, and importing boto3 costs a
+cold start its S3 transfer manager besides."""
 
 import functools
 import json
@@ -9,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -17,14 +19,20 @@ from botocore.exceptions import ClientError
 # timeout; these bound one AWS call to about 25 s, retries included.
 AWS_CALLS = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
 
-Client = Callable[[], Any]  # makes (or returns the cached) boto3 client
+Client = Callable[[], Any]  # makes (or returns the cached) client
+
+
+@functools.cache
+def aws_session() -> botocore.session.Session:
+    """One session for all of a function's clients: the service data it loads is shared."""
+    return botocore.session.get_session()
 
 
 @functools.cache
 def aws_client(service: str, config: Config = AWS_CALLS) -> Any:
     """Created at first use, so that endpoint settings made before it (the local run) count;
     one per service and config."""
-    return boto3.client(service, config=config)
+    return aws_session().create_client(service, config=config)
 
 
 def client_of(service: str, config: Config = AWS_CALLS) -> Client:

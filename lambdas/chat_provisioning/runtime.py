@@ -6,9 +6,9 @@ telemetry.py; tracing is Lambda's own (active tracing), with no SDK in the funct
 import functools
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, Json
 
@@ -21,9 +21,6 @@ from .deadline import Deadline
 from .locks import DynamoRoomLocks
 from .ports import AuditStore, ChatServer, PlanStore, RoomLocks, UserDirectory, Workflows
 from .synapse import SynapseAdmin
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 TOKEN_CACHE_SECONDS = 300
 
@@ -55,20 +52,21 @@ class FunctionEnv(BaseModel):
     plans_bucket: str | None = Field(default=None, alias="PLANS_BUCKET", min_length=3)
 
 
-@functools.cache
-def secrets() -> "SecretsProvider":
-    """Powertools' secrets cache, on a client whose calls are bounded like the others; loaded
-    by the first read of the token (the functions that never call Synapse never load it)."""
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
-    return SecretsProvider(boto3_client=aws_client("secretsmanager"))
+# secret name -> (its string, when it was read): the token read once per TOKEN_CACHE_SECONDS
+SECRETS: dict[str, tuple[str, float]] = {}
 
 
 def bot_token(secret_name: str, refresh: bool = False) -> str:
     """The bot's access token: the secret's plain string, or its `access_token` field when
-    the secret holds JSON. Cached by Powertools; never logged."""
-    value = secrets().get(secret_name, max_age=TOKEN_CACHE_SECONDS, force_fetch=refresh)
-    if not isinstance(value, str):
-        raise TypeError("the bot's token secret is not a string")
+    the secret holds JSON. Read again after TOKEN_CACHE_SECONDS, or at once with `refresh`
+    (Synapse refused it: the secret may have been rotated); never logged."""
+    cached = SECRETS.get(secret_name)
+    if refresh or cached is None or time.monotonic() - cached[1] > TOKEN_CACHE_SECONDS:
+        answer = aws_client("secretsmanager").get_secret_value(SecretId=secret_name)
+        if not isinstance(answer.get("SecretString"), str):
+            raise TypeError("the bot's token secret is not a string")
+        cached = SECRETS[secret_name] = (answer["SecretString"], time.monotonic())
+    value = cached[0]
     if value.lstrip().startswith("{"):
         token: str = json.loads(value)["access_token"]
         return token

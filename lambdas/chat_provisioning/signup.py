@@ -1,5 +1,5 @@
 """The Cognito PostConfirmation trigger. Cognito waits 5 s for it, cold start included, and
-cannot fire it again, so this module loads only boto3, Powertools' logger and metrics, and the
+cannot fire it again, so this module loads only botocore, Powertools' logger and metrics, and the
 pure rules (not pydantic, httpx or the X-Ray SDK: Lambda's active tracing still traces the
 invocation), and its AWS calls are cut short: a start that does not answer in time goes to the
 retry queue, whose consumer (triggers.retry_start) runs the same checks again."""

@@ -10,11 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chat_provisioning import errors, signup, steps
+from chat_provisioning import errors, runtime, signup, steps
 from chat_provisioning.deadline import RESERVE_SECONDS, Deadline
 from chat_provisioning.models import StartRequest, WorkflowState, parse
 from chat_provisioning.synapse import SynapseAdmin
 from local_run.aws_events import post_confirmation_event
+from stacks import wiring
 from tests.fakes import POOL, SUB, FakeRetryQueue, runtime_of, signup_ports_of
 
 
@@ -224,7 +225,7 @@ def test_a_debug_root_logger_never_logs_the_token(monkeypatch, caplog):
     from chat_provisioning import aws, runtime
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    caches = (runtime.secrets, aws.aws_client)  # clients made under moto must not outlive it
+    caches = (aws.aws_session, aws.aws_client)  # clients made under moto must not outlive it
     try:
         with mock_aws():
             for cache in caches:
@@ -235,6 +236,7 @@ def test_a_debug_root_logger_never_logs_the_token(monkeypatch, caplog):
     finally:
         for cache in caches:
             cache.cache_clear()
+        runtime.SECRETS.clear()
     assert any(r.name.startswith("botocore") for r in caplog.records)  # botocore did log, at INFO
     assert "canary_bot_token_debug" not in caplog.text
 
@@ -280,6 +282,46 @@ def test_the_sign_up_trigger_loads_only_what_a_sign_up_needs():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(signup.__file__).parents[1])
     assert run.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", sorted({h.rsplit(".", 1)[0] for h in wiring.FUNCTIONS.values()}))
+def test_no_handler_module_loads_boto3_or_httpx_when_imported(module):
+    """A cold start imports what its handler uses: botocore's clients, not boto3 (whose S3
+    transfer manager no handler uses), no X-Ray SDK, and httpx only at the first Synapse
+    request (the functions that never call Synapse never load it)."""
+    code = (f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}}"
+            " & {'boto3', 's3transfer', 'aws_xray_sdk', 'httpx'}))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(signup.__file__).parents[1])
+    assert run.stdout.strip() == "[]"
+
+
+def test_the_bots_token_is_read_once_per_cache_time_and_again_when_refused(monkeypatch):
+    """The token is read from Secrets Manager once per TOKEN_CACHE_SECONDS, at once again when
+    Synapse refused it (`refresh`: a rotated secret), as a plain string or JSON's access_token."""
+    reads, now = [], [1000.0]
+
+    class Secrets:
+        value = " plain-token \n"
+
+        def get_secret_value(self, SecretId):
+            reads.append(SecretId)
+            return {"SecretString": self.value} if self.value is not None else {"SecretBinary": b"x"}
+    secrets = Secrets()
+    monkeypatch.setattr(runtime, "aws_client", lambda service: secrets)
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(runtime, "SECRETS", {})
+    assert runtime.bot_token("bot") == runtime.bot_token("bot") == "plain-token" and reads == ["bot"]
+    secrets.value = '{"access_token": "rotated"}'
+    now[0] += runtime.TOKEN_CACHE_SECONDS - 1
+    assert runtime.bot_token("bot") == "plain-token" and len(reads) == 1  # still within its time
+    assert runtime.bot_token("bot", refresh=True) == "rotated" and len(reads) == 2
+    secrets.value = "later"
+    now[0] += runtime.TOKEN_CACHE_SECONDS + 1
+    assert runtime.bot_token("bot") == "later" and len(reads) == 3
+    secrets.value = None
+    with pytest.raises(TypeError, match="not a string"):
+        runtime.bot_token("bot", refresh=True)
 
 
 def test_a_sign_up_without_time_to_start_and_queue_goes_to_the_queue_at_once(context, monkeypatch):
