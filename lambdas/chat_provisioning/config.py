@@ -162,11 +162,12 @@ class ChatConfig(Frozen):
     # its messages and profile for new joiners (this flag; Synapse's "erase").
     erase_deleted_users: bool = False
     # The reconciliation sweep: when (an EventBridge schedule expression), and how many
-    # per-user workflows it runs at once (Synapse is single-threaded).
+    # per-user workflows it runs at once (Synapse is single-threaded; at most half of
+    # synapse_concurrency, so that sign-ups and events find room while it runs).
     sweep_schedule: str = Field(default="rate(1 day)", pattern=r"^(rate|cron)\(.+\)$")
     # False: the schedule's rule is deployed disabled (going live: plan, import, then enable).
     sweep_schedule_enabled: bool = True
-    sweep_max_concurrency: int = Field(default=8, ge=1, le=100)
+    sweep_max_concurrency: int = Field(default=5, ge=1, le=100)
     # A sweep that would remove more (leaves, demotions, deactivations together) than this
     # count, or than this share of the managed Matrix users, is held and alarms (an emptied or
     # wrong pool, a renamed group look like that): it syncs only the users whose fixes are ties,
@@ -174,9 +175,11 @@ class ChatConfig(Frozen):
     sweep_max_removals: int = Field(default=20, ge=0)
     sweep_max_removal_share: float = Field(default=0.05, ge=0, le=1)
     # Reserved concurrency of each function that calls Synapse (single-threaded): an event
-    # flood waits in Step Functions' retries instead of meeting Synapse at once. "none": no
-    # limit (not null: the CDK drops null values from context, and the default would stand).
-    synapse_concurrency: Annotated[int, Field(ge=1, le=1000)] | Literal["none"] = 5
+    # flood waits in Step Functions' retries instead of meeting Synapse at once. One function
+    # serves every step of every run, so this many steps are at work at once, waits for a
+    # room's lease included. "none": no limit (not null: the CDK drops null values from
+    # context, and the default would stand).
+    synapse_concurrency: Annotated[int, Field(ge=1, le=1000)] | Literal["none"] = 10
     # IAM principals (role or user ARNs) allowed to put 'Sync chat user' events on the stack's
     # own bus; the bus policy denies everyone else. Empty: nobody.
     event_senders: tuple[Annotated[str, Field(pattern=PRINCIPAL_ARN)], ...] = ()
@@ -208,6 +211,10 @@ class ChatConfig(Frozen):
                              "lets nobody change a peer's level, so the bot could never take these back: give each "
                              "a level below the bot's, and lower the rooms' thresholds to it (`chat-provisioning "
                              "sweep --align-rooms`)")
+        if self.synapse_concurrency != "none" and 2 * self.sweep_max_concurrency > self.synapse_concurrency:
+            raise ValueError(f"sweep_max_concurrency {self.sweep_max_concurrency} is over half of synapse_concurrency "
+                             f"{self.synapse_concurrency}: every step of every run shares those, and a sweep would "
+                             "leave sign-ups and events too little room. Lower the one or raise the other")
         both = sorted(set(self.roles) & set(self.ignored_groups))
         if both:
             raise ValueError(f"groups both in roles and ignored_groups: {both}")

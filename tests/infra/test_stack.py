@@ -242,12 +242,12 @@ def synth_in_process(context_update: dict) -> dict:
 
 def test_config_says_none_with_a_value_because_the_cdk_drops_nulls_from_context():
     """jsii drops every null-valued key of a context map: `"synapse_concurrency": null` would
-    leave the default (5) standing. Config spells "no limit" as "none", and a reserved name's
+    leave the default (10) standing. Config spells "no limit" as "none", and a reserved name's
     missing owner as no key at all."""
     def reserved(template):
         return {name: f.get("ReservedConcurrentExecutions") for name, f in resources(template, "AWS::Lambda::Function").items()
                 if f.get("ReservedConcurrentExecutions") not in (None, wiring.INSPECT_CONCURRENCY)}
-    assert set(reserved(synth_in_process({"synapse_concurrency": None})).values()) == {5}  # null: gone
+    assert set(reserved(synth_in_process({"synapse_concurrency": None})).values()) == {10}  # null: gone
     unlimited = synth_in_process({"synapse_concurrency": "none",
                                   "reserved_display_names": [{"name": "Phenom Staff"}]})
     assert reserved(unlimited) == {}
@@ -428,7 +428,7 @@ def test_functions_that_call_synapse_have_reserved_concurrency(template):
     capped = {f["Handler"]: f.get("ReservedConcurrentExecutions") for f in functions}
     for step, handler in wiring.FUNCTIONS.items():
         assert capped[handler] == (None if step not in wiring.CALLS_SYNAPSE else wiring.INSPECT_CONCURRENCY
-                                   if step in wiring.TOOLS else 5), step
+                                   if step in wiring.TOOLS else 10), step
     for task in (t for _, _, t in TASKS):  # a throttled step waits (minutes) instead of failing
         (throttled,) = [r for r in task["Retry"] if "Lambda.TooManyRequestsException" in r["ErrorEquals"]]
         assert throttled["MaxAttempts"] >= 20

@@ -111,6 +111,16 @@ def test_a_role_at_the_bots_level_is_refused_at_synth(config):
     assert ChatConfig.model_validate({**data, "bot_power_level": 101}).roles["staff"][0].power_level == 100
 
 
+def test_a_sweep_that_would_take_most_of_the_steps_concurrency_is_refused_at_synth(config):
+    """One function serves every step of every run: a sweep takes at most half of its
+    reserved concurrency, so that a sign-up finds room while it runs."""
+    data = config.model_dump()
+    with pytest.raises(ValidationError, match="sweep_max_concurrency 6 is over half of synapse_concurrency 10"):
+        ChatConfig.model_validate({**data, "sweep_max_concurrency": 6, "synapse_concurrency": 10})
+    assert ChatConfig.model_validate({**data, "sweep_max_concurrency": 5, "synapse_concurrency": 10})
+    assert ChatConfig.model_validate({**data, "sweep_max_concurrency": 50, "synapse_concurrency": "none"})
+
+
 def test_above_the_bot_is_refused():
     with pytest.raises(PowerLevelForbidden, match="above the bot"):
         with_power_level({"users": {BOT: 50}}, "@u:x", 100, BOT)
