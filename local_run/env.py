@@ -256,6 +256,8 @@ class LocalEnv:
         lambda_runtime.target reads from an invocation."""
         if name in SYNC_USER_STEPS:
             return name
+        if name == "SyncUserSteps":  # its invocations name their step: name that
+            raise ValueError(f"name a step of SyncUser, one of {sorted(SYNC_USER_STEPS)}, not its function")
         return self.state.functions[name]
 
     def fail_lambda(self, function: str, error: str, times: int = 1) -> None:

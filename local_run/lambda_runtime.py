@@ -21,7 +21,7 @@ As the Lambda service answers:
 - the REPORT line's Duration runs from the hand-over to the answer; a cold start's Init
   Duration, from the process's start to its first poll, is reported apart.
 A file <control dir>/cold-start (make bench) stops every idle environment at the next
-invocation: every function then starts cold.
+invocation: every function then starts cold (one at work then stays; the bench runs alone).
 
 Local only: AWS_ENDPOINT_URL points the SDK at moto, and LOCAL_CALLS_FILE, where the worker
 records each AWS call it makes (lambda_worker.py). The code run is this checkout's `lambdas/`, on this machine's Python, in an environment of the

@@ -4,6 +4,7 @@ written: every port below the parsing raises on first use."""
 
 import os
 import string
+from unittest import mock
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
@@ -63,6 +64,16 @@ STEP_EVENT = {"execution": "arn:aws:states:us-east-1:1:execution:m:e", "redrive"
      "dry_run": json_values}))
 def test_steps(context, handler, event):
     outcome(handler, event, context)
+
+
+@FUZZ
+@given(event=events_like({**STEP_EVENT, "step": "ProvisionUser"}) | st.builds(
+    lambda step, event: {**event, "step": step} if isinstance(event, dict) else event, st.sampled_from(sorted(steps.SYNC_USER_STEPS)) | json_values,
+    events_like(STEP_EVENT)))
+def test_the_sync_user_steps_function(context, event):
+    """The deployed handler, whatever step its payload names: a typed error, or a step's answer."""
+    with mock.patch.object(steps, "runtime", lambda: NO_DOMAIN):
+        outcome(lambda e, c, rt: steps.sync_user_step(e, c), event, context)
 
 
 SIGN_UP = {"version": "1", "region": "us-east-1", "userPoolId": "us-east-1_abc", "userName": "u",
