@@ -5,10 +5,12 @@ project replaced (bench/old_provisioner.py), cold and then warm, in the same loc
 
 Each figure is the median of ROUNDS sign-ups. The chain is read from the REPORT lines each
 function writes as Lambda does (its init and duration) and from the execution's history (the
-states on the path and the functions that served them). `seconds` is what AWS would show on
-that path: the inits and durations alone, without the local emulator's own time between them
-(moto's Step Functions, one Python process, is far slower than AWS's transitions). Every local
-environment runs at a full CPU: what a function of 1,769 MB or more gets on AWS."""
+states on the path and the functions that served them). `seconds` is the functions' own time on
+that path, their inits and durations, with none of the time between them: here the emulator's
+(moto's Step Functions, one Python process, is far slower than AWS), on AWS the start, each
+Task's invocation and the transitions, which the old trigger did not have; so a ratio is a lower
+bound of AWS's. The durations include the emulated AWS calls, moto's speed, not AWS's. Every
+local environment runs at a full CPU: what a function of 1,769 MB or more gets on AWS."""
 
 import json
 import time
@@ -74,8 +76,8 @@ def function_name(local, physical: str) -> str:
 
 
 def summed(run: dict) -> dict:
-    """`seconds`: what AWS would show on the path, its inits and durations alone, without the
-    local emulator's own time between them (`local_seconds` has it)."""
+    """`seconds`: the functions' own time on the path, their inits and durations alone
+    (`local_seconds` adds the emulator's time between them)."""
     return {"seconds": sum(step["init_ms"] + step["duration_ms"] for step in run["chain"]) / 1000, **run}
 
 
