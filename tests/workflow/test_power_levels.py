@@ -29,12 +29,14 @@ def step_runtime(local):
         mp.setenv("AWS_ENDPOINT_URL", local.state.aws_endpoint_url)
         for key, value in local.role_credentials("SyncUserSteps").items():  # its role's, as Lambda gives
             mp.setenv(key, value)
-        caches = (runtime_module.secrets, aws.aws_client)
-        for cache in caches:  # clients for this environment
+        caches = (aws.aws_session, aws.aws_client)
+        for cache in caches:  # clients for this environment, and the token its role reads
             cache.cache_clear()
+        runtime_module.SECRETS.clear()
         yield runtime_module.build(os.environ)
         for cache in caches:
             cache.cache_clear()
+        runtime_module.SECRETS.clear()
 
 
 def members_of(local, room: str, n: int) -> list[str]:
