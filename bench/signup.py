@@ -156,6 +156,8 @@ def main() -> None:
     cold, warm = waits["cold"], waits["warm"]
     baseline_cold, baseline_warm = waits["baseline_cold"], waits["baseline_warm"]
     results = {
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                 text=True).stdout.strip() or "unknown",
         "cold_signup_seconds": round(cold["seconds"], 3), "baseline_cold_seconds": round(baseline_cold["seconds"], 3),
         "cold_signup_ratio": round(cold["seconds"] / baseline_cold["seconds"], 2),
         "warm_signup_seconds": round(warm["seconds"], 3), "baseline_warm_seconds": round(baseline_warm["seconds"], 3),
@@ -200,8 +202,8 @@ def write_report(r: dict, synapse_version: str) -> None:
     ratios = r["cold_import_ratio_by_module"]
     lines = [
         BEGIN,
-        f"One run of `make bench`, {datetime.now(timezone.utc):%Y-%m-%d}, on {os.cpu_count()} cores, Synapse "
-        f"{synapse_version}; `bench/results.json` holds every figure.",
+        f"One run of `make bench` at {r['commit']}, {datetime.now(timezone.utc):%Y-%m-%d}, on {os.cpu_count()} "
+        f"cores, Synapse {synapse_version}; `bench/results.json` holds every figure.",
         "",
         "**What a new user waits for**: from the confirmation (Cognito invokes `PostConfirmation`) to their",
         "membership of The Red Room, as the functions' own time on the path: their inits and durations",

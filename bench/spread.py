@@ -21,7 +21,8 @@ def main(paths: list[str]) -> None:
     if len(paths) < 2:
         sys.exit("usage: bench/spread.py RESULTS.json RESULTS.json... (two runs at least)")
     runs = [json.loads(Path(p).read_text()) for p in paths]
-    lines = [BEGIN, f"Over {len(runs)} runs of `make bench`, each in a fresh clone:", "",
+    commits = sorted({run.get("commit", "unrecorded") for run in runs})
+    lines = [BEGIN, f"Over {len(runs)} runs of `make bench` at {', '.join(commits)}, each in a fresh clone:", "",
              "| figure | least | median | greatest |", "|---|---|---|---|"]
     for figure in FIGURES:
         values = sorted(run[figure] for run in runs)

@@ -12,7 +12,7 @@ from chat_provisioning.errors import Retry
 from stacks import wiring
 
 # AWS's errors, as Step Functions names them: a Lambda invocation's, and the AWS calls' the
-# steps make (boto3 raises each service error as a class of its code's name).
+# steps make (botocore raises each service error as a class of its code's name).
 AWS_ERRORS: dict[tuple[str, ...], Retry] = {
     # Cognito's throttling and its own faults
     ("TooManyRequestsException", "InternalErrorException"): Retry(2, 5, 30),

@@ -15,7 +15,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-# boto3's defaults (60 s to connect, 60 s to read, 5 attempts) could outlast any step's
+# botocore's defaults (60 s to connect, 60 s to read, 5 attempts) could outlast any step's
 # timeout; these bound one AWS call to about 25 s, retries included.
 AWS_CALLS = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
 

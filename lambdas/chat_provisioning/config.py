@@ -176,10 +176,10 @@ class ChatConfig(Frozen):
     sweep_max_removal_share: float = Field(default=0.05, ge=0, le=1)
     # Reserved concurrency of each function that calls Synapse (single-threaded): an event
     # flood waits in Step Functions' retries instead of meeting Synapse at once. One function
-    # serves every step of every run, so this many steps are at work at once, waits for a
+    # serves every step of every run, so at most this many steps are at work at once, waits for a
     # room's lease included. "none": no limit (not null: the CDK drops null values from
     # context, and the default would stand).
-    synapse_concurrency: Annotated[int, Field(ge=1, le=1000)] | Literal["none"] = 10
+    synapse_concurrency: Annotated[int, Field(ge=2, le=1000)] | Literal["none"] = 10
     # IAM principals (role or user ARNs) allowed to put 'Sync chat user' events on the stack's
     # own bus; the bus policy denies everyone else. Empty: nobody.
     event_senders: tuple[Annotated[str, Field(pattern=PRINCIPAL_ARN)], ...] = ()

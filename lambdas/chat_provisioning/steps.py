@@ -281,6 +281,7 @@ def sync_user_step(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     name = event.get("step") if isinstance(event, dict) else None
     if not isinstance(name, str) or name not in SYNC_USER_STEPS:
         count("StepErrors", step="SyncUserSteps", error="InvalidInput")  # as a step's refusal is
+        logger.clear_state()  # no step ran: the keys of the last invocation are not this one's
         logger.error("not a step of SyncUser: nothing run")
         raise InvalidInput(f"StepEvent: step: not a step of SyncUser: {str(name)[:64]!r}")
     return SYNC_USER_STEPS[name](event, context)

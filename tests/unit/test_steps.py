@@ -10,6 +10,7 @@ from chat_provisioning import steps
 from chat_provisioning.errors import (InvalidInput, LeaseLost, RoomBusy, SynapseUnavailable,
                                       UserDeactivated)
 from chat_provisioning.models import Action, WorkflowState
+from chat_provisioning.telemetry import logger
 from tests.fakes import FakeDirectory, FakeRoomLocks, POOL, SERVER, SUB, runtime_of, sample_config
 
 USER = f"@{SUB}:{SERVER}"
@@ -36,7 +37,8 @@ def confirmed(rt, groups=(), name=None, **kw) -> WorkflowState:
 
 def test_the_sync_user_function_runs_the_step_its_task_names(context, monkeypatch):
     """One function serves every SyncUser step: its Task names the step (`$$.State.Name`). A
-    name that is not a SyncUser step is refused before anything runs."""
+    name that is not a SyncUser step is refused before anything runs, and logged without the
+    keys of the invocation before it."""
     rt = runtime_of()
     rt.directory.add(SUB, ("staff",))
     monkeypatch.setattr(steps, "runtime", lambda: rt)
@@ -49,6 +51,10 @@ def test_the_sync_user_function_runs_the_step_its_task_names(context, monkeypatc
     assert (state.cognito, state.groups) == ("confirmed", ("staff",))
     provisioned = steps.sync_user_step({**event, "step": "ProvisionUser", "workflow": state.model_dump()}, context)
     assert provisioned["user_id"] in rt.synapse.users
+    assert logger.get_current_keys().get("sub") == SUB  # the step's keys, kept after it
+    with pytest.raises(InvalidInput):
+        steps.sync_user_step({**event, "step": "PlanSweep"}, context)
+    assert SUB not in str(logger.get_current_keys()) and EXECUTION not in str(logger.get_current_keys())
 
 
 def test_read_cognito_user_keeps_known_groups_and_reports_unknown_ones(context):

@@ -48,7 +48,7 @@ def test_a_throttled_step_is_retried_as_lambda_too_many_requests(local, sub):
     """Reserved concurrency 0 throttles every invocation (HTTP 429, TooManyRequestsException);
     Step Functions names it Lambda.TooManyRequestsException, which the ASL retries."""
     lam, name = local.aws["lambda"], local.state.functions["SyncUserSteps"]
-    reserved = lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"]
+    reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
     local.cognito.create_user(sub)
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
     try:
@@ -63,7 +63,10 @@ def test_a_throttled_step_is_retried_as_lambda_too_many_requests(local, sub):
             assert time.monotonic() < deadline, "no throttled attempt within 30 s"
             time.sleep(0.2)
     finally:  # as deployed, for the tests after this one
-        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
+        if reserved is None:
+            lam.delete_function_concurrency(FunctionName=name)
+        else:
+            lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
     assert throttled[0]["lambdaFunctionFailedEventDetails"]["error"] == "Lambda.TooManyRequestsException"
     assert local.operator.wait(arn)["status"] == "SUCCEEDED"  # retried once the function could run
 
