@@ -36,8 +36,9 @@ ToleratedFailurePercentage (every failure is tolerated), which is what ours asks
 For the reliability and attack suites it can also fail an invocation as the Lambda service or
 a dependency would, or hold one: in <state dir>/control, faults.json maps a function's name (or
 a SyncUser step's: lambda_runtime.target) to {"error": <errorType>, "times": n} (the next n
-invocations return that error unrun); a file <name>.hold holds the next invocation's answer (lambda_runtime.py) while a test changes
-something between two states, as a concurrent actor would.
+invocations return that error unrun); a file <name>.hold holds the next invocation's answer
+(lambda_runtime.py) while a test changes something between two states, as a concurrent actor
+would.
 
 Run: python -m local_run.aws_server PORT STATE_DIR   (stops on SIGTERM)
 """

@@ -24,9 +24,10 @@ A file <control dir>/cold-start (make bench) stops every idle environment at the
 invocation: every function then starts cold (one at work then stays; the bench runs alone).
 
 Local only: AWS_ENDPOINT_URL points the SDK at moto, and LOCAL_CALLS_FILE, where the worker
-records each AWS call it makes (lambda_worker.py). The code run is this checkout's `lambdas/`, on this machine's Python, in an environment of the
-asset's packages and what Lambda's runtime provides, nothing else (.lambda-venv, `make install`,
-stacks/bundling.py): not the asset's own wheels, which are built for arm64."""
+records each AWS call it makes (lambda_worker.py). The code run is this checkout's `lambdas/`,
+on this machine's Python, in an environment of the asset's packages and what Lambda's runtime
+provides, nothing else (.lambda-venv, `make install`, stacks/bundling.py): not the asset's own
+wheels, which are built for arm64."""
 
 import json
 import os
@@ -225,7 +226,8 @@ class ExecutionEnvironment:
                 inv.finish(json.dumps({"errorType": "Runtime.ExitError", "errorMessage":
                                        f"RequestId: {inv.request_id} Error: Runtime exited with error: "
                                        f"exit status {self.process.returncode}"}).encode(), error=True)
-        self._report(inv, time.monotonic() - (inv.taken or began), cold)  # the init is reported apart, as on AWS
+        # From the hand-over (or the start, for an init that failed): the init is reported apart.
+        self._report(inv, time.monotonic() - (inv.taken or began), cold)
         self.current = None
         return inv.answer, inv.error
 
