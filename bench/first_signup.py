@@ -20,7 +20,7 @@ from pathlib import Path
 
 from chat_provisioning.signup import signup_execution_name
 from local_run.aws_events import REGION, post_confirmation_event
-from local_run.lambda_runtime import FunctionConfig, LambdaService
+from local_run.lambda_runtime import FunctionConfig, LambdaService, number, reports
 
 ROUNDS = 5
 PATH_END = "JoinRooms"  # the state whose end puts a new user in The Red Room
@@ -29,10 +29,7 @@ BASELINE = Path(__file__).resolve().parent
 
 def new_reports(log: Path, offset: int) -> list[tuple[float, float]]:
     """(init ms, duration ms) of each REPORT line written past `offset` (init 0 when warm)."""
-    lines = log.read_bytes()[offset:].decode().splitlines() if log.exists() else []
-    return [(float(line.split("Init Duration: ")[1].split(" ms")[0]) if "Init Duration: " in line else 0.0,
-             float(line.split("Duration: ")[1].split(" ms")[0]))
-            for line in lines if line.startswith("REPORT ")]
+    return [(number(r.get("Init Duration", "0 ms")), number(r["Duration"])) for r in reports(log, offset)]
 
 
 def log_sizes(log_dir: Path) -> dict[Path, int]:
@@ -133,9 +130,7 @@ def median_run(runs: list[dict]) -> dict:
 
 def measure(local) -> dict:
     warm_up = workflow_signup(local)  # moto's own first-call work is not a cold start of ours
-    role = local.aws["lambda"].get_function_configuration(FunctionName=next(
-        p for s, p in ((c["state"], local.state.functions[c["function"]]) for c in warm_up["chain"])
-        if s == "ProvisionUser"))["Role"]
+    role = local.state.roles[next(c["function"] for c in warm_up["chain"] if c["state"] == "ProvisionUser")]
     baseline = OldProvisioner(local, role)
     try:
         baseline.signup(cold=False)  # the same for moto's Secrets Manager

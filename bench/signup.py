@@ -14,7 +14,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,8 +26,8 @@ from local_run import env
 from local_run.lambda_runtime import PYTHON, TASK_ROOT
 from stacks import wiring
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import first_signup  # noqa: E402
+import first_signup  # bench/, first on sys.path as the script's folder
+from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP_FUNCTIONS_PER_TRANSITION = 0.025 / 1000  # Standard workflows
@@ -190,18 +189,15 @@ def main() -> None:
         print(f"{key:<{width}}  {value}")
 
 
-REPORT = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- written by make bench (bench/signup.py): begin -->", "<!-- written by make bench: end -->"
 
 
 def write_report(r: dict, synapse_version: str) -> None:
-    """The section of docs/benchmarks.md between BEGIN and END, from this run's results."""
+    """This script's section of docs/benchmarks.md, from this run's results."""
     def ms(step: dict) -> str:
         return f"| {step['state'] or '(the whole sign-up)'} | `{step['function']}` | {step['memory_mb']} MB | " \
                f"{step['init_ms'] or '(warm)'} | {step['duration_ms']} |"
     ratios = r["cold_import_ratio_by_module"]
     lines = [
-        BEGIN,
         f"One run of `make bench` at {r['commit']}, {datetime.now(timezone.utc):%Y-%m-%d}, on {os.cpu_count()} "
         f"cores, Synapse {synapse_version}; `bench/results.json` holds every figure.",
         "",
@@ -249,11 +245,8 @@ def write_report(r: dict, synapse_version: str) -> None:
         "the local Lambda runtime's environment (the asset's packages only), the median of "
         f"{IMPORT_RUNS}: " + ", ".join(f"`{m}` {ratio}" for m, ratio in ratios.items())
         + f"; heaviest in the slowest: {', '.join(r['cold_import_heaviest'])}.",
-        END,
     ]
-    text = REPORT.read_text()
-    before, rest = text.split(BEGIN, 1)
-    REPORT.write_text(before + "\n".join(lines) + rest.split(END, 1)[1])
+    write_section("bench/signup.py", lines)
 
 
 if __name__ == "__main__":

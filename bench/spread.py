@@ -10,8 +10,8 @@ import statistics
 import sys
 from pathlib import Path
 
-REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- written by bench/spread.py: begin -->", "<!-- written by bench/spread.py: end -->"
+from report import write_section
+
 FIGURES = ("cold_signup_ratio", "warm_signup_ratio", "cold_signup_seconds", "baseline_cold_seconds",
            "warm_signup_seconds", "baseline_warm_seconds", "cold_import_ratio", "requests_per_signup",
            "requests_per_role_change")
@@ -22,16 +22,13 @@ def main(paths: list[str]) -> None:
         sys.exit("usage: bench/spread.py RESULTS.json RESULTS.json... (two runs at least)")
     runs = [json.loads(Path(p).read_text()) for p in paths]
     commits = sorted({run.get("commit", "unrecorded") for run in runs})
-    lines = [BEGIN, f"Over {len(runs)} runs of `make bench` at {', '.join(commits)}, each in a fresh clone:", "",
+    lines = [f"Over {len(runs)} runs of `make bench` at {', '.join(commits)}, each in a fresh clone:", "",
              "| figure | least | median | greatest |", "|---|---|---|---|"]
     for figure in FIGURES:
         values = sorted(run[figure] for run in runs)
         lines.append(f"| `{figure}` | {values[0]} | {statistics.median(values):g} | {values[-1]} |")
-    lines.append(END)
-    text = REPORT.read_text()
-    before, rest = text.split(BEGIN, 1)
-    REPORT.write_text(before + "\n".join(lines) + rest.split(END, 1)[1])
-    print("\n".join(lines[1:-1]))
+    write_section("bench/spread.py", lines)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from local_run import env
+from local_run.lambda_runtime import number, reports
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,8 +78,7 @@ def main() -> None:
 def max_memory_mb(local, function: str) -> int:
     """The largest Max Memory Used in the function's REPORT lines (the local Lambda runtime's)."""
     log = local.state.state_dir / "lambda" / f"{local.state.functions[function]}.log"
-    return max(int(line.split("Max Memory Used: ")[1].split(" MB")[0])
-               for line in log.read_text().splitlines() if "Max Memory Used: " in line)
+    return max(int(number(r["Max Memory Used"])) for r in reports(log))
 
 
 def plan_seconds(local, sweep_arn: str) -> float:

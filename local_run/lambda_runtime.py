@@ -61,6 +61,19 @@ def target(function_name: str, event: bytes | str) -> str:
     return step if isinstance(step, str) else function_name
 
 
+def reports(log: Path, offset: int = 0) -> list[dict[str, str]]:
+    """The REPORT lines a function's log holds past byte `offset` (ExecutionEnvironment._report
+    writes them), each as its fields: {"Duration": "12.00 ms", "Init Duration": ..., ...}."""
+    lines = log.read_bytes()[offset:].decode(errors="replace").splitlines() if log.exists() else []
+    return [dict(field.split(": ", 1) for field in line.split("\t")[1:] if ": " in field)
+            for line in lines if line.startswith("REPORT ")]
+
+
+def number(field: str) -> float:
+    """A REPORT field's figure: "12.00 ms" -> 12.0."""
+    return float(field.split()[0])
+
+
 class RuntimeAPIServer(ThreadingHTTPServer):
     daemon_threads = True
 
