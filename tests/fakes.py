@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from chat_provisioning import aws, runtime
 from chat_provisioning.audit import AuditRecords
 from chat_provisioning.aws import execution_arn
 from chat_provisioning.config import ChatConfig
@@ -325,3 +326,19 @@ def signup_ports_of(rt: Runtime) -> SignUpPorts:
     """The sign-up trigger's ports (it builds no Runtime): the Runtime's pool and executions,
     and a queue of its own."""
     return SignUpPorts(rt.directory, rt.workflows, FakeRetryQueue())
+
+
+@contextmanager
+def fresh_clients() -> Iterator[None]:
+    """A function's AWS clients and cached token dropped on entry and exit, so that those made
+    inside come from the environment as it is then (moto, a role's credentials) and outlive
+    it nowhere."""
+    def drop() -> None:
+        aws.aws_session.cache_clear()
+        aws.aws_client.cache_clear()
+        runtime.SECRETS.clear()
+    drop()
+    try:
+        yield
+    finally:
+        drop()

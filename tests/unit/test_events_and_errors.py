@@ -16,7 +16,7 @@ from chat_provisioning.models import StartRequest, WorkflowState, parse
 from chat_provisioning.synapse import SynapseAdmin
 from local_run.aws_events import post_confirmation_event
 from stacks import wiring
-from tests.fakes import POOL, SUB, FakeRetryQueue, runtime_of, signup_ports_of
+from tests.fakes import POOL, SUB, FakeRetryQueue, fresh_clients, runtime_of, signup_ports_of
 
 
 def signup_event(source="PostConfirmation_ConfirmSignUp", sub=SUB):
@@ -222,21 +222,12 @@ def test_a_debug_root_logger_never_logs_the_token(monkeypatch, caplog):
     import boto3
     from moto import mock_aws
 
-    from chat_provisioning import aws, runtime
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    caches = (aws.aws_session, aws.aws_client)  # clients made under moto must not outlive it
-    try:
-        with mock_aws():
-            for cache in caches:
-                cache.cache_clear()
-            boto3.client("secretsmanager").create_secret(Name="bot-token", SecretString="canary_bot_token_debug")
-            caplog.set_level(logging.DEBUG)  # the root logger and its handler
-            assert runtime.bot_token("bot-token", refresh=True) == "canary_bot_token_debug"
-    finally:
-        for cache in caches:
-            cache.cache_clear()
-        runtime.SECRETS.clear()
+    with mock_aws(), fresh_clients():  # clients made under moto must not outlive it
+        boto3.client("secretsmanager").create_secret(Name="bot-token", SecretString="canary_bot_token_debug")
+        caplog.set_level(logging.DEBUG)  # the root logger and its handler
+        assert runtime.bot_token("bot-token", refresh=True) == "canary_bot_token_debug"
     assert any(r.name.startswith("botocore") for r in caplog.records)  # botocore did log, at INFO
     assert "canary_bot_token_debug" not in caplog.text
 

@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chat_provisioning import aws
 from chat_provisioning import runtime as runtime_module
 from chat_provisioning import steps
 from chat_provisioning.errors import TransientError
 from chat_provisioning.models import Run, WorkflowState
+from tests.fakes import fresh_clients
 
 N = 50
 
@@ -29,14 +29,8 @@ def step_runtime(local):
         mp.setenv("AWS_ENDPOINT_URL", local.state.aws_endpoint_url)
         for key, value in local.role_credentials("SyncUserSteps").items():  # its role's, as Lambda gives
             mp.setenv(key, value)
-        caches = (aws.aws_session, aws.aws_client)
-        for cache in caches:  # clients for this environment, and the token its role reads
-            cache.cache_clear()
-        runtime_module.SECRETS.clear()
-        yield runtime_module.build(os.environ)
-        for cache in caches:
-            cache.cache_clear()
-        runtime_module.SECRETS.clear()
+        with fresh_clients():  # clients for this environment, and the token its role reads
+            yield runtime_module.build(os.environ)
 
 
 def members_of(local, room: str, n: int) -> list[str]:
