@@ -64,6 +64,7 @@ node_modules/.stamp: package.json package-lock.json
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # The fast tier: every step and trigger on in-memory fakes, offline (tests/unit/conftest.py
 # refuses sockets), no Synapse, no stack; fuzzing at 50 cases per handler (make test: 200).

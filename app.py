@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lambdas"))
 
-from chat_provisioning.config import CONTEXT_KEY, ChatConfig  # noqa: E402
+from chat_provisioning.domain.config import CONTEXT_KEY, ChatConfig  # noqa: E402
 from stacks.provisioning_stack import ChatProvisioningStack  # noqa: E402
 
 

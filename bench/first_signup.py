@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from chat_provisioning.signup import signup_execution_name
+from chat_provisioning.handlers.signup import signup_execution_name
 from local_run.aws_events import REGION, post_confirmation_event
 from local_run.lambda_runtime import FunctionConfig, LambdaService, number, reports
 

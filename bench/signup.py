@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from chat_provisioning.config import ChatConfig
+from chat_provisioning.domain.config import ChatConfig
 from local_run import env
 from local_run.lambda_runtime import PYTHON, TASK_ROOT
 from stacks import wiring

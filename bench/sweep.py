@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--drift", type=float, default=0.01)
     args = parser.parse_args()
-    from chat_provisioning.config import ChatConfig
+    from chat_provisioning.domain.config import ChatConfig
 
     state_dir = ROOT / ".local" / "bench"
     with env.running(state_dir, ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))) as local:

@@ -1,6 +1,7 @@
-"""Who uses the local stack, each over the same LocalEnv (env.py): Cognito and EventBridge as AWS
-would act (the trigger's event, a CloudTrail record, a rule's delivery), the operator who starts,
-waits for and redrives executions, and the inspector who reads what happened."""
+"""Who uses the local stack, each over the same environment (env.LocalEnv makes one of each):
+Cognito and EventBridge as AWS would act (the trigger's event, a CloudTrail record, a rule's
+delivery), the operator who starts, waits for and redrives executions, and the inspector who
+reads what happened."""
 
 import asyncio
 import functools
@@ -9,25 +10,45 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import httpx
 import jwt
 from moto.events.models import EventPattern
 
-from chat_provisioning.aws import FAILED_STATUSES, execution_arn
-from chat_provisioning.policy import level_of
-from chat_provisioning.signup import SIGN_UP, signup_execution_name
-from chat_provisioning.models import SYNC_EVENT
+from chat_provisioning.adapters.audit_table import DynamoAuditStore
+from chat_provisioning.adapters.synapse import SynapseAdmin
+from chat_provisioning.domain.config import ChatConfig
+from chat_provisioning.domain.executions import FAILED_STATUSES, execution_arn
+from chat_provisioning.domain.policy import level_of
+from chat_provisioning.handlers.signup import SIGN_UP, signup_execution_name
+from chat_provisioning.domain.models import SYNC_EVENT
 from toolbox import operations
 from toolbox.deployment import Deployment
 
 from . import deploy, synapse_server
 from .aws_events import (LOCAL_OPERATOR, bus_event, cloudtrail_event, execution_status_change,
                          post_confirmation_event)
+from .state import LocalState
 
-if TYPE_CHECKING:
-    from .env import LocalEnv
+
+
+class Env(Protocol):
+    """What the actors use of the running local stack: env.LocalEnv, which makes one of each."""
+    state: LocalState
+    config: ChatConfig
+    aws: dict[str, Any]
+    token: str  # the bot's
+    synapse: SynapseAdmin
+    audit: DynamoAuditStore
+    events: "EventBridge"
+    operator: "Operator"
+    inspector: "Inspector"
+
+    def invoke(self, function: str, event: dict) -> dict: ...
+    def invoke_by_name(self, physical_name: str, event: dict) -> tuple[object, bool]: ...
+    def user_id(self, sub: str) -> str: ...
+
 
 DONE = {"SUCCEEDED", *FAILED_STATUSES}
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
@@ -36,7 +57,7 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 @dataclass
 class Cognito:
     """The user pool and its PostConfirmation trigger, and CloudTrail's records of admin calls."""
-    env: "LocalEnv"
+    env: Env
 
     def create_user(self, sub: str, groups=(), name: str | None = None, sub_attribute: str | None = None,
                     confirmed: bool = True) -> None:
@@ -97,7 +118,7 @@ class Cognito:
 @dataclass
 class EventBridge:
     """PutEvents, and the delivery of events to the deployed rules' Lambda targets."""
-    env: "LocalEnv"
+    env: Env
 
     def put(self, source: str, detail_type: str, detail: dict, bus: str = "own",
             sender: str = LOCAL_OPERATOR, wait: bool = True) -> dict:
@@ -165,7 +186,7 @@ class Operator:
     """The redriver: starts an execution from the console, waits for its end, redrives it, runs
     the sweep. Its waits deliver each failed execution's status change to the failure audit, as
     the deployed rule would (moto routes no EventBridge events)."""
-    env: "LocalEnv"
+    env: Env
 
     @functools.cached_property
     def deployment(self) -> Deployment:
@@ -235,7 +256,7 @@ class Operator:
 class Inspector:
     """Reads what happened: executions and their histories, the user in Synapse, what the stack
     wrote (for the scan for the token and emails), what Synapse served."""
-    env: "LocalEnv"
+    env: Env
 
     def history(self, arn: str) -> list[dict]:
         """Any execution's (the administrator reads them all: the redrives' runs too)."""

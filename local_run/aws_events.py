@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from chat_provisioning.signup import SIGN_UP
+from chat_provisioning.handlers.signup import SIGN_UP
 from stacks import wiring
 
 ACCOUNT, REGION = "123456789012", "us-east-1"  # moto's, the local run's

@@ -82,7 +82,7 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase
 from moto.secretsmanager.models import secretsmanager_backends
 
-from chat_provisioning.aws import FAILED_STATUSES, execution_arn, newest_state_entered
+from chat_provisioning.domain.executions import FAILED_STATUSES, execution_arn, newest_state_entered
 
 from .deploy import ACCOUNT, REGION
 from .iam_check import iam_match, resource_of

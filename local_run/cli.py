@@ -1,16 +1,41 @@
 """`chat-provisioning local ...`: the embedded default, and what only it can do: stand in for
 Cognito and EventBridge, cause an outage, count what the stack wrote. What an operator does in
 production (user status and sync, redrives, the sweep) is the same command against any
-deployment (toolbox/cli.py), `local up`'s included."""
+deployment (toolbox/cli.py), `local up`'s included (`--local`: `deployment` below).
+
+The tool finds this module by its entry point (pyproject.toml, `chat_provisioning.commands`)
+and hands it the words after `local`: the operator's tool imports nothing of the local run."""
 
 import argparse
 import json
 import uuid
 from pathlib import Path
 
-from chat_provisioning.signup import SIGN_UP
+from chat_provisioning.handlers.signup import SIGN_UP
+from toolbox.cli import Parser
+from toolbox.deployment import Deployment, ToolError
+
+from .state import LocalState
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def deployment(state_dir: Path, stack: str, importer: bool = False) -> Deployment:
+    """The local run's stack (`local up`), for `--local`: its endpoint, signed as its operator,
+    a user with the stack's OperatorPolicy alone, or (`importer`) one with GroupImportPolicy
+    beside it."""
+    path = state_dir / "state.json"
+    if not path.exists():
+        raise ToolError(f"no {path}: run `chat-provisioning local up` first")
+    state = LocalState.load(state_dir)
+    credentials = state.importer_credentials if importer else state.operator_credentials
+    return Deployment.find(stack, "us-east-1", None, state.aws_endpoint_url, credentials)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="chat-provisioning local", description=__doc__.split("\n\n")[0])
+    add_commands(p.add_subparsers(dest="command", required=True))
+    return p
 
 
 def add_commands(local: argparse._SubParsersAction) -> None:
@@ -74,9 +99,11 @@ def add_commands(local: argparse._SubParsersAction) -> None:
     local.add_parser("down", help="stop everything `up` started")
 
 
-def run(args: argparse.Namespace) -> dict:
-    """The `local` command `args` names; its answer."""
-    from chat_provisioning.config import ChatConfig
+def run(argv: list[str], state_dir: Path) -> dict:
+    """The `local` command `argv` (the words after `local`) names; its answer."""
+    from chat_provisioning.domain.config import ChatConfig
+
+    args = parser().parse_args(argv)
 
     try:
         from . import env, iam_check
@@ -84,7 +111,6 @@ def run(args: argparse.Namespace) -> dict:
         raise SystemExit(json.dumps({"error": f"the local run needs the local extra "
                                               f"(pip install '.[local]', or make install): {e}"}))
 
-    state_dir: Path = args.state_dir
     if args.command == "up":
         return env.up(state_dir, ChatConfig.from_cdk_json(str(args.cdk_json))).model_dump(mode="json")
     if args.command == "down":

@@ -17,9 +17,9 @@ import uuid
 from pathlib import Path
 from typing import get_args
 
-from chat_provisioning.config import ChatConfig
-from chat_provisioning.policy import desired_memberships
-from chat_provisioning.sweep_plan import REMOVALS, FixKind
+from chat_provisioning.domain.config import ChatConfig
+from chat_provisioning.domain.policy import desired_memberships
+from chat_provisioning.domain.sweep_plan import REMOVALS, FixKind
 
 from . import synapse_server
 

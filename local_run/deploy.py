@@ -31,7 +31,7 @@ from pathlib import Path
 import boto3
 
 from stacks import wiring
-from chat_provisioning.config import CONTEXT_KEY, ChatConfig
+from chat_provisioning.domain.config import CONTEXT_KEY, ChatConfig
 
 from .aws_events import ACCOUNT, REGION
 

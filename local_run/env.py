@@ -17,11 +17,11 @@ from pathlib import Path
 
 import httpx
 
-from chat_provisioning.audit import DynamoAuditStore
-from chat_provisioning.config import ChatConfig, UserPool
-from chat_provisioning.policy import user_id_for
-from chat_provisioning.steps import SYNC_USER_STEPS
-from chat_provisioning.synapse import SynapseAdmin
+from chat_provisioning.adapters.audit_table import DynamoAuditStore
+from chat_provisioning.domain.config import ChatConfig, UserPool
+from chat_provisioning.domain.policy import user_id_for
+from chat_provisioning.handlers.steps import SYNC_USER_STEPS
+from chat_provisioning.adapters.synapse import SynapseAdmin
 
 from . import actors, deploy, iam_check, synapse_server
 from .aws_events import LOCAL_OPERATOR

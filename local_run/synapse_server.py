@@ -19,7 +19,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from chat_provisioning.config import ChatConfig, Room
+from chat_provisioning.domain.config import ChatConfig, Room
 
 ROOT = Path(__file__).resolve().parent.parent
 # The Synapse releases the local run can start, each in a venv of its own (Makefile):

@@ -11,7 +11,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 
-from chat_provisioning.telemetry import METRICS, NAMESPACE
+from chat_provisioning.adapters.telemetry import METRICS, NAMESPACE
 from stacks.wiring import SERVICE
 
 PERIOD = Duration.minutes(5)

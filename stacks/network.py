@@ -6,7 +6,7 @@ from typing import Any
 from aws_cdk import Annotations, Stack
 from aws_cdk import aws_ec2 as ec2
 
-from chat_provisioning.config import GATEWAY_ENDPOINTS, ChatConfig
+from chat_provisioning.domain.config import GATEWAY_ENDPOINTS, ChatConfig
 
 
 def network(stack: Stack, config: ChatConfig) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from chat_provisioning.config import ChatConfig
+from chat_provisioning.domain.config import ChatConfig
 
 from .findings import AcceptCheckovFindings, ack, acknowledge
 from .monitoring import monitoring

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chat_provisioning import errors
-from chat_provisioning.errors import Retry
+from chat_provisioning.domain import errors
+from chat_provisioning.domain.errors import Retry
 from stacks import wiring
 
 # AWS's errors, as Step Functions names them: a Lambda invocation's, and the AWS calls' the

@@ -9,7 +9,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
-from chat_provisioning.config import ChatConfig
+from chat_provisioning.domain.config import ChatConfig
 
 from .workflow import Workflow, execution_arn, machine_arn
 

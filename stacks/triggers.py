@@ -13,8 +13,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 
-from chat_provisioning.aws import FAILED_STATUSES
-from chat_provisioning.config import ChatConfig
+from chat_provisioning.domain.executions import FAILED_STATUSES
+from chat_provisioning.domain.config import ChatConfig
 from stacks import wiring
 
 from .findings import ack

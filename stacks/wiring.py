@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chat_provisioning import failure_audit, inspection, signup, steps, triggers
-from chat_provisioning.config import CONFIG_ENV, ChatConfig
-from chat_provisioning.deadline import RESERVE_SECONDS
-from chat_provisioning.locks import WAIT_SECONDS as LEASE_WAIT_SECONDS
-from chat_provisioning.models import COGNITO_EVENT_NAMES, SYNC_EVENT
+from chat_provisioning.handlers import failure_audit, inspection, signup, starts, steps
+from chat_provisioning.domain.config import CONFIG_ENV, ChatConfig
+from chat_provisioning.domain.deadline import RESERVE_SECONDS
+from chat_provisioning.adapters.room_locks import WAIT_SECONDS as LEASE_WAIT_SECONDS
+from chat_provisioning.domain.models import COGNITO_EVENT_NAMES, SYNC_EVENT
 
 
 def handler(fn: Callable[..., Any]) -> str:
@@ -34,9 +34,9 @@ STEP_FUNCTIONS = {name: handler(fn) for name, fn in {
 CALLS_SYNAPSE = {"SyncUserSteps", "PlanSweep", "InspectUser"}
 TRIGGERS = {name: handler(fn) for name, fn in {
     "PostConfirmation": signup.post_confirmation,
-    "RetryStart": triggers.retry_start,
+    "RetryStart": starts.retry_start,
     "RecordFailure": failure_audit.record_failure,
-    "OnCognitoChange": triggers.on_cognito_change,
+    "OnCognitoChange": starts.on_cognito_change,
 }.items()}
 # Operators' functions, invoked by `chat-provisioning` (toolbox/): read-only.
 TOOLS = {"InspectUser": handler(inspection.inspect_user)}

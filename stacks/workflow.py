@@ -14,7 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 
-from chat_provisioning.config import ChatConfig
+from chat_provisioning.domain.config import ChatConfig
 from stacks import wiring
 
 from .bundling import ARCHITECTURE, RUNTIME, lambda_code

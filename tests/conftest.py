@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from chat_provisioning.config import ChatConfig
+from chat_provisioning.domain.config import ChatConfig
 from local_run import env
 from tests.fakes import sample_config
 

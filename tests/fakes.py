@@ -11,19 +11,18 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from chat_provisioning import aws, runtime
-from chat_provisioning.audit import AuditRecords
-from chat_provisioning.aws import execution_arn
-from chat_provisioning.config import ChatConfig
-from chat_provisioning.deadline import Deadline
-from chat_provisioning.errors import (LeaseLost, RoomBusy, RoomNotFound, SynapseForbidden, SynapseRejected,
-                                      UserDeactivated)
-from chat_provisioning.policy import CognitoUser, level_of, standing, with_power_levels, with_thresholds_at_most
-from chat_provisioning.ports import (AuditStore, ChatServer, Lease, ListedUser, PlanStore, RoomLocks, UserDirectory,
-                                     UserRecord, Workflows)
-from chat_provisioning.runtime import Runtime
-from chat_provisioning.signup import SignUpPorts
-from chat_provisioning.synapse import upsert_body
+from chat_provisioning.adapters import clients
+from chat_provisioning.handlers import runtime
+from chat_provisioning.domain.audit_trail import AuditRecords
+from chat_provisioning.domain.executions import execution_arn
+from chat_provisioning.domain.config import ChatConfig
+from chat_provisioning.domain.deadline import Deadline
+from chat_provisioning.domain.errors import (LeaseLost, RoomBusy, RoomNotFound, SynapseForbidden, SynapseRejected, UserDeactivated)
+from chat_provisioning.domain.policy import (CognitoUser, level_of, standing, with_power_levels, with_thresholds_at_most)
+from chat_provisioning.ports import (AuditStore, ChatServer, Lease, ListedUser, PlanStore, RoomLocks, UserDirectory, UserRecord, Workflows)
+from chat_provisioning.handlers.runtime import Runtime
+from chat_provisioning.handlers.signup import SignUpPorts
+from chat_provisioning.adapters.synapse import upsert_body
 
 SERVER = "chat.example.test"
 POOL = "us-east-1_TestPool1"
@@ -334,8 +333,8 @@ def fresh_clients() -> Iterator[None]:
     inside come from the environment as it is then (moto, a role's credentials) and outlive
     it nowhere."""
     def drop() -> None:
-        aws.aws_session.cache_clear()
-        aws.aws_client.cache_clear()
+        clients.aws_session.cache_clear()
+        clients.aws_client.cache_clear()
         runtime.SECRETS.clear()
     drop()
     try:

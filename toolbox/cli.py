@@ -13,13 +13,14 @@ import json
 import re
 import sys
 from datetime import datetime, timedelta, timezone
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import jmespath
 from botocore.exceptions import BotoCoreError, ClientError
 from jmespath.exceptions import JMESPathError
 
-from chat_provisioning.aws import NameTaken
+from chat_provisioning.adapters.step_functions import NameTaken
 
 from . import operations
 from .deployment import Deployment, ToolError
@@ -47,9 +48,14 @@ class Parser(argparse.ArgumentParser):
         sys.exit(1)
 
 
-def parser() -> argparse.ArgumentParser:
-    from local_run import cli as local_cli
+def plugins() -> dict[str, EntryPoint]:
+    """Command groups that other packages add (pyproject.toml's `chat_provisioning.commands`
+    entry points: the local run's `local`). Each is loaded only when its command runs, so an
+    operator's command never loads the local run's code."""
+    return {ep.name: ep for ep in entry_points(group="chat_provisioning.commands")}
 
+
+def parser() -> argparse.ArgumentParser:
     p = Parser(prog="chat-provisioning", description=__doc__.split("\n\n")[0],
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stack", default="ChatProvisioning", help="the deployed stack's name")
@@ -108,23 +114,24 @@ def parser() -> argparse.ArgumentParser:
     attach.add_argument("--function-arn", required=True, help="the stack's PostConfirmationFunctionArn output")
     attach.add_argument("--apply", action="store_true")
 
-    local_cli.add_commands(top.add_parser("local", help="the embedded default: a real Synapse and moto")
-                           .add_subparsers(dest="command", required=True))
+    for name, plugin in plugins().items():  # its own parser reads the words after it (main)
+        top.add_parser(name, help=f"the commands {plugin.module} adds", add_help=False)
     return p
 
 
 def deployment(args: argparse.Namespace) -> Deployment:
     if args.local:  # the local run is an endpoint; its operator has the stack's OperatorPolicy
-        return Deployment.local(args.state_dir, args.stack, importer=args.area == "import-groups")
+        if "local" not in plugins():
+            raise ToolError("--local needs the local run: pip install '.[local]' (or make install)")
+        return plugins()["local"].load().deployment(args.state_dir, args.stack, importer=args.area == "import-groups")
     return Deployment.find(args.stack, args.region, args.profile, args.endpoint_url)
 
 
 def run(args: argparse.Namespace) -> tuple[dict, int]:
-    if args.area == "local":
-        from local_run import cli as local_cli
-        return local_cli.run(args), 0
+    if args.area in plugins():
+        return plugins()[args.area].load().run(args.rest, args.state_dir), 0
     if args.area == "attach-trigger":
-        from stacks import attach_trigger
+        from . import attach_trigger
         result = attach_trigger.attach(args.user_pool_id, args.function_arn, args.apply)
         return result, 1 if "error" in result else 0
     # A file of reviewed proposals is read first: a wrong one is said before any AWS call.
@@ -197,7 +204,10 @@ def _cell(value) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, args.rest = p.parse_known_args(argv)
+    if args.rest and args.area not in plugins():
+        p.error(f"unrecognized arguments: {' '.join(args.rest)}")
     try:
         result, code = run(args)
     except ToolError as e:

@@ -3,13 +3,10 @@ code serves a stack in AWS (credentials and region as the AWS CLI finds them) an
 (`local up`'s endpoint): only the endpoint differs."""
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-
-from local_run.state import LocalState
 
 # What `chat-provisioning` reads of the stack (stacks/provisioning_stack.py writes them).
 OUTPUTS = ("SyncUserStateMachineArn", "SweepUsersStateMachineArn", "AuditTableName", "UserPoolId",
@@ -47,17 +44,6 @@ class Deployment:
         if missing := [o for o in OUTPUTS if o not in outputs]:
             raise ToolError(f"the stack {stack} has no output {', '.join(missing)}: deploy this version of it")
         return cls(stack, outputs, session, endpoint_url)
-
-    @classmethod
-    def local(cls, state_dir: Path, stack: str, importer: bool = False) -> "Deployment":
-        """The local run's stack (`local up`): its endpoint, signed as its operator, a user with
-        the stack's OperatorPolicy alone, or (`importer`) one with GroupImportPolicy beside it."""
-        path = state_dir / "state.json"
-        if not path.exists():
-            raise ToolError(f"no {path}: run `chat-provisioning local up` first")
-        state = LocalState.load(state_dir)
-        credentials = state.importer_credentials if importer else state.operator_credentials
-        return cls.find(stack, "us-east-1", None, state.aws_endpoint_url, credentials)
 
     def client(self, service: str):
         if service not in self._clients:

@@ -11,12 +11,14 @@ from typing import get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chat_provisioning.audit import DynamoAuditStore
-from chat_provisioning.aws import FAILED_STATUSES, newest_state_entered, start_once
-from chat_provisioning.errors import InvalidInput
-from chat_provisioning.cognito import CognitoDirectory
-from chat_provisioning.policy import normalise_sub, standing
-from chat_provisioning.sweep_plan import FixKind
+from chat_provisioning.adapters.audit_table import DynamoAuditStore
+from chat_provisioning.domain.executions import FAILED_STATUSES, newest_state_entered
+from chat_provisioning.adapters.step_functions import start_once
+from chat_provisioning.domain.errors import InvalidInput
+from chat_provisioning.adapters.cognito import CognitoDirectory
+from chat_provisioning.domain.policy import standing
+from chat_provisioning.domain.subs import normalise_sub
+from chat_provisioning.domain.sweep_plan import FixKind
 
 from .deployment import Deployment, ToolError
 

@@ -1,7 +1,7 @@
 """What the steps, the triggers and InspectUser talk to, one Protocol each. The adapters
-implement them against the real services (synapse.py, cognito.py, aws.py, audit.py, locks.py),
-tests/fakes.py in memory; runtime.Runtime holds one of each. Standard library only: the
-sign-up trigger loads this on Cognito's clock (signup.py)."""
+implement them against the real services (adapters/), tests/fakes.py in memory;
+handlers/runtime.Runtime holds one of each. The domain and the standard library only: the
+sign-up trigger loads this on Cognito's clock (handlers/signup.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from .models import Action
-    from .policy import CognitoUser
+    from .domain.models import Action
+    from .domain.policy import CognitoUser
 
 
 class ListedUser(NamedTuple):
@@ -95,5 +95,5 @@ class AuditStore(Protocol):
 
 
 class RoomLocks(Protocol):
-    """One writer of a room's power levels at a time (locks.py)."""
+    """One writer of a room's power levels at a time (adapters/room_locks.py)."""
     def hold(self, room_id: str) -> AbstractContextManager[Lease]: ...

@@ -16,9 +16,9 @@ import uuid
 import httpx
 import pytest
 
-from chat_provisioning.config import ReservedName, RoleGrant
-from chat_provisioning.locks import DynamoRoomLocks
-from chat_provisioning.sweep_plan import REMOVALS
+from chat_provisioning.domain.config import ReservedName, RoleGrant
+from chat_provisioning.adapters.room_locks import DynamoRoomLocks
+from chat_provisioning.domain.sweep_plan import REMOVALS
 from local_run import env
 from toolbox import cli, operations
 from local_run.aws_events import ACCOUNT, cloudtrail_event, post_confirmation_event, sqs_batch

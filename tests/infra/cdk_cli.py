@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chat_provisioning.config import ChatConfig
+from chat_provisioning.domain.config import ChatConfig
 from local_run.deploy import project_context
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from toolbox import cli
-from stacks.attach_trigger import attach
+from toolbox.attach_trigger import attach
 
 NEW = "arn:aws:lambda:us-east-1:123456789012:function:ChatProvisioning-PostConfirmation"
 OLD = "arn:aws:lambda:us-east-1:123456789012:function:chat-user-provisioner"

@@ -15,12 +15,13 @@ from aws_cdk import App
 import app as cdk_app
 from cdk_cli import cfn_lint_errors, checkov_failures, cli_synth
 from local_run.deploy import project_context
-from chat_provisioning import errors, steps
-from chat_provisioning.aws import FAILED_STATUSES
+from chat_provisioning.domain import errors
+from chat_provisioning.handlers import steps
+from chat_provisioning.domain.executions import FAILED_STATUSES
 from stacks import wiring
-from chat_provisioning.config import CONTEXT_KEY, GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
-from chat_provisioning.models import Cause
-from chat_provisioning.telemetry import METRICS, NAMESPACE
+from chat_provisioning.domain.config import CONTEXT_KEY, GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
+from chat_provisioning.domain.models import Cause
+from chat_provisioning.adapters.telemetry import METRICS, NAMESPACE
 from stacks import retries
 from tests.fakes import POOL, sample_config
 

@@ -9,11 +9,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chat_provisioning.cognito import CognitoDirectory
-from chat_provisioning.audit import DynamoAuditStore
-from chat_provisioning.errors import (LevelBeyondTheBot, RoomNotFound, SynapseForbidden, SynapseRejected,
-                                      UserDeactivated)
-from chat_provisioning.models import Action
+from chat_provisioning.adapters.cognito import CognitoDirectory
+from chat_provisioning.adapters.audit_table import DynamoAuditStore
+from chat_provisioning.domain.errors import (LevelBeyondTheBot, RoomNotFound, SynapseForbidden, SynapseRejected, UserDeactivated)
+from chat_provisioning.domain.models import Action
 from tests.fakes import FakeAuditStore, FakeChatServer, FakeDirectory, FakeRoomLocks
 
 

@@ -9,9 +9,9 @@ from typing import NamedTuple
 import httpx
 import pytest
 
-from chat_provisioning import errors
-from chat_provisioning.config import ChatConfig
-from chat_provisioning.synapse import SynapseAdmin
+from chat_provisioning.domain import errors
+from chat_provisioning.domain.config import ChatConfig
+from chat_provisioning.adapters.synapse import SynapseAdmin
 from local_run import env, synapse_server
 from local_run.env import free_port
 

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from chat_provisioning.errors import UserDeactivated
+from chat_provisioning.domain.errors import UserDeactivated
 from local_run import env
 from local_run.fault_proxy import FaultProxy
 

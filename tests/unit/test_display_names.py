@@ -3,8 +3,8 @@ someone else (display_names.py)."""
 
 import pytest
 
-from chat_provisioning.config import ReservedName
-from chat_provisioning.display_names import display_name_of, name_to_write, skeleton
+from chat_provisioning.domain.config import ReservedName
+from chat_provisioning.domain.display_names import display_name_of, name_to_write, skeleton
 from tests.fakes import SUB
 
 OWNER = "11111111-2222-4333-8444-555555555555"  # the Cognito sub whose own name is reserved

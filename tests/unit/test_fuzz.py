@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat_provisioning import failure_audit, signup, steps, triggers
-from chat_provisioning.errors import ProvisioningError
+from chat_provisioning.handlers import failure_audit, signup, starts, steps
+from chat_provisioning.domain.errors import ProvisioningError
 from tests.fakes import SUB, runtime_of
 
 # 200 cases per handler in `make test`; `make proof` runs 2,000 (FUZZ_EXAMPLES).
@@ -103,7 +103,7 @@ CLOUDTRAIL = {"id": "e1", "source": "aws.cognito-idp", "detail-type": "AWS API C
     {"id": st.text(max_size=10), "detail-type": st.sampled_from(["Sync chat user", "AWS API Call via CloudTrail"]),
      "detail": events_like({"sub": SUB, "eventName": "AdminEnableUser"})}))
 def test_on_cognito_change(context, event):
-    outcome(triggers.on_cognito_change, event, context)
+    outcome(starts.on_cognito_change, event, context)
 
 
 STATUS = {"id": "e2", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
@@ -123,6 +123,6 @@ def test_record_failure(context, event):
            {"messageId": st.text(max_size=5), "body": st.text(max_size=60) | st.just('{"sub": 1}')}), max_size=3)}))
 def test_retry_start(context, event):
     try:
-        outcome(triggers.retry_start, event, context)
+        outcome(starts.retry_start, event, context)
     except BatchProcessingError:
         pass  # every record failed: Powertools fails the batch so SQS retries it, then its DLQ

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from chat_provisioning import steps
-from chat_provisioning.errors import ProvisioningError
-from chat_provisioning.models import Run, StartRequest
-from chat_provisioning.policy import desired_levels, desired_memberships, split_groups, standing, user_id_for
+from chat_provisioning.handlers import steps
+from chat_provisioning.domain.errors import ProvisioningError
+from chat_provisioning.domain.models import Run, StartRequest
+from chat_provisioning.domain.policy import desired_levels, desired_memberships, split_groups, standing, user_id_for
 from tests.fakes import FakeChatServer, FakeRoomLocks, runtime_of, sample_config
 
 ASL = json.loads((Path(__file__).resolve().parents[2] / "statemachines" / "sync_user.asl.json").read_text())

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from chat_provisioning import failure_audit, telemetry
+from chat_provisioning.handlers import failure_audit
+from chat_provisioning.adapters import telemetry
 from tests.fakes import runtime_of
 from toolbox.operations import DRIFT, FAILED, IN_SYNC, NOT_FOUND, judge
 

@@ -1,12 +1,10 @@
 import pytest
 from pydantic import ValidationError
 
-from chat_provisioning.config import ChatConfig
-from chat_provisioning.runtime import FunctionEnv
-from chat_provisioning.errors import InvalidInput, LevelBeyondTheBot, PowerLevelForbidden
-from chat_provisioning.policy import (CognitoUser, beyond_the_bot, beyond_the_bots_kick, desired_memberships,
-                                      thresholds_above, with_thresholds_at_most,
-                                      split_groups, standing, user_id_for, with_power_level)
+from chat_provisioning.domain.config import ChatConfig
+from chat_provisioning.handlers.runtime import FunctionEnv
+from chat_provisioning.domain.errors import InvalidInput, LevelBeyondTheBot, PowerLevelForbidden
+from chat_provisioning.domain.policy import (CognitoUser, beyond_the_bot, beyond_the_bots_kick, desired_memberships, thresholds_above, with_thresholds_at_most, split_groups, standing, user_id_for, with_power_level)
 from stacks import wiring
 from tests.fakes import BOT, SERVER, SUB
 

@@ -6,11 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from chat_provisioning import steps
-from chat_provisioning.errors import (InvalidInput, LeaseLost, RoomBusy, SynapseUnavailable,
-                                      UserDeactivated)
-from chat_provisioning.models import Action, WorkflowState
-from chat_provisioning.telemetry import logger
+from chat_provisioning.handlers import steps
+from chat_provisioning.domain.errors import InvalidInput, LeaseLost, RoomBusy, SynapseUnavailable, UserDeactivated
+from chat_provisioning.domain.models import Action, WorkflowState
+from chat_provisioning.adapters.telemetry import logger
 from tests.fakes import FakeDirectory, FakeRoomLocks, POOL, SERVER, SUB, runtime_of, sample_config
 
 USER = f"@{SUB}:{SERVER}"

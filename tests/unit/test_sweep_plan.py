@@ -1,8 +1,8 @@
 """The sweep's plan, a pure function: no server."""
 
-from chat_provisioning.config import RoleGrant
-from chat_provisioning.policy import CognitoUser
-from chat_provisioning.sweep_plan import MatrixSide, plan
+from chat_provisioning.domain.config import RoleGrant
+from chat_provisioning.domain.policy import CognitoUser
+from chat_provisioning.domain.sweep_plan import MatrixSide, plan
 from tests.fakes import BOT, SERVER, sample_config
 
 A = "0f9e8d7c-1234-4abc-8def-0123456789ab"

@@ -7,14 +7,15 @@ import json
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from chat_provisioning import failure_audit, inspection, signup, triggers
+from chat_provisioning.handlers import failure_audit, inspection, signup, starts
 from stacks import wiring
-from chat_provisioning.errors import InvalidInput
+from chat_provisioning.domain.errors import InvalidInput
 from local_run.aws_events import (MASKED, bus_event, cloudtrail_event, execution_status_change, post_confirmation_event,
                                   sqs_batch)
 from botocore.exceptions import ClientError
 
-from chat_provisioning.aws import NameTaken, StepFunctionsWorkflows, execution_arn, start_once
+from chat_provisioning.adapters.step_functions import NameTaken, StepFunctionsWorkflows, start_once
+from chat_provisioning.domain.executions import execution_arn
 from tests.fakes import FakeWorkflows, POOL, SERVER, SUB, runtime_of, signup_ports_of
 
 
@@ -47,7 +48,7 @@ def test_the_retry_queue_starts_each_job_checked_as_the_trigger_checks_it(contex
     rt.directory.add(SUB, username="aaron")
     good = {"user_pool_id": POOL, "user_name": "aaron", "sub": SUB}
     forged = {"user_pool_id": POOL, "user_name": "aaron", "sub": "11111111-2222-4333-8444-555555555555"}
-    answer = triggers.retry_start(sqs_batch(good, forged, "not json"), context, rt=rt)
+    answer = starts.retry_start(sqs_batch(good, forged, "not json"), context, rt=rt)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]}
     assert list(rt.workflows.started) == [f"signup-{SUB}"]
 
@@ -57,7 +58,7 @@ def test_a_retry_whose_start_fails_again_returns_to_the_queue(context):
     rt.directory.add(SUB, username="aaron")
     rt.workflows.fail("start_sync", RuntimeError("throttled"))
     with pytest.raises(BatchProcessingError):  # every record failed: SQS delivers it again
-        triggers.retry_start(sqs_batch({"user_pool_id": POOL, "user_name": "aaron", "sub": SUB}),
+        starts.retry_start(sqs_batch({"user_pool_id": POOL, "user_name": "aaron", "sub": SUB}),
                              context, rt=rt)
 
 
@@ -65,7 +66,7 @@ def test_a_retry_whose_start_fails_again_returns_to_the_queue(context):
 def test_a_cloudtrail_record_starts_the_users_sync_by_the_recorded_sub(context, event_name, group):
     rt = runtime_of()
     event = cloudtrail_event(event_name, POOL, SUB, group)
-    answer = triggers.on_cognito_change(event, context, rt=rt)
+    answer = starts.on_cognito_change(event, context, rt=rt)
     name = f"sync-{SUB}-{event['id']}"
     assert answer == {"started": True, "execution": execution_arn(FakeWorkflows.MACHINE, name)}
     assert rt.workflows.started == {name: {"sub": SUB, "cause": event_name}}
@@ -77,29 +78,29 @@ def test_a_record_without_the_sub_falls_back_to_a_username_that_is_there(context
     rt.directory.add(SUB, username="aaron")
     event = cloudtrail_event("AdminEnableUser", POOL, None)
     event["detail"]["requestParameters"]["username"] = "aaron"
-    assert triggers.on_cognito_change(event, context, rt=rt)["started"]
+    assert starts.on_cognito_change(event, context, rt=rt)["started"]
     assert [s["sub"] for s in rt.workflows.started.values()] == [SUB]
     masked = cloudtrail_event("AdminEnableUser", POOL, None)  # the username masked too: the sweep's
-    assert triggers.on_cognito_change(masked, context, rt=rt) == {"started": False, "cause": "AdminEnableUser"}
+    assert starts.on_cognito_change(masked, context, rt=rt) == {"started": False, "cause": "AdminEnableUser"}
     assert masked["detail"]["requestParameters"]["username"] == MASKED
 
 
 def test_another_pools_record_and_a_call_we_do_not_handle_start_nothing(context):
     rt = runtime_of()
     other = cloudtrail_event("AdminDisableUser", "us-east-1_Other", SUB)
-    assert triggers.on_cognito_change(other, context, rt=rt)["started"] is False
+    assert starts.on_cognito_change(other, context, rt=rt)["started"] is False
     with pytest.raises(InvalidInput, match="not a Cognito event"):
-        triggers.on_cognito_change(cloudtrail_event("AdminGetUser", POOL, SUB), context, rt=rt)
+        starts.on_cognito_change(cloudtrail_event("AdminGetUser", POOL, SUB), context, rt=rt)
     assert rt.workflows.started == {}
 
 
 def test_the_custom_event_names_a_sub_and_nothing_else(context):
     rt = runtime_of()
     event = bus_event(wiring.SYNC_EVENT_PATTERN, {"sub": SUB.upper()})
-    assert triggers.on_cognito_change(event, context, rt=rt)["started"]
+    assert starts.on_cognito_change(event, context, rt=rt)["started"]
     assert list(rt.workflows.started.values()) == [{"sub": SUB, "cause": "event"}]
     with pytest.raises(InvalidInput):
-        triggers.on_cognito_change(bus_event(wiring.SYNC_EVENT_PATTERN, {"sub": SUB, "groups": ["staff"]}),
+        starts.on_cognito_change(bus_event(wiring.SYNC_EVENT_PATTERN, {"sub": SUB, "groups": ["staff"]}),
                                    context, rt=rt)
 
 

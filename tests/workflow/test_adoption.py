@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from chat_provisioning.sweep_plan import REMOVALS
+from chat_provisioning.domain.sweep_plan import REMOVALS
 from local_run import env
 from toolbox import operations
 from toolbox.cli import main

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from chat_provisioning.telemetry import METRICS, NAMESPACE
+from chat_provisioning.adapters.telemetry import METRICS, NAMESPACE
 
 CANARY = "canary_bot_token_"
 

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from chat_provisioning.config import RoleGrant
+from chat_provisioning.domain.config import RoleGrant
 from local_run import env
 from local_run.aws_events import cloudtrail_event
 

@@ -12,15 +12,17 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, Json
 
-from . import telemetry  # noqa: F401 - its caps keep botocore from logging the token read here
-from .audit import DynamoAuditStore
-from .aws import S3PlanStore, StepFunctionsWorkflows, aws_client, client_of
-from .cognito import CognitoDirectory
-from .config import CONFIG_ENV, ChatConfig
-from .deadline import Deadline
-from .locks import DynamoRoomLocks
-from .ports import AuditStore, ChatServer, PlanStore, RoomLocks, UserDirectory, Workflows
-from .synapse import SynapseAdmin
+from ..adapters import telemetry  # noqa: F401 - its caps keep botocore from logging the token read here
+from ..adapters.audit_table import DynamoAuditStore
+from ..adapters.plan_store import S3PlanStore
+from ..adapters.step_functions import StepFunctionsWorkflows
+from ..adapters.clients import aws_client, client_of
+from ..adapters.cognito import CognitoDirectory
+from ..domain.config import CONFIG_ENV, ChatConfig
+from ..domain.deadline import Deadline
+from ..adapters.room_locks import DynamoRoomLocks
+from ..ports import AuditStore, ChatServer, PlanStore, RoomLocks, UserDirectory, Workflows
+from ..adapters.synapse import SynapseAdmin
 
 TOKEN_CACHE_SECONDS = 300
 

@@ -8,17 +8,16 @@ from typing import Any, Protocol, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .audit import execution_name
-from .display_names import name_to_write
-from .errors import InvalidInput, LevelBeyondTheBot, RoomNotFound, UserDeactivated
+from ..domain.audit_trail import execution_name
+from ..domain.display_names import name_to_write
+from ..domain.errors import InvalidInput, LevelBeyondTheBot, RoomNotFound, UserDeactivated
 from .matrix_reads import read_matrix
-from .models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
-from .policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, links_of,
-                     ours, admin_levels, split_groups, standing, user_id_for)
-from .ports import UserRecord
+from ..domain.models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
+from ..domain.policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, links_of, ours, admin_levels, split_groups, standing, user_id_for)
+from ..ports import UserRecord
 from .runtime import Runtime, runtime
-from .sweep_plan import plan
-from .telemetry import count, errors_counted, logger
+from ..domain.sweep_plan import plan
+from ..adapters.telemetry import count, errors_counted, logger
 
 
 Step = Callable[[Any, Runtime, Run], WorkflowState]  # (the state as `reads` parses it, ...)
@@ -170,7 +169,7 @@ def created_in_this_run(state: WorkflowState) -> bool:
 def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
     """Puts the user at the level Cognito's groups earn in every room where a role grants one,
     member or not (a level outlives a membership: the next invite would bring it back), the
-    room's default where none does; one write per room, under the room's lease (locks.py), and
+    room's default where none does; one write per room, under the room's lease (adapters/room_locks.py), and
     decided on a Cognito read taken inside it, after the wait. A user not confirmed, disabled or
     deleted keeps no level. Then leaves the rooms no group earns now, with the leave flag; and a
     user Cognito holds unconfirmed (a password reset, a temporary password) keeps no role's room

@@ -3,10 +3,10 @@ lists and one request per room, never one per user (read_matrix), or one user (r
 
 from typing import Any
 
-from .config import ChatConfig
-from .policy import CognitoUser, level_of, links_of
-from .ports import ChatServer
-from .sweep_plan import MatrixSide, in_scope, matrix_only
+from ..domain.config import ChatConfig
+from ..domain.policy import CognitoUser, level_of, links_of
+from ..ports import ChatServer
+from ..domain.sweep_plan import MatrixSide, in_scope, matrix_only
 
 
 def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[CognitoUser],

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from .aws import Client
-from .deadline import Deadline
-from .errors import LeaseLost, RoomBusy
+from .clients import Client
+from ..domain.deadline import Deadline
+from ..domain.errors import LeaseLost, RoomBusy
 
 
 # How long a step waits for a room's lease, at most (and at most half its time left).

@@ -15,9 +15,8 @@ from typing import Any, Literal
 
 from .config import ChatConfig
 from .display_names import name_to_write
-from .policy import (SUB, CognitoUser, Links, Standing, beyond_the_bot, beyond_the_bots_kick, default_level, desired_levels,
-                     desired_memberships, level_of, ours, admin_levels, split_groups, standing, thresholds_above,
-                     thresholds_beyond_the_bot, user_id_for)
+from .policy import CognitoUser, Links, Standing, beyond_the_bot, beyond_the_bots_kick, default_level, desired_levels, desired_memberships, level_of, ours, admin_levels, split_groups, standing, thresholds_above, thresholds_beyond_the_bot, user_id_for
+from .subs import SUB
 
 FixKind = Literal["adopt", "rename", "create", "join", "promote", "demote", "leave", "deactivate"]
 # The fixes that take a privilege away: together they count against the sweep's cap.

@@ -3,31 +3,20 @@ Cognito groups earns, and how a power-levels event changes. No AWS, no HTTP."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, TYPE_CHECKING, Literal
 
-from .errors import InvalidInput, LevelBeyondTheBot, PowerLevelForbidden
+from .errors import LevelBeyondTheBot, PowerLevelForbidden
+from .subs import normalise_sub
 
-if TYPE_CHECKING:  # pydantic stays unloaded where only the rules are needed (signup.py)
+if TYPE_CHECKING:  # pydantic stays unloaded where only the rules are needed
     from .config import ChatConfig
-
-# Cognito subs are UUIDs. Matrix rejects uppercase localparts (M_INVALID_USERNAME), and a
-# sub that is not a UUID means the event did not come from the pool we serve.
-SUB = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
 
 @dataclass(frozen=True)
 class Membership:
     room: str  # key in config.rooms
     room_id: str
     power_level: int | None  # None: leave the level alone (the room's default)
-
-
-def normalise_sub(sub: object) -> str:
-    if not isinstance(sub, str) or not SUB.match(sub.strip().lower()):
-        raise InvalidInput(f"sub must be a Cognito UUID, got {sub!r:.60}")
-    return sub.strip().lower()
 
 
 def user_id_for(sub: str, config: ChatConfig) -> str:

@@ -1,14 +1,12 @@
-"""The audit trail in DynamoDB (ports.AuditStore): one item per action, keyed so that a retried
-or redriven step writes the same keys again and a conditional put turns the repeat into a
-no-op."""
+"""The audit trail: what it records and how it is read, over the two primitives a store provides
+(adapters/audit_table.py in DynamoDB, tests/fakes.py in memory). One item per action, keyed so
+that a retried or redriven step writes the same keys again and the store's conditional insert
+turns the repeat into a no-op."""
 
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from .aws import Client
 from .models import Action
 
 
@@ -76,26 +74,3 @@ class AuditRecords(ABC):
             return False
         last = changes[-1]
         return last["outcome"] == "deactivated" or (last["outcome"] == "reactivated" and last.get("execution") == execution)
-
-
-class DynamoAuditStore(AuditRecords):
-    def __init__(self, table_name: str, client: Client):
-        self.table_name = table_name
-        self._client = client
-
-    def items(self, sub: str) -> list[dict[str, str]]:
-        pages = self._client().get_paginator("query").paginate(
-            TableName=self.table_name, KeyConditionExpression="#s = :s",
-            ExpressionAttributeNames={"#s": "sub"}, ExpressionAttributeValues={":s": {"S": sub}})
-        return [{k: next(iter(v.values())) for k, v in item.items()} for page in pages for item in page["Items"]]
-
-    def insert(self, item: dict[str, str]) -> bool:
-        try:
-            self._client().put_item(
-                TableName=self.table_name, Item={k: {"S": v} for k, v in item.items()},
-                ConditionExpression="attribute_not_exists(sk)")
-            return True
-        except ClientError as e:
-            if e.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise

@@ -7,13 +7,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .config import ChatConfig
+from ..domain.config import ChatConfig
 from .matrix_reads import read_matrix_user
-from .models import Sub, parse
-from .policy import CognitoUser, level_of, standing, user_id_for
+from ..domain.models import Sub, parse
+from ..domain.policy import CognitoUser, level_of, standing, user_id_for
 from .runtime import Runtime, runtime
-from .sweep_plan import MatrixSide, plan
-from .telemetry import logger
+from ..domain.sweep_plan import MatrixSide, plan
+from ..adapters.telemetry import logger
 
 
 def report(sub: str, user: CognitoUser | None, matrix: MatrixSide, config: ChatConfig) -> dict[str, Any]:

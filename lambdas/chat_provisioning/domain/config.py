@@ -8,7 +8,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import InvalidInput
-from .policy import normalise_sub
+from .subs import normalise_sub
 
 # Room version 10 IDs: "!opaque:server". The server part is required: without it the ID is
 # ambiguous (and room version 12 IDs, which lack it, are not what production runs).

@@ -13,12 +13,14 @@ from typing import Any, NamedTuple
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from .aws import SqsRetryQueue, StepFunctionsWorkflows, client_of, given
-from .cognito import CognitoDirectory
-from .errors import InvalidInput
-from .policy import normalise_sub
-from .ports import RetryQueue, UserDirectory, Workflows
-from .telemetry import count, logger
+from ..adapters.retry_queue import SqsRetryQueue
+from ..adapters.step_functions import StepFunctionsWorkflows
+from ..adapters.clients import client_of, given
+from ..adapters.cognito import CognitoDirectory
+from ..domain.errors import InvalidInput
+from ..domain.subs import normalise_sub
+from ..ports import RetryQueue, UserDirectory, Workflows
+from ..adapters.telemetry import count, logger
 
 SIGN_UP = "PostConfirmation_ConfirmSignUp"
 # At most three calls (AdminGetUser, StartExecution and, if that failed, SendMessage), each
@@ -44,7 +46,7 @@ class SignUpPorts(NamedTuple):
 @functools.cache
 def signup_ports() -> SignUpPorts:
     """From the environment the stack sets (stacks/wiring.py, lambda_environment), with QUICK
-    clients. A missing value fails the call that needs it (aws.given), caught below: never the
+    clients. A missing value fails the call that needs it (clients.given), caught below: never the
     sign-up."""
     env = os.environ.get
     idp, sfn = client_of("cognito-idp", QUICK), client_of("stepfunctions", QUICK)

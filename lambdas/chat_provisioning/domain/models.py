@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .config import Frozen
 from .errors import InvalidInput
-from .policy import Standing, normalise_sub
+from .policy import Standing
+from .subs import normalise_sub
 
 # Why a run started: the sign-up trigger, CloudTrail's record of a Cognito admin call, the
 # custom event, the sweep, or an operator. Only "AdminEnableUser" may reactivate, and only a

@@ -7,10 +7,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .aws import Client
-from .errors import InvalidInput
-from .display_names import display_name_of
-from .policy import CognitoUser, standing
+from .clients import Client
+from ..domain.errors import InvalidInput
+from ..domain.display_names import display_name_of
+from ..domain.policy import CognitoUser, standing
 
 
 def _user(entry: dict[str, Any], groups: tuple[str, ...]) -> CognitoUser:

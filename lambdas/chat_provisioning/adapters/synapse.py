@@ -14,21 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     import httpx
 
-from .deadline import Deadline
-from .errors import (
-    InvalidInput,
-    PowerLevelForbidden,
-    PowerLevelWriteLost,
-    RoomNotFound,
-    SynapseAuthFailed,
-    SynapseForbidden,
-    SynapseRateLimited,
-    SynapseRejected,
-    SynapseUnavailable,
-    UserDeactivated,
-)
-from .policy import with_power_levels, with_thresholds_at_most
-from .ports import Lease, ListedUser, UserRecord
+from ..domain.deadline import Deadline
+from ..domain.errors import (InvalidInput, PowerLevelForbidden, PowerLevelWriteLost, RoomNotFound, SynapseAuthFailed, SynapseForbidden, SynapseRateLimited, SynapseRejected, SynapseUnavailable, UserDeactivated)
+from ..domain.policy import with_power_levels, with_thresholds_at_most
+from ..ports import Lease, ListedUser, UserRecord
 
 # Waiting out a 429 in-process is cheaper than a Step Functions retry, up to a point: past
 # this the step fails with SynapseRateLimited and the ASL's backoff takes over.

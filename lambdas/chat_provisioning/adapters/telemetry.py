@@ -20,7 +20,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "SignUpsStarted": (), "SignUpStartFailures": (), "SignUpsLost": (), "InvalidSignUpEvents": (),
     "UnresolvedCognitoEvents": (), "UnknownGroups": (),
     "LevelsBeyondTheBot": (),  # a level change Matrix will never let the bot make (a person's to do)
-    "StartNamesTaken": (),  # a run's name another execution took with another input (aws.start_once)
+    "StartNamesTaken": (),  # a run's name another execution took with another input (step_functions.start_once)
     "UsersSynced": ("cause",),  # a run that reached RecordAudit
     "ExecutionsFailed": ("cause", "step", "error"),  # a run that did not succeed, where and why
     "StepErrors": ("step", "error"),  # each error a step raised, retried ones included
