@@ -9,7 +9,7 @@ CHECKOV_VERSION := 3.3.30
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 
-.PHONY: install lint unit test proof negative-controls demo bench synth diagram asl down clean
+.PHONY: install lint unit test proof negative-controls demo bench synth docs asl down clean
 
 install:
 	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp $(SYNAPSE_VERSIONS:%=.synapse/%/.stamp) .checkov-venv/.stamp-$(CHECKOV_VERSION) \
@@ -59,8 +59,9 @@ node_modules/.stamp: package.json package-lock.json
 		--platform manylinux2014_aarch64 --python-version 3.14 --implementation cp --only-binary=:all:
 	touch $@
 
-# ruff (pyflakes, syntax) on the tree; mypy, strict, on the Lambda package and the fakes it
-# holds to the ports. Their settings are in pyproject.toml.
+# ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) on the tree; mypy, strict, on
+# the Lambda package and the fakes it holds to the ports; lint-imports, the layers the folders
+# show. Their settings are in pyproject.toml.
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
@@ -96,15 +97,16 @@ bench: install
 synth: install
 	node_modules/.bin/cdk synth --quiet
 
-# Regenerates the workflow picture in README.md from the ASL file.
-diagram: $(VENV)/.stamp
-	$(PY) -m local_run.diagram
+# Writes the README's sections drawn from what the stack deploys: the workflows' pictures (from
+# statemachines/), the retry policy's legend and the least-privilege table (stacks/docs.py).
+docs: $(VENV)/.stamp
+	$(PY) -m stacks.docs
 
-# Writes the one retry policy (stacks/retries.py, from errors.py) into every Lambda Task's
-# Retry, then the pictures that show it.
+# Writes the one retry policy (stacks/retries.py, from domain/errors.py) into every Lambda
+# Task's Retry, then the README's sections that show it.
 asl: $(VENV)/.stamp
 	$(PY) -m stacks.retries
-	$(PY) -m local_run.diagram
+	$(PY) -m stacks.docs
 
 down:
 	$(VENV)/bin/chat-provisioning local down

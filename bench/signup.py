@@ -15,19 +15,18 @@ import os
 import statistics
 import subprocess
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+import first_signup  # bench/, first on sys.path as the script's folder
 import httpx
 
 from chat_provisioning.domain.config import ChatConfig
 from local_run import env
 from local_run.lambda_runtime import PYTHON, TASK_ROOT
 from stacks import wiring
-
-import first_signup  # bench/, first on sys.path as the script's folder
-from report import write_section
+from stacks.docs import BENCHMARKS, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP_FUNCTIONS_PER_TRANSITION = 0.025 / 1000  # Standard workflows
@@ -147,7 +146,7 @@ def main() -> None:
     imports = cold_imports(["boto3", *modules])
     boto3_import = imports.pop("boto3")
     slowest = max(imports, key=imports.__getitem__)
-    overhead, synapse_time = (statistics.mean(x) for x in zip(*splits))
+    overhead, synapse_time = (statistics.mean(x) for x in zip(*splits, strict=True))
     cost = 1000 * (statistics.mean(transitions) * STEP_FUNCTIONS_PER_TRANSITION
                    + statistics.mean(invocations) * LAMBDA_PER_REQUEST
                    + statistics.mean(gb_seconds) * LAMBDA_PER_GB_SECOND_ARM
@@ -198,7 +197,7 @@ def write_report(r: dict, synapse_version: str) -> None:
                f"{step['init_ms'] or '(warm)'} | {step['duration_ms']} |"
     ratios = r["cold_import_ratio_by_module"]
     lines = [
-        f"One run of `make bench` at {r['commit']}, {datetime.now(timezone.utc):%Y-%m-%d}, on {os.cpu_count()} "
+        f"One run of `make bench` at {r['commit']}, {datetime.now(UTC):%Y-%m-%d}, on {os.cpu_count()} "
         f"cores, Synapse {synapse_version}; `bench/results.json` holds every figure.",
         "",
         "**What a new user waits for**: from the confirmation (Cognito invokes `PostConfirmation`) to their",
@@ -246,7 +245,7 @@ def write_report(r: dict, synapse_version: str) -> None:
         f"{IMPORT_RUNS}: " + ", ".join(f"`{m}` {ratio}" for m, ratio in ratios.items())
         + f"; heaviest in the slowest: {', '.join(r['cold_import_heaviest'])}.",
     ]
-    write_section("bench/signup.py", lines)
+    write_section(BENCHMARKS, "bench/signup.py", lines)
 
 
 if __name__ == "__main__":

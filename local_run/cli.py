@@ -109,7 +109,7 @@ def run(argv: list[str], state_dir: Path) -> dict:
         from . import env, iam_check
     except ImportError as e:  # moto and the rest are the `local` extra's, not every install's
         raise SystemExit(json.dumps({"error": f"the local run needs the local extra "
-                                              f"(pip install '.[local]', or make install): {e}"}))
+                                              f"(pip install '.[local]', or make install): {e}"})) from None
 
     if args.command == "up":
         return env.up(state_dir, ChatConfig.from_cdk_json(str(args.cdk_json))).model_dump(mode="json")
@@ -145,12 +145,13 @@ def run(argv: list[str], state_dir: Path) -> dict:
         seen = iam_check.calls_seen(local_env.state)
         return {"calls": sorted(f"{n} {a}" for n, a in iam_check.rows(seen)),
                 "not_allowed": iam_check.unallowed_calls(seen, local_env.state.roles, local_env.aws),
-                "not_listed": iam_check.unlisted_calls(seen)}
+                "not_declared": iam_check.undeclared_calls(seen)}
     if args.command == "kick":
         return local_env.kick(args.sub, args.room)
     if args.command == "lower-own-level":
         if args.room not in local_env.config.rooms:
-            raise SystemExit(json.dumps({"error": f"no room {args.room!r} in config (rooms: {', '.join(local_env.config.rooms)})"}))
+            rooms = ", ".join(local_env.config.rooms)
+            raise SystemExit(json.dumps({"error": f"no room {args.room!r} in config (rooms: {rooms})"}))
         return local_env.lower_own_level(args.sub, args.room, args.level)
     if args.command == "links":
         user = local_env.synapse.user(local_env.user_id(args.sub)) or {}
@@ -162,7 +163,8 @@ def run(argv: list[str], state_dir: Path) -> dict:
         problems = (["name the account by --sub or by --user-id (one of them)"] * (bool(args.sub) == bool(args.user_id))
                     + [f"no room {r!r} in config (rooms: {', '.join(local_env.config.rooms)})"
                        for r in sorted(rooms - set(local_env.config.rooms))]
-                    + [f"--level {r}={v}: a level is a whole number" for r, v in levels.items() if not v.lstrip("-").isdigit()]
+                    + [f"--level {r}={v}: a level is a whole number" for r,
+                       v in levels.items() if not v.lstrip("-").isdigit()]
                     + [f"--link {p}:{e}: write PROVIDER:ID" for p, e in links if not (p and e)])
         if problems:
             raise SystemExit(json.dumps({"error": "; ".join(problems)}))

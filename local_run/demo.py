@@ -107,7 +107,8 @@ def go_live(local: dict) -> dict:
     for step, args in (("plan", ["sweep", "--dry-run", "--adopt", "--align-rooms", "--plan-file", str(DAY_ONE)]),
                        ("import", ["import-groups", "--plan-file", str(GROUPS)]),
                        ("import --apply", ["import-groups", "--apply", str(GROUPS)]),
-                       ("plan again", ["sweep", "--dry-run", "--adopt", "--plan-file", str(DAY_ONE.with_suffix(".after.json"))]),
+                       ("plan again", ["sweep", "--dry-run", "--adopt", "--plan-file",
+                                       str(DAY_ONE.with_suffix(".after.json"))]),
                        ("go live", ["sweep", "--adopt", "--align-rooms"])):
         say(f"  $ chat-provisioning {' '.join(args)}")
         result, code = operator(*args)
@@ -120,7 +121,8 @@ def go_live(local: dict) -> dict:
             outcomes[f"Day one: {step}"] = "SUCCEEDED" if result["status"] == "SUCCEEDED" else result["status"]
         elif step == "import":
             say("    proposes: " + ", ".join(f"{p['group']} ({p['detail']})" for p in result["proposed"]))
-            outcomes["Day one: import proposed"] = "SUCCEEDED" if len(result["proposed"]) == len(STAFF + ANALYSTS) else result
+            proposed_all = len(result["proposed"]) == len(STAFF + ANALYSTS)
+            outcomes["Day one: import proposed"] = "SUCCEEDED" if proposed_all else result
         elif step == "import --apply":
             say(f"    added {len(result['added'])}, refused {len(result['refused'])}")
             outcomes["Day one: import applied"] = "SUCCEEDED" if code == 0 else result
@@ -141,7 +143,8 @@ def go_live(local: dict) -> dict:
     jonathan, _ = operator("user", "status", sub_of("Jonathan"))
     links = cli("links", "--sub", sub_of("Jonathan"))["external_ids"]
     say(f"  Jonathan: {jonathan['verdict']}; his links in Synapse: {', '.join(sorted(links))}\n")
-    kept = f"oidc-google:g-{sub_of('Jonathan')[:8]}" in links and f"{local['auth_provider']}:{sub_of('Jonathan')}" in links
+    jonathan = sub_of("Jonathan")
+    kept = f"oidc-google:g-{jonathan[:8]}" in links and f"{local['auth_provider']}:{jonathan}" in links
     outcomes["Day one: SSO link kept"] = "SUCCEEDED" if kept else links
     return outcomes
 
@@ -256,16 +259,17 @@ def main() -> None:
         say(f"  {login['user_id']} sees: {', '.join(r['name'] for r in login['rooms'])}")
         scan = cli("scan")
         say(f"\nScanned all the stack wrote ({scan['bytes_scanned']:,} bytes of logs, executions, "
-            f"histories, audit items, plans): the bot token (a canary) {scan['bot_token']} times, emails {scan['emails']}")
+            f"histories, audit items, plans): the bot token (a canary) {scan['bot_token']} times, "
+            f"emails {scan['emails']}")
         calls = cli("calls")
         say(f"\nAWS calls the functions made: {len(calls['calls'])} kinds, each checked against its "
             f"function's deployed role (action and resource): not allowed {len(calls['not_allowed'])}, "
-            f"not in docs/local-run.md {len(calls['not_listed'])}")
+            f"not declared in stacks/calls.py {len(calls['not_declared'])}")
         bad = [n for n, s in outcomes.items() if s != "SUCCEEDED"]
         if bad:
             sys.exit(f"demo: not every sign-up ended SUCCEEDED: {bad}")
-        if calls["not_allowed"] or calls["not_listed"]:
-            sys.exit(f"demo: AWS calls not allowed or not listed: {calls}")
+        if calls["not_allowed"] or calls["not_declared"]:
+            sys.exit(f"demo: AWS calls not allowed or not declared: {calls}")
     finally:
         stopped = cli("down")
         say(f"\nstopped: {', '.join(stopped['stopped']) or 'nothing'}")

@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 
 from chat_provisioning.adapters.audit_table import DynamoAuditStore
+from chat_provisioning.adapters.synapse import SynapseAdmin
 from chat_provisioning.domain.config import ChatConfig, UserPool
 from chat_provisioning.domain.policy import user_id_for
 from chat_provisioning.handlers.steps import SYNC_USER_STEPS
-from chat_provisioning.adapters.synapse import SynapseAdmin
 
 from . import actors, deploy, iam_check, synapse_server
 from .aws_events import LOCAL_OPERATOR
@@ -92,7 +92,8 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
         aws = deploy.clients(endpoint)
         pool_id, client_id = deploy.create_user_pool(aws, config)
         # The local config: the same model, with what only exists locally (server, pool, rooms).
-        config = config.model_copy(update={"user_pool": UserPool(user_pool_id=pool_id, client_id=client_id, create=False)})
+        config = config.model_copy(update={"user_pool": UserPool(user_pool_id=pool_id, client_id=client_id,
+                                                                 create=False)})
         synapse = synapse_server.start(state_dir / "synapse", synapse_port, config)
         started["synapse"] = synapse["pid"]
         token, rooms = synapse_server.bootstrap(state_dir / "synapse", synapse["url"],
@@ -132,7 +133,7 @@ def up(state_dir: Path, config: ChatConfig, handlers_synapse_url: str | None = N
 def running(state_dir: Path, config: ChatConfig, **up_options) -> Iterator["LocalEnv"]:
     """`up`, the environment, and `down` whatever happens: for tests and benchmarks. When the
     block ends without an error, every AWS call the functions made must be one their roles
-    allow, resource included, and one the table of calls lists (docs/local-run.md), and
+    allow, resource included, and one stacks/calls.py declares for the function, and
     nothing the stack wrote may hold the bot's token or an email address (Inspector.leaks)."""
     down(state_dir)  # what an interrupted run left
     up(state_dir, config, **up_options)
@@ -141,7 +142,7 @@ def running(state_dir: Path, config: ChatConfig, **up_options) -> Iterator["Loca
         yield local
         seen = iam_check.calls_seen(local.state)
         problems = iam_check.unallowed_calls(seen, local.state.roles, local.aws)
-        problems += [f"not in docs/local-run.md: {c}" for c in iam_check.unlisted_calls(seen)]
+        problems += [f"not declared in stacks/calls.py: {c}" for c in iam_check.undeclared_calls(seen)]
         problems += [f"written {n} times: {what}" for what, n in local.inspector.leaks().items()
                      if what != "bytes_scanned" and n]
         if problems:

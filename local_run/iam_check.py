@@ -1,4 +1,5 @@
-"""Every AWS call each function made, checked against its role as the template deployed it.
+"""Every AWS call each function made, checked against its role as the template deployed it, and
+against the calls stacks/calls.py declares for it.
 
 moto checks each call's action and, with aws_server.py's help, its resource (moto alone names
 a resource for S3 only). Each
@@ -13,6 +14,8 @@ import json
 import re
 import sys
 from pathlib import Path
+
+from stacks import calls
 
 from .deploy import ACCOUNT, REGION
 from .state import LocalState
@@ -89,9 +92,9 @@ def calls_seen(state: LocalState) -> dict[str, list[dict]]:
 def unallowed_calls(seen: dict[str, list[dict]], roles: dict[str, str], aws: dict) -> list[str]:
     """Calls seen that the function's role (`roles`: its ARN) does not allow."""
     problems = []
-    for name, calls in seen.items():
+    for name, made in seen.items():
         role_statements = statements(roles[name].rsplit("/", 1)[-1], aws)
-        for call in {json.dumps(c, sort_keys=True) for c in calls}:
+        for call in {json.dumps(c, sort_keys=True) for c in made}:
             call = json.loads(call)
             action = f"{call['service']}:{call['action']}"
             resource = resource_of(call, lambda s: aws["secretsmanager"].describe_secret(SecretId=s)["ARN"])
@@ -100,14 +103,9 @@ def unallowed_calls(seen: dict[str, list[dict]], roles: dict[str, str], aws: dic
     return sorted(problems)
 
 
-# The table of every call each function makes, where a reader finds it.
-CALLS_TABLE = Path(__file__).resolve().parent.parent / "docs" / "local-run.md"
-
-
-def unlisted_calls(seen: dict[str, list[dict]]) -> list[str]:
-    """Calls seen that the table of calls (CALLS_TABLE) does not list."""
-    listed = CALLS_TABLE.read_text()
-    return sorted(f"{name}: {action}" for name, action in rows(seen) if f"| {name} | `{action}` |" not in listed)
+def undeclared_calls(seen: dict[str, list[dict]]) -> list[str]:
+    """Calls seen that stacks/calls.py does not declare for the function that made them."""
+    return sorted(f"{name}: {action}" for name, action in rows(seen) if action not in calls.actions(name))
 
 
 def rows(seen: dict[str, list[dict]]) -> set[tuple[str, str]]:

@@ -1,5 +1,5 @@
 """The findings on the synthesized template that we accept, each with its reason: cdk-nag's
-(acknowledged on the construct they concern: `ack`, and `acknowledge` for the whole stack), and
+(accepted on the construct they concern, `accept_nag_finding`, or stack-wide), and
 checkov's, written into each resource's own Metadata (`checkov: skip`, which checkov reads), so
 a reviewer sees them in the template. tests/infra runs both, and a new finding fails the suite
 until it is fixed or accepted here."""
@@ -12,7 +12,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 
-def ack(scope: Construct, rule: str, reason: str) -> None:
+def accept_nag_finding(scope: Construct, rule: str, reason: str) -> None:
     """Accept a cdk-nag finding on `scope` and below, saying why."""
     Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
 
@@ -58,46 +58,49 @@ class AcceptCheckovFindings:
                 {"id": check, "comment": reason} for check, reason in ACCEPTED[node.cfn_resource_type].items()]})
 
 
-def acknowledge(stack: Stack, machines: list[str], invoked: list[lambda_.Function],
+def accept_stack_wide_findings(stack: Stack, machines: list[str], invoked: list[lambda_.Function],
                 without_async_dlq: list[lambda_.Function], with_destination: list[lambda_.Function],
                 dlqs: list[sqs.Queue], dlqs_of_targets: list[sqs.Queue], sqs_consumer: lambda_.Function,
                 plans: s3.Bucket) -> None:
     """The cdk-nag findings we accept for the whole stack, with their reasons."""
-    basic = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
-    ack(stack, basic, "AWSLambdaBasicExecutionRole only lets a function write its own logs.")
-    ack(stack, basic.replace("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole"),
+    basic = ("AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+             "AWSLambdaBasicExecutionRole]")
+    accept_nag_finding(stack, basic, "AWSLambdaBasicExecutionRole only lets a function write its own logs.")
+    accept_nag_finding(stack, basic.replace("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole"),
         "AWSLambdaVPCAccessExecutionRole only manages the function's own network interfaces.")
-    ack(stack, "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+    accept_nag_finding(stack, "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
         "X-Ray's PutTraceSegments/PutTelemetryRecords and Step Functions' log delivery "
         "actions accept no resource but *.")
     for fn in invoked:
         logical = stack.get_logical_id(fn.node.default_child)
-        ack(stack, f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical}.Arn>:*]",
+        accept_nag_finding(stack, f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical}.Arn>:*]",
             "The state machine may invoke the step's versions and aliases (grantInvoke).")
     for fn in without_async_dlq:
-        ack(fn, "Serverless::Serverless-LambdaDLQ",
+        accept_nag_finding(fn, "Serverless::Serverless-LambdaDLQ",
             "Invoked synchronously (Step Functions, Cognito) or by an SQS event source "
             "whose queue has its own DLQ; an async DLQ would never receive anything.")
     # cdk-nag names the account as the template holds it: a literal once `cdk deploy` (or
     # CDK_DEFAULT_ACCOUNT) gives the stack one, the pseudo parameter otherwise.
     account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
     for name in machines + ["SweepUsers/*"]:
-        ack(stack, f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:{stack.partition}:states:{stack.region}"
+        accept_nag_finding(stack,
+                           f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:{stack.partition}:states:{stack.region}"
                   f":{account}:execution:{stack.stack_name}-{name}:*]",
             "Executions of this stack's own state machines (failure audit, the sweep's map "
             "runs and child workflows): their names are not known in advance.")
-    ack(stack, f"AwsSolutions::AwsSolutions-IAM5[Resource::<{stack.get_logical_id(plans.node.default_child)}.Arn>/sweeps/*]",
+    accept_nag_finding(stack,
+                       f"AwsSolutions::AwsSolutions-IAM5[Resource::<{stack.get_logical_id(plans.node.default_child)}.Arn>/sweeps/*]",
         "Each sweep writes and reads its own objects under sweeps/<id>/.")
     for dlq in dlqs:
-        ack(dlq, "Serverless::Serverless-SQSRedrivePolicy", "This queue is itself a DLQ.")
+        accept_nag_finding(dlq, "Serverless::Serverless-SQSRedrivePolicy", "This queue is itself a DLQ.")
     for fn in with_destination:
-        ack(fn, "Serverless::Serverless-LambdaDLQ",
+        accept_nag_finding(fn, "Serverless::Serverless-LambdaDLQ",
             "Its asynchronous failures go to an on-failure destination (FailedEventsQueue), "
             "which records the error with the event; a DLQ would keep the event alone.")
     for queue in dlqs_of_targets:  # no queue's redrive policy names them: cdk-nag cannot tell
-        ack(queue, "AwsSolutions::AwsSolutions-SQS3",
+        accept_nag_finding(queue, "AwsSolutions::AwsSolutions-SQS3",
             "This queue is itself a dead-letter queue: of the rules' deliveries, or the "
             "on-failure destination of their Lambda targets.")
-    ack(sqs_consumer, "Serverless::Serverless-LambdaEventSourceMappingDestination",
+    accept_nag_finding(sqs_consumer, "Serverless::Serverless-LambdaEventSourceMappingDestination",
         "SQS event sources take no on-failure destination; the queue's redrive policy "
         "moves a message to its DLQ after 10 receives.")

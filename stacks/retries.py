@@ -44,12 +44,18 @@ def retriers() -> list[dict[str, Any]]:
             for names, r in groups]
 
 
+# Said at the top of each ASL file: its Retry blocks are most of its lines.
+GENERATED = "(Every Lambda Task's Retry is written by `make asl` from stacks/retries.py: change it there.)"
+
+
 def write(asl: Path) -> bool:
-    """Give every Lambda Task of the file the policy's Retry; True if the file changed."""
+    """Give every Lambda Task of the file the policy's Retry, and say so in its Comment; True if
+    the file changed."""
     text = asl.read_text()
     definition = json.loads(text)
     for _, _, task in wiring.lambda_tasks(definition["States"]):
         task["Retry"] = retriers()
+    definition["Comment"] = f"{definition['Comment'].removesuffix(GENERATED).rstrip()} {GENERATED}"
     new = json.dumps(definition, indent=2) + "\n"
     asl.write_text(new)
     return new != text

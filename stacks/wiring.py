@@ -10,11 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chat_provisioning.handlers import failure_audit, inspection, signup, starts, steps
 from chat_provisioning.domain.config import CONFIG_ENV, ChatConfig
-from chat_provisioning.domain.deadline import RESERVE_SECONDS
-from chat_provisioning.adapters.room_locks import WAIT_SECONDS as LEASE_WAIT_SECONDS
+from chat_provisioning.domain.deadline import LEASE_WAIT_SECONDS, RESERVE_SECONDS
 from chat_provisioning.domain.models import COGNITO_EVENT_NAMES, SYNC_EVENT
+from chat_provisioning.handlers import failure_audit, inspection, signup, starts, steps
 
 
 def handler(fn: Callable[..., Any]) -> str:
@@ -102,7 +101,7 @@ def longest_unsplit_seconds(config: ChatConfig) -> float:
     """What a step that calls Synapse cannot split, and so must fit in its function's time: the
     wait for a room's lease, then one guarded write (the levels read, the PUT, the read-back),
     each request up to twice synapse_timeout_seconds (connect, then read), and the reserve to
-    answer. Everything else stops at the deadline and is retried (deadline.py)."""
+    answer. Everything else stops at the deadline and is retried (domain/deadline.py)."""
     return LEASE_WAIT_SECONDS + 3 * 2 * config.synapse_timeout_seconds + RESERVE_SECONDS
 
 
@@ -122,7 +121,7 @@ def lambda_environment(config: ChatConfig, audit_table: str, locks_table: str,
                        plans_bucket: str = "") -> dict[str, str]:
     env = {
         CONFIG_ENV: config.to_env(),
-        "USER_POOL_ID": config.user_pool.user_pool_id,  # read unparsed by the sign-up trigger (signup.py)
+        "USER_POOL_ID": config.user_pool.user_pool_id,  # read unparsed by the sign-up trigger (handlers/signup.py)
         "AUDIT_TABLE": audit_table,
         "LOCKS_TABLE": locks_table,
         "POWERTOOLS_SERVICE_NAME": SERVICE,

@@ -6,23 +6,22 @@ cfn-lint and asl-validator."""
 import json
 import re
 import subprocess
-from typing import get_args
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from aws_cdk import App
+from cdk_cli import cfn_lint_errors, checkov_failures, cli_synth
 
 import app as cdk_app
-from cdk_cli import cfn_lint_errors, checkov_failures, cli_synth
-from local_run.deploy import project_context
-from chat_provisioning.domain import errors
-from chat_provisioning.handlers import steps
-from chat_provisioning.domain.executions import FAILED_STATUSES
-from stacks import wiring
-from chat_provisioning.domain.config import CONTEXT_KEY, GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
-from chat_provisioning.domain.models import Cause
 from chat_provisioning.adapters.telemetry import METRICS, NAMESPACE
-from stacks import retries
+from chat_provisioning.domain import errors
+from chat_provisioning.domain.config import CONTEXT_KEY, GATEWAY_ENDPOINTS, INTERFACE_ENDPOINTS
+from chat_provisioning.domain.executions import FAILED_STATUSES
+from chat_provisioning.domain.models import Cause
+from chat_provisioning.handlers import steps
+from local_run.deploy import project_context
+from stacks import calls, retries, wiring
 from tests.fakes import POOL, sample_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,12 +64,14 @@ def test_the_retry_policy_retries_every_transient_error_and_nothing_permanent():
 
 
 def test_every_lambda_task_retries_by_the_one_policy():
-    """The ASL files show the policy in every Task: a hand edit, or an error class added
-    without `make asl`, fails here."""
+    """The ASL files show the policy in every Task, and say at their top that it is written
+    there: a hand edit, or an error class added without `make asl`, fails here."""
     for machine, asl in ASLS.items():
+        assert asl["Comment"].endswith(retries.GENERATED), f"{machine}: run `make asl`"
         for _, _, task in wiring.lambda_tasks(asl["States"]):
             assert task["Retry"] == retries.retriers(), f"{machine}: {task['Resource']}: run `make asl`"
-            assert "Catch" not in task, f"{task['Resource']}: a Catch would end the execution elsewhere than the failing step"
+            assert "Catch" not in task, \
+                f"{task['Resource']}: a Catch would end the execution elsewhere than the failing step"
 
 
 def test_one_function_serves_every_sync_user_step_by_its_state_name():
@@ -246,7 +247,8 @@ def test_config_says_none_with_a_value_because_the_cdk_drops_nulls_from_context(
     leave the default (10) standing. Config spells "no limit" as "none", and a reserved name's
     missing owner as no key at all."""
     def reserved(template):
-        return {name: f.get("ReservedConcurrentExecutions") for name, f in resources(template, "AWS::Lambda::Function").items()
+        return {name: f.get("ReservedConcurrentExecutions")
+                for name, f in resources(template, "AWS::Lambda::Function").items()
                 if f.get("ReservedConcurrentExecutions") not in (None, wiring.INSPECT_CONCURRENCY)}
     assert set(reserved(synth_in_process({"synapse_concurrency": None})).values()) == {10}  # null: gone
     unlimited = synth_in_process({"synapse_concurrency": "none",
@@ -315,7 +317,8 @@ def test_a_customer_managed_key_on_the_token_is_decrypted_through_secrets_manage
         assert len(decrypt) == (name in wiring.CALLS_SYNAPSE), name
         if decrypt:
             assert decrypt[0]["Resource"] == KEY
-            assert decrypt[0]["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+            assert decrypt[0]["Condition"] == {
+                "StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
 
 
 def test_invalid_config_stops_synth_with_a_clear_message():
@@ -345,7 +348,8 @@ def test_every_rule_target_keeps_what_it_could_not_deliver_or_run(template):
     """EventBridge invokes a Lambda target asynchronously: its rule's DLQ keeps what could not
     be delivered; a function error is Lambda's to retry, then its on-failure destination's."""
     alarms = json.dumps(resources(template, "AWS::CloudWatch::Alarm"))
-    invoke_configs = {c["FunctionName"]["Ref"]: c for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()}
+    invoke_configs = {c["FunctionName"]["Ref"]: c
+                      for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()}
     lambda_targets = 0
     for rule in resources(template, "AWS::Events::Rule").values():
         for target in rule["Targets"]:
@@ -365,21 +369,6 @@ def test_every_rule_target_keeps_what_it_could_not_deliver_or_run(template):
 
 # The calls each function makes (xray: tracing, granted with it, aside). A change here is a
 # change of what a function may do: review it as one.
-CALLS = {
-    "SyncUserSteps": {"secretsmanager:GetSecretValue", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                      "cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
-    "PlanSweep": {"secretsmanager:GetSecretValue", "s3:PutObject", "dynamodb:UpdateItem", "cognito-idp:ListUsers",
-                  "cognito-idp:ListGroups", "cognito-idp:ListUsersInGroup"},
-    "PostConfirmation": {"cognito-idp:AdminGetUser", "states:StartExecution", "states:DescribeExecution",
-                         "sqs:SendMessage"},
-    "RetryStart": {"cognito-idp:AdminGetUser", "states:StartExecution", "states:DescribeExecution", "sqs:ReceiveMessage",
-                   "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage",
-                   "sqs:GetQueueAttributes"},
-    "RecordFailure": {"dynamodb:PutItem", "states:GetExecutionHistory", "sqs:SendMessage"},
-    "OnCognitoChange": {"cognito-idp:AdminGetUser", "states:StartExecution", "states:DescribeExecution",
-                        "sqs:SendMessage"},
-    "InspectUser": {"secretsmanager:GetSecretValue", "cognito-idp:ListUsers", "cognito-idp:AdminListGroupsForUser"},
-}
 
 
 def role_statements(template) -> dict[str, list[dict]]:
@@ -401,11 +390,15 @@ def actions_of(statements: list[dict]) -> set[str]:
 
 
 def test_each_function_may_make_its_own_calls_and_no_other(template):
-    assert {name: actions_of(st) for name, st in role_statements(template).items()} == CALLS
+    """Its role allows what stacks/calls.py declares for it: no more, and (for what CDK grants
+    with an event source) no less."""
+    assert {name: actions_of(st) for name, st in role_statements(template).items()} == {
+        name: calls.actions(name) for name in wiring.FUNCTIONS}
 
 
 def resources_allowed(statements: list[dict], action: str) -> list:
-    return [s["Resource"] for s in statements if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    return [s["Resource"] for s in statements
+            if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
 
 
 def test_the_token_audit_and_leases_are_reached_only_as_designed(template):
@@ -446,7 +439,8 @@ def test_custom_events_only_on_the_stacks_bus_from_configured_senders(template):
     assert all(r["EventPattern"]["source"][0].startswith("aws.") for r in on_default_bus)  # nobody can send those
     (policy,) = resources(template, "AWS::Events::EventBusPolicy").values()
     # The test config names no sender (as Phenom's does not yet): the bus refuses everyone.
-    assert policy["Statement"] | {"Sid": None} == {"Action": "events:PutEvents", "Effect": "Deny", "Principal": {"AWS": "*"},
+    assert policy["Statement"] | {"Sid": None} == {"Action": "events:PutEvents", "Effect": "Deny",
+                                                   "Principal": {"AWS": "*"},
                                                    "Resource": {"Fn::GetAtt": [bus, "Arn"]}, "Sid": None}
 
 
@@ -495,7 +489,8 @@ def test_an_http_synapse_needs_an_acknowledgment():
 
 # What AWS publishes, as its guides name them: Step Functions' per state machine, SQS's per queue.
 AWS_METRICS = {"AWS/States": ({"ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut",
-                               "ExecutionsAborted", "ExecutionThrottled"}, "StateMachineArn", "AWS::StepFunctions::StateMachine"),
+                               "ExecutionsAborted", "ExecutionThrottled"}, "StateMachineArn",
+                              "AWS::StepFunctions::StateMachine"),
                "AWS/SQS": ({"ApproximateNumberOfMessagesVisible"}, "QueueName", "AWS::SQS::Queue")}
 
 
@@ -509,7 +504,7 @@ def dashboard_widgets(template) -> list[dict]:
 
 def published_by_the_code() -> set[str]:
     """The metrics some count() call in the Lambda package publishes."""
-    source = "\n".join(p.read_text() for p in (ROOT / "lambdas" / "chat_provisioning").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (ROOT / "lambdas" / "chat_provisioning").rglob("*.py"))
     return set(re.findall(r'count\(\s*"(\w+)"', source))
 
 
@@ -531,7 +526,7 @@ def test_the_dashboard_shows_what_is_published_and_nothing_else(template):
                     shown.add(name)
                 continue
             namespace, name, *pairs = metric[:-1] if isinstance(metric[-1], dict) else metric
-            dimensions = dict(zip(pairs[::2], pairs[1::2]))
+            dimensions = dict(zip(pairs[::2], pairs[1::2], strict=True))
             if namespace == NAMESPACE:
                 assert set(dimensions) == {"service", *METRICS[name]} and dimensions["service"] == wiring.SERVICE
                 assert dimensions.get("cause", "signup") in get_args(Cause)

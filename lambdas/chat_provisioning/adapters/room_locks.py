@@ -14,13 +14,9 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from .clients import Client
-from ..domain.deadline import Deadline
+from ..domain.deadline import LEASE_SECONDS, LEASE_WAIT_SECONDS, Deadline
 from ..domain.errors import LeaseLost, RoomBusy
-
-
-# How long a step waits for a room's lease, at most (and at most half its time left).
-WAIT_SECONDS = 20.0
+from .clients import Client
 
 
 def _conditional_failed(e: ClientError) -> bool:
@@ -53,8 +49,8 @@ class Lease:
 
 
 class DynamoRoomLocks:
-    def __init__(self, table: str, client: Client, lease_seconds: float = 10.0,
-                 wait_seconds: float = WAIT_SECONDS, clock: Callable[[], float] = time.time,
+    def __init__(self, table: str, client: Client, lease_seconds: float = LEASE_SECONDS,
+                 wait_seconds: float = LEASE_WAIT_SECONDS, clock: Callable[[], float] = time.time,
                  deadline: Deadline | None = None):
         self.table = table
         self.client = client

@@ -4,11 +4,10 @@ that a retried or redriven step writes the same keys again and the store's condi
 turns the repeat into a no-op."""
 
 from abc import ABC, abstractmethod
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .models import Action
-
 
 # The actions that change whether a Matrix user is active, as RecordAudit writes them.
 STATUS_CHANGES = {("deactivate_user", "deactivated"), ("deactivate_user", "erased"),
@@ -31,7 +30,7 @@ class AuditRecords(ABC):
 
     def put(self, item: dict[str, Any]) -> bool:
         """The item, stamped, its values strings and its empty ones left out."""
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
         return self.insert({**{k: str(v) for k, v in item.items() if v is not None}, "time": now})
 
     def trail(self, sub: str) -> list[dict[str, str]]:
@@ -73,4 +72,5 @@ class AuditRecords(ABC):
         if not changes:
             return False
         last = changes[-1]
-        return last["outcome"] == "deactivated" or (last["outcome"] == "reactivated" and last.get("execution") == execution)
+        return last["outcome"] == "deactivated" or (
+            last["outcome"] == "reactivated" and last.get("execution") == execution)

@@ -1,0 +1,87 @@
+"""`make docs`: the README's sections that are drawn from what the stack deploys, so that they
+cannot drift from it: each state machine's picture (from statemachines/), the retry policy's
+legend (retries.py) and the least-privilege table (calls.py). tests/unit/test_docs.py fails
+while the README differs from what this would write."""
+
+import json
+from pathlib import Path
+
+from stacks import calls, retries, wiring
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BENCHMARKS = README.parent / "docs" / "benchmarks.md"  # the bench scripts' page
+
+
+def write_section(page: Path, writer: str, lines: list[str]) -> None:
+    """Replace what lies between `writer`'s two markers on `page` with `lines`."""
+    begin, end = markers(writer)
+    if begin not in (text := page.read_text()):
+        raise SystemExit(f"{page.name} has no markers for {writer}: add\n{begin}\n{end}")
+    before, rest = text.split(begin, 1)
+    page.write_text(before + "\n".join([begin, *lines, end]) + rest.split(end, 1)[1])
+
+
+def markers(writer: str) -> tuple[str, str]:
+    return f"<!-- written by {writer}: begin -->", f"<!-- written by {writer}: end -->"
+
+
+def _condition(choice: dict) -> str:
+    if "Or" in choice:
+        return " or ".join(_condition(c) for c in choice["Or"])
+    ((_, value),) = ((k, v) for k, v in choice.items() if k not in ("Variable", "Next"))
+    return f"{choice['Variable'].removeprefix('$.')} = {json.dumps(value).strip(chr(34))}"
+
+
+def mermaid(asl: dict) -> str:
+    """The machine as a flowchart. A Lambda Task is a box; its retries are the legend's
+    (retry_legend): every Task has the one policy, which an infra test holds."""
+    lines = ["flowchart TD", f"    start((start)) --> {asl['StartAt']}"]
+    for name, state in asl["States"].items():
+        if state["Type"] == "Succeed":
+            lines.append(f"    {name}((SUCCEEDED))")
+            continue
+        if state["Type"] == "Map":
+            runs = [n for n, s in state["ItemProcessor"]["States"].items() if s["Type"] == "Task"]
+            tolerated = state.get("ToleratedFailurePercentage", 0) == 100
+            lines.append(f'    {name}[["{name}<br/><small>Distributed Map, one item per user: '
+                         f'{" or ".join(runs)}</small>"]]')
+            lines.append(f"    {name} --> done((SUCCEEDED))")
+            lines.append(f"    {name} -. a failed user .-> " + (
+                f"failed{name}[[that user's execution FAILED on its own: redrive it, or sweep again]]"
+                if tolerated else f"failed{name}[[FAILED at {name}: redrive reruns the failed items]]"))
+            continue
+        if state["Type"] == "Choice":
+            lines.append(f"    {name}{{{name}}}")
+            lines += [f"    {name} -- {_condition(c)} --> {c['Next']}" for c in state["Choices"]]
+            lines.append(f"    {name} -- otherwise --> {state['Default']}")
+            continue
+        lines.append(f"    {name}[{name}]")
+        lines.append(f"    {name} --> {state['Next']}" if "Next" in state else f"    {name} --> done((SUCCEEDED))")
+        lines.append(f"    {name} -. retries spent, or any other error .-> "
+                     f"failed{name}[[FAILED at {name}: redrive resumes here]]")
+    return "\n".join(lines)
+
+
+def diagram(machine: str) -> list[str]:
+    return ["```mermaid", *mermaid(json.loads(wiring.MACHINES[machine].read_text())).splitlines(), "```"]
+
+
+def retry_legend() -> list[str]:
+    """The one retry policy of every Lambda Task (a box in the pictures), as a table."""
+    return ["Every box retries these errors, each with its own budget (full jitter), then fails at "
+            "itself; any other error fails at once ([`stacks/retries.py`](stacks/retries.py)):", "",
+            "| errors | attempts | first wait | backoff | longest wait |", "|---|---|---|---|---|"] + [
+        f"| {', '.join(f'`{e}`' for e in r['ErrorEquals'])} | {r['MaxAttempts']} | {r['IntervalSeconds']} s "
+        f"| ×{r['BackoffRate']:g} | {r['MaxDelaySeconds']} s |" for r in retries.retriers()]
+
+
+def sections() -> dict[str, list[str]]:
+    """The README's written sections, by writer."""
+    return {**{f"make docs: {machine}": diagram(machine) for machine in wiring.MACHINES},
+            "make docs: retries": retry_legend(), "make docs: calls": calls.readme_table()}
+
+
+if __name__ == "__main__":
+    for writer, lines in sections().items():
+        write_section(README, writer, lines)
+    print(f"written: {', '.join(sections())} in {README}")
