@@ -15,7 +15,7 @@ local environment runs at a full CPU: what a function of 1,769 MB or more gets o
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from chat_provisioning.handlers.signup import signup_execution_name
@@ -43,7 +43,7 @@ def workflow_signup(local) -> dict:
     local.cognito.create_user(sub)  # Cognito's own work, before the confirmation
     log_dir = local.state.state_dir / "lambda"
     before = log_sizes(log_dir)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     local.cognito.confirm(sub)
     arn = local.inspector.execution_arn(signup_execution_name(sub))
     assert local.operator.wait(arn, queued=True)["status"] == "SUCCEEDED"

@@ -20,17 +20,15 @@ from chat_provisioning.adapters.audit_table import DynamoAuditStore
 from chat_provisioning.adapters.synapse import SynapseAdmin
 from chat_provisioning.domain.config import ChatConfig
 from chat_provisioning.domain.executions import FAILED_STATUSES, execution_arn
+from chat_provisioning.domain.models import SYNC_EVENT
 from chat_provisioning.domain.policy import level_of
 from chat_provisioning.handlers.signup import SIGN_UP, signup_execution_name
-from chat_provisioning.domain.models import SYNC_EVENT
 from toolbox import operations
 from toolbox.deployment import Deployment
 
 from . import deploy, synapse_server
-from .aws_events import (LOCAL_OPERATOR, bus_event, cloudtrail_event, execution_status_change,
-                         post_confirmation_event)
+from .aws_events import LOCAL_OPERATOR, bus_event, cloudtrail_event, execution_status_change, post_confirmation_event
 from .state import LocalState
-
 
 
 class Env(Protocol):
@@ -158,7 +156,8 @@ class EventBridge:
         record, the event with the error, to the function's on-failure destination."""
         aws, name = self.env.aws, function_arn.split(":")[6]
         config = aws["lambda"].get_function_event_invoke_config(FunctionName=name)
-        for attempt in range(1 + config["MaximumRetryAttempts"]):
+        attempts = 1 + config["MaximumRetryAttempts"]
+        for _ in range(attempts):
             result, failed = self.env.invoke_by_name(name, event)
             if not failed:
                 break
@@ -169,11 +168,11 @@ class EventBridge:
                 MessageBody=json.dumps({  # Lambda's invocation record (AWS's documented shape)
                     "version": "1.0", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
                     "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": f"{function_arn}:$LATEST",
-                                       "condition": "RetriesExhausted", "approximateInvokeCount": attempt + 1},
+                                       "condition": "RetriesExhausted", "approximateInvokeCount": attempts},
                     "requestPayload": event,
                     "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
                     "responsePayload": result}))
-            return {"started": False, "error": (result or {}).get("errorType"), "attempts": attempt + 1,
+            return {"started": False, "error": (result or {}).get("errorType"), "attempts": attempts,
                     "dead_lettered": True}
         result = result if isinstance(result, dict) else {}
         if not (result.get("started") and wait):

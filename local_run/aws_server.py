@@ -50,7 +50,7 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -58,10 +58,14 @@ import boto3
 from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaFunction
 from moto.cloudformation.models import cloudformation_backends
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.config import default_user_config
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
+from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase
+from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import ThreadedMotoServer
+from moto.stepfunctions import models as stepfunctions_models
 from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, LambdaFunctionFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
@@ -74,13 +78,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils import boto_client
-from moto.stepfunctions import models as stepfunctions_models
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
 from moto.stepfunctions.responses import StepFunctionResponse
-from moto.core.authorization import ActionAuthenticatorMixin
-from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase
-from moto.secretsmanager.models import secretsmanager_backends
 
 from chat_provisioning.domain.executions import FAILED_STATUSES, execution_arn, newest_state_entered
 
@@ -277,7 +277,7 @@ def redrive_execution(self) -> ActionResult:
         except Exception:
             del REDRIVES[run_arn]
             raise
-        execution.redrive_count, execution.redrive_date = count, datetime.now(timezone.utc)
+        execution.redrive_count, execution.redrive_date = count, datetime.now(UTC)
         execution.exec_status, execution.stop_date = ExecutionStatus.RUNNING, None
         execution.error = execution.cause = execution.output = None
     threading.Thread(target=_report_as, args=(run, execution), daemon=True).start()

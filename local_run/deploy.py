@@ -30,8 +30,8 @@ from pathlib import Path
 
 import boto3
 
-from stacks import wiring
 from chat_provisioning.domain.config import CONTEXT_KEY, ChatConfig
+from stacks import wiring
 
 from .aws_events import ACCOUNT, REGION
 
@@ -138,15 +138,18 @@ def deploy(aws: dict, config: ChatConfig, admin_token: str, out: Path,
                 FunctionName=physical[props["FunctionName"]["Ref"]],
                 MaximumRetryAttempts=props["MaximumRetryAttempts"],
                 MaximumEventAgeInSeconds=props["MaximumEventAgeInSeconds"],
-                DestinationConfig={"OnFailure": {"Destination": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue.rsplit('/', 1)[1]}"}})
+                DestinationConfig={"OnFailure": {
+                    "Destination": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue.rsplit('/', 1)[1]}"}})
     sync = outputs["SyncUserStateMachineArn"]
     # moto renders the output of the bus's Ref as a Python object's repr: the template names it
-    [bus_name] = [r["Properties"]["Name"] for r in template["Resources"].values() if r["Type"] == "AWS::Events::EventBus"]
+    [bus_name] = [r["Properties"]["Name"] for r in template["Resources"].values()
+                  if r["Type"] == "AWS::Events::EventBus"]
     functions = {name: resource(f"{name}Function") for name in wiring.FUNCTIONS}
     return {"sync_state_machine_arn": sync, "sweep_state_machine_arn": outputs["SweepUsersStateMachineArn"],
             "plans_bucket": resource("SweepPlans"), "audit_table": outputs["AuditTableName"],
             "locks_table": resource("LocksTable"),
-            "failed_events_url": resource("FailedEventsQueue"), "policies": {k: outputs[k] for k in ("OperatorPolicyArn", "GroupImportPolicyArn")},
+            "failed_events_url": resource("FailedEventsQueue"),
+            "policies": {k: outputs[k] for k in ("OperatorPolicyArn", "GroupImportPolicyArn")},
             "event_bus": bus_name,
             "functions": functions, "roles": {name: aws["lambda"].get_function_configuration(
                 FunctionName=physical_name)["Role"] for name, physical_name in functions.items()}}

@@ -48,8 +48,8 @@ class FaultProxy:
                 if fault in ("5xx", "429", "revoked_token"):
                     status, payload = {"5xx": (502, b'{"errcode":"M_UNKNOWN","error":"Bad Gateway"}'),
                                        "429": (429, b'{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":200}'),
-                                       "revoked_token": (401, b'{"errcode":"M_UNKNOWN_TOKEN","error":"Invalid access token passed."}'),
-                                       }[fault]
+                                       "revoked_token": (401, b'{"errcode":"M_UNKNOWN_TOKEN",'
+                                                              b'"error":"Invalid access token passed."}')}[fault]
                     return self._reply(status, payload, {"Content-Type": "application/json"})
                 r = httpx.request(self.command, proxy.upstream + self.path, content=body,
                                   headers={k: v for k, v in self.headers.items() if k.lower() != "host"})

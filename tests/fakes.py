@@ -12,17 +12,34 @@ from dataclasses import replace
 from typing import Any
 
 from chat_provisioning.adapters import clients
-from chat_provisioning.handlers import runtime
+from chat_provisioning.adapters.synapse import upsert_body
 from chat_provisioning.domain.audit_trail import AuditRecords
-from chat_provisioning.domain.executions import execution_arn
 from chat_provisioning.domain.config import ChatConfig
 from chat_provisioning.domain.deadline import Deadline
-from chat_provisioning.domain.errors import (LeaseLost, RoomBusy, RoomNotFound, SynapseForbidden, SynapseRejected, UserDeactivated)
-from chat_provisioning.domain.policy import (CognitoUser, level_of, standing, with_power_levels, with_thresholds_at_most)
-from chat_provisioning.ports import (AuditStore, ChatServer, Lease, ListedUser, PlanStore, RoomLocks, UserDirectory, UserRecord, Workflows)
+from chat_provisioning.domain.errors import (
+    LeaseLost,
+    RoomBusy,
+    RoomNotFound,
+    SynapseForbidden,
+    SynapseRejected,
+    UserDeactivated,
+)
+from chat_provisioning.domain.executions import execution_arn
+from chat_provisioning.domain.policy import CognitoUser, level_of, standing, with_power_levels, with_thresholds_at_most
+from chat_provisioning.handlers import runtime
 from chat_provisioning.handlers.runtime import Runtime
 from chat_provisioning.handlers.signup import SignUpPorts
-from chat_provisioning.adapters.synapse import upsert_body
+from chat_provisioning.ports import (
+    AuditStore,
+    ChatServer,
+    Lease,
+    ListedUser,
+    PlanStore,
+    RoomLocks,
+    UserDirectory,
+    UserRecord,
+    Workflows,
+)
 
 SERVER = "chat.example.test"
 POOL = "us-east-1_TestPool1"

@@ -74,7 +74,7 @@ def left_out(raw, request, path: str = "") -> list[str]:
             else:
                 missing += left_out(value, request[name], f"{where}.")
     elif isinstance(raw, list) and isinstance(request, list):
-        for i, (a, b) in enumerate(zip(raw, request)):
+        for i, (a, b) in enumerate(zip(raw, request, strict=False)):
             missing += left_out(a, b, f"{path.rstrip('.')}[{i}].")
     return missing
 

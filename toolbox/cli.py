@@ -12,7 +12,7 @@ import argparse
 import json
 import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
@@ -32,12 +32,12 @@ def when(text: str) -> datetime:
     """An ISO 8601 time, or a time ago: 30m, 6h, 7d."""
     if m := re.fullmatch(r"(\d+)([mhd])", text):
         unit = {"m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-        return datetime.now(timezone.utc) - timedelta(**{unit: int(m.group(1))})
+        return datetime.now(UTC) - timedelta(**{unit: int(m.group(1))})
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a time: {text!r} (e.g. 2026-11-28T09:00Z, 6h, 7d)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class Parser(argparse.ArgumentParser):
@@ -164,8 +164,10 @@ def reviewed_proposals(path: Path) -> list[dict]:
         proposals = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ToolError(f"--apply {path}: not a file of proposals that import-groups --plan-file wrote ({e})") from None
-    if not isinstance(proposals, list) or not all(isinstance(p, dict) and {"sub", "group"} <= set(p) for p in proposals):
-        raise ToolError(f"--apply {path}: expected a list of {{\"sub\", \"group\", ...}}, as import-groups --plan-file writes")
+    if not isinstance(proposals, list) or not all(
+            isinstance(p, dict) and {"sub", "group"} <= set(p) for p in proposals):
+        raise ToolError(f"--apply {path}: expected a list of {{\"sub\", \"group\", ...}}, "
+                        "as import-groups --plan-file writes")
     return proposals
 
 
@@ -193,7 +195,8 @@ def table(value, indent: int = 0) -> str:
         keys = list(dict.fromkeys(k for item in value for k in item))
         rows = [[_cell(item.get(k)) for k in keys] for item in value]
         widths = [max(len(k), *(len(r[i]) for r in rows)) for i, k in enumerate(keys)]
-        lines += [pad + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [keys, *rows]]
+        lines += [pad + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                  for row in [keys, *rows]]
     else:
         lines += [f"{pad}- {_cell(item)}" for item in value]
     return "\n".join(lines)

@@ -6,16 +6,16 @@ Step Functions, the plans bucket, and Synapse through the stack's read-only Insp
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chat_provisioning.adapters.audit_table import DynamoAuditStore
-from chat_provisioning.domain.executions import FAILED_STATUSES, newest_state_entered
+from chat_provisioning.adapters.cognito import CognitoDirectory
 from chat_provisioning.adapters.step_functions import start_once
 from chat_provisioning.domain.errors import InvalidInput
-from chat_provisioning.adapters.cognito import CognitoDirectory
+from chat_provisioning.domain.executions import FAILED_STATUSES, newest_state_entered
 from chat_provisioning.domain.policy import standing
 from chat_provisioning.domain.subs import normalise_sub
 from chat_provisioning.domain.sweep_plan import FixKind
@@ -66,7 +66,8 @@ def execution(d: Deployment, arn: str, events: list[dict] | None = None) -> dict
            "stop": _time(e.get("stopDate")), "redrive_count": e.get("redriveCount", 0),
            "redrivable": e.get("redriveStatus"), "execution_arn": arn}
     if e["status"] in FAILED_STATUSES:
-        out |= {"failed_state": failed_state(events if events is not None else history(sfn, arn)), "error": e.get("error"), "cause": (e.get("cause") or "")[:300]}
+        out |= {"failed_state": failed_state(events if events is not None else history(sfn, arn)),
+                "error": e.get("error"), "cause": (e.get("cause") or "")[:300]}
     return out
 
 
@@ -132,7 +133,7 @@ def room_names(seen: dict) -> dict[str, str]:
 def user_sync(d: Deployment, who: str, progress: Progress, wait: bool = True) -> tuple[dict, int]:
     """Start the user's workflow now, as an operator (cause "manual": it never reactivates)."""
     sub = find_sub(d, who)
-    name = f"operator-{sub}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    name = f"operator-{sub}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     arn = start_once(d.client("stepfunctions"), d.outputs["SyncUserStateMachineArn"], name,
                      json.dumps({"sub": sub, "cause": "manual"}))
     if not wait:
@@ -221,7 +222,7 @@ def sweep(d: Deployment, dry_run: bool, approve_removals: int | None, adopt: boo
     plan's fixes) or findings; 3: the sweep or a user's workflow failed."""
     sfn = d.client("stepfunctions")
     arn = start_once(sfn, d.outputs["SweepUsersStateMachineArn"],
-                     f"operator-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}",
+                     f"operator-{datetime.now(UTC):%Y%m%dT%H%M%SZ}",
                      json.dumps(sweep_request(dry_run, approve_removals, adopt, align_rooms)))
     return sweep_report(d, arn, progress)
 
@@ -318,8 +319,8 @@ def executions_since(d: Deployment, machine: str, since: datetime):
 
 
 def _parse(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _time(value) -> str | None:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None

@@ -16,12 +16,12 @@ import uuid
 import httpx
 import pytest
 
-from chat_provisioning.domain.config import ReservedName, RoleGrant
 from chat_provisioning.adapters.room_locks import DynamoRoomLocks
+from chat_provisioning.domain.config import ReservedName, RoleGrant
 from chat_provisioning.domain.sweep_plan import REMOVALS
 from local_run import env
-from toolbox import cli, operations
 from local_run.aws_events import ACCOUNT, cloudtrail_event, post_confirmation_event, sqs_batch
+from toolbox import cli, operations
 
 OUTSIDER = f"arn:aws:iam::{ACCOUNT}:role/ci-deployer"  # may call PutEvents, is not a sender
 
@@ -80,12 +80,15 @@ def test_events_cannot_grant_reactivate_or_reach_the_workflow_with_more_than_a_s
     local.cognito.signup(attacker, [], "Mallory")
     forged = {"sub": attacker, "groups": ["staff"], "reactivate": True, "cause": "AdminEnableUser"}
     # Any principal with events:PutEvents, on the default bus: no rule of ours takes custom events there.
-    assert local.events.put("chat-provisioning", "Sync chat user", forged, bus="default") == {"accepted": True, "matched": False}
+    assert local.events.put("chat-provisioning", "Sync chat user", forged,
+                            bus="default") == {"accepted": True, "matched": False}
     # ...on the stack's bus: only config's senders may put events there.
-    assert local.events.put("chat-provisioning", "Sync chat user", forged, sender=OUTSIDER)["error"] == "AccessDeniedException"
+    assert local.events.put("chat-provisioning", "Sync chat user", forged,
+                            sender=OUTSIDER)["error"] == "AccessDeniedException"
     # ...posing as CloudTrail: EventBridge refuses aws.* sources from callers.
     record = cloudtrail_event("AdminEnableUser", local.state.user_pool_id, banned)
-    assert local.events.put(record["source"], record["detail-type"], record["detail"], bus="default")["accepted"] is False
+    assert local.events.put(record["source"], record["detail-type"], record["detail"],
+                            bus="default")["accepted"] is False
     # A configured sender's event that carries more than a sub is refused, and kept.
     refused = local.events.send_sync_event(forged)
     assert (refused["started"], refused["error"], refused["dead_lettered"]) == (False, "InvalidInput", True)
@@ -132,7 +135,8 @@ def test_the_sign_up_trigger_and_its_retry_queue_check_pool_and_username(local):
             {"user_pool_id": pool, "user_name": victim, "sub": victim, "groups": ["staff"]},
             {"user_pool_id": pool, "user_name": attacker, "sub": attacker}]
     answer = local.invoke("RetryStart", sqs_batch(*jobs))
-    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["m0", "m1", "m2"]  # back to the queue, then its DLQ
+    # back to the queue, then its DLQ
+    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["m0", "m1", "m2"]
     assert local.inspector.executions(victim) == [] and matrix(local, victim) == {"exists": False}
 
 
@@ -184,7 +188,7 @@ def test_unconfirmed_sign_ups_get_no_account_on_any_path(local):
     """Anyone with the app's public client ID can call SignUp; nobody confirms these."""
     idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     subs = []
-    for i in range(3):
+    for _ in range(3):
         name = f"anon-{new()}"
         idp.sign_up(ClientId=local.state.client_id, Username=name, Password="Anon-pass-1234!")
         attributes = idp.admin_get_user(UserPoolId=pool, Username=name)
@@ -241,7 +245,8 @@ def test_a_delayed_run_grants_no_level_a_later_change_took_away(local):
         added = local.events.deliver(cloudtrail_event("AdminAddUserToGroup", pool, sub, "moderators"), wait=False)
         read()  # the add's run has read [moderators]
         idp.admin_remove_user_from_group(UserPoolId=pool, Username=sub, GroupName="moderators")
-        assert local.events.deliver(cloudtrail_event("AdminRemoveUserFromGroup", pool, sub, "moderators"))["status"] == "SUCCEEDED"
+        assert local.events.deliver(cloudtrail_event("AdminRemoveUserFromGroup", pool, sub,
+                                                     "moderators"))["status"] == "SUCCEEDED"
     assert local.operator.wait(added["execution"])["status"] == "SUCCEEDED"
     experiencers = local.config.rooms["experiencers"].room_id  # member or not: no level
     assert local.synapse.power_levels(experiencers)["users"].get(local.user_id(sub)) is None
@@ -309,7 +314,8 @@ def test_staff_keep_every_admin_power_below_the_bot_and_can_be_taken_back(local)
     admin, member = new(), new()
     local.cognito.signup(admin, ["staff"], None)
     local.cognito.signup(member, [], None)
-    token = local.admin("POST", f"/_synapse/admin/v1/users/{local.user_id(admin)}/login", json={}).json()["access_token"]
+    token = local.admin("POST", f"/_synapse/admin/v1/users/{local.user_id(admin)}/login",
+                        json={}).json()["access_token"]
 
     def promote_as_staff() -> int:
         levels = local.synapse.power_levels(staff_room)
@@ -398,7 +404,8 @@ def test_a_membership_nobody_granted_is_seen(local):
     assert code == 2 and [(f["kind"], f["room_id"]) for f in seen["drift"]["findings"]] == [
         ("member_without_group", analysts)]
     planned = local.operator.sweep(dry_run=True)
-    assert ("member_without_group", sub, analysts) in {(f["kind"], f["subject"], f["room"]) for f in planned["findings"]}
+    assert ("member_without_group", sub, analysts) in {(f["kind"], f["subject"],
+                                                        f["room"]) for f in planned["findings"]}
 
 
 def test_a_display_name_cannot_pose_and_follows_cognito(local):
@@ -407,7 +414,8 @@ def test_a_display_name_cannot_pose_and_follows_cognito(local):
     and audited (never the name itself), wherever it was set. A name an admin changes reaches
     Matrix through its CloudTrail record; one the user changes itself (no record names the
     pool) through the sweep."""
-    for name, why in [("Provisioner B\u043et", "reserved"), ("Ph\u0435nom  staff", "reserved"), ("PHEN0M STAFF", "reserved"),
+    for name, why in [("Provisioner B\u043et", "reserved"), ("Ph\u0435nom  staff", "reserved"),
+                      ("PHEN0M STAFF", "reserved"),
                       (f"@provisioner-bot:{local.config.server_name}", "matrix_id"), ("\u3164\u3164", "invisible")]:
         sub = new()
         local.cognito.signup(sub, [], name)
@@ -502,7 +510,8 @@ def test_an_emptied_pool_holds_the_sweep_and_it_never_erases(local):
     assert len(approved["executions"]) == held["summary"]["users_to_fix"]
     assert {r["status"] for r in approved["executions"].values()} == {"SUCCEEDED"}
     deactivated = {f["sub"] for f in held["fixes"] if f["kind"] == "deactivate"}
-    assert all(("DeactivateUser", "deactivate_user", "deactivated", "sweep") in audited(local, sub) for sub in deactivated)
+    assert all(("DeactivateUser", "deactivate_user", "deactivated", "sweep") in audited(local, sub)
+               for sub in deactivated)
     assert not any(outcome == "erased" for sub in deactivated for _, _, outcome, _ in audited(local, sub))
     erased = new()
     local.cognito.signup(erased, [], None)

@@ -16,7 +16,8 @@ def test_the_shipped_cdk_json_is_valid_and_synthesizes_as_cdk_deploy_does(tmp_pa
                     CDK_DEFAULT_ACCOUNT="111122223333", CDK_DEFAULT_REGION="us-east-1")
     report = json.loads((out / "validation-report.json").read_text())
     assert {p["pluginName"]: p["conclusion"] for p in report["pluginReports"]
-            if p["pluginName"] in ("AwsSolutions", "Serverless")} == {"AwsSolutions": "success", "Serverless": "success"}
+            if p["pluginName"] in ("AwsSolutions", "Serverless")} == {
+        "AwsSolutions": "success", "Serverless": "success"}
     assert "111122223333" in (out / "ChatProvisioning.template.json").read_text()
     assert cfn_lint_errors(out / "ChatProvisioning.template.json") == ""
     assert checkov_failures(out / "ChatProvisioning.template.json") == []

@@ -9,9 +9,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chat_provisioning.adapters.cognito import CognitoDirectory
 from chat_provisioning.adapters.audit_table import DynamoAuditStore
-from chat_provisioning.domain.errors import (LevelBeyondTheBot, RoomNotFound, SynapseForbidden, SynapseRejected, UserDeactivated)
+from chat_provisioning.adapters.cognito import CognitoDirectory
+from chat_provisioning.domain.errors import (
+    LevelBeyondTheBot,
+    RoomNotFound,
+    SynapseForbidden,
+    SynapseRejected,
+    UserDeactivated,
+)
 from chat_provisioning.domain.models import Action
 from tests.fakes import FakeAuditStore, FakeChatServer, FakeDirectory, FakeRoomLocks
 
@@ -146,7 +152,8 @@ def test_every_session_of_a_user_ends_once(chat, local, sub):
         if isinstance(chat, FakeChatServer):
             chat.sessions.setdefault(user, set()).add(device)
         else:
-            local.admin("POST", f"/_synapse/admin/v2/users/{user}/devices", json={"device_id": device}).raise_for_status()
+            local.admin("POST", f"/_synapse/admin/v2/users/{user}/devices",
+                        json={"device_id": device}).raise_for_status()
     assert (chat.log_out(user), chat.log_out(user)) == (2, 0)
     assert chat.log_out(f"@{uuid.uuid4()}:{local.config.server_name}") == 0  # nobody: no session
 

@@ -9,9 +9,9 @@ from typing import NamedTuple
 import httpx
 import pytest
 
+from chat_provisioning.adapters.synapse import SynapseAdmin
 from chat_provisioning.domain import errors
 from chat_provisioning.domain.config import ChatConfig
-from chat_provisioning.adapters.synapse import SynapseAdmin
 from local_run import env, synapse_server
 from local_run.env import free_port
 
@@ -84,7 +84,7 @@ def test_concurrent_creates_both_succeed(local, synapse):
     for _ in range(5):
         sub = str(uuid.uuid4())
         with ThreadPoolExecutor(2) as pool:
-            results = list(pool.map(lambda _: synapse.upsert_user(
+            results = list(pool.map(lambda _, sub=sub: synapse.upsert_user(
                 local.user_id(sub), "Ann", external_id=sub, auth_provider="cognito"), range(2)))
         assert sorted(r.created for r in results) == [False, True]
 

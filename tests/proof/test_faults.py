@@ -161,7 +161,8 @@ def test_cognito_throttling_at_read_cognito_user_is_retried(local, error):
     local.fail_lambda("ReadCognitoUser", error, times=1)
     result = local.cognito.change(sub, "AdminAddUserToGroup", "staff")
     assert result["status"] == "SUCCEEDED"
-    assert [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])] == [error]
+    assert [e["lambdaFunctionFailedEventDetails"]["error"]
+            for e in failed_attempts(local, result["execution_arn"])] == [error]
     assert ("Staff", 99) in local.inspector.rooms(sub)
 
 

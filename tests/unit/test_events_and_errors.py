@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chat_provisioning.adapters.synapse import SynapseAdmin
 from chat_provisioning.domain import errors
-from chat_provisioning.handlers import runtime, signup, steps
 from chat_provisioning.domain.deadline import RESERVE_SECONDS, Deadline
 from chat_provisioning.domain.models import StartRequest, WorkflowState, parse
-from chat_provisioning.adapters.synapse import SynapseAdmin
+from chat_provisioning.handlers import runtime, signup, steps
 from local_run.aws_events import post_confirmation_event
 from stacks import wiring
 from tests.fakes import POOL, SUB, FakeRetryQueue, fresh_clients, runtime_of, signup_ports_of
@@ -269,15 +269,17 @@ def test_the_sign_up_trigger_loads_only_what_a_sign_up_needs():
     """Cognito waits 5 s for PostConfirmation, cold start included: its module loads neither
     pydantic, httpx nor the X-Ray SDK, nor the rest of the package (make bench times it)."""
     code = ("import sys, chat_provisioning.handlers.signup; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('pydantic', 'httpx', 'aws_xray_sdk') or m in ('chat_provisioning.handlers.runtime', 'chat_provisioning.domain.config',"
-            " 'chat_provisioning.domain.models', 'chat_provisioning.adapters.synapse')))")
+            "('pydantic', 'httpx', 'aws_xray_sdk') or m in ('chat_provisioning.handlers.runtime', "
+            "'chat_provisioning.domain.config', 'chat_provisioning.domain.models', "
+            "'chat_provisioning.adapters.synapse')))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(signup.__file__).parents[1])
     assert run.stdout.strip() == "[]"
 
 
+# the handlers' modules, and what the first invocation builds
 @pytest.mark.parametrize("module", sorted({h.rsplit(".", 1)[0] for h in wiring.FUNCTIONS.values()}
-                                           | {"chat_provisioning.handlers.runtime"}))  # what the first invocation builds
+                                           | {"chat_provisioning.handlers.runtime"}))
 def test_no_handler_module_loads_boto3_or_httpx_when_imported(module):
     """A cold start imports what its handler uses: botocore's clients, not boto3 (whose S3
     transfer manager no handler uses), no X-Ray SDK, and httpx only at the first Synapse

@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat_provisioning.handlers import failure_audit, signup, starts, steps
 from chat_provisioning.domain.errors import ProvisioningError
+from chat_provisioning.handlers import failure_audit, signup, starts, steps
 from tests.fakes import SUB, runtime_of
 
 # 200 cases per handler in `make test`; `make proof` runs 2,000 (FUZZ_EXAMPLES).
@@ -40,7 +40,8 @@ class Unreachable:
         raise Reached()
 
 
-NO_DOMAIN = runtime_of(**{port: Unreachable() for port in ("synapse", "directory", "workflows", "plans", "audit", "locks")})
+NO_DOMAIN = runtime_of(**{port: Unreachable() for port in ("synapse", "directory", "workflows", "plans", "audit",
+                                                           "locks")})
 
 
 def outcome(handler, event, context, **injected):
@@ -68,7 +69,8 @@ def test_steps(context, handler, event):
 
 @FUZZ
 @given(event=events_like({**STEP_EVENT, "step": "ProvisionUser"}) | st.builds(
-    lambda step, event: {**event, "step": step} if isinstance(event, dict) else event, st.sampled_from(sorted(steps.SYNC_USER_STEPS)) | json_values,
+    lambda step, event: {**event, "step": step} if isinstance(event, dict) else event,
+    st.sampled_from(sorted(steps.SYNC_USER_STEPS)) | json_values,
     events_like(STEP_EVENT)))
 def test_the_sync_user_steps_function(context, event):
     """The deployed handler, whatever step its payload names: a typed error, or a step's answer."""
@@ -108,7 +110,7 @@ def test_on_cognito_change(context, event):
 
 STATUS = {"id": "e2", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
           "detail": {"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "status": "FAILED",
-                     "input": '{"sub": "%s"}' % SUB, "error": "X", "cause": "Y", "redriveCount": 0}}
+                     "input": f'{{"sub": "{SUB}"}}', "error": "X", "cause": "Y", "redriveCount": 0}}
 
 
 @FUZZ
@@ -118,7 +120,7 @@ def test_record_failure(context, event):
 
 
 @FUZZ
-@given(event=events_like({"Records": [{"messageId": "m", "body": '{"sub": "%s"}' % SUB}]})
+@given(event=events_like({"Records": [{"messageId": "m", "body": f'{{"sub": "{SUB}"}}'}]})
        | st.fixed_dictionaries({"Records": st.lists(st.fixed_dictionaries(
            {"messageId": st.text(max_size=5), "body": st.text(max_size=60) | st.just('{"sub": 1}')}), max_size=3)}))
 def test_retry_start(context, event):

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from chat_provisioning.handlers import steps
 from chat_provisioning.domain.errors import ProvisioningError
 from chat_provisioning.domain.models import Run, StartRequest
 from chat_provisioning.domain.policy import desired_levels, desired_memberships, split_groups, standing, user_id_for
+from chat_provisioning.handlers import steps
 from tests.fakes import FakeChatServer, FakeRoomLocks, runtime_of, sample_config
 
 ASL = json.loads((Path(__file__).resolve().parents[2] / "statemachines" / "sync_user.asl.json").read_text())
@@ -160,7 +160,8 @@ class GrantsFollowCognito(RuleBasedStateMachine):
             run["at"] = chosen(state, run["data"].model_dump())
             return
         try:
-            run["data"] = step_of(run["at"])(run["data"], self.rt, Run(execution=run["execution"], redrive=run["redrive"]))
+            run["data"] = step_of(run["at"])(run["data"], self.rt,
+                                             Run(execution=run["execution"], redrive=run["redrive"]))
         except ProvisioningError:
             run["failed"] = True  # FAILED at this step: a redrive runs it again
             return

@@ -6,9 +6,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from chat_provisioning.adapters.room_locks import DynamoRoomLocks
 from chat_provisioning.domain.deadline import RESERVE_SECONDS, Deadline
 from chat_provisioning.domain.errors import LeaseLost, RoomBusy
-from chat_provisioning.adapters.room_locks import DynamoRoomLocks
 
 
 class Clock:

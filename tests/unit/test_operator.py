@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from chat_provisioning.handlers import failure_audit
 from chat_provisioning.adapters import telemetry
+from chat_provisioning.handlers import failure_audit
 from tests.fakes import runtime_of
 from toolbox.operations import DRIFT, FAILED, IN_SYNC, NOT_FOUND, judge
 
@@ -64,7 +64,8 @@ def test_the_failure_metric_takes_only_known_causes_and_error_names(monkeypatch,
     monkeypatch.setattr(failure_audit, "count", lambda name, **dims: counted.append((name, dims)))
     rt = runtime_of()
     rt.workflows.stopped_at["arn:aws:states:us-east-1:1:execution:m:e"] = "JoinRooms"
-    failure_audit.record_failure({"id": "e", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+    failure_audit.record_failure({"id": "e", "source": "aws.states",
+                                  "detail-type": "Step Functions Execution Status Change",
                              "detail": {"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "status": "FAILED",
                                         "input": json.dumps({"sub": SUB, "cause": cause}), "error": error,
                                         "cause": "c", "redriveCount": 0}}, context, rt=rt)

@@ -2,12 +2,22 @@ import pytest
 from pydantic import ValidationError
 
 from chat_provisioning.domain.config import ChatConfig
-from chat_provisioning.handlers.runtime import FunctionEnv
 from chat_provisioning.domain.errors import InvalidInput, LevelBeyondTheBot, PowerLevelForbidden
-from chat_provisioning.domain.policy import (CognitoUser, beyond_the_bot, beyond_the_bots_kick, desired_memberships, thresholds_above, with_thresholds_at_most, split_groups, standing, user_id_for, with_power_level)
+from chat_provisioning.domain.policy import (
+    CognitoUser,
+    beyond_the_bot,
+    beyond_the_bots_kick,
+    desired_memberships,
+    split_groups,
+    standing,
+    thresholds_above,
+    user_id_for,
+    with_power_level,
+    with_thresholds_at_most,
+)
+from chat_provisioning.handlers.runtime import FunctionEnv
 from stacks import wiring
 from tests.fakes import BOT, SERVER, SUB
-
 
 
 def rooms_of(memberships):

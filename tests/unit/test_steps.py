@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from chat_provisioning.handlers import steps
+from chat_provisioning.adapters.telemetry import logger
 from chat_provisioning.domain.errors import InvalidInput, LeaseLost, RoomBusy, SynapseUnavailable, UserDeactivated
 from chat_provisioning.domain.models import Action, WorkflowState
-from chat_provisioning.adapters.telemetry import logger
-from tests.fakes import FakeDirectory, FakeRoomLocks, POOL, SERVER, SUB, runtime_of, sample_config
+from chat_provisioning.handlers import steps
+from tests.fakes import POOL, SERVER, SUB, FakeDirectory, FakeRoomLocks, runtime_of, sample_config
 
 USER = f"@{SUB}:{SERVER}"
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:test-SyncUser:run-1"

@@ -141,7 +141,8 @@ def test_demotions_and_leaves_count_with_deactivations_and_a_held_plan_still_app
     held = p.held(leaving)  # 6 removals, cap min(20, max(1, 5% of 40 = 2)) = 2
     assert (held["removals"], held["cap"]) == (6, 2)
     assert p.to_apply(held) == () and p.to_apply(None) == tuple(sorted(subs[:3]))
-    additive = plan(cognito + [CognitoUser(B, True)], matrix(leaving, {**users, uid(B): False}, members, levels), leaving)
+    additive = plan(cognito + [CognitoUser(B, True)], matrix(leaving, {**users, uid(B): False}, members, levels),
+                    leaving)
     assert additive.to_apply(additive.held(leaving)) == (B,)  # a join only: applied while the rest waits
 
 
@@ -180,8 +181,8 @@ def test_a_member_the_bot_cannot_remove_is_a_finding_never_a_leave(config):
     red, analysts = config.rooms["red_room"].room_id, config.rooms["analysts"].room_id
     members = {red: frozenset({uid(A), uid(B)}), analysts: frozenset({uid(A), uid(B)})}
     levels = {analysts: {"users": {BOT: 100, uid(A): 100}, "users_default": 0}}
-    p = plan([CognitoUser(A, True), CognitoUser(B, True)], matrix(leaving, {uid(A): False, uid(B): False}, members,
-                                                                  levels), leaving)
+    p = plan([CognitoUser(A, True), CognitoUser(B, True)],
+             matrix(leaving, {uid(A): False, uid(B): False}, members, levels), leaving)
     assert kinds(p) == [(B, "leave")]
     assert [(f.kind, f.subject, f.room) for f in p.findings] == [("leave_beyond_the_bot", A, analysts)]
 
@@ -202,7 +203,8 @@ def test_every_level_no_role_grants_is_taken_back_member_or_not(config):
     """A level outlives a membership, a deactivation and a Cognito user: each is planned away,
     whoever Cognito names. Strangers (localparts that are not subs) are not ours."""
     staff, red = config.rooms["staff"].room_id, config.rooms["red_room"].room_id
-    gone, pre_set, stranger = "2f9e8d7c-1234-4abc-8def-0123456789ab", "3f9e8d7c-1234-4abc-8def-0123456789ab", f"@alice:{SERVER}"
+    gone, pre_set = "2f9e8d7c-1234-4abc-8def-0123456789ab", "3f9e8d7c-1234-4abc-8def-0123456789ab"
+    stranger = f"@alice:{SERVER}"
     levels = {staff: {"users": {BOT: 100, uid(A): 50, uid(B): 50, uid(gone): 50, uid(pre_set): 50, stranger: 50},
                       "users_default": 0}}
     p = plan([CognitoUser(A, True), CognitoUser(B, False)],  # A left Staff and lost `staff`; B disabled
@@ -231,7 +233,8 @@ def test_a_role_room_that_asks_more_than_its_admins_level_is_a_room_to_align(con
     assert "may not change this room's levels" in plan([], matrix(config, {}, levels=locked), config).thresholds[0].why
     # Only an admin grant's room is aligned: a moderator's level never becomes the room's admins'.
     red = config.rooms["red_room"].room_id
-    moderated = config.model_copy(update={"roles": {**config.roles, "moderators": (RoleGrant(room="red_room", power_level=10),)}})
+    moderated = config.model_copy(update={"roles": {
+        **config.roles, "moderators": (RoleGrant(room="red_room", power_level=10),)}})
     asks = {red: {"users": {BOT: 100}, "events": {"m.room.power_levels": 100}}}
     assert [t.room for t in plan([], matrix(moderated, {}, levels={**levels, **asks}), moderated).thresholds] == [staff]
 

@@ -6,18 +6,22 @@ import json
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-
-from chat_provisioning.handlers import failure_audit, inspection, signup, starts
-from stacks import wiring
-from chat_provisioning.domain.errors import InvalidInput
-from local_run.aws_events import (MASKED, bus_event, cloudtrail_event, execution_status_change, post_confirmation_event,
-                                  sqs_batch)
 from botocore.exceptions import ClientError
 
 from chat_provisioning.adapters.step_functions import NameTaken, StepFunctionsWorkflows, start_once
+from chat_provisioning.domain.errors import InvalidInput
 from chat_provisioning.domain.executions import execution_arn
-from tests.fakes import FakeWorkflows, POOL, SERVER, SUB, runtime_of, signup_ports_of
-
+from chat_provisioning.handlers import failure_audit, inspection, signup, starts
+from local_run.aws_events import (
+    MASKED,
+    bus_event,
+    cloudtrail_event,
+    execution_status_change,
+    post_confirmation_event,
+    sqs_batch,
+)
+from stacks import wiring
+from tests.fakes import POOL, SERVER, SUB, FakeWorkflows, runtime_of, signup_ports_of
 
 
 def sign_up(pool=POOL, user_name="aaron", sub=SUB) -> dict:
@@ -117,7 +121,8 @@ def test_a_failed_run_is_audited_once_per_attempt_with_the_state_it_stopped_at(c
     rt.workflows.stopped_at[execution] = "JoinRooms"
     event = status_change(execution, json.dumps({"sub": SUB, "cause": "signup"}))
     for _ in range(2):  # EventBridge delivers at least once
-        assert failure_audit.record_failure(event, context, rt=rt) == {"execution": execution, "failed_state": "JoinRooms"}
+        assert failure_audit.record_failure(event, context, rt=rt) == {
+            "execution": execution, "failed_state": "JoinRooms"}
     failure_audit.record_failure(status_change(execution, json.dumps({"sub": SUB}), redrive=1), context, rt=rt)
     trail = rt.audit.trail(SUB)
     assert [(i["sk"], i["step"], i["outcome"], i["error"]) for i in trail] == [

@@ -18,7 +18,6 @@ from toolbox import operations
 from toolbox.cli import main
 
 
-
 def new() -> str:
     return str(uuid.uuid4())
 
@@ -91,9 +90,11 @@ def test_the_first_plan_lists_exactly_the_expected_changes(local, field, tmp_pat
     capsys.readouterr()
     plan = json.loads(plan_file.read_text())
     assert code == 2 and plan["held"] is None
-    assert plan["adopt"] == [{"sub": s} for s in sorted([f.legacy, f.plain, f.jwt, f.sso, *f.staff, f.analyst, f.member])]
+    assert plan["adopt"] == [{"sub": s} for s in sorted([f.legacy, f.plain, f.jwt, f.sso, *f.staff, f.analyst,
+                                                         f.member])]
     assert plan["create"] == [{"sub": f.unprovisioned}]
-    assert plan["join"] == sorted([{"sub": f.legacy, "room": analysts}, {"sub": f.jwt, "room": local.config.rooms["red_room"].room_id}],
+    red_room = local.config.rooms["red_room"].room_id
+    assert plan["join"] == sorted([{"sub": f.legacy, "room": analysts}, {"sub": f.jwt, "room": red_room}],
                                   key=lambda j: j["sub"])
     assert all(plan[kind] == [] for kind in ("promote", "demote", "leave"))
     assert plan["deactivate"] == [{"sub": f.deleted}]  # a JWT login's account, linked to nothing: the sub's
@@ -108,7 +109,8 @@ def test_the_import_adds_only_reviewed_proposals_still_true_and_needs_its_own_po
     assert main(["--state-dir", state_dir, "--local", "import-groups", "--plan-file", str(reviewed)]) == 2
     capsys.readouterr()
     proposed = {(p["sub"], p["group"]) for p in json.loads(reviewed.read_text())}
-    assert proposed == {(f.staff[0], "staff"), (f.staff[1], "staff"), (f.analyst, "analysts"), (f.member, "experiencers")}
+    assert proposed == {(f.staff[0], "staff"), (f.staff[1], "staff"), (f.analyst, "analysts"),
+                        (f.member, "experiencers")}
 
     everyday, _ = operations.import_groups(local.operator.deployment, json.loads(reviewed.read_text()),
                                            progress=lambda line: None)

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chat_provisioning.handlers import runtime as runtime_module
-from chat_provisioning.handlers import steps
 from chat_provisioning.domain.errors import TransientError
 from chat_provisioning.domain.models import Run, WorkflowState
+from chat_provisioning.handlers import runtime as runtime_module
+from chat_provisioning.handlers import steps
 from tests.fakes import fresh_clients
 
 N = 50

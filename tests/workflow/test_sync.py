@@ -4,8 +4,8 @@ deployed rules, the SyncUser workflow, a real Synapse."""
 
 import json
 
-from toolbox import cli, operations
 from local_run.aws_events import MASKED, cloudtrail_event
+from toolbox import cli, operations
 
 
 def synapse_user(local, sub) -> dict:
@@ -141,14 +141,16 @@ def test_a_record_without_the_sub_falls_back_to_a_username_that_is_there(local, 
     record: `local deliver EVENT.json`."""
     local.cognito.signup(sub, ["analysts"], None)
     pool = local.state.user_pool_id
-    for masked in (cloudtrail_event("AdminDisableUser", pool, None), cloudtrail_event("AdminDisableUser", pool, MASKED)):
+    for masked in (cloudtrail_event("AdminDisableUser", pool, None),
+                   cloudtrail_event("AdminDisableUser", pool, MASKED)):
         assert local.events.deliver(masked) == {"matched": True, "started": False, "cause": "AdminDisableUser"}
     named = cloudtrail_event("AdminRemoveUserFromGroup", pool, None, "analysts")
     named["detail"]["requestParameters"]["username"] = sub  # usernames are subs in the local pool
     path = tmp_path / "event.json"
     path.write_text(json.dumps(named))
     assert cli.main(["--state-dir", str(local.state.state_dir), "local", "deliver", str(path)]) == 0
-    assert [e["status"] for e in local.inspector.executions(sub) if e["name"] == f"sync-{sub}-{named['id']}"] == ["SUCCEEDED"]
+    assert [e["status"] for e in local.inspector.executions(sub)
+            if e["name"] == f"sync-{sub}-{named['id']}"] == ["SUCCEEDED"]
 
 
 def test_a_record_whose_sub_is_not_a_uuid_is_kept_with_its_error(local):

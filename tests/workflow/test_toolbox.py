@@ -152,7 +152,8 @@ def test_a_dry_run_sweep_reports_its_plan_and_changes_nothing(local, sub, capsys
     assert swept["plan_key"].endswith("/plan.json") and "PlanSweep done" in progress
     grouped = json.loads(plan_file.read_text())
     assert list(grouped) == ["adopt", "create", "deactivate", "demote", "findings", "held", "join", "leave",
-                             "promote", "proposed_groups", "rename", "summary", "thresholds", "unapplied"]  # sorted: two plans diff
+                             "promote", "proposed_groups", "rename", "summary", "thresholds",
+                             "unapplied"]  # sorted: two plans diff
     assert {"sub": sub} in grouped["create"] and grouped["unapplied"] == len(swept["fixes"])
     status, _, _ = cli(local, capsys, "user", "status", sub)
     assert status["matrix"]["exists"] is False

@@ -109,7 +109,8 @@ def test_fault_at_a_later_step_redrives_from_there(local, sub):
 
     redriven = local.operator.redrive(failed["execution_arn"])
     assert redriven["status"] == "SUCCEEDED" and redriven["from_state"] == "AssignRoles"
-    assert local.inspector.states_entered(redriven["execution_arn"]) == ["AssignRoles", "RecordAudit"]  # provisioning and joins were not rerun
+    # provisioning and joins were not rerun
+    assert local.inspector.states_entered(redriven["execution_arn"]) == ["AssignRoles", "RecordAudit"]
     assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Staff", 99)}
     assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:99"]
 
@@ -152,7 +153,8 @@ def test_a_redrive_checks_again_that_the_user_is_active(local, sub):
     local.synapse.deactivate(user, erase=False)  # Cognito disabled the user meanwhile
 
     redriven = local.operator.redrive(failed["execution_arn"])
-    assert (redriven["status"], redriven["failed_state"], redriven["error"]) == ("FAILED", "JoinRooms", "UserDeactivated")
+    assert (redriven["status"], redriven["failed_state"],
+            redriven["error"]) == ("FAILED", "JoinRooms", "UserDeactivated")
     assert local.synapse.joined_rooms(user) == []
 
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .clients import Client
-from ..domain.errors import InvalidInput
 from ..domain.display_names import display_name_of
+from ..domain.errors import InvalidInput
 from ..domain.policy import CognitoUser, standing
+from .clients import Client
 
 
 def _user(entry: dict[str, Any], groups: tuple[str, ...]) -> CognitoUser:

@@ -8,14 +8,25 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     import httpx
 
 from ..domain.deadline import Deadline
-from ..domain.errors import (InvalidInput, PowerLevelForbidden, PowerLevelWriteLost, RoomNotFound, SynapseAuthFailed, SynapseForbidden, SynapseRateLimited, SynapseRejected, SynapseUnavailable, UserDeactivated)
+from ..domain.errors import (
+    InvalidInput,
+    PowerLevelForbidden,
+    PowerLevelWriteLost,
+    RoomNotFound,
+    SynapseAuthFailed,
+    SynapseForbidden,
+    SynapseRateLimited,
+    SynapseRejected,
+    SynapseUnavailable,
+    UserDeactivated,
+)
 from ..domain.policy import with_power_levels, with_thresholds_at_most
 from ..ports import Lease, ListedUser, UserRecord
 
@@ -178,11 +189,13 @@ class SynapseAdmin:
         return frozenset(r.json()["members"]) if r is not None else None
 
     def joined_rooms(self, user_id: str) -> list[str]:
-        rooms: list[str] = self._call("GET", f"/_synapse/admin/v1/users/{_segment(user_id)}/joined_rooms").json()["joined_rooms"]
+        rooms: list[str] = self._call("GET",
+                                      f"/_synapse/admin/v1/users/{_segment(user_id)}/joined_rooms").json()["joined_rooms"]
         return rooms
 
     def power_levels(self, room_id: str) -> dict[str, Any]:
-        content: dict[str, Any] = self._call("GET", f"/_matrix/client/v3/rooms/{_segment(room_id)}/state/m.room.power_levels").json()
+        content: dict[str, Any] = self._call("GET",
+                                             f"/_matrix/client/v3/rooms/{_segment(room_id)}/state/m.room.power_levels").json()
         return content
 
     def _unless_missing(self, method: str, path: str, json: dict[str, Any] | None = None) -> httpx.Response | None:

@@ -3,7 +3,6 @@ with: which statuses failed, an execution's ARN from its name, the newest state 
 
 from typing import Any
 
-
 # The statuses of an execution that did not succeed: audited, and the ones a redrive takes.
 FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
 

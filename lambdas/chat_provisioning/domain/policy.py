@@ -4,7 +4,7 @@ Cognito groups earns, and how a power-levels event changes. No AWS, no HTTP."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import LevelBeyondTheBot, PowerLevelForbidden
 from .subs import normalise_sub
@@ -225,7 +225,8 @@ def with_thresholds_at_most(content: dict[str, Any], level: int, bot_user_id: st
     return wanted, dict.fromkeys(lowered, level)
 
 
-def with_power_level(content: dict[str, Any], user_id: str, level: int | None, bot_user_id: str) -> dict[str, Any] | None:
+def with_power_level(content: dict[str, Any], user_id: str, level: int | None,
+                     bot_user_id: str) -> dict[str, Any] | None:
     """The power-levels content with `user_id` at `level` (None: the room's default), or None
     when nothing changes.
 

@@ -15,7 +15,24 @@ from typing import Any, Literal
 
 from .config import ChatConfig
 from .display_names import name_to_write
-from .policy import CognitoUser, Links, Standing, beyond_the_bot, beyond_the_bots_kick, default_level, desired_levels, desired_memberships, level_of, ours, admin_levels, split_groups, standing, thresholds_above, thresholds_beyond_the_bot, user_id_for
+from .policy import (
+    CognitoUser,
+    Links,
+    Standing,
+    admin_levels,
+    beyond_the_bot,
+    beyond_the_bots_kick,
+    default_level,
+    desired_levels,
+    desired_memberships,
+    level_of,
+    ours,
+    split_groups,
+    standing,
+    thresholds_above,
+    thresholds_beyond_the_bot,
+    user_id_for,
+)
 from .subs import SUB
 
 FixKind = Literal["adopt", "rename", "create", "join", "promote", "demote", "leave", "deactivate"]

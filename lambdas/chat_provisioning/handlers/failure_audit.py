@@ -8,11 +8,11 @@ from typing import Any, get_args
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ..adapters.telemetry import count, logger
 from ..domain.errors import InvalidInput
 from ..domain.models import BusEvent, Cause, ExecutionStatus, parse
 from ..domain.subs import normalise_sub
 from .runtime import Runtime, runtime
-from ..adapters.telemetry import count, logger
 
 # The failure metric's dimensions come from the execution input and error: only known causes
 # and names shaped like an error's (ours, Lambda.*, States.*) are kept, so nobody who can start

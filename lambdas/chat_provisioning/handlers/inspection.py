@@ -7,13 +7,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ..adapters.telemetry import logger
 from ..domain.config import ChatConfig
-from .matrix_reads import read_matrix_user
 from ..domain.models import Sub, parse
 from ..domain.policy import CognitoUser, level_of, standing, user_id_for
-from .runtime import Runtime, runtime
 from ..domain.sweep_plan import MatrixSide, plan
-from ..adapters.telemetry import logger
+from .matrix_reads import read_matrix_user
+from .runtime import Runtime, runtime
 
 
 def report(sub: str, user: CognitoUser | None, matrix: MatrixSide, config: ChatConfig) -> dict[str, Any]:
@@ -25,7 +25,8 @@ def report(sub: str, user: CognitoUser | None, matrix: MatrixSide, config: ChatC
         "cognito": {"standing": standing(user), **({"status": user.status, "enabled": user.enabled,
                                                     "groups": list(user.groups)} if user else {})},
         "matrix": {"exists": user_id in matrix.users, "deactivated": matrix.users.get(user_id),
-                   "rooms": [{"room": key, "name": room.name, "room_id": room.room_id, "exists": room.room_id in matrix.members,
+                   "rooms": [{"room": key, "name": room.name, "room_id": room.room_id,
+                              "exists": room.room_id in matrix.members,
                               "joined": user_id in matrix.members.get(room.room_id, ()),
                               "power_level": level_of(matrix.levels[room.room_id], user_id)
                               if room.room_id in matrix.levels else None}

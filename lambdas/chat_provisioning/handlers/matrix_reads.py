@@ -5,8 +5,8 @@ from typing import Any
 
 from ..domain.config import ChatConfig
 from ..domain.policy import CognitoUser, level_of, links_of
-from ..ports import ChatServer
 from ..domain.sweep_plan import MatrixSide, in_scope, matrix_only
+from ..ports import ChatServer
 
 
 def read_matrix(synapse: ChatServer, config: ChatConfig, users_in_cognito: list[CognitoUser],

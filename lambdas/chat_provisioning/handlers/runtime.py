@@ -14,15 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, Json
 
 from ..adapters import telemetry  # noqa: F401 - its caps keep botocore from logging the token read here
 from ..adapters.audit_table import DynamoAuditStore
-from ..adapters.plan_store import S3PlanStore
-from ..adapters.step_functions import StepFunctionsWorkflows
 from ..adapters.clients import aws_client, client_of
 from ..adapters.cognito import CognitoDirectory
+from ..adapters.plan_store import S3PlanStore
+from ..adapters.room_locks import DynamoRoomLocks
+from ..adapters.step_functions import StepFunctionsWorkflows
+from ..adapters.synapse import SynapseAdmin
 from ..domain.config import CONFIG_ENV, ChatConfig
 from ..domain.deadline import Deadline
-from ..adapters.room_locks import DynamoRoomLocks
 from ..ports import AuditStore, ChatServer, PlanStore, RoomLocks, UserDirectory, Workflows
-from ..adapters.synapse import SynapseAdmin
 
 TOKEN_CACHE_SECONDS = 300
 
@@ -50,7 +50,8 @@ class FunctionEnv(BaseModel):
     audit_table: str = Field(alias="AUDIT_TABLE", min_length=3)
     locks_table: str = Field(alias="LOCKS_TABLE", min_length=3)
     sync_state_machine_arn: str | None = Field(
-        default=None, alias="SYNC_STATE_MACHINE_ARN", pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:.+$")
+        default=None, alias="SYNC_STATE_MACHINE_ARN",
+                                               pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:.+$")
     plans_bucket: str | None = Field(default=None, alias="PLANS_BUCKET", min_length=3)
 
 

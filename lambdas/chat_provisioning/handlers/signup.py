@@ -13,14 +13,14 @@ from typing import Any, NamedTuple
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from ..adapters.retry_queue import SqsRetryQueue
-from ..adapters.step_functions import StepFunctionsWorkflows
 from ..adapters.clients import client_of, given
 from ..adapters.cognito import CognitoDirectory
+from ..adapters.retry_queue import SqsRetryQueue
+from ..adapters.step_functions import StepFunctionsWorkflows
+from ..adapters.telemetry import count, logger
 from ..domain.errors import InvalidInput
 from ..domain.subs import normalise_sub
 from ..ports import RetryQueue, UserDirectory, Workflows
-from ..adapters.telemetry import count, logger
 
 SIGN_UP = "PostConfirmation_ConfirmSignUp"
 # At most three calls (AdminGetUser, StartExecution and, if that failed, SendMessage), each
@@ -89,7 +89,8 @@ def signup_job(event: dict[str, Any]) -> dict[str, str]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def post_confirmation(event: dict[str, Any], context: LambdaContext, ports: SignUpPorts | None = None) -> dict[str, Any]:
+def post_confirmation(event: dict[str, Any], context: LambdaContext,
+                      ports: SignUpPorts | None = None) -> dict[str, Any]:
     """Never fails the sign-up (Cognito cannot re-fire it): a failed start goes to the retry
     queue, and if even that fails, to the log and a metric the sweep's alarm watches."""
     source = event.get("triggerSource") if isinstance(event, dict) else None

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ..adapters.telemetry import count, logger
 from ..domain.errors import InvalidInput
 from ..domain.models import COGNITO_EVENT_NAMES, SYNC_EVENT, BusEvent, RetryJob, Sub, parse
 from ..domain.subs import SUB, normalise_sub
 from ..ports import UserDirectory
 from .runtime import Runtime, runtime
 from .signup import start_signup
-from ..adapters.telemetry import count, logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor

@@ -8,17 +8,28 @@ from typing import Any, Protocol, cast
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ..adapters.telemetry import count, errors_counted, logger
 from ..domain.audit_trail import execution_name
 from ..domain.display_names import name_to_write
 from ..domain.errors import InvalidInput, LevelBeyondTheBot, RoomNotFound, UserDeactivated
-from .matrix_reads import read_matrix
 from ..domain.models import Action, Run, StartRequest, StepEvent, Sub, SweepEvent, SweepRequest, WorkflowState, parse
-from ..domain.policy import (Standing, beyond_the_bots_kick, desired_levels, desired_memberships, leveled_rooms, links_of, ours, admin_levels, split_groups, standing, user_id_for)
-from ..ports import UserRecord
-from .runtime import Runtime, runtime
+from ..domain.policy import (
+    Standing,
+    admin_levels,
+    beyond_the_bots_kick,
+    desired_levels,
+    desired_memberships,
+    leveled_rooms,
+    links_of,
+    ours,
+    split_groups,
+    standing,
+    user_id_for,
+)
 from ..domain.sweep_plan import plan
-from ..adapters.telemetry import count, errors_counted, logger
-
+from ..ports import UserRecord
+from .matrix_reads import read_matrix
+from .runtime import Runtime, runtime
 
 Step = Callable[[Any, Runtime, Run], WorkflowState]  # (the state as `reads` parses it, ...)
 
@@ -96,7 +107,8 @@ def granted_now(rt: Runtime, state: WorkflowState, step: str) -> tuple[Standing,
     status = standing(user)
     groups = split_groups(user.groups, rt.config)[0] if user is not None and status == "confirmed" else ()
     changed = (status, groups) != (state.cognito, state.groups)
-    return status, groups, [Action(step=step, action="finding", outcome="cognito_changed_since_read")] if changed else []
+    return status, groups, [Action(step=step, action="finding",
+                                   outcome="cognito_changed_since_read")] if changed else []
 
 
 @step()
