@@ -56,9 +56,8 @@ STEP_EVENT = {"execution": "arn:aws:states:us-east-1:1:execution:m:e", "redrive"
                            "display_name": "A"}}
 
 
-@pytest.mark.parametrize("handler", [steps.provision_user, steps.join_rooms, steps.assign_roles,
-                                     steps.record_audit, steps.read_cognito_user, steps.deactivate_user,
-                                     steps.plan_sweep])
+@pytest.mark.parametrize("handler", [*steps.SYNC_USER_STEPS.values(), steps.plan_sweep],
+                         ids=[*steps.SYNC_USER_STEPS, "PlanSweep"])
 @FUZZ
 @given(event=events_like(STEP_EVENT) | st.fixed_dictionaries(
     {"execution": st.text(max_size=30), "redrive": json_values, "workflow": events_like(STEP_EVENT["workflow"]),
