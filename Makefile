@@ -77,12 +77,12 @@ unit: $(VENV)/.stamp
 test: install lint
 	$(PY) -m pytest -n 4 --ignore=tests/proof
 
-# The reliability suite: every fault kind at every step, through a fault proxy (~4 min).
+# The reliability suite: every fault kind at every step, through a fault proxy.
 proof: install
 	$(PY) -m pytest tests/proof
 	FUZZ_EXAMPLES=2000 $(PY) -m pytest -n 4 tests/unit/test_fuzz.py
 
-# Each protection removed in turn: a test must fail each time (~13 min).
+# Each protection removed in turn: a test must fail each time (the longest target).
 negative-controls: install
 	$(PY) tests/attacks/mutations.py
 
@@ -90,7 +90,8 @@ demo: install
 	$(PY) -m local_run.demo
 
 # What a sign-up costs, as counts and ratios measured in one run: a table and bench/results.json.
-# The sweep at scale is separate (it seeds 10,000 users for ~18 min): bench/sweep.py --users 10000
+# The sweep at scale (bench/sweep.py --users N: it seeds N users first) and the suite's time
+# (bench/suite.py: make test in fresh clones) are separate, and long.
 bench: install
 	$(PY) bench/signup.py
 

@@ -10,7 +10,6 @@ time (from its access log) for the overhead; `import boto3` for each handler mod
 import, both in the local Lambda runtime's environment (the asset's packages only). Prices:
 us-east-1 list prices, stated below; check them before relying on the cost."""
 
-import json
 import os
 import statistics
 import subprocess
@@ -21,12 +20,12 @@ from urllib.parse import quote
 
 import first_signup  # bench/, first on sys.path as the script's folder
 import httpx
+from report import publish
 
 from chat_provisioning.domain.config import ChatConfig
 from local_run import env
 from local_run.lambda_runtime import PYTHON, TASK_ROOT
 from stacks import wiring
-from stacks.docs import BENCHMARKS, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP_FUNCTIONS_PER_TRANSITION = 0.025 / 1000  # Standard workflows
@@ -181,8 +180,7 @@ def main() -> None:
         "cold_import_ratio_by_module": {m: round(t / boto3_import, 2) for m, t in imports.items()},
         "cold_import_heaviest": heaviest_imports(slowest),
     }
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    write_report(results, local.state.synapse_version)
+    publish("bench/signup.py", report(results, local.state.synapse_version), results)
     width = max(map(len, results))
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")
@@ -190,7 +188,7 @@ def main() -> None:
 
 
 
-def write_report(r: dict, synapse_version: str) -> None:
+def report(r: dict, synapse_version: str) -> list[str]:
     """This script's section of docs/benchmarks.md, from this run's results."""
     def ms(step: dict) -> str:
         return f"| {step['state'] or '(the whole sign-up)'} | `{step['function']}` | {step['memory_mb']} MB | " \
@@ -245,7 +243,7 @@ def write_report(r: dict, synapse_version: str) -> None:
         f"{IMPORT_RUNS}: " + ", ".join(f"`{m}` {ratio}" for m, ratio in ratios.items())
         + f"; heaviest in the slowest: {', '.join(r['cold_import_heaviest'])}.",
     ]
-    write_section(BENCHMARKS, "bench/signup.py", lines)
+    return lines
 
 
 if __name__ == "__main__":

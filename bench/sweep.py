@@ -13,7 +13,10 @@ import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
+
+from report import publish  # bench/, first on sys.path as the script's folder
 
 from local_run import env
 from local_run.lambda_runtime import number, reports
@@ -73,6 +76,19 @@ def main() -> None:
                 "raw_minimum_per_fixed_user": 1},
         }
         print(json.dumps(results, indent=1))
+        publish("bench/sweep.py", report(results), results, key="sweep")
+
+
+def report(r: dict) -> list[str]:
+    """This script's section of docs/benchmarks.md, from this run's results."""
+    clean, drift = r["no_drift_sweep"], r["drift_sweep"]
+    return [f"One run of `bench/sweep.py --users {r['users']}`, {datetime.now(UTC):%Y-%m-%d}:", "",
+            "| sweep | Synapse requests | seconds | per fixed user (raw minimum) |", "|---|---|---|---|",
+            f"| no drift | {clean['synapse_requests']} | {clean['seconds']} | |",
+            f"| {drift['drifted_users']} users drifted, {drift['fixed']} fixed | {drift['synapse_requests']} | "
+            f"{drift['seconds']} | {drift['requests_per_fixed_user']} ({drift['raw_minimum_per_fixed_user']}) |", "",
+            f"`PlanSweep` planned them in {clean['plan_seconds']} s ({clean['plan_seconds_per_10000_users']} s per "
+            f"10,000 users) at {clean['plan_max_memory_mb']} MB at most."]
 
 
 def max_memory_mb(local, function: str) -> int:

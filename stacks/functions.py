@@ -17,8 +17,8 @@ LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 # Lambda's CPU scales with memory: 1,769 MB is one vCPU, all a Python process uses. The path of
 # a sign-up to The Red Room (PostConfirmation, then SyncUserSteps) gets it: its cold starts are
 # CPU work (imports, the first AWS client), and a sporadic sign-up meets them
-# (docs/benchmarks.md). PlanSweep holds the whole pool (about 4 KB a user over a 75 MB start:
-# 100,000 users need about 500 MB) and plans on a full CPU too.
+# (docs/benchmarks.md). PlanSweep holds the whole pool and plans on a full CPU too
+# (docs/how-it-works.md, "Time budgets").
 MEMORY_MB = {"PlanSweep": 1769, "PostConfirmation": 1769, "SyncUserSteps": 1769}
 
 

@@ -50,7 +50,7 @@ def signup_ports() -> SignUpPorts:
     sign-up."""
     env = os.environ.get
     idp, sfn = client_of("cognito-idp", QUICK), client_of("stepfunctions", QUICK)
-    idp(), sfn()  # built now (about 0.25 s each), not inside START_NEEDS_SECONDS, which is the calls'
+    idp(), sfn()  # built now (a client costs CPU time), not inside START_NEEDS_SECONDS, which is the calls'
     return SignUpPorts(CognitoDirectory(env("USER_POOL_ID", ""), idp),
                        StepFunctionsWorkflows(env("SYNC_STATE_MACHINE_ARN"), sfn), retry_queue())
 
