@@ -5,7 +5,7 @@ its own key) and the script's own section of docs/benchmarks.md."""
 import json
 from pathlib import Path
 
-from stacks.docs import BENCHMARKS, write_section
+from stacks.docs import BENCHMARKS, write_sections
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 OWN_KEYS = ("sweep", "suite")  # the scripts that write under a key of their own
@@ -14,7 +14,7 @@ OWN_KEYS = ("sweep", "suite")  # the scripts that write under a key of their own
 def publish(writer: str, lines: list[str], results: dict, key: str | None = None) -> None:
     """`lines` into `writer`'s section of docs/benchmarks.md; `results` into results.json, under
     `key`, or (key None: bench/signup.py) as its top-level figures. Each keeps the others'."""
+    write_sections(BENCHMARKS, {writer: lines})  # first: a marker missing writes neither
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     new = {**old, key: results} if key else {**results, **{k: old[k] for k in OWN_KEYS if k in old}}
     RESULTS.write_text(json.dumps(new, indent=1) + "\n")
-    write_section(BENCHMARKS, writer, lines)

@@ -10,7 +10,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from stacks.docs import BENCHMARKS, write_section
+from stacks.docs import BENCHMARKS, write_sections
 
 FIGURES = ("cold_signup_ratio", "warm_signup_ratio", "cold_signup_seconds", "baseline_cold_seconds",
            "warm_signup_seconds", "baseline_warm_seconds", "cold_import_ratio", "requests_per_signup",
@@ -27,7 +27,7 @@ def main(paths: list[str]) -> None:
     for figure in FIGURES:
         values = sorted(run[figure] for run in runs)
         lines.append(f"| `{figure}` | {values[0]} | {statistics.median(values):g} | {values[-1]} |")
-    write_section(BENCHMARKS, "bench/spread.py", lines)
+    write_sections(BENCHMARKS, {"bench/spread.py": lines})
     print("\n".join(lines))
 
 

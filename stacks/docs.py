@@ -12,13 +12,17 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 BENCHMARKS = README.parent / "docs" / "benchmarks.md"  # the bench scripts' page
 
 
-def write_section(page: Path, writer: str, lines: list[str]) -> None:
-    """Replace what lies between `writer`'s two markers on `page` with `lines`."""
-    begin, end = markers(writer)
-    if begin not in (text := page.read_text()):
-        raise SystemExit(f"{page.name} has no markers for {writer}: add\n{begin}\n{end}")
-    before, rest = text.split(begin, 1)
-    page.write_text(before + "\n".join([begin, *lines, end]) + rest.split(end, 1)[1])
+def write_sections(page: Path, sections: dict[str, list[str]]) -> None:
+    """Replace what lies between each writer's two markers on `page` with its lines; a marker
+    missing leaves the page as it was."""
+    text = page.read_text()
+    for writer, lines in sections.items():
+        begin, end = markers(writer)
+        if begin not in text or end not in text.split(begin, 1)[1]:
+            raise SystemExit(f"{page.name} has no markers for {writer}: add\n{begin}\n{end}")
+        before, rest = text.split(begin, 1)
+        text = before + "\n".join([begin, *lines, end]) + rest.split(end, 1)[1]
+    page.write_text(text)
 
 
 def markers(writer: str) -> tuple[str, str]:
@@ -82,6 +86,5 @@ def sections() -> dict[str, list[str]]:
 
 
 if __name__ == "__main__":
-    for writer, lines in sections().items():
-        write_section(README, writer, lines)
+    write_sections(README, sections())
     print(f"written: {', '.join(sections())} in {README}")

@@ -72,12 +72,12 @@ class Functions:
         needed = {c.on for c in calls.CALLS[name] if not c.granted_by_cdk}
         if needed != set(on):
             raise ValueError(f"{name}'s calls are made on {sorted(needed)}; its part names {sorted(on)}")
+        pool = [a for c in calls.CALLS[name] if c.on == "pool" for a in c.actions]
+        if pool:
+            iam.Policy(self.stack, f"{name}CognitoCalls", roles=[fn.role],
+                       statements=[iam.PolicyStatement(actions=pool, resources=on["pool"])])
         for c in calls.CALLS[name]:
-            if c.granted_by_cdk:
-                continue
-            if c.on == "pool":
-                iam.Policy(self.stack, f"{name}CognitoCalls", roles=[fn.role],
-                           statements=[iam.PolicyStatement(actions=list(c.actions), resources=on["pool"])])
+            if c.granted_by_cdk or c.on == "pool":
                 continue
             allow(fn, list(c.actions), on[c.on])
             if c.on == "token" and self.config.admin_token_kms_key_arn:  # decrypt, via the secret only

@@ -121,8 +121,6 @@ def parser() -> argparse.ArgumentParser:
 
 def deployment(args: argparse.Namespace) -> Deployment:
     if args.local:  # the local run is an endpoint; its operator has the stack's OperatorPolicy
-        if "local" not in plugins():
-            raise ToolError("--local needs the local run: pip install '.[local]' (or make install)")
         return plugins()["local"].load().deployment(args.state_dir, args.stack, importer=args.area == "import-groups")
     return Deployment.find(args.stack, args.region, args.profile, args.endpoint_url)
 

@@ -74,7 +74,7 @@ class Workflows(Protocol):
 
 
 class RetryQueue(Protocol):
-    """Where a sign-up whose start failed waits for triggers.retry_start."""
+    """Where a sign-up whose start failed waits for handlers/starts.retry_start."""
     def send(self, job: dict[str, str]) -> None: ...
 
 

@@ -1,4 +1,4 @@
-"""`make negative-controls` is not in `make test` (it takes 20 minutes): this keeps it runnable.
+"""`make negative-controls` is not in `make test` (it is the longest target): this keeps it runnable.
 Each protection must still hold the code it removes, and name tests that exist, or a change
 to either leaves a control that proves nothing (seen: two went stale within one session)."""
 

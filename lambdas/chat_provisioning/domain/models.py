@@ -17,7 +17,7 @@ from .subs import normalise_sub
 Cause = Literal["signup", "AdminAddUserToGroup", "AdminRemoveUserFromGroup", "AdminDisableUser",
                 "AdminEnableUser", "AdminDeleteUser", "AdminResetUserPassword", "AdminSetUserPassword",
                 "AdminUpdateUserAttributes", "event", "sweep", "manual"]
-# The Cognito admin calls whose CloudTrail records start a user's sync (triggers.on_cognito_change):
+# The Cognito admin calls whose CloudTrail records start a user's sync (handlers/starts.on_cognito_change):
 # those that change a user's groups, status (a password reset or a temporary password makes
 # a user unconfirmed: it keeps no grant until it is confirmed again) or name.
 COGNITO_EVENT_NAMES = [c for c in get_args(Cause) if c.startswith("Admin")]

@@ -2,7 +2,7 @@
 cannot fire it again, so this module loads only botocore, Powertools' logger and metrics, and the
 pure rules (not pydantic, httpx or the X-Ray SDK: Lambda's active tracing still traces the
 invocation), and its AWS calls are cut short: a start that does not answer in time goes to the
-retry queue, whose consumer (triggers.retry_start) runs the same checks again."""
+retry queue, whose consumer (starts.retry_start) runs the same checks again."""
 
 import functools
 import math
