@@ -163,8 +163,8 @@ def run(argv: list[str], state_dir: Path) -> dict:
         problems = (["name the account by --sub or by --user-id (one of them)"] * (bool(args.sub) == bool(args.user_id))
                     + [f"no room {r!r} in config (rooms: {', '.join(local_env.config.rooms)})"
                        for r in sorted(rooms - set(local_env.config.rooms))]
-                    + [f"--level {r}={v}: a level is a whole number" for r,
-                       v in levels.items() if not v.lstrip("-").isdigit()]
+                    + [f"--level {r}={v}: a level is a whole number"
+                       for r, v in levels.items() if not v.lstrip("-").isdigit()]
                     + [f"--link {p}:{e}: write PROVIDER:ID" for p, e in links if not (p and e)])
         if problems:
             raise SystemExit(json.dumps({"error": "; ".join(problems)}))

@@ -404,8 +404,8 @@ def test_a_membership_nobody_granted_is_seen(local):
     assert code == 2 and [(f["kind"], f["room_id"]) for f in seen["drift"]["findings"]] == [
         ("member_without_group", analysts)]
     planned = local.operator.sweep(dry_run=True)
-    assert ("member_without_group", sub, analysts) in {(f["kind"], f["subject"],
-                                                        f["room"]) for f in planned["findings"]}
+    found = {(f["kind"], f["subject"], f["room"]) for f in planned["findings"]}
+    assert ("member_without_group", sub, analysts) in found
 
 
 def test_a_display_name_cannot_pose_and_follows_cognito(local):

@@ -39,8 +39,8 @@ def test_apply_changes_the_trigger_and_keeps_the_rest(pool):
     client, pool_id = pool
     before = client.describe_user_pool(UserPoolId=pool_id)["UserPool"]
     sent = []
-    client.meta.events.register("provide-client-params.cognito-idp.UpdateUserPool", lambda params,
-                                **_: sent.append(params))
+    client.meta.events.register("provide-client-params.cognito-idp.UpdateUserPool",
+                                lambda params, **_: sent.append(params))
     result = attach(pool_id, NEW, apply=True, client=client)
     assert result["applied"] and result["changed_besides_the_trigger"] == [] and "error" not in result
     assert sent[0]["PoolName"] == "prod"  # UpdateUserPool takes the name as PoolName

@@ -189,13 +189,13 @@ class SynapseAdmin:
         return frozenset(r.json()["members"]) if r is not None else None
 
     def joined_rooms(self, user_id: str) -> list[str]:
-        rooms: list[str] = self._call("GET",
-                                      f"/_synapse/admin/v1/users/{_segment(user_id)}/joined_rooms").json()["joined_rooms"]
+        path = f"/_synapse/admin/v1/users/{_segment(user_id)}/joined_rooms"
+        rooms: list[str] = self._call("GET", path).json()["joined_rooms"]
         return rooms
 
     def power_levels(self, room_id: str) -> dict[str, Any]:
-        content: dict[str, Any] = self._call("GET",
-                                             f"/_matrix/client/v3/rooms/{_segment(room_id)}/state/m.room.power_levels").json()
+        path = f"/_matrix/client/v3/rooms/{_segment(room_id)}/state/m.room.power_levels"
+        content: dict[str, Any] = self._call("GET", path).json()
         return content
 
     def _unless_missing(self, method: str, path: str, json: dict[str, Any] | None = None) -> httpx.Response | None:

@@ -51,7 +51,7 @@ class FunctionEnv(BaseModel):
     locks_table: str = Field(alias="LOCKS_TABLE", min_length=3)
     sync_state_machine_arn: str | None = Field(
         default=None, alias="SYNC_STATE_MACHINE_ARN",
-                                               pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:.+$")
+        pattern=r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:.+$")
     plans_bucket: str | None = Field(default=None, alias="PLANS_BUCKET", min_length=3)
 
 
