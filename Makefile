@@ -15,17 +15,17 @@ install:
 	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp $(SYNAPSE_VERSIONS:%=.synapse/%/.stamp) .checkov-venv/.stamp-$(CHECKOV_VERSION) \
 		node_modules/.stamp .wheels/.stamp .lambda-venv/.stamp
 
-# The project's environment. The venv's own pip (Python 3.11's) does all these installs. No
-# bytecode at install time: most of what is installed is never imported, and compiling it all
-# (mypy, moto, the CDK) took most of the install's time.
+# The project's environment.
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --no-compile -e '.[test]'
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 # Synapse lives in environments of its own, one per release: its pins are not the project's.
 .synapse/%/.stamp:
 	$(PYTHON) -m venv .synapse/$*
+	.synapse/$*/bin/pip install -q --upgrade pip
 	.synapse/$*/bin/pip install -q 'matrix-synapse[jwt]==$*' \
 		$(if $(wildcard local_run/synapse-$*.constraints),-c local_run/synapse-$*.constraints)
 	touch $@
@@ -33,7 +33,8 @@ $(VENV)/.stamp: pyproject.toml
 # checkov, a second rule set on the synthesized template (tests/infra); its pins are not ours either.
 .checkov-venv/.stamp-$(CHECKOV_VERSION):  # a new version, a new stamp: installed again
 	$(PYTHON) -m venv .checkov-venv
-	.checkov-venv/bin/pip install -q --no-compile 'checkov==$(CHECKOV_VERSION)'
+	.checkov-venv/bin/pip install -q --upgrade pip
+	.checkov-venv/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
 	touch $@
 
 # The local Lambda runtime's environment (local_run/lambda_runtime.py): the asset's packages and
@@ -41,6 +42,7 @@ $(VENV)/.stamp: pyproject.toml
 # fails here too, and a cold start imports what it would import there.
 .lambda-venv/.stamp: pyproject.toml $(VENV)/.stamp
 	$(PYTHON) -m venv .lambda-venv
+	.lambda-venv/bin/pip install -q --upgrade pip
 	.lambda-venv/bin/pip install -q $$($(PY) -m stacks.bundling --local)
 	touch $@
 
