@@ -9,13 +9,13 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sqs as sqs
 
 from chat_provisioning.domain.config import ChatConfig
 from chat_provisioning.domain.executions import FAILED_STATUSES
 from stacks import wiring
 
 from .functions import Functions
+from .queues import queue
 from .user_pool import UserPool
 from .workflow import Workflow, execution_arn
 
@@ -29,15 +29,11 @@ class EventRules:
                  workflow: Workflow, audit: dynamodb.Table, locks: dynamodb.Table):
         # EventBridge invokes a Lambda target asynchronously: the rules' retry policy and this
         # DLQ cover delivery (throttles, a missing permission), never the function's own errors.
-        self.events_dlq = sqs.Queue(stack, "EventsDLQ", enforce_ssl=True,
-                                    encryption=sqs.QueueEncryption.SQS_MANAGED,
-                                    retention_period=Duration.days(14))
+        self.events_dlq = queue(stack, "EventsDLQ")
         # A function error is Lambda's to retry (twice, the most it allows); then the invocation
         # record (the event, the error) goes to this queue: a bad 'Sync chat user' detail, a start
         # that kept failing, a failure audit that could not be written.
-        self.failed_events = sqs.Queue(stack, "FailedEventsQueue", enforce_ssl=True,
-                                       encryption=sqs.QueueEncryption.SQS_MANAGED,
-                                       retention_period=Duration.days(14))
+        self.failed_events = queue(stack, "FailedEventsQueue")
         # A few AWS calls each, about 25 s at most each (adapters/clients.AWS_CALLS).
         env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
                                         sync_state_machine_arn=workflow.sync.state_machine_arn)

@@ -10,6 +10,7 @@ from chat_provisioning.domain.config import ChatConfig
 from stacks import wiring
 
 from .functions import Functions
+from .queues import queue
 from .user_pool import UserPool
 from .workflow import Workflow, execution_arn
 
@@ -17,15 +18,11 @@ from .workflow import Workflow, execution_arn
 class SignUpTrigger:
     def __init__(self, stack: Stack, config: ChatConfig, functions: Functions, pool: UserPool,
                  workflow: Workflow, audit: dynamodb.Table, locks: dynamodb.Table):
-        self.retry_dlq = sqs.Queue(stack, "StartRetryDLQ", enforce_ssl=True,
-                                   encryption=sqs.QueueEncryption.SQS_MANAGED,
-                                   retention_period=Duration.days(14))
+        self.retry_dlq = queue(stack, "StartRetryDLQ")
         # AWS asks for a queue's visibility timeout of six times its consumer's (RetryStart: 60 s
         # for one message's two calls, the queue 360 s).
-        retry_queue = sqs.Queue(
-            stack, "StartRetryQueue", enforce_ssl=True, encryption=sqs.QueueEncryption.SQS_MANAGED,
-            visibility_timeout=Duration.seconds(360), retention_period=Duration.days(14),
-            dead_letter_queue=sqs.DeadLetterQueue(queue=self.retry_dlq, max_receive_count=10))
+        retry_queue = queue(stack, "StartRetryQueue", visibility_timeout=Duration.seconds(360),
+                            dead_letter_queue=sqs.DeadLetterQueue(queue=self.retry_dlq, max_receive_count=10))
         env = wiring.lambda_environment(config, audit.table_name, locks.table_name,
                                         retry_queue.queue_url, workflow.sync.state_machine_arn)
         # Cognito waits 5 s for PostConfirmation: its calls take about 1.3 s each at most
