@@ -3,12 +3,19 @@
 its own key) and the script's own section of docs/benchmarks.md."""
 
 import json
+import subprocess
 from pathlib import Path
 
 from stacks.docs import BENCHMARKS, write_sections
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 OWN_KEYS = ("sweep", "suite")  # the scripts that write under a key of their own
+
+
+def commit() -> str:
+    """The checkout's commit, which every figure is measured at."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
+                          text=True).stdout.strip() or "unknown"
 
 
 def publish(writer: str, lines: list[str], results: dict, key: str | None = None) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import first_signup  # bench/, first on sys.path as the script's folder
 import httpx
-from report import publish
+from report import commit, publish
 
 from chat_provisioning.domain.config import ChatConfig
 from local_run import env
@@ -153,8 +153,7 @@ def main() -> None:
     cold, warm = waits["cold"], waits["warm"]
     baseline_cold, baseline_warm = waits["baseline_cold"], waits["baseline_warm"]
     results = {
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                 text=True).stdout.strip() or "unknown",
+        "commit": commit(),
         "cold_signup_seconds": round(cold["seconds"], 3), "baseline_cold_seconds": round(baseline_cold["seconds"], 3),
         "cold_signup_ratio": round(cold["seconds"] / baseline_cold["seconds"], 2),
         "warm_signup_seconds": round(warm["seconds"], 3), "baseline_warm_seconds": round(baseline_warm["seconds"], 3),

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from report import publish  # bench/, first on sys.path as the script's folder
+from report import commit, publish  # bench/, first on sys.path as the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 BUSY = 2  # CPU-bound processes beside the busy run
@@ -43,12 +43,10 @@ def make_test(burners: int) -> dict:
 
 
 def main() -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout.strip()
     runs = {"quiet": make_test(0), "busy": make_test(BUSY)}
-    results = {"commit": commit, "cores": os.cpu_count(), **runs}
-    lines = [f"`make test` in a fresh clone at {commit}, {datetime.now(UTC):%Y-%m-%d}, on {os.cpu_count()} cores, "
-             f"installing first (busy: {BUSY} CPU-bound processes beside it):", "",
+    results = {"commit": commit(), "cores": os.cpu_count(), **runs}
+    lines = [f"`make test` in a fresh clone at {results['commit']}, {datetime.now(UTC):%Y-%m-%d}, on "
+             f"{os.cpu_count()} cores, installing first (busy: {BUSY} CPU-bound processes beside it):", "",
              "| run | exit | passed | failed | errors | pytest | `make test` in all |", "|---|---|---|---|---|---|---|"]
     for name, r in runs.items():
         lines.append(f"| {name} | {r['exit_code']} | {r.get('passed', 0)} | {r.get('failed', 0)} | "

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from report import publish  # bench/, first on sys.path as the script's folder
+from report import commit, publish  # bench/, first on sys.path as the script's folder
 
 from local_run import env
 from local_run.lambda_runtime import number, reports
@@ -66,7 +66,7 @@ def main() -> None:
         spent = requests() - before
         plan_cost = no_drift["synapse_requests"]
         results = {
-            "users": args.users,
+            "commit": commit(), "users": args.users,
             "no_drift_sweep": no_drift,
             "drift_sweep": {
                 "drifted_users": len(drifted), "fixed": sum(r["status"] == "SUCCEEDED"
@@ -82,7 +82,7 @@ def main() -> None:
 def report(r: dict) -> list[str]:
     """This script's section of docs/benchmarks.md, from this run's results."""
     clean, drift = r["no_drift_sweep"], r["drift_sweep"]
-    return [f"One run of `bench/sweep.py --users {r['users']}`, {datetime.now(UTC):%Y-%m-%d}:", "",
+    return [f"One run of `bench/sweep.py --users {r['users']}` at {r['commit']}, {datetime.now(UTC):%Y-%m-%d}:", "",
             "| sweep | Synapse requests | seconds | per fixed user (raw minimum) |", "|---|---|---|---|",
             f"| no drift | {clean['synapse_requests']} | {clean['seconds']} | |",
             f"| {drift['drifted_users']} users drifted, {drift['fixed']} fixed | {drift['synapse_requests']} | "
