@@ -40,10 +40,10 @@ $(VENV)/.stamp: pyproject.toml
 # The local Lambda runtime's environment (local_run/lambda_runtime.py): the asset's packages and
 # what Lambda's Python runtime provides, nothing else, as on AWS: a dependency the asset lacks
 # fails here too, and a cold start imports what it would import there.
-.lambda-venv/.stamp: pyproject.toml $(VENV)/.stamp
+.lambda-venv/.stamp: pyproject.toml
 	$(PYTHON) -m venv .lambda-venv
 	.lambda-venv/bin/pip install -q --upgrade pip
-	.lambda-venv/bin/pip install -q $$($(PY) -m stacks.bundling --local)
+	.lambda-venv/bin/pip install -q $$($(PYTHON) -m stacks.asset_pins --local)
 	touch $@
 
 # The CDK CLI and asl-validator.
@@ -52,10 +52,11 @@ node_modules/.stamp: package.json package-lock.json
 	touch $@
 
 # The Lambda asset's wheels for its platform, so that `cdk synth` needs no network; its
-# requirements are pyproject.toml's pins of what it ships (stacks/bundling.py).
-.wheels/.stamp: pyproject.toml $(VENV)/.stamp
+# requirements are pyproject.toml's pins of what it ships (stacks/asset_pins.py, standard
+# library only: neither this nor the rule above waits for the project's environment).
+.wheels/.stamp: pyproject.toml .lambda-venv/.stamp
 	rm -rf .wheels
-	$(PY) -m pip download -q -d .wheels $$($(PY) -m stacks.bundling) \
+	.lambda-venv/bin/pip download -q -d .wheels $$($(PYTHON) -m stacks.asset_pins) \
 		--platform manylinux2014_aarch64 --python-version 3.14 --implementation cp --only-binary=:all:
 	touch $@
 

@@ -26,7 +26,7 @@ invocation: every function then starts cold (one at work then stays; the bench r
 Local only: AWS_ENDPOINT_URL points the SDK at moto, and LOCAL_CALLS_FILE, where the worker
 records each AWS call it makes (lambda_worker.py). The code run is this checkout's `lambdas/`,
 on this machine's Python, in an environment of the asset's packages and what Lambda's runtime
-provides, nothing else (.lambda-venv, `make install`, stacks/bundling.py): not the asset's own
+provides, nothing else (.lambda-venv, `make install`, stacks/asset_pins.py): not the asset's own
 wheels, which are built for arm64."""
 
 import json

@@ -1,47 +1,25 @@
 """Bundle the Lambda asset without Docker: chat_provisioning plus its wheels for the Lambda
 platform (Python 3.14, arm64), installed from .wheels/ (made by `make install`) so that synth
-needs no network. The asset's requirements are the project's own pins (pyproject.toml) of the
-packages it ships: `python -m stacks.bundling` prints them for `make install`; with `--local`,
-also the pins of what Lambda's Python runtime provides and of its runtime interface client,
-for the local Lambda runtime's environment (local_run/lambda_runtime.py)."""
+needs no network. Its requirements are asset_pins.py's."""
 
-import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
+from .asset_pins import PROVIDED_BY_RUNTIME, asset_requirements
+
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = ROOT / "lambdas"
 WHEELS = ROOT / ".wheels"
+REQUIREMENTS = "ASSET_REQUIREMENTS"  # the bundling option that carries asset_requirements()
 PYTHON_VERSION = "3.14"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
-# What the asset ships besides chat_provisioning. The Python runtime ships boto3 and botocore
-# (stripped from the asset should a dependency pull them in).
-ASSET_PACKAGES = ("aws-lambda-powertools", "httpx", "pydantic")
-PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
-LOCAL_RUNTIME_PACKAGES = ("boto3", "botocore", "awslambdaric")  # pinned as the runtime has them
-REQUIREMENTS = "ASSET_REQUIREMENTS"
-
-
-def pins_of(packages: tuple[str, ...]) -> list[str]:
-    """The pins of `packages`, as pyproject.toml's dependencies (and its local extra) give them."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pins = project["dependencies"] + project["optional-dependencies"]["local"]
-    found = [pin for pin in pins if re.match(r"[\w.-]+", pin).group(0) in packages]
-    if len(found) != len(packages):
-        raise ValueError(f"pyproject.toml pins {found}, not each of {packages}")
-    return found
-
-
-def asset_requirements() -> list[str]:
-    return pins_of(ASSET_PACKAGES)
 
 
 @jsii.implements(ILocalBundling)
@@ -75,8 +53,3 @@ def lambda_code() -> lambda_.Code:
             # new asset (they live outside lambdas/, whose contents alone would not change).
             environment={REQUIREMENTS: " ".join(asset_requirements())},
             local=LocalPipBundling()))
-
-
-if __name__ == "__main__":
-    local = sys.argv[1:] == ["--local"]
-    print("\n".join(asset_requirements() + (pins_of(LOCAL_RUNTIME_PACKAGES) if local else [])))
