@@ -22,6 +22,7 @@ from chat_provisioning.domain.models import Cause
 from chat_provisioning.handlers import steps
 from local_run.deploy import project_context
 from stacks import calls, retries, wiring
+from stacks.functions import MEMORY_MB
 from tests.fakes import POOL, sample_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,6 +104,7 @@ def test_each_function_times_out_before_its_task_and_fits_its_longest_unsplit_wo
     assert functions["post_confirmation"]["Timeout"] < 5  # Cognito waits 5 s
     # a full vCPU on a sign-up's path to The Red Room, for its cold starts
     assert functions["post_confirmation"]["MemorySize"] == functions["sync_user_step"]["MemorySize"] == 1769
+    assert set(MEMORY_MB) <= set(wiring.FUNCTIONS)  # a name mistyped there would get 256 MB unnoticed
     queue = next(q for k, q in resources(template, "AWS::SQS::Queue").items() if k.startswith("StartRetryQueue"))
     assert queue["VisibilityTimeout"] >= 6 * functions["retry_start"]["Timeout"]  # AWS's advice
 
