@@ -27,6 +27,7 @@ START = (Calls(("states:StartExecution",), "SyncUser", "start the user's workflo
                "a taken name: the existing execution's input tells a repeat from another start"))
 READ_USER = Calls(("cognito-idp:AdminGetUser",), "pool",
                   "the sign-up's username must resolve to its sub in the pool before a start")
+FAILED_EVENT = Calls(("sqs:SendMessage",), "failed events queue", "Lambda sends its on-failure record as the function")
 TOKEN = Calls(("secretsmanager:GetSecretValue",), "token",
               "the bot's token, to call Synapse (and kms:Decrypt through Secrets Manager only, when "
               "config names a customer managed key)")
@@ -66,14 +67,12 @@ CALLS: dict[str, tuple[Calls, ...]] = {
     "OnCognitoChange": (
         Calls(("cognito-idp:AdminGetUser",), "pool", "the sub of a CloudTrail record that names only a username"),
         *START,
-        Calls(("sqs:SendMessage",), "failed events queue",
-              "Lambda sends its on-failure record as the function"),
+        FAILED_EVENT,
     ),
     "RecordFailure": (
         Calls(("dynamodb:PutItem",), "audit table", "the failed execution's item"),
         Calls(("states:GetExecutionHistory",), "the machines' executions", "the state it failed in"),
-        Calls(("sqs:SendMessage",), "failed events queue",
-              "Lambda sends its on-failure record as the function"),
+        FAILED_EVENT,
     ),
 }
 

@@ -18,9 +18,9 @@ def write_sections(page: Path, sections: dict[str, list[str]]) -> None:
     text = page.read_text()
     for writer, lines in sections.items():
         begin, end = markers(writer)
-        if begin not in text or end not in text.split(begin, 1)[1]:
+        before, _, rest = text.partition(begin)
+        if end not in rest:
             raise SystemExit(f"{page.name} has no markers for {writer}: add\n{begin}\n{end}")
-        before, rest = text.split(begin, 1)
         text = before + "\n".join([begin, *lines, end]) + rest.split(end, 1)[1]
     page.write_text(text)
 
@@ -86,5 +86,6 @@ def sections() -> dict[str, list[str]]:
 
 
 if __name__ == "__main__":
-    write_sections(README, sections())
-    print(f"written: {', '.join(sections())} in {README}")
+    written = sections()
+    write_sections(README, written)
+    print(f"written: {', '.join(written)} in {README}")

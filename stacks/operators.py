@@ -6,7 +6,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
-from chat_provisioning.domain.config import ChatConfig
 from stacks import wiring
 
 from .functions import Functions
@@ -15,10 +14,10 @@ from .workflow import Workflow
 
 
 class Operators:
-    def __init__(self, stack: Stack, config: ChatConfig, functions: Functions, pool: UserPool,
-                 workflow: Workflow, audit: dynamodb.Table, locks: dynamodb.Table, plans: s3.Bucket):
-        env = wiring.lambda_environment(config, audit.table_name, locks.table_name, plans_bucket=plans.bucket_name)
-        self.inspect_user = functions.make("InspectUser", env, timeout=Duration.seconds(wiring.INSPECT_SECONDS))
+    def __init__(self, stack: Stack, functions: Functions, pool: UserPool, workflow: Workflow,
+                 audit: dynamodb.Table, plans: s3.Bucket):
+        self.inspect_user = functions.make("InspectUser", workflow.env,
+                                           timeout=Duration.seconds(wiring.INSPECT_SECONDS))
         functions.grant("InspectUser", self.inspect_user, {"pool": [pool.arn], "token": [functions.token]})
 
         def allowed(actions: list[str], resources: list[str]) -> iam.PolicyStatement:

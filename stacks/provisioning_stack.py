@@ -56,7 +56,7 @@ class ChatProvisioningStack(Stack):
         signup = SignUpTrigger(self, config, functions, pool, workflow, audit, locks)
         rules = EventRules(self, config, functions, pool, workflow, audit, locks)
         run_sweeps(self, config, workflow, plans, rules.delivery)
-        operators = Operators(self, config, functions, pool, workflow, audit, locks, plans)
+        operators = Operators(self, functions, pool, workflow, audit, plans)
 
         for name, machine in workflow.machines.items():
             CfnOutput(self, f"{name}StateMachineArn", value=machine.state_machine_arn)

@@ -30,8 +30,9 @@ class Workflow:
 
     def __init__(self, stack: Stack, config: ChatConfig, functions: Functions, pool_arn: str,
                  audit: dynamodb.Table, locks: dynamodb.Table, plans: s3.Bucket):
-        env = wiring.lambda_environment(config, audit.table_name, locks.table_name, plans_bucket=plans.bucket_name)
-        self.steps = {name: functions.make(name, env) for name in wiring.STEP_FUNCTIONS}
+        # The steps' environment, InspectUser's too (operators.py)
+        self.env = wiring.lambda_environment(config, audit.table_name, locks.table_name, plans_bucket=plans.bucket_name)
+        self.steps = {name: functions.make(name, self.env) for name in wiring.STEP_FUNCTIONS}
         functions.grant("SyncUserSteps", self.steps["SyncUserSteps"], {
             "pool": [pool_arn], "token": [functions.token], "audit table": [audit.table_arn],
             "lease table": [locks.table_arn]})
