@@ -59,10 +59,10 @@ def workflow_signup(local) -> dict:
             path.append((state, e["lambdaFunctionScheduledEventDetails"]["resource"].rsplit(":", 1)[-1]))
         elif e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == PATH_END:
             break
-    reports = {fn: new_reports(log_dir / f"{fn}.log", before.get(log_dir / f"{fn}.log", 0)) for _, fn in path}
+    by_function = {fn: new_reports(log_dir / f"{fn}.log", before.get(log_dir / f"{fn}.log", 0)) for _, fn in path}
     chain = []
     for state, fn in path:  # a function's REPORT lines are in the order it served the path
-        init, duration = reports[fn].pop(0)
+        init, duration = by_function[fn].pop(0)
         chain.append({"state": state, "function": function_name(local, fn), "init_ms": init, "duration_ms": duration,
                       "memory_mb": local.aws["lambda"].get_function_configuration(FunctionName=fn)["MemorySize"]})
     return summed({"local_seconds": (joined - started).total_seconds(), "chain": chain})

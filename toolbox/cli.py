@@ -9,6 +9,7 @@ Exit codes (operations.py): 0 in sync or succeeded, 1 an error, 2 drift, 3 a fai
 4 no such user."""
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -48,6 +49,7 @@ class Parser(argparse.ArgumentParser):
         sys.exit(1)
 
 
+@functools.cache  # each lookup reads every installed package's metadata
 def plugins() -> dict[str, EntryPoint]:
     """Command groups that other packages add (pyproject.toml's `chat_provisioning.commands`
     entry points: the local run's `local`). Each is loaded only when its command runs, so an
