@@ -99,13 +99,14 @@ bench: install
 synth: install
 	node_modules/.bin/cdk synth --quiet
 
-# Writes the README's sections drawn from what the stack deploys: the workflows' pictures (from
-# statemachines/), the retry policy's legend and the least-privilege table (stacks/docs.py).
+# Writes the pages' sections drawn from what the stack deploys (stacks/docs.py): in
+# docs/how-it-works.md the workflows' pictures (from statemachines/), the retry policy's legend
+# and the steps' table (from their docstrings); in the README the least-privilege table.
 docs: $(VENV)/.stamp
 	$(PY) -m stacks.docs
 
 # Writes the one retry policy (stacks/retries.py, from domain/errors.py) into every Lambda
-# Task's Retry, then the README's sections that show it.
+# Task's Retry, then the pages' sections that show it.
 asl: $(VENV)/.stamp
 	$(PY) -m stacks.retries
 	$(PY) -m stacks.docs

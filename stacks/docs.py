@@ -1,14 +1,17 @@
-"""`make docs`: the README's sections that are drawn from what the stack deploys, so that they
-cannot drift from it: each state machine's picture (from statemachines/), the retry policy's
-legend (retries.py) and the least-privilege table (calls.py). tests/unit/test_docs.py fails
-while the README differs from what this would write."""
+"""`make docs`: the pages' sections that are drawn from what the stack deploys, so that they
+cannot drift from it: in docs/how-it-works.md, each state machine's picture (from
+statemachines/), the retry policy's legend (retries.py) and what each step does (the steps'
+docstrings); in the README, the least-privilege table (calls.py). tests/unit/test_docs.py
+fails while a page differs from what this would write."""
 
+import inspect
 import json
 from pathlib import Path
 
 from stacks import calls, retries, wiring
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+HOW_IT_WORKS = README.parent / "docs" / "how-it-works.md"
 BENCHMARKS = README.parent / "docs" / "benchmarks.md"  # the bench scripts' page
 
 
@@ -73,19 +76,35 @@ def diagram(machine: str) -> list[str]:
 def retry_legend() -> list[str]:
     """The one retry policy of every Lambda Task (a box in the pictures), as a table."""
     return ["Every box retries these errors, each with its own budget (full jitter), then fails at "
-            "itself; any other error fails at once ([`stacks/retries.py`](stacks/retries.py)):", "",
+            "itself; any other error fails at once ([`stacks/retries.py`](../stacks/retries.py)):", "",
             "| errors | attempts | first wait | backoff | longest wait |", "|---|---|---|---|---|"] + [
         f"| {', '.join(f'`{e}`' for e in r['ErrorEquals'])} | {r['MaxAttempts']} | {r['IntervalSeconds']} s "
         f"| ×{r['BackoffRate']:g} | {r['MaxDelaySeconds']} s |" for r in retries.retriers()]
 
 
-def sections() -> dict[str, list[str]]:
-    """The README's written sections, by writer."""
-    return {**{f"make docs: {machine}": diagram(machine) for machine in wiring.MACHINES},
-            "make docs: retries": retry_legend(), "make docs: calls": calls.readme_table()}
+def steps_table() -> list[str]:
+    """What runs where: a row per SyncUser step, from its docstring (handlers/steps.py), whose
+    last paragraph says why it is idempotent."""
+    from chat_provisioning.handlers.steps import SYNC_USER_STEPS  # the Lambda package's, loaded only here
+
+    rows = ["| step (ASL state) | does | idempotent because |", "|---|---|---|"]
+    for state, handler in SYNC_USER_STEPS.items():
+        does, _, because = (inspect.getdoc(handler.step) or "").partition("\n\nIdempotent: ")
+        if not because:
+            raise SystemExit(f"{state}: its docstring (handlers/steps.py) must end with a paragraph "
+                             "'Idempotent: <why a second run changes nothing>'")
+        rows.append(f"| `{state}` | {' '.join(does.split())} | {' '.join(because.split()).removesuffix('.')} |")
+    return rows
+
+
+def sections() -> dict[Path, dict[str, list[str]]]:
+    """Each page's written sections, by writer."""
+    return {HOW_IT_WORKS: {**{f"make docs: {machine}": diagram(machine) for machine in wiring.MACHINES},
+                           "make docs: retries": retry_legend(), "make docs: steps": steps_table()},
+            README: {"make docs: calls": calls.readme_table()}}
 
 
 if __name__ == "__main__":
-    written = sections()
-    write_sections(README, written)
-    print(f"written: {', '.join(written)} in {README}")
+    for page, written in sections().items():
+        write_sections(page, written)
+        print(f"written: {', '.join(written)} in {page.relative_to(README.parent)}")

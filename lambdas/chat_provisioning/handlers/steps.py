@@ -74,11 +74,17 @@ def step(reads: type[Sub] = WorkflowState) -> Callable[[Step], Handler]:
 
 @step(reads=StartRequest)
 def read_cognito_user(request: StartRequest, rt: Runtime, run: Run) -> WorkflowState:
-    """The first state, and the only one that reads execution input (a sub and a cause). What
-    Cognito says of the user now decides the route: status first (gone or disabled: deactivate,
-    whatever else), then for a confirmed user its groups (unknown ones are findings). Events can
-    be late, doubled or out of order: only Cognito's word counts, and each step that grants
-    reads it again (granted_now)."""
+    """The only state that reads execution input, `{"sub", "cause"}`, strictly. Then Cognito
+    now: **status first**: gone or disabled goes to `DeactivateUser` whatever the groups or name;
+    enabled but not confirmed (`UNCONFIRMED`, `FORCE_CHANGE_PASSWORD`, `RESET_REQUIRED`...) gets
+    no account, and one that exists keeps no group's grant (`AssignRoles` with no groups);
+    confirmed (`CONFIRMED`, `EXTERNAL_PROVIDER`) goes on (unknown groups are audited findings
+    and grant nothing). This read routes the run; **it is the basis of no grant**: events can be
+    late, doubled or out of order, so each step that writes a grant reads Cognito again right
+    before it (`granted_now`), and records `cognito_changed_since_read` when the answer differs.
+    Allow-listed users (`unmanaged_subs`) are an audited no-op.
+
+    Idempotent: a read."""
     base = {"sub": request.sub, "cause": request.cause}
     if request.sub in rt.config.unmanaged_subs:
         return WorkflowState(**base, cognito="unmanaged").did(Action(
@@ -113,9 +119,20 @@ def granted_now(rt: Runtime, state: WorkflowState, step: str) -> tuple[Standing,
 
 @step()
 def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
-    """Create or update the user, on Cognito's word now: a user no longer confirmed gets no
-    account (a redrive may come days later). A user deactivated in Matrix is reactivated only by
-    Cognito's enable, and only if this workflow deactivated it (a Matrix admin's ban stays)."""
+    """Reads the user in Cognito again (a user no longer confirmed gets no account:
+    `skipped:cognito_<standing>`; the display name is this read's, control characters out, cut
+    to Synapse's 256, and a neutral one in place of a name that poses, audited `display_name`
+    `replaced:<why>`: see "Display names"), then reads the Matrix user, then
+    `PUT /_synapse/admin/v2/users/@<sub>:<server>` with what changes: the display name, and
+    `external_ids` = the links the account has plus our tie (Synapse's PUT replaces the whole
+    list: an SSO link is kept); nothing at all when the account is as wanted. An account made
+    elsewhere (the old trigger, a JWT login) is adopted: audited `adopted`. A user deactivated
+    in Matrix stays so (`UserDeactivated`) unless the cause is Cognito's own `AdminEnableUser`,
+    the audit trail shows this workflow deactivated it (a Matrix admin's ban is never undone),
+    **and** that read of Cognito has the user enabled and confirmed (a redrive may come days
+    later).
+
+    Idempotent: 201 and 200 are both success."""
     user_id = user_id_for(state.sub, rt.config)
     now = rt.directory.user(state.sub, groups=False)
     status = standing(now)
@@ -152,9 +169,13 @@ def provision_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState
 
 @step()
 def join_rooms(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
-    """Joins the rooms the groups earn, as Cognito says now. A user created in this run is in
-    no room; for any other, one read of its rooms spares a join (a 403 "already in the room")
-    per room."""
+    """Reads the groups from Cognito again (not confirmed now: no join,
+    `skipped:cognito_<standing>`), checks the user is active (Synapse would join a deactivated
+    one; skipped when `ProvisionUser` saw it active in the same run, not after a redrive), then
+    joins the default rooms and each group's rooms **by room ID**. A user created in this run is
+    in no room; for any other, one read of its rooms spares a join per room.
+
+    Idempotent: "already in the room" (403 in invite-only rooms) is success."""
     if state.cognito != "confirmed":  # ProvisionUser found Cognito changed, and made no account
         return state.did(Action(step="JoinRooms", action="join", outcome=f"skipped:cognito_{state.cognito}"))
     status, groups, changed = granted_now(rt, state, "JoinRooms")
@@ -179,13 +200,21 @@ def created_in_this_run(state: WorkflowState) -> bool:
 
 @step()
 def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
-    """Puts the user at the level Cognito's groups earn in every room where a role grants one,
-    member or not (a level outlives a membership: the next invite would bring it back), the
-    room's default where none does; one write per room, under the room's lease (adapters/room_locks.py), and
-    decided on a Cognito read taken inside it, after the wait. A user not confirmed, disabled or
-    deleted keeps no level. Then leaves the rooms no group earns now, with the leave flag; and a
-    user Cognito holds unconfirmed (a password reset, a temporary password) keeps no role's room
-    and no session, whatever the flag, until it confirms again."""
+    """In every room where a role grants a level, **member or not** (a level outlives a
+    membership: the next invite would bring it back): takes the room's lease
+    (`adapters/room_locks.py`), then reads the user's groups from Cognito (after the wait: a run
+    delayed by the lease, throttled or redriven after a group was removed grants nothing), then
+    sets the level they earn (staff: 99 in Staff) or the room's default; one write per room;
+    keeps the bot's own entry, lists no default-level user. A user not confirmed, disabled or
+    deleted keeps no level (the run reaches it after `DeactivateUser` too: deactivation leaves
+    power levels as they were). A user created in this run whose first read earns no level
+    there is skipped unless the room's levels already list it. Then, on a read of Cognito after
+    the levels: with `leave_rooms_on_role_removal`, leaves the rooms no group earns; and a user
+    Cognito holds unconfirmed (an admin's password reset, a temporary password) loses every
+    session (its devices deleted, `log_out`) and every role's room whatever the flag, until it
+    confirms again.
+
+    Idempotent: an unchanged level writes nothing; no device left, no session to end."""
     user_id = user_id_for(state.sub, rt.config)
     actions: list[Action] = []
 
@@ -251,10 +280,16 @@ def assign_roles(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
 
 @step()
 def deactivate_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
-    """Cognito disabled or deleted the user: deactivate it in Matrix (Synapse logs it out and
-    removes it from its rooms). A deleted user's Matrix account is touched only if it is that
-    Cognito user's (policy.ours: tied by external_ids, or a JWT login's, linked to nothing), and
-    erased only when CloudTrail reported the deletion and config asks for it; never by a sweep."""
+    """Reads the Matrix user, then deactivates it (Synapse ends every session and takes it out
+    of its rooms), then `AssignRoles` takes back its levels. A deleted Cognito user's account
+    only if it is that user's (`policy.ours`): tied to the sub by `external_ids`, or, under
+    `jwt_localpart_is_sub` (Phenom's JWT login names accounts after the sub and links them to
+    nothing), linked to no provider at all; one linked to another provider only is someone
+    else's; erased only when CloudTrail's `AdminDeleteUser` started the run and
+    `erase_deleted_users` is on (never by a sweep or an event). A user Synapse lacks, or one
+    already deactivated (by someone else: an enable must not undo that), is an audited no-op.
+
+    Idempotent: the read; Synapse answers a repeat 200."""
     user_id = user_id_for(state.sub, rt.config)
     user = rt.synapse.user(user_id)
     absent = state.cognito == "absent"
@@ -274,6 +309,10 @@ def deactivate_user(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowStat
 
 @step()
 def record_audit(state: WorkflowState, rt: Runtime, run: Run) -> WorkflowState:
+    """One DynamoDB item per action and finding (user, action, room, outcome, execution, time,
+    cause).
+
+    Idempotent: keys derive from the execution and the action's index; conditional puts."""
     new = rt.audit.record_actions(state.sub, state.user_id, run.execution, state.actions, state.cause)
     count("UsersSynced", cause=state.cause)
     logger.info("audit recorded", extra={"new_items": new, "items": len(state.actions)})
