@@ -6,6 +6,17 @@ PY := $(VENV)/bin/python
 # current release; local_run/synapse_server.py names the same two.
 SYNAPSE_VERSIONS := 1.105.1 1.163.2
 CHECKOV_VERSION := 3.3.30
+# uv makes the environments: it installs from its cache by links, in parallel, where pip unpacks
+# every wheel again (the suite's time includes the install: docs/benchmarks.md).
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+UV_VENV := $(UV) venv -q --clear --python $(PYTHON)
+UV_INSTALL := $(UV) pip install -q
+# Python caches what it compiles, as it does by default (some machines turn that off): each of the
+# suite's processes (workers, synths, servers) would compile every module it imports again. The
+# project's environment is compiled as it is imported (aws-cdk-lib alone is 180 MB of source, of
+# which the stack imports a few modules); the others, small, at install.
+unexport PYTHONDONTWRITEBYTECODE
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 
@@ -15,35 +26,37 @@ install:
 	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp $(SYNAPSE_VERSIONS:%=.synapse/%/.stamp) .checkov-venv/.stamp-$(CHECKOV_VERSION) \
 		node_modules/.stamp .wheels/.stamp .lambda-venv/.stamp
 
-# The project's environment.
-$(VENV)/.stamp: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install -q 'uv==$(UV_VERSION)'
+
+# The project's environment; with pip (--seed), which bundles the Lambda asset at synth
+# (stacks/bundling.py).
+$(VENV)/.stamp: pyproject.toml | $(UV)
+	$(UV_VENV) --seed $(VENV)
+	$(UV_INSTALL) --python $(PY) -e '.[test]'
 	touch $@
 
 # Synapse lives in environments of its own, one per release: its pins are not the project's.
-.synapse/%/.stamp:
-	$(PYTHON) -m venv .synapse/$*
-	.synapse/$*/bin/pip install -q --upgrade pip
-	.synapse/$*/bin/pip install -q 'matrix-synapse[jwt]==$*' \
+.synapse/%/.stamp: | $(UV)
+	$(UV_VENV) .synapse/$*
+	$(UV_INSTALL) --compile-bytecode --python .synapse/$*/bin/python 'matrix-synapse[jwt]==$*' \
 		$(if $(wildcard local_run/synapse-$*.constraints),-c local_run/synapse-$*.constraints)
 	touch $@
 
 # checkov, a second rule set on the synthesized template (tests/infra); its pins are not ours either.
-.checkov-venv/.stamp-$(CHECKOV_VERSION):  # a new version, a new stamp: installed again
-	$(PYTHON) -m venv .checkov-venv
-	.checkov-venv/bin/pip install -q --upgrade pip
-	.checkov-venv/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
+.checkov-venv/.stamp-$(CHECKOV_VERSION): | $(UV)  # a new version, a new stamp: installed again
+	$(UV_VENV) .checkov-venv
+	$(UV_INSTALL) --compile-bytecode --python .checkov-venv/bin/python 'checkov==$(CHECKOV_VERSION)'
 	touch $@
 
 # The local Lambda runtime's environment (local_run/lambda_runtime.py): the asset's packages and
 # what Lambda's Python runtime provides, nothing else, as on AWS: a dependency the asset lacks
 # fails here too, and a cold start imports what it would import there.
-.lambda-venv/.stamp: pyproject.toml
-	$(PYTHON) -m venv .lambda-venv
-	.lambda-venv/bin/pip install -q --upgrade pip
-	.lambda-venv/bin/pip install -q $$($(PYTHON) -m stacks.asset_pins --local)
+# Its pip (--seed) downloads the asset's wheels (below).
+.lambda-venv/.stamp: pyproject.toml | $(UV)
+	$(UV_VENV) --seed .lambda-venv
+	$(UV_INSTALL) --compile-bytecode --python .lambda-venv/bin/python $$($(PYTHON) -m stacks.asset_pins --local)
 	touch $@
 
 # The CDK CLI and asl-validator.
@@ -115,4 +128,4 @@ down:
 	$(VENV)/bin/chat-provisioning local down
 
 clean:
-	rm -rf $(VENV) .synapse .checkov-venv .lambda-venv node_modules .wheels cdk.out .local
+	rm -rf .uv $(VENV) .synapse .checkov-venv .lambda-venv node_modules .wheels cdk.out .local

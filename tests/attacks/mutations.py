@@ -357,7 +357,7 @@ def copy_of_checkout(into: Path) -> None:
         if (ROOT / path).exists():
             (into / path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / path, into / path)
-    for installed in (".venv", ".synapse", ".checkov-venv", ".lambda-venv", "node_modules", ".wheels"):  # as `make install` left them
+    for installed in (".uv", ".venv", ".synapse", ".checkov-venv", ".lambda-venv", "node_modules", ".wheels"):  # as `make install` left them
         (into / installed).symlink_to(ROOT / installed)
 
 
