@@ -1,7 +1,8 @@
 """`make docs`: the pages' sections that are drawn from what the stack deploys, so that they
 cannot drift from it: in docs/how-it-works.md, each state machine's picture (from
 statemachines/), the retry policy's legend (retries.py) and what each step does (the steps'
-docstrings); in the README, the least-privilege table (calls.py). tests/unit/test_docs.py
+docstrings); in the README, the least-privilege table (calls.py) and the defaults of the config
+keys the shipped cdk.json leaves out (config.py's). tests/unit/test_docs.py
 fails while a page differs from what this would write."""
 
 import inspect
@@ -12,6 +13,7 @@ from stacks import calls, retries, wiring
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 HOW_IT_WORKS = README.parent / "docs" / "how-it-works.md"
+CDK_JSON = README.parent / "cdk.json"
 BENCHMARKS = README.parent / "docs" / "benchmarks.md"  # the bench scripts' page
 
 
@@ -97,11 +99,22 @@ def steps_table() -> list[str]:
     return rows
 
 
+def config_defaults() -> list[str]:
+    """What each key the shipped cdk.json leaves out is set to: the model's default."""
+    from chat_provisioning.domain.config import CONTEXT_KEY, ChatConfig
+
+    shipped = json.loads(CDK_JSON.read_text())["context"][CONTEXT_KEY]
+    effective = ChatConfig.model_validate(shipped).model_dump(mode="json")
+    return ["The keys the shipped `cdk.json` leaves out, at their defaults:", ""] + [
+        f"- `{key}`: " + ("unset" if value is None else f"`{json.dumps(value)}`")
+        for key, value in effective.items() if key not in shipped]
+
+
 def sections() -> dict[Path, dict[str, list[str]]]:
     """Each page's written sections, by writer."""
     return {HOW_IT_WORKS: {**{f"make docs: {machine}": diagram(machine) for machine in wiring.MACHINES},
                            "make docs: retries": retry_legend(), "make docs: steps": steps_table()},
-            README: {"make docs: calls": calls.readme_table()}}
+            README: {"make docs: calls": calls.readme_table(), "make docs: defaults": config_defaults()}}
 
 
 if __name__ == "__main__":
