@@ -39,9 +39,11 @@ class Functions:
         needed = wiring.longest_unsplit_seconds(config)
         if short := {n: t for n, t in self.timeouts.items() if n in wiring.CALLS_SYNAPSE and t < needed}:
             raise SystemExit(
-                f"synapse_timeout_seconds {config.synapse_timeout_seconds} is too long for the steps' time: "
-                f"a lease wait and a guarded write need {needed:.0f} s, and {short} have less (their Tasks' "
-                f"TimeoutSeconds in statemachines/, less {wiring.TASK_OVERHEAD_SECONDS} s).")
+                f"the steps' time is too short: {short} (their Tasks' TimeoutSeconds in statemachines/, less "
+                f"{wiring.TASK_OVERHEAD_SECONDS} s) must fit what a step cannot split, {needed:.0f} s: a wait for a "
+                f"room's lease (LEASE_WAIT_SECONDS, domain/deadline.py), a guarded write of three requests at "
+                f"twice synapse_timeout_seconds {config.synapse_timeout_seconds} each, and RESERVE_SECONDS. "
+                f"Raise the Tasks' TimeoutSeconds, or lower one of those.")
         # The bot's token, for the functions that call Synapse (calls.TOKEN).
         self.token = stack.format_arn(service="secretsmanager", resource="secret",
                                       resource_name=f"{config.admin_token_secret_name}-??????",

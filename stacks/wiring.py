@@ -88,13 +88,14 @@ def lambda_tasks(states: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 def function_timeouts() -> dict[str, int]:
     """Each step function's timeout, from its Tasks' TimeoutSeconds: one function, one time."""
-    found: dict[str, set[int]] = {}
+    found: dict[str, dict[str, int]] = {}
     for asl in MACHINES.values():
-        for function, _, task in lambda_tasks(json.loads(asl.read_text())["States"]):
-            found.setdefault(function, set()).add(task["TimeoutSeconds"])
-    if differ := {function: t for function, t in found.items() if len(t) != 1}:
-        raise ValueError(f"one function has one timeout: its Tasks' TimeoutSeconds differ: {differ}")
-    return {function: t.pop() - TASK_OVERHEAD_SECONDS for function, t in found.items()}
+        for function, state, task in lambda_tasks(json.loads(asl.read_text())["States"]):
+            found.setdefault(function, {})[state] = task["TimeoutSeconds"]
+    if differ := {function: tasks for function, tasks in found.items() if len(set(tasks.values())) != 1}:
+        raise SystemExit(f"one function has one timeout, and these Tasks of one function differ in their "
+                         f"TimeoutSeconds (statemachines/): {differ}. Give each of a function's Tasks the same.")
+    return {function: max(tasks.values()) - TASK_OVERHEAD_SECONDS for function, tasks in found.items()}
 
 
 def longest_unsplit_seconds(config: ChatConfig) -> float:

@@ -138,8 +138,18 @@ def test_state_machine_logs_are_vended_logs(template):
 
 
 def test_a_synapse_timeout_the_steps_cannot_fit_stops_synth():
-    with pytest.raises(SystemExit, match="synapse_timeout_seconds 30.0 is too long"):
+    with pytest.raises(SystemExit, match=r"the steps' time is too short: \{'SyncUserSteps': 110\}.* must fit .* "
+                                         r"202 s: .*synapse_timeout_seconds 30.0"):
         synth_in_process({"synapse_timeout_seconds": 30})
+
+
+def test_tasks_of_one_function_that_differ_in_time_stop_synth_and_are_named(tmp_path, monkeypatch):
+    asl = json.loads(wiring.MACHINES["SyncUser"].read_text())
+    asl["States"]["ProvisionUser"]["TimeoutSeconds"] += 30
+    (edited := tmp_path / "sync_user.asl.json").write_text(json.dumps(asl))
+    monkeypatch.setitem(wiring.MACHINES, "SyncUser", edited)
+    with pytest.raises(SystemExit, match=r"differ in their TimeoutSeconds .*'ProvisionUser': 150"):
+        wiring.function_timeouts()
 
 
 def test_state_machines_are_standard_with_a_timeout(template):

@@ -196,14 +196,15 @@ class ChatConfig(Frozen):
 
     @model_validator(mode="after")
     def consistent(self) -> "ChatConfig":
-        referenced = list(self.default_rooms) + [g.room for gs in self.roles.values() for g in gs]
-        unknown = sorted(set(referenced) - set(self.rooms))
+        referenced = [("default_rooms", r) for r in self.default_rooms] + [
+            (f"roles.{group}", g.room) for group, gs in self.roles.items() for g in gs]
+        unknown = [f"{where}: {room!r}" for where, room in referenced if room not in self.rooms]
         if unknown:
-            raise ValueError(f"default_rooms/roles name rooms not in `rooms`: {unknown}")
+            raise ValueError(f"rooms named that are not keys of `rooms` ({sorted(self.rooms)}): {unknown}")
         foreign = [r.room_id for r in self.rooms.values()
                    if r.room_id.split(":", 1)[1] != self.server_name]
         if foreign:
-            raise ValueError(f"room IDs not on server {self.server_name!r}: {foreign}")
+            raise ValueError(f"room IDs not on server_name {self.server_name!r}: {foreign}")
         irrevocable = sorted(f"{group} ({g.room}: {g.power_level})" for group, gs in self.roles.items() for g in gs
                              if g.power_level is not None and g.power_level >= self.bot_power_level)
         if irrevocable:
