@@ -6,6 +6,7 @@ exhausted or permanent ones end FAILED at that step, and after the fault is gone
 completes the run; then Synapse and the audit table hold exactly one user, one
 membership per room, the right levels, and an audit trail with both attempts."""
 
+import json
 import time
 import uuid
 
@@ -14,6 +15,7 @@ import pytest
 from chat_provisioning.domain.errors import UserDeactivated
 from local_run import env
 from local_run.fault_proxy import FaultProxy
+from stacks import wiring
 
 # The first Synapse call of each step that writes (ProvisionUser's PUT, JoinRooms' joins,
 # AssignRoles' power-levels PUT): a staff sign-up goes through all three.
@@ -46,6 +48,29 @@ def local(tmp_path_factory, config, proxy):
         yield local
 
 
+def confirmed_users_tasks() -> list[str]:
+    """The Task states a confirmed user's run passes, in order: the ASL's own path (its
+    Choices taken for `cognito` = confirmed), so that a step added there is faulted too."""
+    states = json.loads(wiring.MACHINES["SyncUser"].read_text())["States"]
+    tasks, name = [], next(iter(states))
+    while name:
+        state = states[name]
+        if state["Type"] == "Task":
+            tasks.append(name)
+        name = next((c["Next"] for c in state["Choices"] if c.get("StringEquals") == "confirmed"),
+                    state.get("Default")) if state["Type"] == "Choice" else state.get("Next")
+    return tasks
+
+
+@pytest.fixture(scope="module")
+def staff_signup_trail(local) -> list[str]:
+    """The audit outcomes of a staff sign-up with no fault: what each faulted one must end with."""
+    sub = str(uuid.uuid4())
+    assert local.cognito.signup(sub, ["staff"], None)["status"] == "SUCCEEDED"
+    assert_provisioned_once(local, sub)
+    return [a["outcome"] for a in local.audit.trail(sub)]
+
+
 @pytest.fixture(autouse=True)
 def no_faults_left(proxy):
     yield
@@ -66,7 +91,7 @@ def failed_attempts(local, arn):
 
 @pytest.mark.parametrize("step", list(AT_STEP))
 @pytest.mark.parametrize("fault", list(RECOVERABLE))
-def test_a_transient_fault_is_retried(local, proxy, step, fault):
+def test_a_transient_fault_is_retried(local, proxy, step, fault, staff_signup_trail):
     sub = str(uuid.uuid4())
     rule = proxy.fail(*AT_STEP[step], fault, times=1)
     result = local.cognito.signup(sub, ["staff"], None)
@@ -74,12 +99,13 @@ def test_a_transient_fault_is_retried(local, proxy, step, fault):
     errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])]
     assert errors == ([RECOVERABLE[fault]] if RECOVERABLE[fault] else [])
     assert_provisioned_once(local, sub)
-    assert [a["outcome"] for a in local.audit.trail(sub)] == ["created", "joined", "joined", "set:99"]
+    assert [a["outcome"] for a in local.audit.trail(sub)] == staff_signup_trail
 
 
 @pytest.mark.parametrize("step", list(AT_STEP))
 @pytest.mark.parametrize("fault, error, attempts", EXHAUSTED)
-def test_an_exhausted_or_permanent_fault_fails_at_its_step_and_redrives(local, proxy, step, fault, error, attempts):
+def test_an_exhausted_or_permanent_fault_fails_at_its_step_and_redrives(local, proxy, step, fault, error, attempts,
+                                                                         staff_signup_trail):
     sub = str(uuid.uuid4())
     proxy.fail(*AT_STEP[step], fault, times=float("inf"))
     failed = local.cognito.signup(sub, ["staff"], None)
@@ -92,14 +118,14 @@ def test_an_exhausted_or_permanent_fault_fails_at_its_step_and_redrives(local, p
     assert_provisioned_once(local, sub)
     trail = local.audit.trail(sub)
     assert [(a["step"], a["outcome"]) for a in trail][0] == (step, "failed")
-    assert sorted(a["outcome"] for a in trail[1:]) == ["created", "joined", "joined", "set:99"]
+    assert sorted(a["outcome"] for a in trail[1:]) == sorted(staff_signup_trail)
     assert {a["execution"] for a in trail} == {failed["execution_arn"]}
 
 
-@pytest.mark.parametrize("step", ["ProvisionUser", "JoinRooms", "AssignRoles", "RecordAudit"])
+@pytest.mark.parametrize("step", confirmed_users_tasks())
 @pytest.mark.parametrize("error", ["Lambda.ServiceException", "Lambda.TooManyRequestsException",
                                    "ProvisionedThroughputExceededException"])
-def test_lambda_and_dynamodb_faults_at_every_step_are_retried(local, step, error):
+def test_lambda_and_dynamodb_faults_at_every_step_are_retried(local, step, error, staff_signup_trail):
     """Faults the Synapse proxy cannot make: the Lambda service failing an invocation, DynamoDB
     throttling (RecordAudit's only dependency), injected where the Lambda runtime would report
     them (the error comes back as the invocation's errorType)."""
@@ -110,10 +136,10 @@ def test_lambda_and_dynamodb_faults_at_every_step_are_retried(local, step, error
     errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed_attempts(local, result["execution_arn"])]
     assert errors == [error]
     assert_provisioned_once(local, sub)
-    assert [a["outcome"] for a in local.audit.trail(sub)] == ["created", "joined", "joined", "set:99"]
+    assert [a["outcome"] for a in local.audit.trail(sub)] == staff_signup_trail
 
 
-def test_a_permanent_audit_store_fault_fails_at_record_audit_and_redrives(local):
+def test_a_permanent_audit_store_fault_fails_at_record_audit_and_redrives(local, staff_signup_trail):
     """The audit table missing (a broken deployment): not retried; fixed, then redriven."""
     sub = str(uuid.uuid4())
     local.fail_lambda("RecordAudit", "ResourceNotFoundException", times=100)
@@ -124,7 +150,7 @@ def test_a_permanent_audit_store_fault_fails_at_record_audit_and_redrives(local)
     redriven = local.operator.redrive(failed["execution_arn"])
     assert (redriven["status"], redriven["from_state"]) == ("SUCCEEDED", "RecordAudit")
     assert_provisioned_once(local, sub)
-    assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", "created", "joined", "joined", "set:99"]
+    assert [a["outcome"] for a in local.audit.trail(sub)] == ["failed", *staff_signup_trail]
 
 
 @pytest.mark.parametrize("fault, error, attempts", EXHAUSTED)
