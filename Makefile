@@ -13,9 +13,7 @@ UV := .uv/bin/uv
 UV_VENV := $(UV) venv -q --clear --python $(PYTHON)
 UV_INSTALL := $(UV) pip install -q
 # Python caches what it compiles, as it does by default (some machines turn that off): each of the
-# suite's processes (workers, synths, servers) would compile every module it imports again. The
-# project's environment is compiled as it is imported (aws-cdk-lib alone is 180 MB of source, of
-# which the stack imports a few modules); the others, small, at install.
+# suite's processes (workers, synths, servers) would compile every module it imports again.
 unexport PYTHONDONTWRITEBYTECODE
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
@@ -32,9 +30,13 @@ $(UV):
 
 # The project's environment; with pip (--seed), which bundles the Lambda asset at synth
 # (stacks/bundling.py).
+# Compiled at install, once, rather than by the suite's first processes at the same time: all
+# of it but aws-cdk-lib (180 MB of source), and of that what the app imports.
 $(VENV)/.stamp: pyproject.toml | $(UV)
 	$(UV_VENV) --seed $(VENV)
 	$(UV_INSTALL) --python $(PY) -e '.[test]'
+	$(PY) -m compileall -q -j0 -x 'site-packages/aws_cdk/' $(VENV)/lib
+	$(PY) -c 'import app'
 	touch $@
 
 # Synapse lives in environments of its own, one per release: its pins are not the project's.
