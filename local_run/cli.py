@@ -11,6 +11,8 @@ import json
 import uuid
 from pathlib import Path
 
+import boto3
+
 from chat_provisioning.handlers.signup import SIGN_UP
 from toolbox.cli import Parser
 from toolbox.deployment import Deployment, ToolError
@@ -24,12 +26,23 @@ def deployment(state_dir: Path, stack: str, importer: bool = False) -> Deploymen
     """The local run's stack (`local up`), for `--local`: its endpoint, signed as its operator,
     a user with the stack's OperatorPolicy alone, or (`importer`) one with GroupImportPolicy
     beside it."""
-    path = state_dir / "state.json"
-    if not path.exists():
-        raise ToolError(f"no {path}: run `chat-provisioning local up` first")
-    state = LocalState.load(state_dir)
+    state = local_state(state_dir)
     credentials = state.importer_credentials if importer else state.operator_credentials
     return Deployment.find(stack, "us-east-1", None, state.aws_endpoint_url, credentials)
+
+
+def administrator(state_dir: Path) -> Deployment:
+    """The local run's AWS as its administrator (`local up`'s own credentials), for what no role
+    of the stack may do: attach-trigger's UpdateUserPool."""
+    state = local_state(state_dir)
+    return Deployment("local", {}, boto3.Session(region_name="us-east-1", **state.aws_credentials),
+                      state.aws_endpoint_url)
+
+
+def local_state(state_dir: Path) -> LocalState:
+    if not (state_dir / "state.json").exists():
+        raise ToolError(f"no {state_dir / 'state.json'}: run `chat-provisioning local up` first")
+    return LocalState.load(state_dir)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -112,7 +125,12 @@ def run(argv: list[str], state_dir: Path) -> dict:
                                               f"(pip install '.[local]', or make install): {e}"})) from None
 
     if args.command == "up":
-        return env.up(state_dir, ChatConfig.from_cdk_json(str(args.cdk_json))).model_dump(mode="json")
+        try:
+            config = ChatConfig.from_cdk_json(str(args.cdk_json))
+        except (OSError, ValueError, KeyError) as e:  # ValueError: bad JSON, or pydantic's ValidationError
+            raise ToolError(f"--cdk-json {args.cdk_json}: not a cdk.json with a valid 'chat-provisioning' "
+                            f"context: {e}") from None
+        return env.up(state_dir, config).model_dump(mode="json")
     if args.command == "down":
         return env.down(state_dir)
     if args.command == "stop-synapse":

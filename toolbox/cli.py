@@ -12,16 +12,19 @@ import argparse
 import functools
 import json
 import re
+import shlex
 import sys
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
+import boto3
 import jmespath
 from botocore.exceptions import BotoCoreError, ClientError
 from jmespath.exceptions import JMESPathError
 
 from chat_provisioning.adapters.step_functions import NameTaken
+from chat_provisioning.domain.executions import FAILED_STATUSES
 
 from . import operations
 from .deployment import Deployment, ToolError
@@ -57,23 +60,42 @@ def plugins() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group="chat_provisioning.commands")}
 
 
+DEFAULTS = {"stack": "ChatProvisioning", "local": False, "state_dir": ROOT / ".local", "output": "json"}
+# The options that say which deployment to reach, as a command suggested to paste must repeat them.
+DEPLOYMENT_OPTIONS = ("stack", "region", "profile", "endpoint_url", "local", "state_dir")
+
+
+def global_options(defaults: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before its name or after (`user status X --local`).
+    Only the top parser has defaults: a subcommand's parser sets what is written after the
+    subcommand's name and nothing else, so it cannot undo what was written before it."""
+    p = argparse.ArgumentParser(add_help=False)
+    default = DEFAULTS.get if defaults else lambda name: argparse.SUPPRESS
+    p.add_argument("--stack", default=default("stack"), help="the deployed stack's name (default ChatProvisioning)")
+    p.add_argument("--region", default=default("region"), help="default: as the AWS CLI finds it")
+    p.add_argument("--profile", default=default("profile"), help="an AWS CLI profile")
+    p.add_argument("--endpoint-url", default=default("endpoint_url"), help="an AWS endpoint other than AWS's")
+    p.add_argument("--local", action="store_true", default=default("local"),
+                   help="the local run's deployment (`local up`)")
+    p.add_argument("--state-dir", type=Path, default=default("state_dir"),
+                   help="where the local run keeps its servers' data and state.json")
+    p.add_argument("--output", choices=["json", "table"], default=default("output"))
+    p.add_argument("--query", type=query, default=default("query"), help="a JMESPath expression the answer is "
+                   "narrowed by (as the AWS CLI's --query; an error is printed whole)")
+    return p
+
+
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="chat-provisioning", description=__doc__.split("\n\n")[0],
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stack", default="ChatProvisioning", help="the deployed stack's name")
-    p.add_argument("--region", help="default: as the AWS CLI finds it")
-    p.add_argument("--profile", help="an AWS CLI profile")
-    p.add_argument("--endpoint-url", help="an AWS endpoint other than AWS's")
-    p.add_argument("--local", action="store_true", help="the local run's deployment (`local up`)")
-    p.add_argument("--state-dir", type=Path, default=ROOT / ".local",
-                   help="where the local run keeps its servers' data and state.json")
-    p.add_argument("--output", choices=["json", "table"], default="json")
-    p.add_argument("--query", type=query, help="a JMESPath expression the answer is narrowed by "
-                   "(as the AWS CLI's --query; an error is printed whole)")
-    top = p.add_subparsers(dest="area", required=True)
+               formatter_class=argparse.RawDescriptionHelpFormatter, parents=[global_options(defaults=True)])
+    anywhere = functools.partial(Parser, parents=[global_options(defaults=False)])
 
-    user = top.add_parser("user", help="one user: where they stand, and their fix").add_subparsers(
-        dest="command", required=True)
+    def commands(of: argparse.ArgumentParser, dest: str) -> argparse._SubParsersAction:
+        return of.add_subparsers(dest=dest, required=True, parser_class=anywhere)
+
+    top = commands(p, "area")
+
+    user = commands(top.add_parser("user", help="one user: where they stand, and their fix"), "command")
     status = user.add_parser("status", help="Cognito, Matrix, the drift, the audit trail, the executions, a verdict")
     status.add_argument("who", help="the user's sub, email address or username")
     status.add_argument("--since", type=when, default="30d", help="executions started since (default 30d)")
@@ -81,8 +103,7 @@ def parser() -> argparse.ArgumentParser:
     sync.add_argument("who", help="the user's sub, email address or username")
     sync.add_argument("--no-wait", action="store_true")
 
-    executions = top.add_parser("executions", help="the workflows' executions").add_subparsers(
-        dest="command", required=True)
+    executions = commands(top.add_parser("executions", help="the workflows' executions"), "command")
     redrive = executions.add_parser("redrive", help="resume failed executions at the state they failed in")
     redrive.add_argument("arns", nargs="*", metavar="ARN", help="the executions (or --since)")
     redrive.add_argument("--since", type=when, help="every FAILED, TIMED_OUT or ABORTED one that stopped since")
@@ -123,16 +144,41 @@ def parser() -> argparse.ArgumentParser:
 
 def deployment(args: argparse.Namespace) -> Deployment:
     if args.local:  # the local run is an endpoint; its operator has the stack's OperatorPolicy
-        return plugins()["local"].load().deployment(args.state_dir, args.stack, importer=args.area == "import-groups")
-    return Deployment.find(args.stack, args.region, args.profile, args.endpoint_url)
+        d = plugins()["local"].load().deployment(args.state_dir, args.stack, importer=args.area == "import-groups")
+    else:
+        d = Deployment.find(args.stack, args.region, args.profile, args.endpoint_url)
+    d.invoked_as = invoked_as(args)
+    return d
+
+
+def pool_client(args: argparse.Namespace):
+    """Cognito for attach-trigger, on the deployment options every command takes: the pool's
+    region unless --region says otherwise, --profile, --endpoint-url; with --local, the local
+    run's pool, as its administrator (the stack's operator may not change a pool)."""
+    if args.local:
+        return plugins()["local"].load().administrator(args.state_dir).client("cognito-idp")
+    session = boto3.Session(profile_name=args.profile, region_name=args.region or args.user_pool_id.split("_")[0])
+    return session.client("cognito-idp", endpoint_url=args.endpoint_url)
+
+
+def invoked_as(args: argparse.Namespace) -> str:
+    """`chat-provisioning` with the options that reached this deployment, as written: a command
+    the tool suggests then reaches the same one when pasted."""
+    words = ["chat-provisioning"]
+    for name in DEPLOYMENT_OPTIONS:
+        value = getattr(args, name)
+        if value is None or value is False or value == DEFAULTS.get(name):
+            continue
+        words += [f"--{name.replace('_', '-')}", *([] if value is True else [shlex.quote(str(value))])]
+    return " ".join(words)
 
 
 def run(args: argparse.Namespace) -> tuple[dict, int]:
     if args.area in plugins():
-        return plugins()[args.area].load().run(args.rest, args.state_dir), 0
+        return answered(plugins()[args.area].load().run(args.rest, args.state_dir))
     if args.area == "attach-trigger":
         from . import attach_trigger
-        result = attach_trigger.attach(args.user_pool_id, args.function_arn, args.apply)
+        result = attach_trigger.attach(args.user_pool_id, args.function_arn, args.apply, pool_client(args))
         return result, 1 if "error" in result else 0
     # A file of reviewed proposals is read first: a wrong one is said before any AWS call.
     reviewed = reviewed_proposals(args.apply) if args.area == "import-groups" and args.apply else None
@@ -148,14 +194,26 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
             result["plan_file"] = str(args.plan_file)
         return result, code
     if args.area == "executions":
-        if bool(args.arns) == bool(args.since):
-            raise ToolError("name the executions, or --since a time (not both)")
+        if not args.arns and not args.since:
+            raise ToolError("which executions? name them (ARNs), or give --since a time (e.g. --since 6h)")
+        if args.arns and args.since:
+            raise ToolError("name the executions or give --since, not both")
         return operations.redrive(d, args.arns, args.since, args.dry_run, progress, wait=not args.no_wait)
     result, code = operations.sweep(d, args.dry_run, args.approve_removals, args.adopt, progress, args.align_rooms)
     if args.plan_file and "fixes" in result:
         args.plan_file.write_text(json.dumps(operations.grouped(result), indent=1, sort_keys=True) + "\n")
         result["plan_file"] = str(args.plan_file)
     return result, code
+
+
+def answered(result: dict) -> tuple[dict, int]:
+    """A plugin command's answer, with the exit code every command gives: 1 an error, 3 a failed
+    execution (operations.py)."""
+    if isinstance(result, dict) and result.get("status") in FAILED_STATUSES:  # its error is the execution's
+        return result, operations.FAILED
+    if isinstance(result, dict) and "error" in result:
+        return result, operations.ERROR
+    return result, operations.IN_SYNC
 
 
 def reviewed_proposals(path: Path) -> list[dict]:

@@ -29,6 +29,8 @@ class Deployment:
     outputs: dict[str, str]
     session: boto3.Session
     endpoint_url: str | None = None
+    # The command line that reaches this deployment (its options), for commands to paste.
+    invoked_as: str = "chat-provisioning"
     _clients: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -38,7 +40,17 @@ class Deployment:
         try:
             found = session.client("cloudformation", endpoint_url=endpoint_url,
                                    config=CALLS).describe_stacks(StackName=stack)["Stacks"][0]
-        except (ClientError, BotoCoreError) as e:
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code")
+            if code == "ValidationError" and "does not exist" in str(e):
+                raise ToolError(f"no stack {stack} in {session.region_name}: --stack names the deployed stack "
+                                "(default ChatProvisioning), --region its region") from None
+            if code in ("AccessDenied", "AccessDeniedException"):
+                raise ToolError(f"cannot read the stack {stack} in {session.region_name}: access denied. Either no "
+                                "stack has that name (an operator's OperatorPolicy may read its own stack alone), or "
+                                "this identity may not read it (cloudformation:DescribeStacks)") from None
+            raise ToolError(f"cannot read the stack {stack}: {e}") from None
+        except BotoCoreError as e:
             raise ToolError(f"cannot read the stack {stack}: {e}") from None
         outputs = {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
         if missing := [o for o in OUTPUTS if o not in outputs]:

@@ -88,7 +88,7 @@ def user_status(d: Deployment, who: str, since: datetime) -> tuple[dict, int]:
     sub = find_sub(d, who)
     seen = inspect(d, sub)
     runs = user_executions(d, sub, since)
-    verdict, code = judge(seen, runs)
+    verdict, code = judge(seen, runs, d.invoked_as)
     rooms = room_names(seen)
     trail = [{"time": i["time"], "execution": i["execution"].rsplit(":", 1)[-1], "event": i.get("event"),
               "step": i.get("step"), "action": i["action"], "room": rooms.get(i.get("room"), i.get("room")),
@@ -97,7 +97,7 @@ def user_status(d: Deployment, who: str, since: datetime) -> tuple[dict, int]:
     return {**seen, "audit": trail, "executions": runs, "verdict": verdict}, code
 
 
-def judge(seen: dict, runs: list[dict]) -> tuple[str, int]:
+def judge(seen: dict, runs: list[dict], invoked_as: str) -> tuple[str, int]:
     """One line and an exit code: in sync, drift (what, and whether a sync fixes it), or failed
     at a step (which, why, what to do). A failed last run comes first: it is why the drift is
     still there. Findings are what a sync cannot fix (a sweep or a run never reactivates, a
@@ -108,14 +108,14 @@ def judge(seen: dict, runs: list[dict]) -> tuple[str, int]:
     last = runs[0] if runs else None
     if last and last["status"] in FAILED_STATUSES and (fixes or findings):
         return (f"failed at {last['failed_state']}: {last['error']} ({last['name']}); once the cause is "
-                f"fixed: chat-provisioning executions redrive {last['execution_arn']}"), FAILED
+                f"fixed: {invoked_as} executions redrive {last['execution_arn']}"), FAILED
     rooms = room_names(seen)
     parts = []
     if fixes:
         what = ", ".join(f"{f['kind']} {rooms.get(f['room_id'], f['room_id'])}" if f["room_id"] else f["kind"]
                          for f in fixes)
         fix = f"{last['name']} is running" if last and last["status"] == "RUNNING" \
-            else f"fix: chat-provisioning user sync {seen['sub']}"
+            else f"fix: {invoked_as} user sync {seen['sub']}"
         parts.append(f"drift: {what}; {fix}")
     if findings:
         parts.append(f"needs a person: {', '.join(f['kind'] for f in findings)} (see drift.findings)")
@@ -139,7 +139,13 @@ def user_sync(d: Deployment, who: str, progress: Progress, wait: bool = True) ->
     if not wait:
         return {"sub": sub, "execution_arn": arn, "status": "RUNNING"}, IN_SYNC
     ended = follow(d, arn, progress)
-    return {"sub": sub, **ended}, IN_SYNC if ended["status"] == "SUCCEEDED" else FAILED
+    if ended["status"] != "SUCCEEDED":
+        return {"sub": sub, **ended}, FAILED
+    state = json.loads(d.client("stepfunctions").describe_execution(executionArn=arn)["output"])
+    if state.get("cognito") == "absent" and {"step": "DeactivateUser", "action": "deactivate_user",
+                                             "outcome": "skipped:no_matrix_user"} in state.get("actions", []):
+        return {"sub": sub, **ended, "error": "no such user: neither Cognito nor Matrix has this sub"}, NOT_FOUND
+    return {"sub": sub, **ended}, IN_SYNC
 
 
 def history(sfn, arn: str) -> list[dict]:
@@ -290,7 +296,10 @@ def sweep_report(d: Deployment, arn: str, progress: Progress) -> tuple[dict, int
     code = FAILED if any(w["status"] != "SUCCEEDED" for w in workflows.values()) \
         else DRIFT if unapplied or plan["findings"] or plan.get("thresholds") else IN_SYNC
     return {**ended, **{k: output[k] for k in ("outcome", "bucket", "plan_key", "requests_key", "tag")},
-            "summary": plan["summary"], "held": plan["held"], "fixes": plan["fixes"], "unapplied": unapplied,
+            "summary": plan["summary"], "held": plan["held"] and {  # the command, not the state machine's input
+                **plan["held"], "approve": f"check the plan, then: {d.invoked_as} sweep "
+                                          f"--approve-removals {plan['held']['removals']}"},
+            "fixes": plan["fixes"], "unapplied": unapplied,
             "findings": plan["findings"], "proposed_groups": plan["proposed_groups"],
             # an older stack's plan has neither
             "thresholds": plan.get("thresholds", []), "aligned": plan.get("aligned", {}), "workflows": workflows}, code

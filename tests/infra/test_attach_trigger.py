@@ -85,6 +85,6 @@ def test_a_pool_that_changed_beyond_its_trigger_is_reported(pool):
 def test_the_command_exits_non_zero_on_a_refusal(pool, monkeypatch, capsys):
     client, pool_id = pool
     with_answer(client, lambda p: p.update(SettingFromTheFuture=1))
-    monkeypatch.setattr(boto3, "client", lambda *a, **k: client)
+    monkeypatch.setattr(cli, "pool_client", lambda args: client)
     assert cli.main(["attach-trigger", "--user-pool-id", pool_id, "--function-arn", NEW, "--apply"]) == 1
     assert "SettingFromTheFuture" in capsys.readouterr().out

@@ -26,28 +26,29 @@ def run(status: str, name: str = f"signup-{SUB}") -> dict:
 
 
 JOIN = {"kind": "join", "room_id": "!red:x"}
+TOOL = "chat-provisioning --stack Chat --region eu-west-1"  # as the operator ran it: pasted, it reaches the same stack
 BANNED = {"kind": "deactivated_in_matrix", "detail": "..."}
 
 
 @pytest.mark.parametrize("user, runs, verdict, code", [
     (seen(), [run("SUCCEEDED")], "in sync", IN_SYNC),
     (seen(), [run("RUNNING", "operator-x")], "in sync (operator-x running)", IN_SYNC),
-    (seen([JOIN]), [run("SUCCEEDED")], f"drift: join The Red Room; fix: chat-provisioning user sync {SUB}", DRIFT),
+    (seen([JOIN]), [run("SUCCEEDED")], f"drift: join The Red Room; fix: {TOOL} user sync {SUB}", DRIFT),
     (seen([JOIN]), [run("RUNNING", "operator-x"), run("SUCCEEDED")], "drift: join The Red Room; operator-x is running",
      DRIFT),
     (seen([JOIN]), [run("FAILED")], f"failed at JoinRooms: SynapseUnavailable (signup-{SUB}); once the cause is "
-     f"fixed: chat-provisioning executions redrive arn:x:signup-{SUB}", FAILED),
+     f"fixed: {TOOL} executions redrive arn:x:signup-{SUB}", FAILED),
     # A failed run long since repaired is history, not the verdict.
     (seen(), [run("FAILED")], "in sync", IN_SYNC),
     # What a sync cannot fix is not offered one.
     (seen(findings=[BANNED]), [], "needs a person: deactivated_in_matrix (see drift.findings)", DRIFT),
     (seen([{"kind": "create", "room_id": None}], [BANNED]), [],
-     f"drift: create; fix: chat-provisioning user sync {SUB}; needs a person: deactivated_in_matrix "
+     f"drift: create; fix: {TOOL} user sync {SUB}; needs a person: deactivated_in_matrix "
      "(see drift.findings)", DRIFT),
     (seen(standing="absent", exists=False), [], "not found: neither Cognito nor Matrix has this user", NOT_FOUND),
 ])
 def test_the_verdict_names_what_is_wrong_and_what_to_do(user, runs, verdict, code):
-    assert judge(user, runs) == (verdict, code)
+    assert judge(user, runs, TOOL) == (verdict, code)
 
 
 @pytest.mark.parametrize("cause, error, dimensions", [

@@ -3,12 +3,14 @@ production takes: the stack found by its name, the rest from its outputs, AWS's 
 Synapse read by the stack's InspectUser; only the endpoint differs (--local)."""
 
 import json
+import shlex
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from local_run.aws_events import ACCOUNT, REGION
 from toolbox.cli import main
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -31,12 +33,22 @@ def recorded_calls(monkeypatch):
 
 def cli(local, capsys, *args: str) -> tuple[dict, int, str]:
     """The answer (stdout, JSON), the exit code, and the progress (stderr)."""
+    return typed(capsys, "--state-dir", str(local.state.state_dir), "--local", *args)
+
+
+def typed(capsys, *argv: str) -> tuple[dict, int, str]:
+    """The command as a person types it, options where they put them."""
     try:
-        code = main(["--state-dir", str(local.state.state_dir), "--local", *args])
+        code = main(list(argv))
     except SystemExit as e:  # a usage error, as argparse ends it
         code = e.code
     out = capsys.readouterr()
     return json.loads(out.out), code, out.err
+
+
+def tool(local) -> str:
+    """How the commands above are invoked: what a command they suggest must repeat."""
+    return f"chat-provisioning --local --state-dir {shlex.quote(str(local.state.state_dir))}"
 
 
 def test_query_narrows_the_answer_as_the_aws_clis_does(local, sub, capsys):
@@ -63,7 +75,7 @@ def test_status_names_the_drift_and_sync_repairs_it(local, sub, capsys):
     status, code, _ = cli(local, capsys, "user", "status", sub)
     red = local.config.rooms["red_room"].room_id
     assert status["drift"]["fixes"] == [{"kind": "join", "room_id": red}]
-    assert (code, status["verdict"]) == (2, f"drift: join The Red Room; fix: chat-provisioning user sync {sub}")
+    assert (code, status["verdict"]) == (2, f"drift: join The Red Room; fix: {tool(local)} user sync {sub}")
 
     synced, code, progress = cli(local, capsys, "user", "sync", sub)
     assert (code, synced["status"]) == (0, "SUCCEEDED")
@@ -73,6 +85,64 @@ def test_status_names_the_drift_and_sync_repairs_it(local, sub, capsys):
     assert (code, status["verdict"]) == (0, "in sync")
     assert [e["name"].split("-")[0] for e in status["executions"]] == ["operator", "signup"]
     assert {method for method, _ in local.inspector.synapse_requests()[before:]} == {"GET"}  # InspectUser reads only
+
+
+def test_options_are_taken_wherever_they_are_written_and_a_suggested_command_runs_as_pasted(local, sub, capsys):
+    """Found by a newcomer: `user status X --output table` and `user status --local X` were
+    refused, and the verdict's fix, pasted, reached no deployment (it dropped --local)."""
+    local.cognito.signup(sub, ["analysts"], None)
+    local.kick(sub, "red_room")
+    state_dir = str(local.state.state_dir)
+    answers = [typed(capsys, "user", "status", sub, "--local", "--state-dir", state_dir),
+               typed(capsys, "user", "--local", "status", "--state-dir", state_dir, sub),
+               typed(capsys, "--state-dir", state_dir, "user", "status", "--local", sub)]
+    assert {(code, status["verdict"]) for status, code, _ in answers} == {
+        (2, f"drift: join The Red Room; fix: {tool(local)} user sync {sub}")}
+    fix = answers[0][0]["verdict"].split("fix: ", 1)[1]
+    synced, code, _ = typed(capsys, *shlex.split(fix)[1:])  # as pasted, after the program's name
+    assert (code, synced["status"]) == (0, "SUCCEEDED")
+    assert main(["user", "status", sub, "--output", "table", "--local", "--state-dir", state_dir]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "verdict: in sync"
+
+
+def test_a_sync_of_a_sub_nobody_has_says_so_with_exit_4(local, capsys):
+    nobody = "0" * 8 + "-0000-4000-8000-000000000000"
+    answer, code, _ = cli(local, capsys, "user", "sync", nobody)
+    assert (code, answer["status"], answer["error"]) == (
+        4, "SUCCEEDED", "no such user: neither Cognito nor Matrix has this sub")
+
+
+@pytest.fixture
+def not_an_operators_calls():
+    """The calls of a test that are not an operator command's (the test's own, the local run's
+    stand-ins for Cognito, attach-trigger's administrator): kept out of the operator role's check."""
+    before = set(CALLS)
+    yield
+    CALLS.intersection_update(before)
+
+
+def test_local_commands_exit_as_every_command_does(local, sub, capsys, tmp_path, not_an_operators_calls):
+    """Found by a newcomer: every `local` command exited 0, a FAILED sign-up and an error
+    included, and a cdk.json that is not one printed a traceback."""
+    answer, code, _ = cli(local, capsys, "local", "signup", "--group", "no-such-group")
+    assert code == 1 and "ResourceNotFoundException" in answer["error"]
+    local.fail_lambda("JoinRooms", "UserDeactivated")  # permanent: not retried
+    failed, code, _ = cli(local, capsys, "local", "signup", "--sub", sub, "--group", "analysts")
+    assert (code, failed["status"]) == (3, "FAILED")
+    (bad := tmp_path / "cdk.json").write_text('{"context": {"chat-provisioning": {"rooms": 1}}}')
+    refused, code, _ = cli(local, capsys, "local", "up", "--cdk-json", str(bad))
+    assert code == 1 and refused["error"].startswith(f"--cdk-json {bad}: not a cdk.json with a valid")
+
+
+def test_attach_trigger_takes_the_deployment_options_and_runs_on_the_local_pool(local, capsys, not_an_operators_calls):
+    """Found by a newcomer: attach-trigger ignored --profile, --region and --endpoint-url, the
+    one command that writes to the production pool, and could not be tried locally."""
+    arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{local.state.functions['PostConfirmation']}"
+    args = ("attach-trigger", "--user-pool-id", local.state.user_pool_id, "--function-arn", arn)
+    planned, code, _ = cli(local, capsys, *args)
+    assert (code, planned["applied"], planned["post_confirmation"]["after"]) == (0, False, arn)
+    refused, code, _ = typed(capsys, *args, "--profile", "no-such-profile")
+    assert code == 1 and "no-such-profile" in refused["error"] and "could not be found" in refused["error"]
 
 
 def test_table_output_is_for_people(local, sub, capsys):
@@ -94,7 +164,7 @@ def test_a_user_is_found_by_email_or_username_in_cognito(local, sub, capsys):
     for who in (email, username):
         status, code, _ = cli(local, capsys, "user", "status", who)
         assert status["sub"] == sub and email not in json.dumps(status)  # only the sub comes back
-        assert (code, status["verdict"]) == (2, f"drift: create; fix: chat-provisioning user sync {sub}")
+        assert (code, status["verdict"]) == (2, f"drift: create; fix: {tool(local)} user sync {sub}")
     missing, code, _ = cli(local, capsys, "user", "status", "nobody@example.invalid")
     assert (code, missing) == (4, {"error": "no user in the pool has this email"})
     unknown, code, _ = cli(local, capsys, "user", "status", "0" * 8 + sub[8:])
@@ -130,8 +200,13 @@ def test_a_failed_run_is_named_then_redriven_where_it_failed(local, sub, capsys)
 def test_errors_are_json_with_exit_1_never_a_traceback_or_drifts_2(local, capsys):
     """Scripts read exit 2 as drift: a usage error, an AWS refusal, a bad ARN are 1."""
     for args, error in ((["executions", "redrive", "--since", "yesterday"], "not a time"),
-                        (["executions", "redrive"], "name the executions, or --since"),
-                        (["--stack", "NoSuchStack", "user", "status", "x"], "cannot read the stack NoSuchStack"),
+                        (["executions", "redrive", "--dry-run"], "which executions? name them (ARNs), or give "
+                                                                  "--since a time"),
+                        (["executions", "redrive", "arn:x", "--since", "1h"], "name the executions or give --since, "
+                                                                              "not both"),
+                        (["--stack", "NoSuchStack", "user", "status", "x"],
+                         "cannot read the stack NoSuchStack in us-east-1: access denied. Either no stack has that "
+                         "name"),
                         (["user", "status", 'a"b'], "not a sub, email address or username")):
         answer, code, _ = cli(local, capsys, *args)
         assert code == 1 and error in answer["error"], (args, answer)
@@ -159,17 +234,16 @@ def test_a_dry_run_sweep_reports_its_plan_and_changes_nothing(local, sub, capsys
     assert status["matrix"]["exists"] is False
 
 
-def test_the_operator_signs_with_the_stacks_operator_policy_and_nothing_more(local):
+def test_the_operator_signs_with_the_stacks_operator_policy_and_nothing_more(local, not_an_operators_calls):
     """The commands ran as a user with the stack's OperatorPolicy only (the local run enforces
     IAM, resources included): the token and the steps are not theirs."""
-    operator, recorded = local.operator.deployment, set(CALLS)
+    operator = local.operator.deployment
     with pytest.raises(ClientError, match="AccessDenied"):
         operator.client("secretsmanager").get_secret_value(SecretId=local.config.admin_token_secret_name)
     with pytest.raises(ClientError, match="AccessDenied"):
         operator.client("lambda").invoke(FunctionName=local.state.functions["SyncUserSteps"], Payload=b"{}")
     with pytest.raises(ClientError, match="AccessDenied"):
         operator.client("dynamodb").put_item(TableName=local.state.audit_table, Item={"sub": {"S": "x"}})
-    CALLS.intersection_update(recorded)  # these were this test's, not the commands'
 
 
 def test_every_call_the_commands_made_is_in_the_readmes_operator_role():
