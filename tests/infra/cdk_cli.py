@@ -14,10 +14,13 @@ from local_run.deploy import project_context
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli_synth(out: Path, config: ChatConfig | None, context: tuple[str, ...] = (), **environment: str) -> Path:
+def cli_synth(out: Path, config: ChatConfig | None, context: tuple[str, ...] = (), printed: list[str] | None = None,
+              **environment: str) -> Path:
     """`cdk synth` through the CLI, offline, with no credentials, in a project whose cdk.json
     holds `config` (None: the shipped cdk.json); `context`: `-c` overrides as an operator types
-    them; `environment`: what the CLI adds when it deploys (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION)."""
+    them; `printed`: gets what the CLI printed; `environment`: what the CLI adds when it deploys
+    (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION). Nothing of make's environment but PATH and the
+    like: a person's shell sets no JSII_* either."""
     project = ROOT
     if config is not None:  # as an operator edits it: the same app, another cdk.json
         project = out.parent / f"{out.name}-project"
@@ -25,13 +28,15 @@ def cli_synth(out: Path, config: ChatConfig | None, context: tuple[str, ...] = (
         shipped = json.loads((ROOT / "cdk.json").read_text())  # its settings too ("notices": false: offline)
         (project / "cdk.json").write_text(json.dumps(shipped | {"app": f"{sys.executable} {ROOT / 'app.py'}",
                                                                 "context": project_context(config)}))
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_DEFAULT_"))}
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_DEFAULT_", "JSII_"))}
     clean_env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
                      AWS_SHARED_CREDENTIALS_FILE="/dev/null", CDK_DISABLE_VERSION_CHECK="true", **environment)
     run = subprocess.run([str(ROOT / "node_modules/.bin/cdk"), "synth", "--quiet", "--output", str(out),
                           *(arg for c in context for arg in ("-c", c))],
                          cwd=project, env=clean_env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
+    if printed is not None:
+        printed += (run.stdout + run.stderr).splitlines()
     return out
 
 
