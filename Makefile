@@ -10,7 +10,9 @@ CHECKOV_VERSION := 3.3.30
 # every wheel again (the suite's time includes the install: docs/benchmarks.md).
 UV_VERSION := 0.13.9
 UV := .uv/bin/uv
-UV_VENV := $(UV) venv -q --clear --python $(PYTHON)
+# The interpreter named by its path: uv reads a bare `python3` as a version request, which it may
+# meet with a Python of its own.
+UV_VENV := $(UV) venv -q --clear --no-python-downloads --python "$$(command -v $(PYTHON))"
 UV_INSTALL := $(UV) pip install -q
 # Python caches what it compiles, as it does by default (some machines turn that off): each of the
 # suite's processes (workers, synths, servers) would compile every module it imports again.

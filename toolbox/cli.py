@@ -88,7 +88,9 @@ def global_options(defaults: bool) -> argparse.ArgumentParser:
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="chat-provisioning", description=__doc__.split("\n\n")[0],
                formatter_class=argparse.RawDescriptionHelpFormatter, parents=[global_options(defaults=True)])
-    anywhere = functools.partial(Parser, parents=[global_options(defaults=False)])
+    # No abbreviations after a command: `--r` would be --region to one parser and --room to the
+    # local run's, which reads the words this one leaves.
+    anywhere = functools.partial(Parser, parents=[global_options(defaults=False)], allow_abbrev=False)
 
     def commands(of: argparse.ArgumentParser, dest: str) -> argparse._SubParsersAction:
         return of.add_subparsers(dest=dest, required=True, parser_class=anywhere)
@@ -169,6 +171,7 @@ def invoked_as(args: argparse.Namespace) -> str:
         value = getattr(args, name)
         if value is None or value is False or value == DEFAULTS.get(name):
             continue
+        value = value.resolve() if isinstance(value, Path) else value  # pasted from anywhere
         words += [f"--{name.replace('_', '-')}", *([] if value is True else [shlex.quote(str(value))])]
     return " ".join(words)
 

@@ -141,7 +141,7 @@ def user_sync(d: Deployment, who: str, progress: Progress, wait: bool = True) ->
     ended = follow(d, arn, progress)
     if ended["status"] != "SUCCEEDED":
         return {"sub": sub, **ended}, FAILED
-    state = json.loads(d.client("stepfunctions").describe_execution(executionArn=arn)["output"])
+    state = json.loads(d.client("stepfunctions").describe_execution(executionArn=arn).get("output") or "{}")
     if state.get("cognito") == "absent" and {"step": "DeactivateUser", "action": "deactivate_user",
                                              "outcome": "skipped:no_matrix_user"} in state.get("actions", []):
         return {"sub": sub, **ended, "error": "no such user: neither Cognito nor Matrix has this sub"}, NOT_FOUND
@@ -285,7 +285,10 @@ def sweep_report(d: Deployment, arn: str, progress: Progress) -> tuple[dict, int
     ended = follow(d, arn, progress)
     if ended["status"] != "SUCCEEDED":
         return ended, FAILED
-    output = json.loads(sfn.describe_execution(executionArn=arn)["output"])
+    described = sfn.describe_execution(executionArn=arn)
+    output, request = json.loads(described["output"]), json.loads(described.get("input") or "{}")
+    # An approval plans again: with the same options, or it would plan something else.
+    as_planned = "".join(f" --{option.replace('_', '-')}" for option in ("adopt", "align_rooms") if request.get(option))
     plan = json.loads(d.client("s3").get_object(Bucket=output["bucket"], Key=output["plan_key"])["Body"].read())
     prefix = f"sweep-{output['tag']}-"  # its users' workflows (the ASL's ApplyPlan names them)
     workflows = {e["name"].removeprefix(prefix): execution(d, e["executionArn"])
@@ -297,8 +300,8 @@ def sweep_report(d: Deployment, arn: str, progress: Progress) -> tuple[dict, int
         else DRIFT if unapplied or plan["findings"] or plan.get("thresholds") else IN_SYNC
     return {**ended, **{k: output[k] for k in ("outcome", "bucket", "plan_key", "requests_key", "tag")},
             "summary": plan["summary"], "held": plan["held"] and {  # the command, not the state machine's input
-                **plan["held"], "approve": f"check the plan, then: {d.invoked_as} sweep "
-                                          f"--approve-removals {plan['held']['removals']}"},
+                **plan["held"], "approve": f"check the plan, then: {d.invoked_as} sweep --approve-removals "
+                                          f"{plan['held']['removals']}{as_planned}"},
             "fixes": plan["fixes"], "unapplied": unapplied,
             "findings": plan["findings"], "proposed_groups": plan["proposed_groups"],
             # an older stack's plan has neither
