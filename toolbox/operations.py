@@ -86,10 +86,15 @@ def user_executions(d: Deployment, sub: str, since: datetime) -> list[dict]:
 
 def user_status(d: Deployment, who: str, since: datetime) -> tuple[dict, int]:
     sub = find_sub(d, who)
-    seen = inspect(d, sub)
     runs = user_executions(d, sub, since)
-    verdict, code = judge(seen, runs, d.invoked_as)
-    rooms = room_names(seen)
+    try:
+        seen = inspect(d, sub)
+    except ToolError as unread:  # Synapse down, say: what explains it is still there to read
+        seen = {"sub": sub, "cognito": cognito_alone(d, sub), "matrix": {"unread": str(unread)}, "drift": None}
+        verdict, code = judge_without_matrix(seen, runs, d.invoked_as)
+    else:
+        verdict, code = judge(seen, runs, d.invoked_as)
+    rooms = room_names(seen) if seen["drift"] is not None else {}
     trail = [{"time": i["time"], "execution": i["execution"].rsplit(":", 1)[-1], "event": i.get("event"),
               "step": i.get("step"), "action": i["action"], "room": rooms.get(i.get("room"), i.get("room")),
               "outcome": i["outcome"], **({"error": i["error"]} if i.get("error") else {})}
@@ -123,6 +128,29 @@ def judge(seen: dict, runs: list[dict], invoked_as: str) -> tuple[str, int]:
         return "; ".join(parts), DRIFT
     running = [r["name"] for r in runs if r["status"] == "RUNNING"]
     return "in sync" + (f" ({', '.join(running)} running)" if running else ""), IN_SYNC
+
+
+def cognito_alone(d: Deployment, sub: str) -> dict:
+    """What the operator's own role reads of the user in Cognito (ListUsers): its standing, not
+    its groups, which InspectUser reads."""
+    found = CognitoDirectory(d.outputs["UserPoolId"], lambda: d.client("cognito-idp")).listed(sub)
+    if found is None:
+        return {"standing": "absent"}
+    user = found[0]
+    return {"standing": standing(user), "status": user.status, "enabled": user.enabled,
+            "groups": "unread: InspectUser reads them"}
+
+
+def judge_without_matrix(seen: dict, runs: list[dict], invoked_as: str) -> tuple[str, int]:
+    """The verdict when Matrix could not be read: it says so, and what it can say without it. A
+    failed last run is still one (3); otherwise a person must look (2). Exit 1 is left for a
+    status that could read nothing."""
+    unread = f"incomplete: Matrix unread ({seen['matrix']['unread']})"
+    last = runs[0] if runs else None
+    if last and last["status"] in FAILED_STATUSES:
+        return (f"{unread}; the last run failed at {last['failed_state']}: {last['error']} ({last['name']}); once "
+                f"the cause is fixed: {invoked_as} executions redrive {last['execution_arn']}"), FAILED
+    return f"{unread}; Cognito: {seen['cognito']['standing']}; see the audit trail and the executions", DRIFT
 
 
 def room_names(seen: dict) -> dict[str, str]:

@@ -145,6 +145,27 @@ def test_attach_trigger_takes_the_deployment_options_and_runs_on_the_local_pool(
     assert code == 1 and "no-such-profile" in refused["error"] and "could not be found" in refused["error"]
 
 
+def test_status_says_what_it_could_read_when_matrix_cannot_be_read(local, sub, capsys):
+    """Found by a newcomer: during a Synapse outage `user status` failed whole (InspectUser
+    failed, exit 1), hiding Cognito, the audit trail and the failed run that explain it."""
+    local.fail_lambda("JoinRooms", "UserDeactivated")  # permanent: not retried
+    failed = local.cognito.signup(sub, ["analysts"], None)
+    local.fail_lambda("InspectUser", "SynapseUnavailable")
+    status, code, _ = cli(local, capsys, "user", "status", sub)
+    assert code == 3 and status["verdict"].startswith("incomplete: Matrix unread (InspectUser failed: "
+                                                      "SynapseUnavailable")
+    assert status["verdict"].endswith(f"{tool(local)} executions redrive {failed['execution_arn']}")
+    assert status["cognito"] == {"standing": "confirmed", "status": "CONFIRMED", "enabled": True,
+                                 "groups": "unread: InspectUser reads them"}
+    assert [e["name"] for e in status["executions"]] == [f"signup-{sub}"] and status["audit"]
+    assert local.operator.redrive(failed["execution_arn"])["status"] == "SUCCEEDED"
+    local.fail_lambda("InspectUser", "SynapseUnavailable")
+    status, code, _ = cli(local, capsys, "user", "status", sub)
+    assert code == 2
+    assert status["verdict"].startswith("incomplete: Matrix unread (InspectUser failed: SynapseUnavailable")
+    assert status["verdict"].endswith("; Cognito: confirmed; see the audit trail and the executions")
+
+
 def test_table_output_is_for_people(local, sub, capsys):
     local.cognito.signup(sub, [], None)
     assert main(["--state-dir", str(local.state.state_dir), "--local", "--output", "table", "user", "status", sub]) == 0
