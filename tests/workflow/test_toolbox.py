@@ -166,6 +166,16 @@ def test_status_says_what_it_could_read_when_matrix_cannot_be_read(local, sub, c
     assert status["verdict"].endswith("; Cognito: confirmed; see the audit trail and the executions")
 
 
+def test_a_local_sign_up_has_an_email_that_user_status_finds(local, sub, capsys, not_an_operators_calls):
+    """Found by a newcomer: `local signup` made a user with no email, so the README's
+    `user status <email>` answered "not found" on the local run."""
+    signed_up, code, _ = cli(local, capsys, "local", "signup", "--sub", sub, "--group", "analysts")
+    assert (code, signed_up["status"]) == (0, "SUCCEEDED")
+    status, code, _ = cli(local, capsys, "user", "status", signed_up["email"])
+    assert (code, status["sub"], status["verdict"]) == (0, sub, "in sync")
+    assert signed_up["email"] not in json.dumps(status)  # only the sub comes back
+
+
 def test_table_output_is_for_people(local, sub, capsys):
     local.cognito.signup(sub, [], None)
     assert main(["--state-dir", str(local.state.state_dir), "--local", "--output", "table", "user", "status", sub]) == 0
