@@ -17,6 +17,7 @@ from chat_provisioning.handlers.signup import SIGN_UP
 from toolbox.cli import Parser
 from toolbox.deployment import Deployment, ToolError
 
+from .aws_events import REGION
 from .state import LocalState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,14 +29,14 @@ def deployment(state_dir: Path, stack: str, importer: bool = False) -> Deploymen
     beside it."""
     state = local_state(state_dir)
     credentials = state.importer_credentials if importer else state.operator_credentials
-    return Deployment.find(stack, "us-east-1", None, state.aws_endpoint_url, credentials)
+    return Deployment.find(stack, REGION, None, state.aws_endpoint_url, credentials)
 
 
 def administrator(state_dir: Path) -> Deployment:
     """The local run's AWS as its administrator (`local up`'s own credentials), for what no role
     of the stack may do: attach-trigger's UpdateUserPool."""
     state = local_state(state_dir)
-    return Deployment("local", {}, boto3.Session(region_name="us-east-1", **state.aws_credentials),
+    return Deployment("local", {}, boto3.Session(region_name=REGION, **state.aws_credentials),
                       state.aws_endpoint_url)
 
 

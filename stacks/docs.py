@@ -9,6 +9,8 @@ import inspect
 import json
 from pathlib import Path
 
+from chat_provisioning.domain.config import CONTEXT_KEY, ChatConfig
+from chat_provisioning.handlers.steps import SYNC_USER_STEPS
 from stacks import calls, retries, wiring
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -87,8 +89,6 @@ def retry_legend() -> list[str]:
 def steps_table() -> list[str]:
     """What runs where: a row per SyncUser step, from its docstring (handlers/steps.py), whose
     last paragraph says why it is idempotent."""
-    from chat_provisioning.handlers.steps import SYNC_USER_STEPS  # the Lambda package's, loaded only here
-
     rows = ["| step (ASL state) | does | idempotent because |", "|---|---|---|"]
     for state, handler in SYNC_USER_STEPS.items():
         does, _, because = (inspect.getdoc(handler.step) or "").partition("\n\nIdempotent: ")
@@ -101,8 +101,6 @@ def steps_table() -> list[str]:
 
 def config_defaults() -> list[str]:
     """What each key the shipped cdk.json leaves out is set to: the model's default."""
-    from chat_provisioning.domain.config import CONTEXT_KEY, ChatConfig
-
     shipped = json.loads(CDK_JSON.read_text())["context"][CONTEXT_KEY]
     effective = ChatConfig.model_validate(shipped).model_dump(mode="json")
     return ["The keys the shipped `cdk.json` leaves out, at their defaults:", ""] + [

@@ -181,8 +181,7 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
         return answered(plugins()[args.area].load().run(args.rest, args.state_dir))
     if args.area == "attach-trigger":
         from . import attach_trigger
-        result = attach_trigger.attach(args.user_pool_id, args.function_arn, args.apply, pool_client(args))
-        return result, 1 if "error" in result else 0
+        return answered(attach_trigger.attach(args.user_pool_id, args.function_arn, args.apply, pool_client(args)))
     # A file of reviewed proposals is read first: a wrong one is said before any AWS call.
     reviewed = reviewed_proposals(args.apply) if args.area == "import-groups" and args.apply else None
     d = deployment(args)
@@ -210,8 +209,8 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
 
 
 def answered(result: dict) -> tuple[dict, int]:
-    """A plugin command's answer, with the exit code every command gives: 1 an error, 3 a failed
-    execution (operations.py)."""
+    """The exit code every command gives an answer that carries no code of its own (a plugin's,
+    attach-trigger's): 1 an error, 3 a failed execution (operations.py)."""
     if isinstance(result, dict) and result.get("status") in FAILED_STATUSES:  # its error is the execution's
         return result, operations.FAILED
     if isinstance(result, dict) and "error" in result:

@@ -112,8 +112,7 @@ def judge(seen: dict, runs: list[dict], invoked_as: str) -> tuple[str, int]:
         return "not found: neither Cognito nor Matrix has this user", NOT_FOUND
     last = runs[0] if runs else None
     if last and last["status"] in FAILED_STATUSES and (fixes or findings):
-        return (f"failed at {last['failed_state']}: {last['error']} ({last['name']}); once the cause is "
-                f"fixed: {invoked_as} executions redrive {last['execution_arn']}"), FAILED
+        return failed_run(last, invoked_as), FAILED
     rooms = room_names(seen)
     parts = []
     if fixes:
@@ -128,6 +127,12 @@ def judge(seen: dict, runs: list[dict], invoked_as: str) -> tuple[str, int]:
         return "; ".join(parts), DRIFT
     running = [r["name"] for r in runs if r["status"] == "RUNNING"]
     return "in sync" + (f" ({', '.join(running)} running)" if running else ""), IN_SYNC
+
+
+def failed_run(run: dict, invoked_as: str) -> str:
+    """Where and why a run failed, and the command that resumes it there."""
+    return (f"failed at {run['failed_state']}: {run['error']} ({run['name']}); once the cause is fixed: "
+            f"{invoked_as} executions redrive {run['execution_arn']}")
 
 
 def cognito_alone(d: Deployment, sub: str) -> dict:
@@ -148,8 +153,7 @@ def judge_without_matrix(seen: dict, runs: list[dict], invoked_as: str) -> tuple
     unread = f"incomplete: Matrix unread ({seen['matrix']['unread']})"
     last = runs[0] if runs else None
     if last and last["status"] in FAILED_STATUSES:
-        return (f"{unread}; the last run failed at {last['failed_state']}: {last['error']} ({last['name']}); once "
-                f"the cause is fixed: {invoked_as} executions redrive {last['execution_arn']}"), FAILED
+        return f"{unread}; the last run {failed_run(last, invoked_as)}", FAILED
     return f"{unread}; Cognito: {seen['cognito']['standing']}; see the audit trail and the executions", DRIFT
 
 
