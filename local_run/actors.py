@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
 import jwt
 from moto.events.models import EventPattern
 
@@ -327,13 +326,13 @@ class Inspector:
     def session(self, sub: str) -> str | None:
         """Sign in with an ID token (org.matrix.login.jwt) and keep the session: its access
         token, or None when Synapse refuses the login."""
-        r = httpx.post(f"{self.env.state.synapse_url}/_matrix/client/v3/login",
+        r = synapse_server.loopback.post(f"{self.env.state.synapse_url}/_matrix/client/v3/login",
                        json={"type": "org.matrix.login.jwt", "token": self.id_token(sub)})
         return r.json()["access_token"] if r.status_code == 200 else None
 
     def answers(self, access_token: str) -> bool:
         """Whether Synapse still takes the session's access token (whoami)."""
-        return httpx.get(f"{self.env.state.synapse_url}/_matrix/client/v3/account/whoami",
+        return synapse_server.loopback.get(f"{self.env.state.synapse_url}/_matrix/client/v3/account/whoami",
                          headers={"Authorization": f"Bearer {access_token}"}).status_code == 200
 
     def login(self, sub: str) -> dict:

@@ -170,10 +170,21 @@ def role_credentials(role_arn: str) -> dict:
 
 
 class SignedAsAdmin:
-    """boto3 for moto's Step Functions interpreter, which signs with a key no identity has."""
-    @staticmethod
-    def client(*args, **kwargs):
-        return boto3.client(*args, **{**kwargs, **admin_credentials()})
+    """boto3 for moto's Step Functions interpreter, which signs with a key no identity has.
+    It asks for a new client at every Task, and making one is costly; one per service and
+    endpoint serves them all (boto3's clients are thread-safe)."""
+    _clients: dict[tuple, object] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def client(cls, *, service_name: str, region_name: str, endpoint_url: str | None = None, **kwargs):
+        credentials = admin_credentials()
+        key = (service_name, region_name, endpoint_url, *sorted(credentials.items()))
+        with cls._lock:
+            if key not in cls._clients:
+                cls._clients[key] = boto3.client(service_name=service_name, region_name=region_name,
+                                                 endpoint_url=endpoint_url, **{**kwargs, **credentials})
+            return cls._clients[key]
 
 
 def with_call_resources(authorize):
@@ -344,6 +355,22 @@ def with_redrive_history(get_history):
     return history
 
 
+def with_parsed_definitions(get_entrypoint):
+    """moto parses a state machine's ASL again at every execution (antlr, costly); the program
+    it makes holds no execution's state (each runs in an environment of its own), so one per
+    definition serves every execution of it."""
+    programs: dict[str, object] = {}
+    lock = threading.Lock()
+
+    def entrypoint(self):
+        definition = self._evaluation_details.state_machine_details.definition
+        with lock:
+            if definition not in programs:
+                programs[definition] = get_entrypoint(self)
+            return programs[definition]
+    return entrypoint
+
+
 def with_api_names(service_class):
     """The startExecution.sync:2 integration with the Step Functions API's own parameter and
     answer names (moto's LocalStack-derived code leaves the conversion out)."""
@@ -384,6 +411,7 @@ def serve(port: int, state_dir: Path) -> None:
     LambdaFunction._invoke_lambda = invoke
     StateTaskLambda._from_error = with_aws_error_names(StateTaskLambda._from_error)
     ExecutionWorker._get_evaluation_environment = with_redrive_context(ExecutionWorker._get_evaluation_environment)
+    ExecutionWorker._get_evaluation_entrypoint = with_parsed_definitions(ExecutionWorker._get_evaluation_entrypoint)
     with_api_names(StateTaskServiceSfn)
     StepFunctionResponse.redrive_execution = redrive_execution
     StepFunctionResponse.describe_execution = with_redrive_fields(StepFunctionResponse.describe_execution)

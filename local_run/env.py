@@ -196,7 +196,7 @@ class LocalEnv:
 
     def admin(self, method: str, path: str, **kw) -> httpx.Response:
         """A request to Synapse with the bot's token, for what the adapter has no call for."""
-        return httpx.request(method, self.state.synapse_url + path,
+        return synapse_server.loopback.request(method, self.state.synapse_url + path,
                              headers={"Authorization": f"Bearer {self.token}"}, **kw)
 
     def account_made_elsewhere(self, user_id: str, rooms: tuple[str, ...] = (), levels: dict[str, int] | None = None,
@@ -226,9 +226,10 @@ class LocalEnv:
         user_id, room_id = self.user_id(sub), self.config.rooms[room].room_id
         token = self.admin("POST", f"/_synapse/admin/v1/users/{user_id}/login", json={}).json()["access_token"]
         levels = self.synapse.power_levels(room_id)
-        httpx.put(f"{self.state.synapse_url}/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels",
-                  headers={"Authorization": f"Bearer {token}"},
-                  json={**levels, "users": {**levels["users"], user_id: level}}).raise_for_status()
+        synapse_server.loopback.put(
+            f"{self.state.synapse_url}/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels",
+            headers={"Authorization": f"Bearer {token}"},
+            json={**levels, "users": {**levels["users"], user_id: level}}).raise_for_status()
         return {"sub": sub, "room": room, "level": level}
 
     def kick(self, sub: str, room: str) -> dict:

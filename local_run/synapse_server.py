@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # production's, the default, with the dependency pins of its day; and the current release.
 PRODUCTION, CURRENT = "1.105.1", "1.163.2"
 VERSION_ENV = "CHAT_PROVISIONING_SYNAPSE"  # which one `local up`, the demo and the tests start
+# The local run's own requests to Synapse (the adapter has its own client): httpx.get() and the
+# like make a client per call, and with it a TLS context read from the CA bundle.
+loopback = httpx.Client()
 
 
 def chosen_version() -> str:
@@ -139,7 +142,7 @@ def start_again(state_dir: Path, url: str, timeout: float = 60.0) -> int:
         if proc.poll() is not None:
             raise RuntimeError(f"Synapse exited with {proc.returncode}; see {state_dir}/synapse.out")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if loopback.get(f"{url}/health", timeout=1).status_code == 200:
                 return proc.pid
         except httpx.TransportError:
             pass
@@ -174,14 +177,14 @@ def stop(pid: int, timeout: float = 15.0) -> None:
 def register_admin(url: str, shared_secret: str, localpart: str) -> str:
     """The shared-secret admin registration Synapse offers with registration disabled."""
     password = hashlib.sha256(shared_secret.encode()).hexdigest()  # stable, local only
-    nonce = httpx.get(f"{url}/_synapse/admin/v1/register").json()["nonce"]
+    nonce = loopback.get(f"{url}/_synapse/admin/v1/register").json()["nonce"]
     mac = hmac.new(shared_secret.encode(), digestmod=hashlib.sha1)
     mac.update(b"\x00".join([nonce.encode(), localpart.encode(), password.encode(), b"admin"]))
-    r = httpx.post(f"{url}/_synapse/admin/v1/register", json={
+    r = loopback.post(f"{url}/_synapse/admin/v1/register", json={
         "nonce": nonce, "username": localpart, "password": password, "admin": True,
         "mac": mac.hexdigest()})
     if r.status_code == 400 and r.json().get("errcode") == "M_USER_IN_USE":
-        r = httpx.post(f"{url}/_matrix/client/v3/login", json={
+        r = loopback.post(f"{url}/_matrix/client/v3/login", json={
             "type": "m.login.password", "identifier": {"type": "m.id.user", "user": localpart},
             "password": password})
     r.raise_for_status()
@@ -207,14 +210,14 @@ def bootstrap(state_dir: Path, url: str, shared_secret: str, server_name: str,
     registered = register_admin(url, shared_secret, config.bot_localpart)
     bot = f"@{config.bot_localpart}:{server_name}"
     token = canary_token(state_dir, bot)
-    httpx.post(f"{url}/_matrix/client/v3/logout",
+    loopback.post(f"{url}/_matrix/client/v3/logout",
                headers={"Authorization": f"Bearer {registered}"}).raise_for_status()
     auth = {"Authorization": f"Bearer {token}"}
-    httpx.post(f"{url}/_synapse/admin/v1/users/{bot}/override_ratelimit",
+    loopback.post(f"{url}/_synapse/admin/v1/users/{bot}/override_ratelimit",
                json={"messages_per_second": 0, "burst_count": 0}, headers=auth).raise_for_status()
     rooms = {}
     for key, room in config.rooms.items():
-        r = httpx.post(f"{url}/_matrix/client/v3/createRoom", headers=auth, json={
+        r = loopback.post(f"{url}/_matrix/client/v3/createRoom", headers=auth, json={
             "name": room.name, "preset": "private_chat", "room_version": "10",
             "power_level_content_override": {"users": {bot: 100}}})
         r.raise_for_status()
