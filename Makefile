@@ -32,32 +32,33 @@ $(UV):
 
 # The project's environment; with pip (--seed), which bundles the Lambda asset at synth
 # (stacks/bundling.py).
-# Compiled at install, once, rather than by the suite's first processes at the same time: all
-# of it but aws-cdk-lib (180 MB of source), and of that what the app imports.
+# What the app imports (aws-cdk-lib's modules are large) is compiled here, once, rather than by
+# the suite's synths at the same time. The rest of this and the other environments is compiled
+# by the first process that imports it: compiling whole environments at install cost more CPU
+# than it saved. The Lambda runtime's is the exception (below).
 $(VENV)/.stamp: pyproject.toml | $(UV)
 	$(UV_VENV) --seed $(VENV)
 	$(UV_INSTALL) --python $(PY) -e '.[test]'
-	$(PY) -m compileall -q -j0 -x 'site-packages/aws_cdk/' $(VENV)/lib
 	$(PY) -c 'import app'
 	touch $@
 
 # Synapse lives in environments of its own, one per release: its pins are not the project's.
 .synapse/%/.stamp: | $(UV)
 	$(UV_VENV) .synapse/$*
-	$(UV_INSTALL) --compile-bytecode --python .synapse/$*/bin/python 'matrix-synapse[jwt]==$*' \
+	$(UV_INSTALL) --python .synapse/$*/bin/python 'matrix-synapse[jwt]==$*' \
 		$(if $(wildcard local_run/synapse-$*.constraints),-c local_run/synapse-$*.constraints)
 	touch $@
 
 # checkov, a second rule set on the synthesized template (tests/infra); its pins are not ours either.
 .checkov-venv/.stamp-$(CHECKOV_VERSION): | $(UV)  # a new version, a new stamp: installed again
 	$(UV_VENV) .checkov-venv
-	$(UV_INSTALL) --compile-bytecode --python .checkov-venv/bin/python 'checkov==$(CHECKOV_VERSION)'
+	$(UV_INSTALL) --python .checkov-venv/bin/python 'checkov==$(CHECKOV_VERSION)'
 	touch $@
 
 # The local Lambda runtime's environment (local_run/lambda_runtime.py): the asset's packages and
 # what Lambda's Python runtime provides, nothing else, as on AWS: a dependency the asset lacks
-# fails here too, and a cold start imports what it would import there.
-# Its pip (--seed) downloads the asset's wheels (below).
+# fails here too, and a cold start imports what it would import there, compiled, as the asset
+# pip installs is. Its pip (--seed) downloads the asset's wheels (below).
 .lambda-venv/.stamp: pyproject.toml | $(UV)
 	$(UV_VENV) --seed .lambda-venv
 	$(UV_INSTALL) --compile-bytecode --python .lambda-venv/bin/python $$($(PYTHON) -m stacks.asset_pins --local)
