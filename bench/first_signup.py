@@ -104,10 +104,10 @@ class OldProvisioner:
         if cold:
             self.service.stop()  # its idle environment goes: the next invocation starts one
         sub = str(uuid.uuid4())
-        self.local.cognito.create_user(sub)
+        username = self.local.cognito.create_user(sub)
         log = self.log_dir / "OldProvisioner.log"
         offset = log.stat().st_size if log.exists() else 0
-        event = post_confirmation_event(self.local.state.user_pool_id, sub, {"sub": sub})
+        event = post_confirmation_event(self.local.state.user_pool_id, username, {"sub": sub})
         started = time.monotonic()
         answer, failed = self.service.invoke(self.function, json.dumps(event).encode())
         seconds = time.monotonic() - started

@@ -57,27 +57,34 @@ def email_of(sub: str) -> str:
     return f"{sub[:8]}@example.invalid"
 
 
+def username_of(sub: str) -> str:
+    """A local user's username: not its sub, as in a pool where people sign in with a username,
+    so that what must resolve a username to its sub (the sign-up trigger, a CloudTrail record
+    without the sub, `user status <username>`) does so here too."""
+    return f"user-{sub[:8]}"
+
+
 @dataclass
 class Cognito:
     """The user pool and its PostConfirmation trigger, and CloudTrail's records of admin calls."""
     env: Env
 
-    def create_user(self, sub: str, groups=(), name: str | None = None, sub_attribute: str | None = None,
-                    confirmed: bool = True) -> None:
-        """A user in the local pool, as an admin creates one (no trigger fires); `confirmed`: as
-        it is once it has set its password (else FORCE_CHANGE_PASSWORD). moto picks its own sub
-        and, unlike Cognito, lets us set it: the pool then holds the sub we name (a pool whose
-        usernames are subs, like one that signs in by email)."""
-        idp, pool = self.env.aws["cognito-idp"], self.env.state.user_pool_id
-        idp.admin_create_user(UserPoolId=pool, Username=sub, MessageAction="SUPPRESS")
-        # An email, as a real pool's users have one: `user status <email>` finds them here too.
-        idp.admin_update_user_attributes(UserPoolId=pool, Username=sub, UserAttributes=[
-            {"Name": "sub", "Value": sub_attribute or sub}, {"Name": "email", "Value": email_of(sub_attribute or sub)},
+    def create_user(self, sub: str, groups=(), name: str | None = None, confirmed: bool = True) -> str:
+        """A user in the local pool, as an admin creates one (no trigger fires), with its
+        username (username_of) and an email, as a real pool's users have; `confirmed`: as it is
+        once it has set its password (else FORCE_CHANGE_PASSWORD). moto picks its own sub and,
+        unlike Cognito, lets us set it: the pool then holds the sub we name. Returns the username."""
+        idp, pool, username = self.env.aws["cognito-idp"], self.env.state.user_pool_id, username_of(sub)
+        idp.admin_create_user(UserPoolId=pool, Username=username, MessageAction="SUPPRESS")
+        idp.admin_update_user_attributes(UserPoolId=pool, Username=username, UserAttributes=[
+            {"Name": "sub", "Value": sub}, {"Name": "email", "Value": email_of(sub)},
             {"Name": "email_verified", "Value": "true"}] + ([{"Name": "name", "Value": name}] if name else []))
         if confirmed:
-            idp.admin_set_user_password(UserPoolId=pool, Username=sub, Password="Local-pass-1234!", Permanent=True)
+            idp.admin_set_user_password(UserPoolId=pool, Username=username, Password="Local-pass-1234!",
+                                        Permanent=True)
         for g in groups:
-            idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName=g)
+            idp.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=g)
+        return username
 
     def signup(self, sub: str | None, groups: list[str], name: str | None,
                trigger_source: str = SIGN_UP, wait: bool = True) -> dict:
@@ -89,22 +96,22 @@ class Cognito:
             self.create_user(sub, groups, name)
         except idp.exceptions.UsernameExistsException:  # Cognito's retry of one sign-up
             for g in groups:
-                idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName=g)
+                idp.admin_add_user_to_group(UserPoolId=pool, Username=username_of(sub), GroupName=g)
         self.confirm(sub, name, trigger_source)
         if trigger_source != SIGN_UP:
             return {"sub": sub, "trigger_source": trigger_source, "started": False,
                     "executions": self.env.inspector.executions(sub)}
         arn = self.env.inspector.execution_arn(signup_execution_name(sub.lower()))
-        return {"sub": sub, "email": email_of(sub),
+        return {"sub": sub, "username": username_of(sub), "email": email_of(sub),
                 **(self.env.operator.wait(arn, queued=True) if wait else {"execution_arn": arn})}
 
     def confirm(self, sub: str, name: str | None = None, trigger_source: str = SIGN_UP) -> dict:
         """What Cognito does once a user in the pool confirms: invoke the PostConfirmation
-        trigger with its event."""
+        trigger with its event, which names the user by username."""
         attributes = {"sub": sub, "email": email_of(sub), "email_verified": "true",
                       "cognito:user_status": "CONFIRMED"} | ({"name": name} if name else {})
         return self.env.invoke("PostConfirmation", post_confirmation_event(
-            self.env.state.user_pool_id, sub, attributes, trigger_source, self.env.state.client_id))
+            self.env.state.user_pool_id, username_of(sub), attributes, trigger_source, self.env.state.client_id))
 
     def change(self, sub: str, event_name: str, group: str | None = None, wait: bool = True,
                name: str | None = None) -> dict:
@@ -116,7 +123,7 @@ class Cognito:
                 "AdminDisableUser": idp.admin_disable_user, "AdminEnableUser": idp.admin_enable_user,
                 "AdminDeleteUser": idp.admin_delete_user,
                 "AdminUpdateUserAttributes": idp.admin_update_user_attributes}[event_name]
-        call(**{"UserPoolId": pool, "Username": sub, **({"GroupName": group} if group else {}),
+        call(**{"UserPoolId": pool, "Username": username_of(sub), **({"GroupName": group} if group else {}),
                 **({"UserAttributes": [{"Name": "name", "Value": name}]} if name is not None else {})})
         return self.env.events.deliver(cloudtrail_event(event_name, pool, sub, group), wait=wait)
 

@@ -17,6 +17,7 @@ from chat_provisioning.handlers.signup import SIGN_UP
 from toolbox.cli import Parser
 from toolbox.deployment import Deployment, ToolError
 
+from .actors import email_of
 from .aws_events import REGION
 from .state import LocalState
 
@@ -145,8 +146,8 @@ def run(argv: list[str], state_dir: Path) -> dict:
         return local_env.cognito.signup(args.sub, args.groups, args.name, args.trigger_source, wait=not args.no_wait)
     if args.command == "admin-create":
         sub = args.sub or str(uuid.uuid4())
-        local_env.cognito.create_user(sub, args.groups, args.name, confirmed=not args.unconfirmed)
-        return {"sub": sub, "groups": args.groups}
+        username = local_env.cognito.create_user(sub, args.groups, args.name, confirmed=not args.unconfirmed)
+        return {"sub": sub, "username": username, "email": email_of(sub), "groups": args.groups}
     if args.command == "event":
         return local_env.events.send_sync_event(args.detail or {"sub": args.sub})
     if args.command == "group":

@@ -20,6 +20,7 @@ from chat_provisioning.adapters.room_locks import DynamoRoomLocks
 from chat_provisioning.domain.config import ReservedName, RoleGrant
 from chat_provisioning.domain.sweep_plan import REMOVALS
 from local_run import env
+from local_run.actors import username_of
 from local_run.aws_events import ACCOUNT, cloudtrail_event, post_confirmation_event, sqs_batch
 from toolbox import cli, operations
 
@@ -125,15 +126,15 @@ def test_the_sign_up_trigger_and_its_retry_queue_check_pool_and_username(local):
     local.cognito.signup(attacker, [], None)
     pool = local.state.user_pool_id
     # The trigger invoked with a forged event: another pool's, or a username that is not the sub's.
-    for event in (post_confirmation_event("us-east-1_Other", victim, {"sub": victim}),
-                  post_confirmation_event(pool, attacker, {"sub": victim})):
+    for event in (post_confirmation_event("us-east-1_Other", username_of(victim), {"sub": victim}),
+                  post_confirmation_event(pool, username_of(attacker), {"sub": victim})):
         assert local.invoke("PostConfirmation", event) == event  # a sign-up is never failed...
     assert local.inspector.executions(victim) == []  # ...and nothing started
     # The retry queue's consumer, given forged jobs beside a real one.
-    jobs = [{"user_pool_id": pool, "user_name": attacker, "sub": victim},
-            {"user_pool_id": "us-east-1_Other", "user_name": victim, "sub": victim},
-            {"user_pool_id": pool, "user_name": victim, "sub": victim, "groups": ["staff"]},
-            {"user_pool_id": pool, "user_name": attacker, "sub": attacker}]
+    jobs = [{"user_pool_id": pool, "user_name": username_of(attacker), "sub": victim},
+            {"user_pool_id": "us-east-1_Other", "user_name": username_of(victim), "sub": victim},
+            {"user_pool_id": pool, "user_name": username_of(victim), "sub": victim, "groups": ["staff"]},
+            {"user_pool_id": pool, "user_name": username_of(attacker), "sub": attacker}]
     answer = local.invoke("RetryStart", sqs_batch(*jobs))
     # back to the queue, then its DLQ
     assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["m0", "m1", "m2"]
@@ -166,13 +167,13 @@ def test_no_name_or_unknown_group_stops_a_deactivation(local):
     local.cognito.signup(long_name, ["analysts"], None)
     local.cognito.signup(odd_group, ["analysts"], None)
     idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
-    idp.admin_update_user_attributes(UserPoolId=pool, Username=long_name,
+    idp.admin_update_user_attributes(UserPoolId=pool, Username=username_of(long_name),
                                      UserAttributes=[{"Name": "name", "Value": "N" * 300}])
     try:
         idp.create_group(UserPoolId=pool, GroupName="hasura-admins")
     except idp.exceptions.GroupExistsException:
         pass
-    idp.admin_add_user_to_group(UserPoolId=pool, Username=odd_group, GroupName="hasura-admins")
+    idp.admin_add_user_to_group(UserPoolId=pool, Username=username_of(odd_group), GroupName="hasura-admins")
     # Enabled: provisioned all the same, the name cut to what Synapse takes, the group a finding.
     assert local.events.send_sync_event({"sub": long_name})["status"] == "SUCCEEDED"
     assert matrix(local, long_name)["name"] == "N" * 256
@@ -210,7 +211,8 @@ def test_a_user_no_longer_confirmed_keeps_no_grant(local):
     for sub in (by_event, by_sweep):
         local.cognito.signup(sub, ["moderators"], None)
         assert ("Experiencers", 50) in matrix(local, sub)["rooms"]
-        idp.admin_set_user_password(UserPoolId=pool, Username=sub, Password="Temp-pass-1234!", Permanent=False)
+        idp.admin_set_user_password(UserPoolId=pool, Username=username_of(sub), Password="Temp-pass-1234!",
+                                    Permanent=False)
     synced = local.events.deliver(cloudtrail_event("AdminSetUserPassword", pool, by_event))
     assert synced["status"] == "SUCCEEDED"
     assert matrix(local, by_event)["rooms"] == {("The Red Room", 0)}  # no level, no role's room
@@ -240,11 +242,11 @@ def test_a_delayed_run_grants_no_level_a_later_change_took_away(local):
     idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     sub = new()
     local.cognito.signup(sub, [], None)
-    idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName="moderators")
+    idp.admin_add_user_to_group(UserPoolId=pool, Username=username_of(sub), GroupName="moderators")
     with local.holding("ReadCognitoUser") as read:
         added = local.events.deliver(cloudtrail_event("AdminAddUserToGroup", pool, sub, "moderators"), wait=False)
         read()  # the add's run has read [moderators]
-        idp.admin_remove_user_from_group(UserPoolId=pool, Username=sub, GroupName="moderators")
+        idp.admin_remove_user_from_group(UserPoolId=pool, Username=username_of(sub), GroupName="moderators")
         assert local.events.deliver(cloudtrail_event("AdminRemoveUserFromGroup", pool, sub,
                                                      "moderators"))["status"] == "SUCCEEDED"
     assert local.operator.wait(added["execution"])["status"] == "SUCCEEDED"
@@ -268,7 +270,7 @@ def test_a_run_that_waited_for_a_rooms_lease_grants_what_cognito_says_after_the_
         added = local.cognito.change(sub, "AdminAddUserToGroup", "moderators", wait=False)
         until(lambda: any(json.loads(line).get("error") == "ConditionalCheckFailedException"
                           for line in calls.read_text().splitlines()[seen:]))  # it waits for the lease
-        idp.admin_remove_user_from_group(UserPoolId=pool, Username=sub, GroupName="moderators")
+        idp.admin_remove_user_from_group(UserPoolId=pool, Username=username_of(sub), GroupName="moderators")
     assert local.operator.wait(added["execution"])["status"] == "SUCCEEDED"
     assert local.synapse.power_levels(room_id)["users"].get(local.user_id(sub)) is None
     assert ("AssignRoles", "finding", "cognito_changed_since_read", "AdminAddUserToGroup") in audited(local, sub)
@@ -282,14 +284,14 @@ def test_a_redrive_writes_on_cognitos_word_at_the_write(local):
     local.fail_lambda("ProvisionUser", "SynapseAuthFailed", times=1)  # permanent: not retried
     signup = local.cognito.signup(disabled, ["analysts"], None)
     assert (signup["status"], signup["failed_state"]) == ("FAILED", "ProvisionUser")
-    idp.admin_disable_user(UserPoolId=pool, Username=disabled)
+    idp.admin_disable_user(UserPoolId=pool, Username=username_of(disabled))
     assert local.operator.redrive(signup["execution_arn"])["status"] == "SUCCEEDED"
     assert matrix(local, disabled) == {"exists": False}
     assert ("ProvisionUser", "create_user", "skipped:cognito_disabled", "signup") in audited(local, disabled)
     local.fail_lambda("JoinRooms", "SynapseAuthFailed", times=1)
     signup = local.cognito.signup(removed, ["analysts"], None)
     assert (signup["status"], signup["failed_state"]) == ("FAILED", "JoinRooms")
-    idp.admin_remove_user_from_group(UserPoolId=pool, Username=removed, GroupName="analysts")
+    idp.admin_remove_user_from_group(UserPoolId=pool, Username=username_of(removed), GroupName="analysts")
     assert local.operator.redrive(signup["execution_arn"])["status"] == "SUCCEEDED"
     assert {room for room, _ in matrix(local, removed)["rooms"]} == {"The Red Room"}
 
@@ -351,7 +353,8 @@ def test_an_account_cognito_no_longer_vouches_for_keeps_no_session(local):
     for sub in (reset, disabled):
         local.cognito.signup(sub, ["analysts"], None)
     sessions = {sub: local.inspector.session(sub) for sub in (reset, disabled)}
-    idp.admin_set_user_password(UserPoolId=pool, Username=reset, Password="Temp-pass-1234!", Permanent=False)
+    idp.admin_set_user_password(UserPoolId=pool, Username=username_of(reset), Password="Temp-pass-1234!",
+                                Permanent=False)
     assert local.events.deliver(cloudtrail_event("AdminSetUserPassword", pool, reset))["status"] == "SUCCEEDED"
     assert local.cognito.change(disabled, "AdminDisableUser")["status"] == "SUCCEEDED"
     assert not any(local.inspector.answers(token) for token in sessions.values())
@@ -370,7 +373,7 @@ def test_throwaway_accounts_deleted_without_an_event_hold_no_stated_repair(local
         local.account_made_elsewhere(local.user_id(sub), links=((local.config.auth_provider, sub),))
     disabled = new()
     local.cognito.signup(disabled, ["analysts"], None)
-    idp.admin_disable_user(UserPoolId=pool, Username=disabled)  # the event was lost
+    idp.admin_disable_user(UserPoolId=pool, Username=username_of(disabled))  # the event was lost
     swept = local.operator.sweep()
     assert swept["outcome"] == "held" and set(throwaways) <= set(swept["held"]["held_back"])
     assert swept["executions"][disabled]["status"] == "SUCCEEDED"
@@ -424,7 +427,7 @@ def test_a_display_name_cannot_pose_and_follows_cognito(local):
     assert local.cognito.change(sub, "AdminUpdateUserAttributes", name="Irena")["status"] == "SUCCEEDED"
     assert matrix(local, sub)["name"] == "Irena"
     idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
-    idp.admin_update_user_attributes(UserPoolId=pool, Username=sub,  # as UpdateUserAttributes would
+    idp.admin_update_user_attributes(UserPoolId=pool, Username=username_of(sub),  # as UpdateUserAttributes would
                                      UserAttributes=[{"Name": "name", "Value": "PROVISIONER-BOT"}])
     assert (sub, "rename") in {(f["sub"], f["kind"]) for f in local.operator.sweep(dry_run=True)["fixes"]}
     assert local.operator.sweep()["executions"][sub]["status"] == "SUCCEEDED"
@@ -469,7 +472,7 @@ def test_one_failing_user_stops_no_other_and_the_sweep_reruns_it(local):
         {"auth_provider": local.config.auth_provider, "external_id": failing}]}).raise_for_status()
     idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
     # Behind the events' back: one user disabled, one membership lost.
-    idp.admin_disable_user(UserPoolId=pool, Username=disabled)
+    idp.admin_disable_user(UserPoolId=pool, Username=username_of(disabled))
     local.kick(missing, "analysts")
     # What the earlier tests here left counts against the removal cap: approve what is planned.
     planned = local.operator.sweep(dry_run=True)["held"]

@@ -14,6 +14,7 @@ import pytest
 
 from chat_provisioning.domain.sweep_plan import REMOVALS
 from local_run import env
+from local_run.actors import username_of
 from toolbox import operations
 from toolbox.cli import main
 
@@ -77,7 +78,7 @@ def field(local) -> BrownField:
     local.account_made_elsewhere(orphan, rooms=("red_room",), links=(sso_link(orphan[1:9]),))  # named like a sub
     local.cognito.create_user(f.deleted, [])
     assert local.inspector.login(f.deleted)["logged_in"]
-    local.aws["cognito-idp"].admin_delete_user(UserPoolId=local.state.user_pool_id, Username=f.deleted)
+    local.aws["cognito-idp"].admin_delete_user(UserPoolId=local.state.user_pool_id, Username=username_of(f.deleted))
     return f
 
 
@@ -126,11 +127,12 @@ def test_the_import_adds_only_reviewed_proposals_still_true_and_needs_its_own_po
     assert {(p["sub"], p["group"]) for p in answer["added"]} == proposed - {(f.member, "experiencers")}
     assert [(p["sub"], p["group"]) for p in answer["refused"]] == [(f.plain, "staff")]
     assert [(p["sub"], p["group"]) for p in answer["unreviewed"]] == [(f.member, "experiencers")]
-    groups = local.aws["cognito-idp"].admin_list_groups_for_user
+    def groups(sub: str) -> set[str]:
+        return {g["GroupName"] for g in local.aws["cognito-idp"].admin_list_groups_for_user(
+            UserPoolId=local.state.user_pool_id, Username=username_of(sub))["Groups"]}
     for sub, group in proposed:
-        listed = {g["GroupName"] for g in groups(UserPoolId=local.state.user_pool_id, Username=sub)["Groups"]}
-        assert (group in listed) is (sub != f.member)
-    assert groups(UserPoolId=local.state.user_pool_id, Username=f.plain)["Groups"] == []
+        assert (group in groups(sub)) is (sub != f.member)
+    assert groups(f.plain) == set()
 
     reviewed.write_text(json.dumps([{"sub": f.member, "group": "experiencers"}]))
     assert main(["--state-dir", state_dir, "--local", "import-groups", "--apply", str(reviewed)]) == 0

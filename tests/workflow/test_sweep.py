@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from local_run import env
+from local_run.actors import username_of
 
 UNMANAGED = str(uuid.uuid4())
 
@@ -39,22 +40,22 @@ def test_seeded_drift_is_planned_exactly_then_fixed(local):
     local.cognito.signup(s["missing_membership"], ["analysts"], None)
     local.kick(s["missing_membership"], "analysts")
     local.cognito.signup(s["lost_group_event"], [], None)
-    idp.admin_add_user_to_group(UserPoolId=pool, Username=s["lost_group_event"], GroupName="staff")
+    idp.admin_add_user_to_group(UserPoolId=pool, Username=username_of(s["lost_group_event"]), GroupName="staff")
     local.cognito.signup(s["wrong_level"], [], None)
     local.synapse.join(rooms["staff"], uid(s["wrong_level"]))  # in Staff by hand, at 50
     local.synapse.set_power_levels(rooms["staff"], {uid(s["wrong_level"]): 50})
     local.cognito.signup(s["disabled"], [], None)
-    idp.admin_disable_user(UserPoolId=pool, Username=s["disabled"])  # the event was lost
+    idp.admin_disable_user(UserPoolId=pool, Username=username_of(s["disabled"]))  # the event was lost
     local.cognito.signup(s["banned"], [], None)
     local.synapse.deactivate(uid(s["banned"]), erase=False)  # a Matrix admin; Cognito: enabled
     local.cognito.signup(s["deleted"], [], None)
-    idp.admin_delete_user(UserPoolId=pool, Username=s["deleted"])  # the event was lost
+    idp.admin_delete_user(UserPoolId=pool, Username=username_of(s["deleted"]))  # the event was lost
     local.synapse.upsert_user(uid(s["no_external_id"]), None, external_id="someone-else", auth_provider="other")
     # out of scope: an allow-listed user with drift, a hand-made account, a room not configured
     local.cognito.create_user(UNMANAGED, ["staff"])
     local.synapse.upsert_user(f"@logan:{server}", "Logan", external_id="x", auth_provider="other")
     # bad input: a Cognito sub that cannot be a Matrix localpart; a room missing from Synapse
-    local.cognito.create_user(new(), sub_attribute="Not-A-Sub")
+    local.cognito.create_user("Not-A-Sub")
     local.admin("DELETE", f"/_synapse/admin/v2/rooms/{rooms['experiencers']}", json={"purge": True}).raise_for_status()
 
     planned = local.operator.sweep(dry_run=True)

@@ -4,6 +4,7 @@ deployed rules, the SyncUser workflow, a real Synapse."""
 
 import json
 
+from local_run.actors import username_of
 from local_run.aws_events import MASKED, cloudtrail_event
 from toolbox import cli, operations
 
@@ -75,8 +76,8 @@ def test_a_late_event_converges_to_cognito_now(local, sub):
     """The event says 'added to staff', but staff was removed again before it arrived."""
     local.cognito.signup(sub, [], None)
     idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
-    idp.admin_add_user_to_group(UserPoolId=pool, Username=sub, GroupName="staff")
-    idp.admin_remove_user_from_group(UserPoolId=pool, Username=sub, GroupName="staff")
+    idp.admin_add_user_to_group(UserPoolId=pool, Username=username_of(sub), GroupName="staff")
+    idp.admin_remove_user_from_group(UserPoolId=pool, Username=username_of(sub), GroupName="staff")
     late = local.events.deliver(cloudtrail_event("AdminAddUserToGroup", pool, sub, "staff"))
     assert late["status"] == "SUCCEEDED"
     assert local.inspector.rooms(sub) == {("The Red Room", 0)}
@@ -85,9 +86,9 @@ def test_a_late_event_converges_to_cognito_now(local, sub):
 def test_out_of_order_and_doubled_events_converge(local, sub):
     local.cognito.signup(sub, ["analysts"], None)
     idp, pool = local.aws["cognito-idp"], local.state.user_pool_id
-    idp.admin_disable_user(UserPoolId=pool, Username=sub)
-    idp.admin_enable_user(UserPoolId=pool, Username=sub)
-    idp.admin_disable_user(UserPoolId=pool, Username=sub)  # Cognito: disabled
+    idp.admin_disable_user(UserPoolId=pool, Username=username_of(sub))
+    idp.admin_enable_user(UserPoolId=pool, Username=username_of(sub))
+    idp.admin_disable_user(UserPoolId=pool, Username=username_of(sub))  # Cognito: disabled
     for name in ("AdminEnableUser", "AdminDisableUser", "AdminEnableUser"):  # any order
         assert local.events.deliver(cloudtrail_event(name, pool, sub))["status"] == "SUCCEEDED"
     assert synapse_user(local, sub)["deactivated"] is True

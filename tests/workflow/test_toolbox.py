@@ -10,6 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from local_run.actors import email_of
 from local_run.aws_events import ACCOUNT, REGION
 from toolbox.cli import main
 
@@ -187,11 +188,9 @@ def test_table_output_is_for_people(local, sub, capsys):
 
 
 def test_a_user_is_found_by_email_or_username_in_cognito(local, sub, capsys):
-    username, email = f"ann-{sub[:8]}", f"ann-{sub[:8]}@example.invalid"
-    local.cognito.create_user(username, [], None, sub_attribute=sub)  # a pool whose usernames are not subs
-    local.aws["cognito-idp"].admin_update_user_attributes(
-        UserPoolId=local.state.user_pool_id, Username=username,
-        UserAttributes=[{"Name": "email", "Value": email}])
+    """As the README shows it, on a local user as `local admin-create` makes one."""
+    username, email = local.cognito.create_user(sub), email_of(sub)
+    assert sub not in (username, email)  # a pool whose usernames are not subs
     for who in (email, username):
         status, code, _ = cli(local, capsys, "user", "status", who)
         assert status["sub"] == sub and email not in json.dumps(status)  # only the sub comes back

@@ -9,6 +9,7 @@ import uuid
 import httpx
 
 from local_run import synapse_server
+from local_run.actors import username_of
 from local_run.aws_events import sqs_batch
 
 
@@ -178,7 +179,7 @@ def test_the_custom_event_and_an_operator_start_sync_a_user_with_cognito(local, 
     assert result["matched"] and result["status"] == "SUCCEEDED"
     assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Experiencers", 0)}
     idp = local.aws["cognito-idp"]
-    idp.admin_add_user_to_group(UserPoolId=local.state.user_pool_id, Username=sub, GroupName="analysts")
+    idp.admin_add_user_to_group(UserPoolId=local.state.user_pool_id, Username=username_of(sub), GroupName="analysts")
     assert local.operator.start(sub)["status"] == "SUCCEEDED"  # {"sub"} from the console
     assert local.inspector.rooms(sub) == {("The Red Room", 0), ("Analysts", 0), ("Experiencers", 0)}
 
@@ -208,7 +209,7 @@ def test_login_first_then_provision_is_the_same_account(local, sub):
 def test_retry_queue_consumer_starts_the_workflow(local, sub):
     """What RetryStart receives when the trigger could not start the execution itself."""
     local.cognito.create_user(sub, ["analysts"])
-    job = {"user_pool_id": local.state.user_pool_id, "user_name": sub, "sub": sub}
+    job = {"user_pool_id": local.state.user_pool_id, "user_name": username_of(sub), "sub": sub}
     r = local.aws["lambda"].invoke(FunctionName=local.state.functions["RetryStart"],
                                    Payload=json.dumps(sqs_batch(job)).encode())
     assert json.loads(r["Payload"].read()) == {"batchItemFailures": []}
