@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Production's Synapse (with the pins of its day: local_run/synapse-1.105.1.constraints) and the
 # current release; local_run/synapse_server.py names the same two.
-SYNAPSE_VERSIONS := 1.105.1 1.163.2
+SYNAPSE_PRODUCTION := 1.105.1
+SYNAPSE_VERSIONS := $(SYNAPSE_PRODUCTION) 1.163.2
 CHECKOV_VERSION := 3.3.30
 # uv makes the environments: it installs from its cache by links, in parallel, where pip unpacks
 # every wheel again (the suite's time includes the install: docs/benchmarks.md).
@@ -105,7 +106,10 @@ proof: install
 negative-controls: install
 	$(PY) tests/attacks/mutations.py
 
-demo: install
+# The demo installs what it runs and nothing more: the project, production's Synapse and the
+# functions' runtime (no checkov, no second Synapse, no CDK CLI: it synthesizes through app.py).
+demo:
+	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp .synapse/$(SYNAPSE_PRODUCTION)/.stamp .lambda-venv/.stamp
 	$(PY) -m local_run.demo
 
 # What a sign-up costs, as counts and ratios measured in one run: a table and bench/results.json.
