@@ -11,8 +11,10 @@ redriven by `executions redrive --since`); then what Synapse holds, read back fr
 Uses the `chat-provisioning` commands; leaves nothing running."""
 
 import json
+import shlex
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import get_args
@@ -51,13 +53,24 @@ def cli(*args: str, exits: tuple[int, ...] = (0,)) -> dict:
     return json.loads(run.stdout)
 
 
-def operator(*args: str) -> tuple[dict, int]:
+def operator(*args: str, shown: bool = True) -> tuple[dict, int]:
     """An operator's command, against the local deployment as against any (--local: its
-    endpoint); its answer and exit code. Its progress lines are shown as they come."""
-    run = subprocess.run(CLI + ["--local", *args], stdout=subprocess.PIPE, text=True)
+    endpoint); its answer and exit code. `shown`: the command is printed as typed, then its
+    progress lines as they come, then what the caller makes of its answer."""
+    if shown:
+        say(f"  $ chat-provisioning --local {shlex.join(args)}")
+    with subprocess.Popen(CLI + ["--local", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as run:
+        answer: list[str] = []  # read beside the progress: a long answer would fill its pipe
+        reader = threading.Thread(target=lambda: answer.append(run.stdout.read()))
+        reader.start()
+        for line in run.stderr:
+            if shown:
+                say(f"    {line.rstrip()}")
+        reader.join()
     if run.returncode == 1:
-        sys.exit(f"chat-provisioning {' '.join(args)} failed: {run.stdout}")
-    return json.loads(run.stdout), run.returncode
+        sys.exit(f"chat-provisioning {shlex.join(args)} failed: {answer[0]}")
+    return json.loads(answer[0]), run.returncode
 
 
 def requests_served() -> int:
@@ -82,6 +95,11 @@ def signup(name: str, groups: list[str], *extra: str, exits: tuple[int, ...] = (
 
 def say(line: str) -> None:
     print(line, flush=True)
+
+
+def in_words(counts: dict[str, int]) -> str:
+    """{"create": 1, "join": 2} as "create 1, join 2"; none as "none"."""
+    return ", ".join(f"{kind} {n}" for kind, n in counts.items()) or "none"
 
 
 def fixes_by_kind(plan_file: Path) -> str:
@@ -112,13 +130,14 @@ def go_live(local: dict) -> dict:
                        ("plan again", ["sweep", "--dry-run", "--adopt", "--plan-file",
                                        str(DAY_ONE.with_suffix(".after.json"))]),
                        ("go live", ["sweep", "--adopt", "--align-rooms"])):
-        say(f"  $ chat-provisioning {' '.join(args)}")
         result, code = operator(*args)
         say(f"    exit {code}")
         if step.startswith("plan"):
             say(f"    {fixes_by_kind(Path(args[-1]))}")
+            names = {r["room_id"]: r["name"] for r in local["rooms"].values()}
             for room in result["thresholds"]:
-                say(f"    to align: {room['room']}: {len(room['lower'])} thresholds above {room['level']}, "
+                say(f"    to align: {names.get(room['room'], room['room'])}: {len(room['lower'])} thresholds "
+                    f"above {room['level']}, "
                     f"e.g. changing levels needs {room['lower'].get('events.m.room.power_levels', '-')}")
             outcomes[f"Day one: {step}"] = "SUCCEEDED" if result["status"] == "SUCCEEDED" else result["status"]
         elif step == "import":
@@ -130,8 +149,10 @@ def go_live(local: dict) -> dict:
             outcomes["Day one: import applied"] = "SUCCEEDED" if code == 0 else result
         else:
             runs = [r["status"] for r in result["workflows"].values()]
+            names = {r["room_id"]: r["name"] for r in local["rooms"].values()}
             say(f"    {result['outcome']}: {len(runs)} users' workflows, {', '.join(sorted(set(runs)))}; "
-                f"rooms aligned: {', '.join(result['aligned']) or 'none'}")
+                f"rooms aligned: {', '.join(names.get(r, r) for r in result['aligned']) or 'none'}; "
+                f"findings left for a person: {in_words(result['summary']['findings'])}")
             outcomes["Day one: go live"] = "SUCCEEDED" if set(runs) == {"SUCCEEDED"} and result["aligned"] else result
     level = local["roles"]["staff"][0]["power_level"]
     for name in STAFF:  # the bot can never lower a peer: each does it, as anyone may in a client
@@ -156,7 +177,9 @@ def main() -> None:
     try:
         env = cli("up")
         say(f"Synapse {env['synapse_url']} (room version 10, registration off), moto {env['aws_endpoint_url']}")
-        say(f"state machine {env['sync_state_machine_arn']}\n")
+        say(f"state machine {env['sync_state_machine_arn']}")
+        say(f"(the demo's deployment is its own: each command below also has --state-dir "
+            f"{STATE_DIR.relative_to(ROOT)})\n")
         config = ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))
         outcomes, cost = go_live(env["config"]), {}
         for name, groups in PEOPLE:
@@ -170,7 +193,8 @@ def main() -> None:
             f"({again['execution_arn'].rsplit(':', 1)[-1]}), {requests} Synapse requests")
         reset = cli("signup", "--sub", sub_of("Eve"), "--trigger-source",
                     "PostConfirmation_ConfirmForgotPassword")
-        say(f"Eve confirms a password reset: started={reset['started']}")
+        say("Eve confirms a password reset: " + ("a workflow started" if reset["started"] else
+                                                  "no workflow starts (only a sign-up's confirmation does)"))
 
         cli("admin-create", "--sub", sub_of("Dana"), "--group", "analysts", "--name", "Dana")
         event = cli("event", "--sub", sub_of("Dana"))
@@ -208,45 +232,46 @@ def main() -> None:
         cli("kick", "--sub", sub_of("Aaron"), "--room", "red_room")
         say("  A Matrix admin removes Aaron from The Red Room by hand; no event reports it.")
         status, code = operator("user", "status", sub_of("Aaron"))
-        say(f"  $ chat-provisioning user status {sub_of('Aaron')}   (exit {code})\n    {status['verdict']}")
+        say(f"    exit {code}: {status['verdict']}")
         outcomes["Aaron (drift named)"] = "SUCCEEDED" if code == 2 and "join The Red Room" in status["verdict"] \
             else status["verdict"]
         synced, code = operator("user", "sync", sub_of("Aaron"))
+        say(f"    exit {code}: {synced['status']}")
         status, after = operator("user", "status", sub_of("Aaron"))
-        say(f"  $ chat-provisioning user sync ...   {synced['status']} (exit {code}); "
-            f"user status now: {status['verdict']} (exit {after})")
+        say(f"    exit {after}: {status['verdict']}")
         outcomes["Aaron (repair)"] = synced["status"] if after == 0 else f"exit {after}"
-        listed, _ = operator("executions", "redrive", "--since", "30m", "--dry-run")
+        listed, code = operator("executions", "redrive", "--since", "30m", "--dry-run")
         for e in listed["executions"]:
-            say(f"  $ chat-provisioning executions redrive --since 30m --dry-run\n    {e['name']} "
-                f"{e['status']} ({e['error']}): resumes at {e['resumes_at']}")
+            say(f"    {e['name']} {e['status']} ({e['error']}): resumes at {e['resumes_at']}")
         redriven, code = operator("executions", "redrive", "--since", "30m")
         for e in redriven["executions"]:
-            say(f"  $ chat-provisioning executions redrive --since 30m\n    {e['name']}: {e['status']} "
-                f"(redrive {e.get('redrive_count')}, exit {code})")
+            say(f"    exit {code}: {e['name']} {e['status']} (redrive {e.get('redrive_count')})")
         outcomes["Olive"] = next((e["status"] for e in redriven["executions"]
                                   if e["name"] == f"signup-{sub_of('Olive')}"), "not redriven")
 
         cli("admin-create", "--sub", sub_of("Lena"), "--group", "staff", "--name", "Lena")
         cli("admin-create", "--sub", sub_of("Nobody"), "--unconfirmed")
-        sweep, _ = operator("sweep")
+        say("\nThe daily sweep, run now (Lena, admin-created, gets her account; a user who never confirmed "
+            "gets none):")
+        sweep, code = operator("sweep")
         outcomes["Sweep"] = sweep["status"]
-        say(f"\nThe daily sweep: fixes {sweep['summary']['fixes']}, findings {sweep['summary']['findings']}, "
-            f"{sweep['outcome']}: {', '.join(r['status'] for r in sweep['workflows'].values())} "
-            f"(Lena, admin-created, gets her account; a user who never confirmed gets none)")
+        say(f"    exit {code}: {sweep['outcome']}; fixes: {in_words(sweep['summary']['fixes'])}; "
+            f"findings: {in_words(sweep['summary']['findings'])}; workflows: "
+            f"{', '.join(r['status'] for r in sweep['workflows'].values()) or 'none'}")
 
         say("\nWhat Synapse holds (read back from Synapse's admin API, not from our records):")
         say(f"{'user':<12} {'rooms (power level)':<50} {'audit items':>11} {'sign-up requests / raw minimum':>31}")
         extra = []
         for name in STAFF + ANALYSTS + ["Pat"] + [n for n, _ in PEOPLE] + ["Dana", "Olive", "Lena"]:
-            status, _ = operator("user", "status", sub_of(name))
+            status, _ = operator("user", "status", sub_of(name), shown=False)
             rooms = ", ".join(f"{r['name']} ({r['power_level']})" for r in status["matrix"]["rooms"]
                               if r["joined"]) or "- (deactivated)"
             measured = "{} / {}".format(*cost[name]) if name in cost else "-"
             if name in cost:
                 extra.append(cost[name][0] - cost[name][1])
             say(f"{name:<12} {rooms:<50} {len(status['audit']):>11} {measured:>31}")
-        say(f"\nSynapse requests per sign-up above the raw minimum: {min(extra)} to {max(extra)} "
+        above = f"{min(extra)}" if min(extra) == max(extra) else f"{min(extra)} to {max(extra)}"
+        say(f"\nSynapse requests per sign-up above the raw minimum: {above} "
             f"(the read of the user, whose other links the write keeps; per level set, the read-back "
             f"that proves the write stuck; without one, the read of Staff's levels, where a level set "
             f"for the account before it existed would be taken back)")
