@@ -43,7 +43,9 @@ would.
 Run: python -m local_run.aws_server PORT STATE_DIR   (stops on SIGTERM)
 """
 
+import functools
 import json
+import logging
 import os
 import re
 import signal
@@ -63,6 +65,7 @@ from moto.core.config import default_user_config
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.iam.access_control import IAMPolicyStatement, IAMRequest, IAMRequestBase
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import ThreadedMotoServer
 from moto.stepfunctions import models as stepfunctions_models
@@ -160,6 +163,7 @@ def timeout_error_name() -> str:
     return path.read_text().strip() if path.exists() else "Lambda.Unknown"
 
 
+@functools.cache  # written once, by the deploy, before any execution runs
 def admin_credentials() -> dict:
     return json.loads((CONTROL_DIR / "admin-credentials.json").read_text())
 
@@ -179,7 +183,7 @@ class SignedAsAdmin:
     @classmethod
     def client(cls, *, service_name: str, region_name: str, endpoint_url: str | None = None, **kwargs):
         credentials = admin_credentials()
-        key = (service_name, region_name, endpoint_url, *sorted(credentials.items()))
+        key = (service_name, region_name, endpoint_url)
         with cls._lock:
             if key not in cls._clients:
                 cls._clients[key] = boto3.client(service_name=service_name, region_name=region_name,
@@ -371,6 +375,19 @@ def with_parsed_definitions(get_entrypoint):
     return entrypoint
 
 
+def with_known_hosts(get_backend_for_host):
+    """moto finds a request's service by listing its package's folders and trying its URL
+    patterns, hundreds, at every request and under the lock every request takes; the answer
+    for a host never changes."""
+    known: dict[str | None, object] = {}
+
+    def backend_for_host(self, host: str | None):
+        if host not in known:
+            known[host] = get_backend_for_host(self, host)
+        return known[host]
+    return backend_for_host
+
+
 def with_api_names(service_class):
     """The startExecution.sync:2 integration with the Step Functions API's own parameter and
     answer names (moto's LocalStack-derived code leaves the conversion out)."""
@@ -417,6 +434,9 @@ def serve(port: int, state_dir: Path) -> None:
     StepFunctionResponse.describe_execution = with_redrive_fields(StepFunctionResponse.describe_execution)
     StepFunctionsParserBackend.get_execution_history = with_redrive_history(
         StepFunctionsParserBackend.get_execution_history)
+    DomainDispatcherApplication.get_backend_for_host = with_known_hosts(
+        DomainDispatcherApplication.get_backend_for_host)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request: errors only
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     stopped = threading.Event()
