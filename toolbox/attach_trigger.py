@@ -80,7 +80,10 @@ def left_out(raw, request, path: str = "") -> list[str]:
 
 
 def changed(before, after, path: str = "") -> list[str]:
-    """The paths whose values differ between two of Cognito's answers."""
+    """The paths whose values differ between two of Cognito's answers. A block one answer
+    leaves out is an empty one (a pool with no trigger may have no LambdaConfig at all)."""
+    if isinstance(before, dict) and after is None or before is None and isinstance(after, dict):
+        before, after = before or {}, after or {}
     if isinstance(before, dict) and isinstance(after, dict):
         return [p for key in sorted(set(before) | set(after))
                 for p in changed(before.get(key), after.get(key), f"{path}{key}.")]

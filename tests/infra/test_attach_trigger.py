@@ -51,6 +51,17 @@ def test_apply_changes_the_trigger_and_keeps_the_rest(pool):
     assert not attach(pool_id, NEW, apply=True, client=client)["applied"]  # idempotent
 
 
+def test_a_pool_with_no_trigger_gets_its_first(pool):
+    """A pool no trigger was ever attached to may answer without LambdaConfig: attaching the
+    first is the trigger's change alone (found by the demo, on the local run's pool)."""
+    client, _ = pool
+    bare = client.create_user_pool(PoolName="bare")["UserPool"]["Id"]
+    result = attach(bare, NEW, apply=True, client=client)
+    assert (result["post_confirmation"], result["changed_besides_the_trigger"]) == ({"before": None, "after": NEW}, [])
+    assert "error" not in result
+    assert client.describe_user_pool(UserPoolId=bare)["UserPool"]["LambdaConfig"] == {"PostConfirmation": NEW}
+
+
 def with_answer(client, change):
     """Cognito's answer to DescribeUserPool changed before botocore parses it: what a pool
     with a setting newer than the installed botocore looks like."""
