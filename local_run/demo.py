@@ -24,6 +24,7 @@ from chat_provisioning.domain.policy import desired_memberships
 from chat_provisioning.domain.sweep_plan import REMOVALS, FixKind
 
 from . import synapse_server
+from .aws_events import ACCOUNT, REGION
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".local" / "demo"
@@ -36,8 +37,9 @@ ANALYSTS = ["Mark"]
 # name, groups: new people who sign up once the stack is live.
 PEOPLE = [("Nadia", ["staff"]), ("Ravi", ["analysts"]), ("Eve", ["experiencers"]),
           ("Sam", ["analysts", "experiencers"]), ("Mobile user", [])]
-DAY_ONE = ROOT / ".local" / "day-one.json"  # the plan an operator reviews, and the one after the import
-GROUPS = ROOT / ".local" / "day-one-groups.json"  # the groups import-groups proposes, reviewed, then applied
+PLANS = ROOT / ".local"  # where the runbook's files (day-one.json...) go
+# The README's going-live runbook: the block after this line is what go_live() runs.
+RUNBOOK = "**Then, in order**"
 
 
 def sub_of(name: str) -> str:
@@ -107,10 +109,29 @@ def fixes_by_kind(plan_file: Path) -> str:
     return ", ".join(f"{k} {len(plan[k])}" for k in get_args(FixKind)) + f"; findings {len(plan['findings'])}"
 
 
-def go_live(local: dict) -> dict:
+def runbook() -> list[list[str]]:
+    """The `chat-provisioning` commands of the README's going-live runbook, as written there
+    (each as its arguments): the demo runs the page itself, so the page cannot drift from
+    what works. Its other lines are not the tool's (`npx cdk deploy`, `diff`, a person's step)."""
+    block = (ROOT / "README.md").read_text().split(RUNBOOK, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line.split("  #", 1)[0])[1:] for line in block.splitlines()
+            if line.startswith("chat-provisioning ")]
+
+
+def as_local(args: list[str], env: dict, phenom: ChatConfig) -> list[str]:
+    """A runbook command as it runs here: the local pool and its trigger for Phenom's, each
+    file under .local/."""
+    local = {phenom.user_pool.user_pool_id: env["config"]["user_pool"]["user_pool_id"],
+             "<PostConfirmationFunctionArn>": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
+                                              f"{env['functions']['PostConfirmation']}"}
+    return [local.get(a, str(PLANS / a) if a.endswith(".json") else a) for a in args]
+
+
+def go_live(env: dict, phenom: ChatConfig) -> dict:
     """Phenom's Synapse as it is, then the README's runbook against it (the schedule is off
-    here: the local run has none). `local`: the local deployment's config. Returns each step's
-    outcome."""
+    here: the local run has none). `env`: the local deployment (`local up`'s answer). Returns
+    each step's outcome."""
+    local = env["config"]
     say("Day one: Phenom's Synapse as it is, before this stack")
     for name in STAFF + ANALYSTS + ["Pat"]:
         cli("admin-create", "--sub", sub_of(name), "--name", name)  # in Cognito, in no group
@@ -123,33 +144,34 @@ def go_live(local: dict) -> dict:
     cli("account-made-elsewhere", "--user-id", f"@other-bot:{local['server_name']}", "--room", "red_room")
     say("  Staff at 100 by hand: " + ", ".join(STAFF) + " (Jonathan also linked to Google SSO); Mark in "
         "Analysts by hand; Pat made by a JWT login; @other-bot, whom Cognito does not know")
-    outcomes = {}
-    for step, args in (("plan", ["sweep", "--dry-run", "--adopt", "--align-rooms", "--plan-file", str(DAY_ONE)]),
-                       ("import", ["import-groups", "--plan-file", str(GROUPS)]),
-                       ("import --apply", ["import-groups", "--apply", str(GROUPS)]),
-                       ("plan again", ["sweep", "--dry-run", "--adopt", "--plan-file",
-                                       str(DAY_ONE.with_suffix(".after.json"))]),
-                       ("go live", ["sweep", "--adopt", "--align-rooms"])):
+    say("  The README's runbook, line by line (Going live):")
+    outcomes, names = {}, {r["room_id"]: r["name"] for r in local["rooms"].values()}
+    last_plan = None
+    for args in (as_local(args, env, phenom) for args in runbook()):
         result, code = operator(*args)
         say(f"    exit {code}")
-        if step.startswith("plan"):
-            say(f"    {fixes_by_kind(Path(args[-1]))}")
-            names = {r["room_id"]: r["name"] for r in local["rooms"].values()}
+        command, plan_file = args[0], args[args.index("--plan-file") + 1] if "--plan-file" in args else None
+        if command == "attach-trigger":
+            say(f"    PostConfirmation: {result['post_confirmation']['before'] or 'none'} -> this stack's; "
+                f"applied: {result['applied']}, nothing else changed: {not result['changed_besides_the_trigger']}")
+            outcomes["Day one: trigger attached"] = "SUCCEEDED" if code == 0 else result
+        elif command == "sweep" and "--dry-run" in args:
+            say(f"    {fixes_by_kind(Path(plan_file))}")
             for room in result["thresholds"]:
                 say(f"    to align: {names.get(room['room'], room['room'])}: {len(room['lower'])} thresholds "
                     f"above {room['level']}, "
                     f"e.g. changing levels needs {room['lower'].get('events.m.room.power_levels', '-')}")
-            outcomes[f"Day one: {step}"] = "SUCCEEDED" if result["status"] == "SUCCEEDED" else result["status"]
-        elif step == "import":
+            outcomes[f"Day one: plan {Path(plan_file).name}"] = result["status"]
+            last_plan = Path(plan_file)
+        elif command == "import-groups" and plan_file:
             say("    proposes: " + ", ".join(f"{p['group']} ({p['detail']})" for p in result["proposed"]))
             proposed_all = len(result["proposed"]) == len(STAFF + ANALYSTS)
             outcomes["Day one: import proposed"] = "SUCCEEDED" if proposed_all else result
-        elif step == "import --apply":
+        elif command == "import-groups":
             say(f"    added {len(result['added'])}, refused {len(result['refused'])}")
             outcomes["Day one: import applied"] = "SUCCEEDED" if code == 0 else result
         else:
             runs = [r["status"] for r in result["workflows"].values()]
-            names = {r["room_id"]: r["name"] for r in local["rooms"].values()}
             say(f"    {result['outcome']}: {len(runs)} users' workflows, {', '.join(sorted(set(runs)))}; "
                 f"rooms aligned: {', '.join(names.get(r, r) for r in result['aligned']) or 'none'}; "
                 f"findings left for a person: {in_words(result['summary']['findings'])}")
@@ -159,9 +181,12 @@ def go_live(local: dict) -> dict:
         cli("lower-own-level", "--sub", sub_of(name), "--room", "staff", "--level", str(level))
     say(f"  Staff set to 100 by hand lower their own level to {level} (any client); the rooms' thresholds "
         f"now ask at most {level}: they keep every admin power, the bot alone above them")
-    after = json.loads(DAY_ONE.with_suffix(".after.json").read_text())
+    if last_plan is None:
+        sys.exit(f"demo: the README's runbook ({RUNBOOK}) has no sweep --dry-run --plan-file")
+    after = json.loads(last_plan.read_text())  # the runbook's plan after the import
     removals = sum(len(after[k]) for k in REMOVALS)
-    say(f"  after the import, the plan removes nothing: {removals} demotions, leaves or deactivations")
+    say(f"  after the import, the plan ({last_plan.name}) removes nothing: {removals} demotions, leaves "
+        f"or deactivations")
     outcomes["Day one: nothing removed"] = "SUCCEEDED" if removals == 0 else after
     jonathan, _ = operator("user", "status", sub_of("Jonathan"))
     links = cli("links", "--sub", sub_of("Jonathan"))["external_ids"]
@@ -181,7 +206,7 @@ def main() -> None:
         say(f"(the demo's deployment is its own: each command below also has --state-dir "
             f"{STATE_DIR.relative_to(ROOT)})\n")
         config = ChatConfig.from_cdk_json(str(ROOT / "cdk.json"))
-        outcomes, cost = go_live(env["config"]), {}
+        outcomes, cost = go_live(env, config), {}
         for name, groups in PEOPLE:
             result, requests = signup(name, groups)
             outcomes[name], cost[name] = result["status"], (requests, raw_minimum(groups, config))

@@ -371,6 +371,13 @@ MUTATIONS = [
     ("the operator's tool loads no emulation code", "toolbox/deployment.py",
      "from botocore.config import Config\n", "from botocore.config import Config\n\nimport local_run.state  # noqa: F401\n",
      ["tests/unit/test_layers.py::test_every_import_keeps_the_contracts"]),
+    ("the README's example session is what the tool takes", "README.md",
+     "$ chat-provisioning executions redrive --since 30m --dry-run",
+     "$ chat-provisioning executions redrive --snice 30m --dry-run",
+     ["tests/unit/test_readme_commands.py"]),
+    ("the README's runbook is what the tool takes", "README.md",
+     "chat-provisioning import-groups --apply groups.json ", "chat-provisioning import-groups --aply groups.json  ",
+     ["tests/unit/test_readme_commands.py"]),
 ]
 
 
