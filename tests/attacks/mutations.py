@@ -374,10 +374,10 @@ MUTATIONS = [
     ("the README's example session is what the tool takes", "README.md",
      "$ chat-provisioning executions redrive --since 30m --dry-run",
      "$ chat-provisioning executions redrive --snice 30m --dry-run",
-     ["tests/unit/test_readme_commands.py"]),
+     ["tests/unit/test_readme_commands.py::test_every_other_command_the_readme_shows_is_taken_as_typed"]),
     ("the README's runbook is what the tool takes", "README.md",
      "chat-provisioning import-groups --apply groups.json ", "chat-provisioning import-groups --aply groups.json  ",
-     ["tests/unit/test_readme_commands.py"]),
+     ["tests/unit/test_readme_commands.py::test_the_demo_runs_the_readmes_going_live_runbook"]),
 ]
 
 
