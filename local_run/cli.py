@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 
 from chat_provisioning.handlers.signup import SIGN_UP
-from toolbox.cli import Parser
+from toolbox.cli import Parser, program
 from toolbox.deployment import Deployment, ToolError
 
 from .actors import email_of
@@ -43,7 +43,7 @@ def administrator(state_dir: Path) -> Deployment:
 
 def local_state(state_dir: Path) -> LocalState:
     if not (state_dir / "state.json").exists():
-        raise ToolError(f"no {state_dir / 'state.json'}: run `chat-provisioning local up` first")
+        raise ToolError(f"no {state_dir / 'state.json'}: run `{program()} local up` first")
     return LocalState.load(state_dir)
 
 
@@ -132,7 +132,7 @@ def run(argv: list[str], state_dir: Path) -> dict:
         except (OSError, ValueError, KeyError) as e:  # ValueError: bad JSON, or pydantic's ValidationError
             raise ToolError(f"--cdk-json {args.cdk_json}: not a cdk.json with a valid 'chat-provisioning' "
                             f"context: {e}") from None
-        return env.up(state_dir, config).model_dump(mode="json")
+        return env.up(state_dir, config).summary()
     if args.command == "down":
         return env.down(state_dir)
     if args.command == "stop-synapse":
@@ -141,6 +141,7 @@ def run(argv: list[str], state_dir: Path) -> dict:
     if args.command == "start-synapse":
         env.start_synapse(state_dir)
         return {"synapse": "started"}
+    local_state(state_dir)  # none yet: the one-line error every command gives
     local_env = env.LocalEnv.load(state_dir)
     if args.command == "signup":
         return local_env.cognito.signup(args.sub, args.groups, args.name, args.trigger_source, wait=not args.no_wait)

@@ -25,6 +25,7 @@ from chat_provisioning.domain.sweep_plan import REMOVALS, FixKind
 
 from . import synapse_server
 from .aws_events import ACCOUNT, REGION
+from .state import LocalState
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".local" / "demo"
@@ -200,7 +201,8 @@ def go_live(env: dict, phenom: ChatConfig) -> dict:
 def main() -> None:
     cli("down")  # a previous run that was interrupted
     try:
-        env = cli("up")
+        cli("up")
+        env = LocalState.load(STATE_DIR).model_dump(mode="json")  # all `up` made, config included
         say(f"Synapse {env['synapse_url']} (room version 10, registration off), moto {env['aws_endpoint_url']}")
         say(f"state machine {env['sync_state_machine_arn']}")
         say(f"(the demo's deployment is its own: each command below also has --state-dir "

@@ -33,6 +33,18 @@ class LocalState(BaseModel):
     functions: dict[str, str]  # wiring's name -> the deployed function's name
     roles: dict[str, str]  # wiring's name -> its role's ARN
 
+    def summary(self) -> dict:
+        """What `local up` answers: where everything is, for a person; the credentials and the
+        rest stay in state.json, which the commands read."""
+        return {"synapse_url": self.synapse_url, "synapse_version": self.synapse_version,
+                "server_name": self.config.server_name, "aws_endpoint_url": self.aws_endpoint_url,
+                "user_pool_id": self.user_pool_id, "client_id": self.client_id,
+                "rooms": {key: {"name": room.name, "room_id": room.room_id} for key, room in self.config.rooms.items()},
+                "sync_state_machine_arn": self.sync_state_machine_arn,
+                "sweep_state_machine_arn": self.sweep_state_machine_arn,
+                "post_confirmation_function": self.functions["PostConfirmation"],
+                "admin_token_file": str(self.admin_token_file), "state_file": str(self.state_dir / "state.json")}
+
     @property
     def user_pool_id(self) -> str:
         return self.config.user_pool.user_pool_id

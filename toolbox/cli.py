@@ -11,8 +11,10 @@ Exit codes (operations.py): 0 in sync or succeeded, 1 an error, 2 drift, 3 a fai
 import argparse
 import functools
 import json
+import os
 import re
 import shlex
+import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import EntryPoint, entry_points
@@ -144,7 +146,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def not_elsewhere(args: argparse.Namespace) -> None:
+    """--local is the local run's deployment, on its own endpoint and credentials: an option
+    that chooses AWS's account, region or endpoint with it would be ignored, so it is refused."""
+    given = [f"--{name.replace('_', '-')}" for name in ("profile", "region", "endpoint_url") if getattr(args, name)]
+    if args.local and given:
+        raise ToolError(f"--local reaches the local run, which {' and '.join(given)} would not change: "
+                        f"give --local, or {' and '.join(given)}, not both")
+
+
 def deployment(args: argparse.Namespace) -> Deployment:
+    not_elsewhere(args)
     if args.local:  # the local run is an endpoint; its operator has the stack's OperatorPolicy
         d = plugins()["local"].load().deployment(args.state_dir, args.stack, importer=args.area == "import-groups")
     else:
@@ -157,16 +169,27 @@ def pool_client(args: argparse.Namespace):
     """Cognito for attach-trigger, on the deployment options every command takes: the pool's
     region unless --region says otherwise, --profile, --endpoint-url; with --local, the local
     run's pool, as its administrator (the stack's operator may not change a pool)."""
+    not_elsewhere(args)
     if args.local:
         return plugins()["local"].load().administrator(args.state_dir).client("cognito-idp")
     session = boto3.Session(profile_name=args.profile, region_name=args.region or args.user_pool_id.split("_")[0])
     return session.client("cognito-idp", endpoint_url=args.endpoint_url)
 
 
+def program() -> str:
+    """The tool as it was typed when that is not what `chat-provisioning` finds on PATH (run as
+    `.venv/bin/chat-provisioning`, the venv not activated): a suggestion pasted runs this one."""
+    typed = sys.argv[0]
+    if Path(typed).name != "chat-provisioning" or os.sep not in typed:
+        return "chat-provisioning"
+    on_path = shutil.which("chat-provisioning")
+    return "chat-provisioning" if on_path and Path(on_path).resolve() == Path(typed).resolve() else shlex.quote(typed)
+
+
 def invoked_as(args: argparse.Namespace) -> str:
-    """`chat-provisioning` with the options that reached this deployment, as written: a command
-    the tool suggests then reaches the same one when pasted."""
-    words = ["chat-provisioning"]
+    """The tool (program()) with the options that reached this deployment, as written: a
+    command the tool suggests then reaches the same one when pasted."""
+    words = [program()]
     for name in DEPLOYMENT_OPTIONS:
         value = getattr(args, name)
         if value is None or value is False or value == DEFAULTS.get(name):
@@ -181,7 +204,11 @@ def run(args: argparse.Namespace) -> tuple[dict, int]:
         return answered(plugins()[args.area].load().run(args.rest, args.state_dir))
     if args.area == "attach-trigger":
         from . import attach_trigger
-        return answered(attach_trigger.attach(args.user_pool_id, args.function_arn, args.apply, pool_client(args)))
+        result, code = answered(attach_trigger.attach(args.user_pool_id, args.function_arn, args.apply,
+                                                      pool_client(args)))
+        trigger = result.get("post_confirmation", {})
+        pending = code == operations.IN_SYNC and not result["applied"] and trigger["before"] != trigger["after"]
+        return result, operations.DRIFT if pending else code  # a dry run's change to make, as a sweep's
     # A file of reviewed proposals is read first: a wrong one is said before any AWS call.
     reviewed = reviewed_proposals(args.apply) if args.area == "import-groups" and args.apply else None
     d = deployment(args)

@@ -116,3 +116,17 @@ def test_an_import_file_that_is_not_reviewed_proposals_is_refused_before_any_aws
         path.write_text(content)
     assert main(["--region", "us-east-1", "import-groups", "--apply", str(path)]) == 1  # no AWS reached: offline
     assert json.loads(capsys.readouterr().out)["error"].startswith(f"--apply {path}")
+
+
+@pytest.mark.parametrize("typed, on_path, suggested", [
+    (".venv/bin/chat-provisioning", None, ".venv/bin/chat-provisioning"),  # the venv not activated
+    (".venv/bin/chat-provisioning", ".venv/bin/chat-provisioning", "chat-provisioning"),  # activated
+    ("chat-provisioning", "/usr/local/bin/chat-provisioning", "chat-provisioning"),
+    ("/opt/my tools/chat-provisioning", None, "'/opt/my tools/chat-provisioning'")])
+def test_a_suggested_command_names_the_tool_as_it_was_typed(monkeypatch, typed, on_path, suggested):
+    """Found by a newcomer: the verdict's fix began `chat-provisioning`, which the shell could not
+    find when the README's `.venv/bin/chat-provisioning` was typed: pasted, exit 127."""
+    from toolbox import cli
+    monkeypatch.setattr(cli.sys, "argv", [typed])
+    monkeypatch.setattr(cli.shutil, "which", lambda name: on_path)
+    assert cli.program() == suggested

@@ -141,9 +141,34 @@ def test_attach_trigger_takes_the_deployment_options_and_runs_on_the_local_pool(
     arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{local.state.functions['PostConfirmation']}"
     args = ("attach-trigger", "--user-pool-id", local.state.user_pool_id, "--function-arn", arn)
     planned, code, _ = cli(local, capsys, *args)
-    assert (code, planned["applied"], planned["post_confirmation"]["after"]) == (0, False, arn)
+    assert (code, planned["applied"], planned["post_confirmation"]["after"]) == (2, False, arn)  # a change to make
     refused, code, _ = typed(capsys, *args, "--profile", "no-such-profile")
     assert code == 1 and "no-such-profile" in refused["error"] and "could not be found" in refused["error"]
+
+
+def test_local_takes_no_option_that_would_choose_another_deployment(local, capsys):
+    """Found by a newcomer: `--local --profile nope` answered as if --profile were not there."""
+    for option in (("--profile", "nope"), ("--region", "eu-west-1"), ("--endpoint-url", "http://x")):
+        refused, code, _ = cli(local, capsys, "user", "status", "someone", *option)
+        assert (code, refused) == (1, {"error": f"--local reaches the local run, which {option[0]} would not "
+                                                f"change: give --local, or {option[0]}, not both"})
+
+
+def test_local_up_answers_where_things_are_and_no_credentials(local):
+    """Found by a newcomer: `local up` printed 170 lines, three sets of access keys among them,
+    and the pool's ID only deep inside its config."""
+    summary = local.state.summary()
+    assert (summary["user_pool_id"], summary["rooms"]["staff"]["room_id"]) == (
+        local.state.user_pool_id, local.config.rooms["staff"].room_id)
+    keys = [c for creds in (local.state.aws_credentials, local.state.operator_credentials) for c in creds.values()]
+    assert not [key for key in keys if key in json.dumps(summary)]
+
+
+def test_a_local_command_before_local_up_answers_in_one_json_line(tmp_path, capsys):
+    """Found by a newcomer: `local signup` before `local up` wrote plain text to stderr, where
+    every other refusal is JSON on stdout."""
+    refused, code, _ = typed(capsys, "--state-dir", str(tmp_path), "local", "signup")
+    assert (code, refused) == (1, {"error": f"no {tmp_path / 'state.json'}: run `chat-provisioning local up` first"})
 
 
 def test_status_says_what_it_could_read_when_matrix_cannot_be_read(local, sub, capsys):
