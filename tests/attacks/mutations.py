@@ -378,6 +378,16 @@ MUTATIONS = [
     ("the README's runbook is what the tool takes", "README.md",
      "chat-provisioning import-groups --apply groups.json ", "chat-provisioning import-groups --aply groups.json  ",
      ["tests/unit/test_readme_commands.py::test_the_demo_runs_the_readmes_going_live_runbook"]),
+    ("--local refuses an option that would choose another deployment", "toolbox/cli.py",
+     "    if args.local and given:", "    if False:",
+     [f"{TOOLBOX}::test_local_takes_no_option_that_would_choose_another_deployment"]),
+    ("a suggested command names the tool as it was typed", "toolbox/cli.py",
+     'return "chat-provisioning" if on_path and Path(on_path).resolve() == Path(typed).resolve() else shlex.quote(typed)',
+     'return "chat-provisioning"',
+     [f"{OPERATOR}::test_a_suggested_command_names_the_tool_as_it_was_typed"]),
+    ("attach-trigger's dry run with a change to make exits 2", "toolbox/cli.py",
+     "return result, operations.DRIFT if pending else code", "return result, code",
+     [f"{TOOLBOX}::test_attach_trigger_takes_the_deployment_options_and_runs_on_the_local_pool"]),
 ]
 
 
