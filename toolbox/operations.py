@@ -5,6 +5,7 @@ Step Functions, the plans bucket, and Synapse through the stack's read-only Insp
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import get_args
@@ -186,6 +187,17 @@ def history(sfn, arn: str) -> list[dict]:
     return sorted((e for page in pages for e in page["events"]), key=lambda e: e["id"])
 
 
+def outcomes(exited: dict) -> str:
+    """What a SyncUser step did, from the state it hands on (its actions): ": created",
+    ": joined ×2", ": skipped:no_matrix_user"; nothing for a state that records none."""
+    try:
+        actions = json.loads(exited.get("output") or "{}").get("actions", [])
+    except (ValueError, AttributeError):  # not a step's state
+        return ""
+    done = Counter(a["outcome"] for a in actions if isinstance(a, dict) and a.get("step") == exited["name"])
+    return (": " + ", ".join(f"{o} ×{n}" if n > 1 else o for o, n in done.items())) if done else ""
+
+
 def follow(d: Deployment, arn: str, progress: Progress, told: int = 0, timeout: float = 3600) -> dict:
     """Wait for the execution, telling `progress` each state as it ends (after the first `told`
     events of its history); then the execution."""
@@ -195,7 +207,8 @@ def follow(d: Deployment, arn: str, progress: Progress, told: int = 0, timeout: 
         events = history(sfn, arn)
         for e in events[told:]:
             if "stateExitedEventDetails" in e:
-                progress(f"{_time(e['timestamp'])}  {e['stateExitedEventDetails']['name']} done")
+                exited = e["stateExitedEventDetails"]
+                progress(f"{_time(e['timestamp'])}  {exited['name']} done{outcomes(exited)}")
             elif e["type"] == "ExecutionRedriven":
                 progress(f"{_time(e['timestamp'])}  redriven")
         told = len(events)

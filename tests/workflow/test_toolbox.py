@@ -80,7 +80,7 @@ def test_status_names_the_drift_and_sync_repairs_it(local, sub, capsys):
 
     synced, code, progress = cli(local, capsys, "user", "sync", sub)
     assert (code, synced["status"]) == (0, "SUCCEEDED")
-    assert "JoinRooms done" in progress and "RecordAudit done" in progress
+    assert "JoinRooms done: joined" in progress and "RecordAudit done" in progress  # what each step did
     before = len(local.inspector.synapse_requests())
     status, code, _ = cli(local, capsys, "user", "status", sub)
     assert (code, status["verdict"]) == (0, "in sync")
@@ -107,10 +107,12 @@ def test_options_are_taken_wherever_they_are_written_and_a_suggested_command_run
 
 
 def test_a_sync_of_a_sub_nobody_has_says_so_with_exit_4(local, capsys):
+    """Found by a newcomer: its progress read `DeactivateUser done`, as if someone was deactivated."""
     nobody = "0" * 8 + "-0000-4000-8000-000000000000"
-    answer, code, _ = cli(local, capsys, "user", "sync", nobody)
+    answer, code, progress = cli(local, capsys, "user", "sync", nobody)
     assert (code, answer["status"], answer["error"]) == (
         4, "SUCCEEDED", "no such user: neither Cognito nor Matrix has this sub")
+    assert "DeactivateUser done: skipped:no_matrix_user" in progress
 
 
 @pytest.fixture
