@@ -106,10 +106,12 @@ proof: install
 negative-controls: install
 	$(PY) tests/attacks/mutations.py
 
-# The demo installs what it runs and nothing more: the project, production's Synapse and the
-# functions' runtime (no checkov, no second Synapse, no CDK CLI: it synthesizes through app.py).
+# The demo installs what it runs and nothing more: the project, the Synapse it starts
+# (production's, or CHAT_PROVISIONING_SYNAPSE's) and the functions' runtime (no checkov, no CDK
+# CLI: it synthesizes through app.py).
 demo:
-	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp .synapse/$(SYNAPSE_PRODUCTION)/.stamp .lambda-venv/.stamp
+	@$(MAKE) --no-print-directory -j4 $(VENV)/.stamp .lambda-venv/.stamp \
+		.synapse/$(or $(CHAT_PROVISIONING_SYNAPSE),$(SYNAPSE_PRODUCTION))/.stamp
 	$(PY) -m local_run.demo
 
 # What a sign-up costs, as counts and ratios measured in one run: a table and bench/results.json.

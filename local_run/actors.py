@@ -5,6 +5,7 @@ reads what happened."""
 
 import asyncio
 import functools
+import hashlib
 import json
 import re
 import time
@@ -60,8 +61,9 @@ def email_of(sub: str) -> str:
 def username_of(sub: str) -> str:
     """A local user's username: not its sub, as in a pool where people sign in with a username,
     so that what must resolve a username to its sub (the sign-up trigger, a CloudTrail record
-    without the sub, `user status <username>`) does so here too."""
-    return f"user-{sub[:8]}"
+    without the sub, `user status <username>`) does so here too. 64 bits of the sub's hash:
+    subs that share a prefix (typed by hand, or thousands seeded) get usernames of their own."""
+    return f"user-{hashlib.sha256(sub.encode()).hexdigest()[:16]}"
 
 
 @dataclass
@@ -327,7 +329,7 @@ class Inspector:
         return jwt.encode({
             "sub": sub.lower(), "aud": state.client_id, "token_use": "id", "iat": now, "auth_time": now,
             "exp": now + 300, "iss": f"https://cognito-idp.us-east-1.amazonaws.com/{state.user_pool_id}",
-            "cognito:username": sub.lower()},
+            "cognito:username": username_of(sub)},
             state.jwt_private_key_file.read_text(), algorithm="RS256")
 
     def session(self, sub: str) -> str | None:
@@ -396,6 +398,6 @@ class Inspector:
         for table in (state.audit_table, state.locks_table):
             parts.append(json.dumps(aws["dynamodb"].scan(TableName=table)["Items"]))
         s3, bucket = aws["s3"], state.plans_bucket
-        for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-            parts.append(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode())
+        for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):  # keys too: a name may be data
+            parts += [obj["Key"], s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode()]
         return "\n".join(parts)

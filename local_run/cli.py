@@ -17,7 +17,6 @@ from chat_provisioning.handlers.signup import SIGN_UP
 from toolbox.cli import Parser, program
 from toolbox.deployment import Deployment, ToolError
 
-from .actors import email_of
 from .aws_events import REGION
 from .state import LocalState
 
@@ -147,6 +146,7 @@ def run(argv: list[str], state_dir: Path) -> dict:
         return local_env.cognito.signup(args.sub, args.groups, args.name, args.trigger_source, wait=not args.no_wait)
     if args.command == "admin-create":
         sub = args.sub or str(uuid.uuid4())
+        from .actors import email_of  # here: the module loads moto, which other commands need not
         username = local_env.cognito.create_user(sub, args.groups, args.name, confirmed=not args.unconfirmed)
         return {"sub": sub, "username": username, "email": email_of(sub), "groups": args.groups}
     if args.command == "event":

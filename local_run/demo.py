@@ -171,12 +171,14 @@ def go_live(env: dict, phenom: ChatConfig) -> dict:
         elif command == "import-groups":
             say(f"    added {len(result['added'])}, refused {len(result['refused'])}")
             outcomes["Day one: import applied"] = "SUCCEEDED" if code == 0 else result
-        else:
+        elif command == "sweep":
             runs = [r["status"] for r in result["workflows"].values()]
             say(f"    {result['outcome']}: {len(runs)} users' workflows, {', '.join(sorted(set(runs)))}; "
                 f"rooms aligned: {', '.join(names.get(r, r) for r in result['aligned']) or 'none'}; "
                 f"findings left for a person: {in_words(result['summary']['findings'])}")
             outcomes["Day one: go live"] = "SUCCEEDED" if set(runs) == {"SUCCEEDED"} and result["aligned"] else result
+        else:
+            sys.exit(f"demo: the README's runbook has a command the demo does not know how to read: {shlex.join(args)}")
     level = local["roles"]["staff"][0]["power_level"]
     for name in STAFF:  # the bot can never lower a peer: each does it, as anyone may in a client
         cli("lower-own-level", "--sub", sub_of(name), "--room", "staff", "--level", str(level))

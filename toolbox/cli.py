@@ -177,13 +177,15 @@ def pool_client(args: argparse.Namespace):
 
 
 def program() -> str:
-    """The tool as it was typed when that is not what `chat-provisioning` finds on PATH (run as
+    """The tool by its path when `chat-provisioning` on PATH is not this one (run as
     `.venv/bin/chat-provisioning`, the venv not activated): a suggestion pasted runs this one."""
     typed = sys.argv[0]
     if Path(typed).name != "chat-provisioning" or os.sep not in typed:
         return "chat-provisioning"
     on_path = shutil.which("chat-provisioning")
-    return "chat-provisioning" if on_path and Path(on_path).resolve() == Path(typed).resolve() else shlex.quote(typed)
+    if on_path and Path(on_path).resolve() == Path(typed).resolve():
+        return "chat-provisioning"
+    return shlex.quote(str(Path(typed).absolute()))  # pasted from anywhere, as --state-dir is
 
 
 def invoked_as(args: argparse.Namespace) -> str:

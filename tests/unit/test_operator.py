@@ -2,6 +2,7 @@
 metric's dimensions, which come from an execution's input (whatever its starter sent)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -119,7 +120,7 @@ def test_an_import_file_that_is_not_reviewed_proposals_is_refused_before_any_aws
 
 
 @pytest.mark.parametrize("typed, on_path, suggested", [
-    (".venv/bin/chat-provisioning", None, ".venv/bin/chat-provisioning"),  # the venv not activated
+    (".venv/bin/chat-provisioning", None, f"{Path.cwd()}/.venv/bin/chat-provisioning"),  # not activated
     (".venv/bin/chat-provisioning", ".venv/bin/chat-provisioning", "chat-provisioning"),  # activated
     ("chat-provisioning", "/usr/local/bin/chat-provisioning", "chat-provisioning"),
     ("/opt/my tools/chat-provisioning", None, "'/opt/my tools/chat-provisioning'")])

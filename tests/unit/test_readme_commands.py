@@ -31,17 +31,25 @@ FORMS = {
         ["import-groups", "--apply", "groups.json"]],
     "chat-provisioning attach-trigger --user-pool-id ... --function-arn ... [--apply]": [
         ["attach-trigger", "--user-pool-id", "us-east-1_abc", "--function-arn", "arn:aws:lambda:x", "--apply"]],
+    "chat-provisioning attach-trigger --user-pool-id us-east-1_knEL7cqS3 --function-arn <PostConfirmationFunctionArn "
+    "output>": [["attach-trigger", "--user-pool-id", "us-east-1_knEL7cqS3", "--function-arn", "arn:aws:lambda:x"]],
+    "chat-provisioning attach-trigger ... --apply": [
+        ["attach-trigger", "--user-pool-id", "us-east-1_knEL7cqS3", "--function-arn", "arn:aws:lambda:x", "--apply"]],
 }
-
-
-def blocks() -> list[str]:
-    return re.findall(r"^```(?:sh|text)\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+# A fenced block, indented (in a list) or not.
+FENCE = re.compile(r"^( *)```(?:sh|text)\n(.*?)^\1```", flags=re.S | re.M)
 
 
 def shown() -> list[str]:
-    """Each line of a README block that runs the tool, its comment and prompt left out."""
-    lines = (line.split("  #", 1)[0].removeprefix("$ ").strip() for block in blocks() for line in block.splitlines())
-    return [line for line in lines if line.startswith("chat-provisioning ")]
+    """Each command of a README block that runs the tool (continued lines joined), without its
+    comment, prompt or `.venv/bin/`."""
+    commands = []
+    for _, block in FENCE.findall(README.read_text()):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            line = line.split("  #", 1)[0].strip().removeprefix("$ ").removeprefix(".venv/bin/")
+            if line.startswith("chat-provisioning "):
+                commands.append(" ".join(line.split()))
+    return commands
 
 
 def runbook() -> set[str]:
