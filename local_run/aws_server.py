@@ -173,22 +173,32 @@ def role_credentials(role_arn: str) -> dict:
     return json.loads((CONTROL_DIR / "role-credentials.json").read_text())[role_arn]
 
 
+def once_per(key_of):
+    """A function whose answer depends on key_of(*its arguments) alone, made once per key and
+    kept: what moto makes again at every call (below) though the answer never changes."""
+    def wrap(make):
+        made: dict = {}
+        lock = threading.Lock()
+
+        @functools.wraps(make)
+        def kept(*args, **kwargs):
+            key = key_of(*args, **kwargs)
+            with lock:
+                if key not in made:
+                    made[key] = make(*args, **kwargs)
+                return made[key]
+        return kept
+    return wrap
+
+
 class SignedAsAdmin:
     """boto3 for moto's Step Functions interpreter, which signs with a key no identity has.
     It asks for a new client at every Task, and making one is costly; one per service and
     endpoint serves them all (boto3's clients are thread-safe)."""
-    _clients: dict[tuple, object] = {}
-    _lock = threading.Lock()
-
-    @classmethod
-    def client(cls, *, service_name: str, region_name: str, endpoint_url: str | None = None, **kwargs):
-        credentials = admin_credentials()
-        key = (service_name, region_name, endpoint_url)
-        with cls._lock:
-            if key not in cls._clients:
-                cls._clients[key] = boto3.client(service_name=service_name, region_name=region_name,
-                                                 endpoint_url=endpoint_url, **{**kwargs, **credentials})
-            return cls._clients[key]
+    @staticmethod
+    @once_per(lambda *, service_name, region_name, endpoint_url=None, **_: (service_name, region_name, endpoint_url))
+    def client(**kwargs):
+        return boto3.client(**{**kwargs, **admin_credentials()})
 
 
 def with_call_resources(authorize):
@@ -359,35 +369,6 @@ def with_redrive_history(get_history):
     return history
 
 
-def with_parsed_definitions(get_entrypoint):
-    """moto parses a state machine's ASL again at every execution (antlr, costly); the program
-    it makes holds no execution's state (each runs in an environment of its own), so one per
-    definition serves every execution of it."""
-    programs: dict[str, object] = {}
-    lock = threading.Lock()
-
-    def entrypoint(self):
-        definition = self._evaluation_details.state_machine_details.definition
-        with lock:
-            if definition not in programs:
-                programs[definition] = get_entrypoint(self)
-            return programs[definition]
-    return entrypoint
-
-
-def with_known_hosts(get_backend_for_host):
-    """moto finds a request's service by listing its package's folders and trying its URL
-    patterns, hundreds, at every request and under the lock every request takes; the answer
-    for a host never changes."""
-    known: dict[str | None, object] = {}
-
-    def backend_for_host(self, host: str | None):
-        if host not in known:
-            known[host] = get_backend_for_host(self, host)
-        return known[host]
-    return backend_for_host
-
-
 def with_api_names(service_class):
     """The startExecution.sync:2 integration with the Step Functions API's own parameter and
     answer names (moto's LocalStack-derived code leaves the conversion out)."""
@@ -428,13 +409,19 @@ def serve(port: int, state_dir: Path) -> None:
     LambdaFunction._invoke_lambda = invoke
     StateTaskLambda._from_error = with_aws_error_names(StateTaskLambda._from_error)
     ExecutionWorker._get_evaluation_environment = with_redrive_context(ExecutionWorker._get_evaluation_environment)
-    ExecutionWorker._get_evaluation_entrypoint = with_parsed_definitions(ExecutionWorker._get_evaluation_entrypoint)
+    # moto parses a state machine's ASL again at every execution (antlr, costly); the program it
+    # makes holds no execution's state (each runs in an environment of its own).
+    ExecutionWorker._get_evaluation_entrypoint = once_per(
+        lambda worker: worker._evaluation_details.state_machine_details.definition)(
+        ExecutionWorker._get_evaluation_entrypoint)
     with_api_names(StateTaskServiceSfn)
     StepFunctionResponse.redrive_execution = redrive_execution
     StepFunctionResponse.describe_execution = with_redrive_fields(StepFunctionResponse.describe_execution)
     StepFunctionsParserBackend.get_execution_history = with_redrive_history(
         StepFunctionsParserBackend.get_execution_history)
-    DomainDispatcherApplication.get_backend_for_host = with_known_hosts(
+    # moto finds a request's service by listing its package's folders and trying its URL patterns,
+    # hundreds, at every request, under the lock every request takes; a host's never changes.
+    DomainDispatcherApplication.get_backend_for_host = once_per(lambda app, host: host)(
         DomainDispatcherApplication.get_backend_for_host)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request: errors only
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
