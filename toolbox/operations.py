@@ -191,11 +191,11 @@ def outcomes(exited: dict) -> str:
     """What a SyncUser step did, from the state it hands on (its actions): ": created",
     ": joined ×2", ": skipped:no_matrix_user"; nothing for a state that records none."""
     try:
-        actions = json.loads(exited.get("output") or "{}").get("actions") or []
+        actions = json.loads(exited.get("output") or "{}").get("actions")
     except (ValueError, AttributeError):  # not a step's state
         return ""
-    done = Counter(str(a.get("outcome")) for a in actions if isinstance(actions, list) and isinstance(a, dict)
-                   and a.get("step") == exited["name"])
+    done = Counter(str(a.get("outcome")) for a in (actions if isinstance(actions, list) else [])
+                   if isinstance(a, dict) and a.get("step") == exited["name"])
     return (": " + ", ".join(f"{o} ×{n}" if n > 1 else o for o, n in done.items())) if done else ""
 
 
